@@ -1,0 +1,191 @@
+//! The radio boundary: what the engine hands to a modem and what comes back.
+//!
+//! A [`Modem`] takes [`Command`]s; results come back into the engine as [`ModemEvent`]s, each
+//! naming the part it is about by a [`PartKey`]. On Android the modem is the Kotlin shell,
+//! reached through a [`CommandQueue`] that a Kotlin thread drains with a blocking pull; in
+//! tests and the demo it is the simulated radio (`sim_modem`).
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use simrelay_protocol::Millis;
+
+/// Hand one recipient's text to the radio, on one subscription.
+///
+/// `attempt` grows with each hand-over of the same recipient, so that results of an earlier
+/// attempt are told apart from the current one.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SendCommand {
+    pub message_id: String,
+    pub idx: u32,
+    pub attempt: u32,
+    /// Android subscription id.
+    pub sim: i32,
+    pub to: String,
+    pub text: String,
+    /// The engine's estimate; the device's own `divideMessage` count wins.
+    pub parts: u32,
+    pub delivery_report: bool,
+}
+
+impl SendCommand {
+    pub fn key(&self, part: u32) -> PartKey {
+        PartKey {
+            message_id: self.message_id.clone(),
+            idx: self.idx,
+            attempt: self.attempt,
+            part,
+        }
+    }
+}
+
+/// What the engine asks of the shell.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    Send(SendCommand),
+    /// Read the SIM list again and report it.
+    RefreshSims,
+}
+
+/// Names one part of one attempt of one recipient.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartKey {
+    pub message_id: String,
+    pub idx: u32,
+    pub attempt: u32,
+    /// 0-based part index.
+    pub part: u32,
+}
+
+/// Android's `Activity.RESULT_OK`, the sent-intent result code of success.
+pub const RESULT_OK: i32 = -1;
+
+/// What the radio reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModemEvent {
+    /// A part's sent-intent fired. `parts` is the device's count of parts for this attempt.
+    Sent {
+        key: PartKey,
+        parts: u32,
+        result: i32,
+        error_code: Option<i32>,
+    },
+    /// A part's delivery intent fired with the raw status-report PDU.
+    Report {
+        key: PartKey,
+        pdu: Vec<u8>,
+        format: String,
+    },
+    /// An SMS arrived (multipart already reassembled by Android).
+    Incoming {
+        sim: Option<i32>,
+        from: String,
+        text: String,
+        sent_at: Option<Millis>,
+    },
+}
+
+/// The radio. `transmit` must not block; outcomes arrive later as [`ModemEvent`]s.
+pub trait Modem: Send {
+    fn transmit(&mut self, command: Command);
+}
+
+/// A modem that queues commands for a puller on another thread (the Android shell).
+#[derive(Debug, Default)]
+pub struct CommandQueue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    commands: VecDeque<Command>,
+    closed: bool,
+}
+
+/// What [`CommandQueue::next`] returns.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    Command(Command),
+    Timeout,
+    Closed,
+}
+
+impl CommandQueue {
+    pub fn push(&self, command: Command) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !state.closed {
+            state.commands.push_back(command);
+            self.ready.notify_one();
+        }
+    }
+
+    /// Waits up to `timeout` for a command. Returns `Closed` once [`close`](Self::close) ran.
+    pub fn next(&self, timeout: Duration) -> Next {
+        let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut state, _) = self
+            .ready
+            .wait_timeout_while(guard, timeout, |s| s.commands.is_empty() && !s.closed)
+            .unwrap_or_else(|e| e.into_inner());
+        if state.closed {
+            return Next::Closed;
+        }
+        state
+            .commands
+            .pop_front()
+            .map_or(Next::Timeout, Next::Command)
+    }
+
+    /// Wakes every waiter; later calls to `next` return `Closed`.
+    pub fn close(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.closed = true;
+        self.ready.notify_all();
+    }
+
+    pub fn len(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .commands
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Modem for std::sync::Arc<CommandQueue> {
+    fn transmit(&mut self, command: Command) {
+        self.push(command);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn queue_times_out_delivers_and_closes() {
+        let q = Arc::new(CommandQueue::default());
+        assert_eq!(q.next(Duration::from_millis(1)), Next::Timeout);
+        q.push(Command::RefreshSims);
+        assert_eq!(
+            q.next(Duration::from_millis(1)),
+            Next::Command(Command::RefreshSims)
+        );
+        let waiter = {
+            let q = q.clone();
+            std::thread::spawn(move || q.next(Duration::from_secs(600)))
+        };
+        q.close();
+        assert_eq!(waiter.join().expect("waiter thread"), Next::Closed);
+        q.push(Command::RefreshSims);
+        assert!(q.is_empty(), "a closed queue takes nothing");
+    }
+}

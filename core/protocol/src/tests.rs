@@ -1,0 +1,133 @@
+use super::*;
+
+fn message() -> OutboundMessage {
+    OutboundMessage {
+        id: "m1".into(),
+        recipients: vec![Recipient {
+            idx: 0,
+            to: "+15551230001".into(),
+        }],
+        text: "hi".into(),
+        priority: 0,
+        valid_until: None,
+        schedule_at: Some(1_700_000_000_000),
+        sim: Some(3),
+        delivery_report: true,
+        resend_unknown: false,
+    }
+}
+
+#[test]
+fn frames_round_trip() {
+    let frames = vec![
+        RelayFrame::Welcome {
+            version: PROTOCOL_VERSION,
+            phone_id: "p1".into(),
+            acked: 7,
+            heartbeat_ms: 15_000,
+        },
+        RelayFrame::Send {
+            seq: 1,
+            message: message(),
+        },
+        RelayFrame::Cancel {
+            seq: 2,
+            message_id: "m1".into(),
+        },
+        RelayFrame::Ack { seq: 9 },
+    ];
+    for f in frames {
+        assert_eq!(decode_relay_frame(&encode(&f)).expect("decodes"), f);
+    }
+    let event = PhoneFrame::Event {
+        seq: 4,
+        event: Event::Recipient(RecipientUpdate {
+            message_id: "m1".into(),
+            idx: 0,
+            state: RecipientState::Delivered,
+            at: 5,
+            reason: None,
+            code: None,
+            sim: Some(1),
+            parts: 2,
+            parts_sent: 2,
+            parts_delivered: 2,
+            unsent: false,
+        }),
+    };
+    assert_eq!(decode_phone_frame(&encode(&event)).expect("decodes"), event);
+}
+
+#[test]
+fn wire_shape_is_tagged_by_type() {
+    let json = encode(&PhoneFrame::Ack { seq: 3 });
+    assert_eq!(json, r#"{"type":"ack","seq":3}"#);
+    let hello = r#"{"type":"hello","version":1,"token":"t","acked":0,
+        "status":{"sims":[],"queue_depth":0,"app_version":"1"}}"#;
+    assert!(matches!(
+        decode_phone_frame(hello),
+        Ok(PhoneFrame::Hello { acked: 0, .. })
+    ));
+}
+
+#[test]
+fn defaults_apply_to_optional_message_fields() {
+    let json = r#"{"type":"send","seq":1,"message":{"id":"a","recipients":[{"idx":0,"to":"+1555"}],"text":"x"}}"#;
+    let Ok(RelayFrame::Send { message, .. }) = decode_relay_frame(json) else {
+        panic!("send frame expected")
+    };
+    assert!(message.delivery_report);
+    assert!(!message.resend_unknown);
+    assert_eq!(message.priority, 0);
+    assert_eq!(message.sim, None);
+}
+
+#[test]
+fn unknown_fields_and_types_are_refused() {
+    for bad in [
+        r#"{"type":"ack","seq":1,"extra":true}"#,
+        r#"{"type":"nope","seq":1}"#,
+        r#"{"seq":1}"#,
+        r#"{"type":"ack","seq":-1}"#,
+        r#"{"type":"ack","seq":"1"}"#,
+        r#"{"type":"event","seq":1,"event":{"kind":"incoming","id":"i","from":"x","text":"t","received_at":1,"bogus":1}}"#,
+        r#"{"type":"ack""#,
+        "",
+    ] {
+        assert!(decode_phone_frame(bad).is_err(), "accepted: {bad}");
+    }
+    assert!(
+        decode_relay_frame(
+            r#"{"type":"send","seq":1,"message":{"id":"a","recipients":[],"text":"x","color":"red"}}"#
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn oversized_frames_are_refused_before_parsing() {
+    let big = format!(
+        r#"{{"type":"heartbeat","at":1,"pad":"{}"}}"#,
+        "x".repeat(MAX_FRAME_BYTES)
+    );
+    assert!(matches!(
+        decode_phone_frame(&big),
+        Err(DecodeError::TooLarge(_))
+    ));
+}
+
+#[test]
+fn final_states() {
+    use RecipientState::*;
+    for s in [Delivered, Failed, Expired, Cancelled] {
+        assert!(s.is_final());
+    }
+    for s in [Queued, Sending, Sent, Unknown] {
+        assert!(!s.is_final());
+    }
+    for s in [
+        Queued, Sending, Sent, Delivered, Failed, Expired, Cancelled, Unknown,
+    ] {
+        assert_eq!(RecipientState::parse(s.as_str()), Some(s));
+    }
+}

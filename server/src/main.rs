@@ -1,0 +1,3 @@
+//! The `simrelay` binary.
+
+fn main() {}
