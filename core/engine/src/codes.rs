@@ -112,7 +112,12 @@ const CODES: &[Code] = &[
     c(118, "RESULT_RIL_NO_RESOURCES", T, false),
     c(119, "RESULT_RIL_CANCELLED", T, false),
     c(120, "RESULT_RIL_SIM_ABSENT", P, true),
-    c(121, "RESULT_RIL_SIMULTANEOUS_SMS_AND_CALL_NOT_ALLOWED", T, false),
+    c(
+        121,
+        "RESULT_RIL_SIMULTANEOUS_SMS_AND_CALL_NOT_ALLOWED",
+        T,
+        false,
+    ),
     c(122, "RESULT_RIL_ACCESS_BARRED", P, true),
     c(123, "RESULT_RIL_BLOCKED_DUE_TO_CALL", T, false),
     c(124, "RESULT_RIL_GENERIC_ERROR", T, false),
@@ -169,7 +174,12 @@ mod tests {
     #[test]
     fn table_is_sorted_and_unique() {
         for pair in CODES.windows(2) {
-            assert!(pair[0].value < pair[1].value, "{} before {}", pair[0].name, pair[1].name);
+            assert!(
+                pair[0].value < pair[1].value,
+                "{} before {}",
+                pair[0].name,
+                pair[1].name
+            );
         }
         assert_eq!(CODES.len(), 1 + 34 + 39);
     }
@@ -207,7 +217,12 @@ mod tests {
     fn named_examples() {
         let cases = [
             (RESULT_OK, "RESULT_OK", Class::Ok, false),
-            (RESULT_CANCELED, "RESULT_ERROR_NONE", Class::Transient, false),
+            (
+                RESULT_CANCELED,
+                "RESULT_ERROR_NONE",
+                Class::Transient,
+                false,
+            ),
             (1, "RESULT_ERROR_GENERIC_FAILURE", Class::Transient, false),
             (2, "RESULT_ERROR_RADIO_OFF", Class::Transient, true),
             (4, "RESULT_ERROR_NO_SERVICE", Class::Transient, true),
@@ -221,11 +236,26 @@ mod tests {
             (11, "RESULT_INVALID_ARGUMENTS", Class::Permanent, false),
             (18, "RESULT_ENCODING_ERROR", Class::Permanent, false),
             (19, "RESULT_INVALID_SMSC_ADDRESS", Class::Permanent, true),
-            (101, "RESULT_RIL_SMS_SEND_FAIL_RETRY", Class::Transient, false),
-            (106, "RESULT_RIL_REQUEST_RATE_LIMITED", Class::Transient, false),
+            (
+                101,
+                "RESULT_RIL_SMS_SEND_FAIL_RETRY",
+                Class::Transient,
+                false,
+            ),
+            (
+                106,
+                "RESULT_RIL_REQUEST_RATE_LIMITED",
+                Class::Transient,
+                false,
+            ),
             (120, "RESULT_RIL_SIM_ABSENT", Class::Permanent, true),
             (122, "RESULT_RIL_ACCESS_BARRED", Class::Permanent, true),
-            (128, "RESULT_RIL_SUBSCRIPTION_NOT_AVAILABLE", Class::Permanent, true),
+            (
+                128,
+                "RESULT_RIL_SUBSCRIPTION_NOT_AVAILABLE",
+                Class::Permanent,
+                true,
+            ),
             (132, "RESULT_RIL_SIM_BUSY", Class::Transient, true),
             (133, "RESULT_RIL_SIM_FULL", Class::Permanent, true),
             (134, "RESULT_RIL_NO_SUBSCRIPTION", Class::Permanent, true),
