@@ -204,6 +204,7 @@ pub fn parts(text: &str) -> Parts<'_> {
         rest: text,
         encoding,
         units,
+        // usize::MAX: a single part, no cut.
         limit: if units <= single { usize::MAX } else { multi },
         first: true,
     }
@@ -230,6 +231,7 @@ impl<'a> Iterator for Parts<'a> {
         }
         self.first = false;
         let cut = match self.encoding {
+            _ if self.limit == usize::MAX => self.rest.len(),
             Encoding::Gsm7 => cut_gsm7(self.rest, self.limit),
             Encoding::Ucs2 => cut_ucs2(self.rest, self.limit),
         };
