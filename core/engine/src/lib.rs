@@ -2,14 +2,34 @@
 //!
 //! It owns the durable queue (SQLite), per-SIM pacing, retries, segmentation, delivery-report
 //! parsing, the event outbox and the link to the relay. The state machine ([`Engine`]) is
-//! sans-IO: every call takes `now` and returns what to do, so tests run on virtual time. The
-//! async shell ([`phone`]) drives it with tokio and a [`Modem`]: the Android shell through a
-//! [`CommandQueue`], or the simulated radio ([`sim_modem`]) in tests and the demo.
+//! sans-IO: every call takes `now` and commits before it returns, so tests run on virtual
+//! time and a kill at any point loses nothing. The async shell ([`phone`]) drives it with
+//! tokio and a [`Modem`]: the Android shell through a [`CommandQueue`], or the simulated
+//! radio ([`sim_modem`]) in tests and the demo.
 
+pub mod clock;
 pub mod codes;
+pub mod config;
+mod dispatch;
+mod engine;
+pub mod error;
+pub mod link;
 pub mod modem;
+mod outbox;
+pub mod pacing;
 pub mod pdu;
+pub mod phone;
+mod results;
+mod schema;
 pub mod segment;
+pub mod sim_modem;
 
+pub use config::EngineConfig;
+pub use engine::{
+    Engine, EngineStatus, MAX_RECIPIENTS, MAX_TEXT_CHARS, Origin, RecipientView, SimConfig,
+    Submitted, is_e164, validate,
+};
+pub use error::{Error, Result};
 pub use modem::{Command, CommandQueue, Modem, ModemEvent, Next, PartKey, SendCommand};
+pub use outbox::{RelayOp, incoming_id};
 pub use simrelay_protocol as protocol;

@@ -88,8 +88,11 @@ pub enum ModemEvent {
     },
 }
 
-/// The radio. `transmit` must not block; outcomes arrive later as [`ModemEvent`]s.
+/// The radio. `transmit` must not block; outcomes arrive later as [`ModemEvent`]s, fed to
+/// the phone through the [`PhoneHandle`](crate::phone::PhoneHandle) given to `attach`.
 pub trait Modem: Send {
+    /// Called once when the phone starts, before any `transmit`.
+    fn attach(&mut self, _phone: crate::phone::PhoneHandle) {}
     fn transmit(&mut self, command: Command);
 }
 

@@ -1,0 +1,208 @@
+//! Handing queued recipients to the radio: order (priority, then arrival), validity,
+//! schedule time, relay acceptance, SIM choice and per-SIM pace. A recipient is marked
+//! `sending` durably *before* its command is returned, so a crash can never hand it over
+//! twice: at worst it is handed over zero times and ends `unknown`.
+
+use rusqlite::{Transaction, params};
+use simrelay_protocol::{Millis, RecipientState};
+
+use crate::config::EXPEDITED_PRIORITY;
+use crate::engine::{Engine, emit_recipient, set_state};
+use crate::error::Result;
+use crate::modem::SendCommand;
+use crate::pacing::{SimPace, Wait};
+
+/// Rows looked at per dispatch; the rest wait for the next call.
+const SCAN: i64 = 512;
+
+struct Candidate {
+    message_id: String,
+    idx: u32,
+    dest: String,
+    parts: u32,
+    attempt: u32,
+    body: String,
+    sim: Option<i32>,
+    priority: i32,
+    delivery_report: bool,
+    valid_until: Millis,
+}
+
+impl Engine {
+    /// Commands for the radio that are due at `now`, already recorded as handed over.
+    pub fn due(&mut self, now: Millis) -> Result<Vec<SendCommand>> {
+        let jitter: Vec<f64> = (0..SCAN).map(|_| self.jitter()).collect();
+        let config = self.config.clone();
+        let tx = self.conn.transaction()?;
+        let acked = crate::outbox::acked_in(&tx)?;
+        let mut sims = load_sims(&tx, &config)?;
+        let candidates = candidates(&tx, now, acked)?;
+        let mut out = Vec::new();
+        let mut wait: Option<Millis> = None;
+        for (c, jitter) in candidates.into_iter().zip(jitter) {
+            if c.valid_until <= now {
+                set_state(
+                    &tx,
+                    &c.message_id,
+                    c.idx,
+                    RecipientState::Expired,
+                    Some("valid_until"),
+                    None,
+                    None,
+                    now,
+                )?;
+                continue;
+            }
+            let expedited = c.priority >= EXPEDITED_PRIORITY;
+            // The SIM idle the longest among those with pace left.
+            let mut best: Option<(usize, Millis)> = None;
+            for (i, s) in sims.iter_mut().enumerate() {
+                if c.sim.is_some_and(|want| want != s.sub_id) {
+                    continue;
+                }
+                match s.check(c.parts, expedited, now, &config) {
+                    Ok(()) if best.is_none_or(|(_, t)| s.next_free_at < t) => {
+                        best = Some((i, s.next_free_at));
+                    }
+                    Ok(()) => {}
+                    Err(Wait::Until(t)) => wait = Some(wait.map_or(t, |w| w.min(t))),
+                }
+            }
+            let Some((i, _)) = best else {
+                if sims.iter().all(|s| s.next_free_at > now) {
+                    break;
+                }
+                continue;
+            };
+            let sim = &mut sims[i];
+            sim.charge(c.parts, expedited, now, jitter, &config);
+            let attempt = c.attempt + 1;
+            tx.execute(
+                "UPDATE recipients SET state = 'sending', attempt = ?3, sim = ?4,
+                    parts_sent = 0, parts_delivered = 0, reason = NULL, code = NULL,
+                    deadline = ?5, updated_at = ?6
+                 WHERE message_id = ?1 AND idx = ?2",
+                params![
+                    c.message_id,
+                    c.idx,
+                    attempt,
+                    sim.sub_id,
+                    now + config.sent_timeout_ms,
+                    now
+                ],
+            )?;
+            emit_recipient(&tx, &c.message_id, c.idx, now)?;
+            out.push(SendCommand {
+                message_id: c.message_id,
+                idx: c.idx,
+                attempt,
+                sim: sim.sub_id,
+                to: c.dest,
+                text: c.body,
+                parts: c.parts,
+                delivery_report: c.delivery_report,
+            });
+        }
+        if !out.is_empty() {
+            store_sims(&tx, &sims)?;
+        }
+        tx.commit()?;
+        self.pace_wait = wait;
+        Ok(out)
+    }
+
+    /// When the engine next has something to do on its own (a send, a retry, a deadline),
+    /// assuming nothing arrives before. `None`: nothing until an input arrives.
+    pub fn next_wakeup(&self, now: Millis) -> Result<Option<Millis>> {
+        let acked = crate::outbox::acked_in(&self.conn)?;
+        let deadline: Option<Millis> = self.conn.query_row(
+            "SELECT MIN(deadline) FROM recipients WHERE deadline IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        let ready: Option<Millis> = self.conn.query_row(
+            "SELECT MIN(next_at) FROM recipients
+             WHERE state = 'queued' AND (accept_seq IS NULL OR accept_seq <= ?1)",
+            [acked as i64],
+            |r| r.get(0),
+        )?;
+        let has_sims: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sims WHERE active = 1)",
+            [],
+            |r| r.get(0),
+        )?;
+        let send = match ready {
+            Some(t) if t > now => Some(t),
+            // Due now but the last dispatch left it queued: the pace decides.
+            Some(_) if has_sims => Some(self.pace_wait.unwrap_or(now).max(now)),
+            _ => None,
+        };
+        Ok([deadline, send].into_iter().flatten().min())
+    }
+}
+
+fn candidates(tx: &Transaction<'_>, now: Millis, acked: u64) -> Result<Vec<Candidate>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT r.message_id, r.idx, r.dest, r.parts, r.attempt, m.body, m.sim, r.priority,
+                m.delivery_report, m.valid_until
+         FROM recipients r JOIN messages m ON m.id = r.message_id
+         WHERE r.state = 'queued' AND r.next_at <= ?1
+           AND (r.accept_seq IS NULL OR r.accept_seq <= ?2)
+         ORDER BY r.priority DESC, r.rowid
+         LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![now, acked as i64, SCAN], |r| {
+        Ok(Candidate {
+            message_id: r.get(0)?,
+            idx: r.get(1)?,
+            dest: r.get(2)?,
+            parts: r.get(3)?,
+            attempt: r.get(4)?,
+            body: r.get(5)?,
+            sim: r.get(6)?,
+            priority: r.get(7)?,
+            delivery_report: r.get(8)?,
+            valid_until: r.get(9)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn load_sims(tx: &Transaction<'_>, config: &crate::EngineConfig) -> Result<Vec<SimPace>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT sub_id, parts_per_minute, daily_cap, next_free_at, day, sent_today,
+                expedited_today
+         FROM sims WHERE active = 1 ORDER BY sub_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(SimPace {
+            sub_id: r.get(0)?,
+            parts_per_minute: r
+                .get::<_, Option<u32>>(1)?
+                .unwrap_or(config.parts_per_minute),
+            daily_cap: r.get::<_, Option<u32>>(2)?.unwrap_or(config.daily_cap),
+            next_free_at: r.get(3)?,
+            day: r.get(4)?,
+            sent_today: r.get(5)?,
+            expedited_today: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn store_sims(tx: &Transaction<'_>, sims: &[SimPace]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE sims SET next_free_at = ?2, day = ?3, sent_today = ?4, expedited_today = ?5
+         WHERE sub_id = ?1",
+    )?;
+    for s in sims {
+        stmt.execute(params![
+            s.sub_id,
+            s.next_free_at,
+            s.day,
+            s.sent_today,
+            s.expedited_today
+        ])?;
+    }
+    Ok(())
+}

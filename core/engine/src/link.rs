@@ -1,0 +1,410 @@
+//! The phone's link to the relay: a WebSocket (TLS via rustls, or plain `ws://` on loopback)
+//! speaking `simrelay-protocol` frames.
+//!
+//! It reconnects forever with exponential backoff and jitter. On every connect it says
+//! `hello` with the highest relay frame it has applied, drops the events the relay's
+//! `welcome` says are stored, and resends the rest of the outbox in order. Relay frames are
+//! applied durably (one transaction per batch) before they are acknowledged. Heartbeats go
+//! both ways; a link silent for three intervals is dropped and redialled.
+//!
+//! A relay with a self-signed certificate is trusted by pinning the SHA-256 of its
+//! certificate (taken at pairing), not by a CA.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use rand::Rng;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use sha2::{Digest, Sha256};
+use simrelay_protocol::{
+    MAX_FRAME_BYTES, PROTOCOL_VERSION, PhoneFrame, RelayFrame, WS_PATH, decode_relay_frame, encode,
+};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::outbox::RelayOp;
+use crate::phone::{LinkConfig, LinkState, PhoneHandle};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Events sent per batch.
+const EVENT_BATCH: usize = 256;
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why a link attempt ended. Texts never carry tokens, numbers or bodies.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("relay URL must start with ws:// or wss://")]
+    BadUrl,
+    #[error("certificate pin must be 64 hex characters")]
+    BadPin,
+    #[error("connect: {0}")]
+    Connect(String),
+    #[error("relay refused: {code}: {message}")]
+    Refused { code: String, message: String },
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("no frame from the relay in time")]
+    Timeout,
+    #[error("link closed")]
+    Closed,
+    #[error(transparent)]
+    Core(#[from] crate::Error),
+}
+
+/// What pairing returns: the phone's id and its device token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paired {
+    pub phone_id: String,
+    pub token: String,
+}
+
+/// Exchanges a one-time pairing code for a device token.
+pub async fn pair(
+    url: &str,
+    code: &str,
+    name: Option<&str>,
+    pin_sha256: Option<&str>,
+) -> Result<Paired, LinkError> {
+    let mut ws = connect(url, pin_sha256).await?;
+    let frame = PhoneFrame::Pair {
+        version: PROTOCOL_VERSION,
+        code: code.trim().to_string(),
+        name: name.map(str::to_string),
+    };
+    send(&mut ws, &frame).await?;
+    let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, next_frame(&mut ws))
+        .await
+        .map_err(|_| LinkError::Timeout)??;
+    let _ = ws.close(None).await;
+    match answer {
+        RelayFrame::Paired { phone_id, token } => Ok(Paired { phone_id, token }),
+        RelayFrame::Error { code, message } => Err(LinkError::Refused { code, message }),
+        _ => Err(LinkError::Protocol("expected paired".into())),
+    }
+}
+
+/// Runs the link until the phone shuts down.
+pub(crate) async fn run(phone: PhoneHandle, config: LinkConfig) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        set_state(&phone, LinkState::Connecting, None);
+        let result = tokio::select! {
+            r = session(&phone, &config) => r,
+            () = phone.closed() => return,
+        };
+        let error = match result {
+            Ok(()) => {
+                backoff = BACKOFF_MIN;
+                None
+            }
+            Err(e) => {
+                log::warn!("link: {e}");
+                Some(e.to_string())
+            }
+        };
+        set_state(&phone, LinkState::Offline, error);
+        let jitter = rand::rng().random_range(0.5..=1.0);
+        tokio::select! {
+            () = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
+            () = phone.closed() => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+fn set_state(phone: &PhoneHandle, state: LinkState, error: Option<String>) {
+    let mut link = phone.shared.link.lock().unwrap_or_else(|e| e.into_inner());
+    link.state = state;
+    if error.is_some() {
+        link.last_error = error;
+    }
+}
+
+/// One connection, from hello to drop. `Ok` when the relay closed it cleanly after welcome.
+async fn session(phone: &PhoneHandle, config: &LinkConfig) -> Result<(), LinkError> {
+    let mut ws = connect(&config.url, config.pin_sha256.as_deref()).await?;
+    let acked_relay = phone.with_engine(|e, _| e.relay_seq())?;
+    let hello = PhoneFrame::Hello {
+        version: PROTOCOL_VERSION,
+        token: config.token.clone(),
+        acked: acked_relay,
+        status: phone.phone_status()?,
+    };
+    send(&mut ws, &hello).await?;
+    let welcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, next_frame(&mut ws))
+        .await
+        .map_err(|_| LinkError::Timeout)??;
+    let (phone_id, acked, heartbeat_ms) = match welcome {
+        RelayFrame::Welcome {
+            phone_id,
+            acked,
+            heartbeat_ms,
+            ..
+        } => (phone_id, acked, heartbeat_ms),
+        RelayFrame::Error { code, message } => return Err(LinkError::Refused { code, message }),
+        _ => return Err(LinkError::Protocol("expected welcome".into())),
+    };
+    phone.with_engine(|e, _| e.ack_events(acked))?;
+    phone.shared.work.notify_one();
+    {
+        let mut link = phone.shared.link.lock().unwrap_or_else(|e| e.into_inner());
+        link.state = LinkState::Online;
+        link.phone_id = Some(phone_id);
+        link.last_error = None;
+    }
+    log::info!("link: online");
+    let heartbeat = Duration::from_millis(heartbeat_ms.clamp(1_000, 300_000));
+    let mut ticker = tokio::time::interval(heartbeat);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = tokio::time::Instant::now();
+    // Highest event seq written on this connection.
+    let mut sent = acked;
+    sent = send_events(phone, &mut ws, sent).await?;
+    loop {
+        tokio::select! {
+            msg = ws.next() => {
+                last_heard = tokio::time::Instant::now();
+                let Some(msg) = msg else { return Ok(()) };
+                let msg = msg.map_err(|e| LinkError::Connect(e.to_string()))?;
+                let Some(frame) = frame_of(msg)? else { continue };
+                let mut frames = vec![frame];
+                // Apply whatever else has already arrived in the same transaction.
+                while frames.len() < EVENT_BATCH {
+                    match ws.next().now_or_never() {
+                        Some(Some(Ok(msg))) => {
+                            if let Some(f) = frame_of(msg)? {
+                                frames.push(f);
+                            }
+                        }
+                        Some(Some(Err(e))) => return Err(LinkError::Connect(e.to_string())),
+                        Some(None) => return Ok(()),
+                        None => break,
+                    }
+                }
+                handle_frames(phone, &mut ws, frames).await?;
+            }
+            () = phone.shared.events.notified() => {
+                sent = send_events(phone, &mut ws, sent).await?;
+            }
+            () = phone.shared.status_changed.notified() => {
+                let status = phone.phone_status()?;
+                send(&mut ws, &PhoneFrame::Status { status }).await?;
+            }
+            _ = ticker.tick() => {
+                if last_heard.elapsed() > heartbeat * 3 {
+                    return Err(LinkError::Timeout);
+                }
+                let at = phone.now();
+                send(&mut ws, &PhoneFrame::Heartbeat { at }).await?;
+            }
+        }
+    }
+}
+
+fn frame_of(msg: Message) -> Result<Option<RelayFrame>, LinkError> {
+    match msg {
+        Message::Text(text) => decode_relay_frame(&text)
+            .map(Some)
+            .map_err(|e| LinkError::Protocol(e.to_string())),
+        Message::Close(_) => Err(LinkError::Closed),
+        _ => Ok(None),
+    }
+}
+
+async fn handle_frames(
+    phone: &PhoneHandle,
+    ws: &mut Ws,
+    frames: Vec<RelayFrame>,
+) -> Result<(), LinkError> {
+    let mut ops = Vec::new();
+    let mut acked = None;
+    for frame in frames {
+        match frame {
+            RelayFrame::Send { seq, message } => ops.push(RelayOp::Send { seq, message }),
+            RelayFrame::Cancel { seq, message_id } => ops.push(RelayOp::Cancel { seq, message_id }),
+            RelayFrame::Ack { seq } => acked = Some(acked.map_or(seq, |a: u64| a.max(seq))),
+            RelayFrame::Heartbeat { .. } => {}
+            RelayFrame::Error { code, message } => {
+                return Err(LinkError::Refused { code, message });
+            }
+            RelayFrame::Welcome { .. } | RelayFrame::Paired { .. } => {
+                return Err(LinkError::Protocol("unexpected handshake frame".into()));
+            }
+        }
+    }
+    if !ops.is_empty() {
+        // Sends and cancels first, in order, then the acknowledgement that may unlock
+        // acceptances: a cancel the relay sent before an ack is applied before it.
+        let applied = phone.with_engine(|e, now| e.apply_relay(&ops, now))?;
+        phone.shared.events.notify_one();
+        send(ws, &PhoneFrame::Ack { seq: applied }).await?;
+    }
+    if let Some(seq) = acked {
+        phone.with_engine(|e, _| e.ack_events(seq))?;
+        phone.shared.work.notify_one();
+    }
+    Ok(())
+}
+
+/// Writes every outbox event after `sent`; returns the new highest seq written.
+async fn send_events(phone: &PhoneHandle, ws: &mut Ws, mut sent: u64) -> Result<u64, LinkError> {
+    loop {
+        let batch = phone.with_engine(|e, _| e.events_after(sent, EVENT_BATCH))?;
+        let full = batch.len() == EVENT_BATCH;
+        for (seq, event) in batch {
+            ws.feed(Message::text(encode(&PhoneFrame::Event { seq, event })))
+                .await
+                .map_err(|e| LinkError::Connect(e.to_string()))?;
+            sent = seq;
+        }
+        ws.flush()
+            .await
+            .map_err(|e| LinkError::Connect(e.to_string()))?;
+        if !full {
+            return Ok(sent);
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, frame: &PhoneFrame) -> Result<(), LinkError> {
+    ws.send(Message::text(encode(frame)))
+        .await
+        .map_err(|e| LinkError::Connect(e.to_string()))
+}
+
+async fn next_frame(ws: &mut Ws) -> Result<RelayFrame, LinkError> {
+    loop {
+        match ws.next().await {
+            None => return Err(LinkError::Closed),
+            Some(Err(e)) => return Err(LinkError::Connect(e.to_string())),
+            Some(Ok(msg)) => {
+                if let Some(frame) = frame_of(msg)? {
+                    return Ok(frame);
+                }
+            }
+        }
+    }
+}
+
+/// Opens the WebSocket to `{url}/v1/link`.
+async fn connect(url: &str, pin_sha256: Option<&str>) -> Result<Ws, LinkError> {
+    let base = url.trim_end_matches('/');
+    let tls = if base.starts_with("wss://") {
+        true
+    } else if base.starts_with("ws://") {
+        false
+    } else {
+        return Err(LinkError::BadUrl);
+    };
+    let connector = if tls {
+        Some(Connector::Rustls(Arc::new(client_config(pin_sha256)?)))
+    } else {
+        None
+    };
+    let mut ws_config = WebSocketConfig::default();
+    ws_config.max_message_size = Some(MAX_FRAME_BYTES);
+    ws_config.max_frame_size = Some(MAX_FRAME_BYTES);
+    let target = format!("{base}{WS_PATH}");
+    let connecting =
+        tokio_tungstenite::connect_async_tls_with_config(target, Some(ws_config), true, connector);
+    let (ws, _) = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting)
+        .await
+        .map_err(|_| LinkError::Timeout)?
+        .map_err(|e| LinkError::Connect(e.to_string()))?;
+    Ok(ws)
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// TLS settings: the web's CAs, or only the certificate whose SHA-256 is pinned.
+pub fn client_config(pin_sha256: Option<&str>) -> Result<ClientConfig, LinkError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| LinkError::Connect(e.to_string()))?;
+    let config = match pin_sha256 {
+        Some(pin) => {
+            let pin = hex::decode(pin.trim().replace(':', ""))
+                .ok()
+                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                .ok_or(LinkError::BadPin)?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Pinned {
+                    pin,
+                    algorithms: provider().signature_verification_algorithms,
+                }))
+                .with_no_client_auth()
+        }
+        None => {
+            let roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    Ok(config)
+}
+
+/// Trusts exactly one certificate, by the SHA-256 of its DER encoding. The pin replaces CA
+/// and name checks; the handshake signature is still verified against that certificate.
+#[derive(Debug)]
+struct Pinned {
+    pin: [u8; 32],
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let digest: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        if digest == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "relay certificate does not match the pinned fingerprint".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Lowercase hex SHA-256 of a DER certificate: the pin a relay prints.
+pub fn fingerprint(cert_der: &[u8]) -> String {
+    hex::encode(Sha256::digest(cert_der))
+}

@@ -1,0 +1,251 @@
+//! The durable event outbox, the relay's frames, and incoming SMS.
+//!
+//! Every state change appends an event with a growing sequence number in the same
+//! transaction as the change. Events stay until the relay acknowledges them; the link resends
+//! everything after the relay's last acknowledgement on every reconnect. Frames from the
+//! relay are applied at most once by their own sequence number (`relay_seq`). Incoming SMS get
+//! an id derived from what Android re-broadcasts identically (subscription, sender, service
+//! centre time, body), so a re-broadcast after a reboot is recognised and keeps its id.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use sha2::{Digest, Sha256};
+use simrelay_protocol::{
+    Event, IncomingSms, Millis, OutboundMessage, RecipientState, RecipientUpdate,
+};
+
+use crate::engine::{Engine, Origin, Submitted, cancel_in};
+use crate::error::{Error, Result};
+
+/// A relay frame that changes the engine's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayOp {
+    Send { seq: u64, message: OutboundMessage },
+    Cancel { seq: u64, message_id: String },
+}
+
+impl RelayOp {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Send { seq, .. } | Self::Cancel { seq, .. } => *seq,
+        }
+    }
+}
+
+/// Longest incoming body and sender kept (Android hands over reassembled texts).
+const MAX_INCOMING_CHARS: usize = 50_000;
+
+pub(crate) fn push(tx: &Transaction<'_>, event: &Event) -> Result<u64> {
+    let json = serde_json::to_string(event)?;
+    tx.prepare_cached("INSERT INTO outbox (event) VALUES (?1)")?
+        .execute([json])?;
+    Ok(tx.last_insert_rowid() as u64)
+}
+
+fn meta_u64(conn: &Connection, key: &str) -> Result<u64> {
+    let v: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?;
+    v.map_or(Ok(0), |s| {
+        s.parse()
+            .map_err(|_| Error::Corrupt(format!("meta {key} is not a number")))
+    })
+}
+
+fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = ?2",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// Highest event seq the relay has acknowledged.
+pub(crate) fn acked_in(conn: &Connection) -> Result<u64> {
+    meta_u64(conn, "acked_seq")
+}
+
+impl Engine {
+    /// Events after `after`, oldest first, at most `limit`.
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Event)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, event FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, json) = row?;
+            out.push((seq, serde_json::from_str(&json)?));
+        }
+        Ok(out)
+    }
+
+    /// The relay has stored every event up to `seq`: drop them, and let recipients whose
+    /// acceptance is now acknowledged go to the radio.
+    pub fn ack_events(&mut self, seq: u64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let last = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM outbox", [], |r| {
+            r.get::<_, i64>(0)
+        })? as u64;
+        let acked = acked_in(&tx)?;
+        // Never beyond what exists: a confused relay must not unlock unsent acceptances.
+        let seq = seq.min(last.max(acked));
+        if seq > acked {
+            set_meta(&tx, "acked_seq", &seq.to_string())?;
+            tx.execute("DELETE FROM outbox WHERE seq <= ?1", [seq as i64])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn acked_seq(&self) -> Result<u64> {
+        acked_in(&self.conn)
+    }
+
+    /// Highest relay frame seq applied.
+    pub fn relay_seq(&self) -> Result<u64> {
+        meta_u64(&self.conn, "relay_seq")
+    }
+
+    /// Applies relay frames in one transaction, skipping those already applied. Returns
+    /// the relay seq now applied (what the link acknowledges).
+    pub fn apply_relay(&mut self, ops: &[RelayOp], now: Millis) -> Result<u64> {
+        let config = self.config.clone();
+        let tx = self.conn.transaction()?;
+        let mut applied = meta_u64(&tx, "relay_seq")?;
+        for op in ops {
+            if op.seq() <= applied {
+                continue;
+            }
+            match op {
+                RelayOp::Send { message, .. } => {
+                    // A message this phone refuses is reported failed, never silently dropped.
+                    let stored = match crate::engine::validate(message) {
+                        Ok(()) => crate::engine::insert_message(
+                            &tx,
+                            &config,
+                            message,
+                            Origin::Relay,
+                            now,
+                        )?,
+                        Err(e) => {
+                            log::warn!("relay sent an invalid message: {e}");
+                            Submitted::Conflict
+                        }
+                    };
+                    if stored == Submitted::Conflict {
+                        reject(&tx, message, now)?;
+                    }
+                }
+                RelayOp::Cancel { message_id, .. } => {
+                    cancel_in(&tx, message_id, now)?;
+                }
+            }
+            applied = op.seq();
+        }
+        set_meta(&tx, "relay_seq", &applied.to_string())?;
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    /// Stores an incoming SMS once; a re-broadcast returns the same id and adds nothing.
+    pub fn on_incoming(
+        &mut self,
+        sim: Option<i32>,
+        from: &str,
+        text: &str,
+        sent_at: Option<Millis>,
+        now: Millis,
+    ) -> Result<String> {
+        if from.is_empty() || from.chars().count() > 64 {
+            return Err(Error::Invalid("sender must be 1 to 64 characters".into()));
+        }
+        if text.chars().count() > MAX_INCOMING_CHARS {
+            return Err(Error::Invalid("incoming text is too long".into()));
+        }
+        let id = incoming_id(sim, from, text, sent_at.unwrap_or(now));
+        let tx = self.conn.transaction()?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO incoming (id, sim, sender, body, sent_at, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, sim, from, text, sent_at, now],
+        )?;
+        if inserted == 1 {
+            push(
+                &tx,
+                &Event::Incoming(IncomingSms {
+                    id: id.clone(),
+                    sim,
+                    from: from.to_string(),
+                    text: text.to_string(),
+                    sent_at,
+                    received_at: now,
+                }),
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// A stored value of the shell (e.g. the link settings).
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [format!("setting.{key}")],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
+        set_meta(&self.conn, &format!("setting.{key}"), value)
+    }
+}
+
+/// Reports every recipient of a refused relay message as failed (without storing it), so
+/// the relay never waits for an acceptance that cannot come.
+fn reject(tx: &Transaction<'_>, message: &OutboundMessage, now: Millis) -> Result<()> {
+    for r in &message.recipients {
+        let stored: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND idx = ?2)",
+            params![message.id, r.idx],
+            |row| row.get(0),
+        )?;
+        if stored {
+            continue;
+        }
+        push(
+            tx,
+            &Event::Recipient(RecipientUpdate {
+                message_id: message.id.clone(),
+                idx: r.idx,
+                state: RecipientState::Failed,
+                at: now,
+                reason: Some("rejected_by_phone".into()),
+                code: None,
+                sim: None,
+                parts: 0,
+                parts_sent: 0,
+                parts_delivered: 0,
+                unsent: true,
+            }),
+        )?;
+    }
+    Ok(())
+}
+
+/// Stable id of an incoming SMS.
+pub fn incoming_id(sim: Option<i32>, from: &str, text: &str, sent_at: Millis) -> String {
+    let mut h = Sha256::new();
+    h.update(sim.map_or(String::new(), |s| s.to_string()));
+    h.update([0]);
+    h.update(from);
+    h.update([0]);
+    h.update(sent_at.to_be_bytes());
+    h.update(text);
+    format!("in_{}", &hex::encode(h.finalize())[..24])
+}

@@ -1,0 +1,379 @@
+//! The async shell around the [`Engine`]: a scheduler task that ends deadlines and hands due
+//! work to the [`Modem`], the link task to the relay, and a [`PhoneHandle`] whose calls are
+//! synchronous and safe from any thread (the Android shell's receivers call them through JNI).
+//!
+//! Every handle call commits before it returns. Killing the process at any point loses
+//! nothing: [`Phone::start`] on the same file continues.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use simrelay_protocol::{Millis, OutboundMessage, PhoneStatus, SimInfo};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::EngineConfig;
+use crate::clock::{Clock, SystemClock};
+use crate::engine::{Engine, Origin, SimConfig, Submitted};
+use crate::error::{Error, Result};
+use crate::modem::{Command, Modem, ModemEvent};
+
+/// Where and how to reach the relay. Stored in the engine's file once set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    /// `ws://host:port` or `wss://host:port` (the relay's base URL; `/v1/link` is appended).
+    pub url: String,
+    pub token: String,
+    /// Lowercase hex SHA-256 of the relay's certificate (DER), for self-signed relays.
+    #[serde(default)]
+    pub pin_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PhoneConfig {
+    pub db_path: PathBuf,
+    pub engine: EngineConfig,
+    pub app_version: String,
+    /// `None`: use the link stored by an earlier [`PhoneHandle::set_link`], if any.
+    pub link: Option<LinkConfig>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl PhoneConfig {
+    pub fn new(db_path: impl Into<PathBuf>) -> Self {
+        Self {
+            db_path: db_path.into(),
+            engine: EngineConfig::default(),
+            app_version: env!("CARGO_PKG_VERSION").to_string(),
+            link: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The link's state, for the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// No relay configured.
+    #[default]
+    Unpaired,
+    Connecting,
+    Online,
+    /// Waiting to reconnect.
+    Offline,
+}
+
+/// What the UI shows.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PhoneView {
+    pub link: LinkState,
+    pub relay_url: Option<String>,
+    pub phone_id: Option<String>,
+    pub last_error: Option<String>,
+    pub queue_depth: u32,
+    pub awaiting_reports: u32,
+    pub outbox: u32,
+    pub sims: Vec<SimInfo>,
+    pub app_version: String,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct LinkStatus {
+    pub state: LinkState,
+    pub phone_id: Option<String>,
+    pub last_error: Option<String>,
+}
+
+pub(crate) struct Shared {
+    engine: Mutex<Option<Engine>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Wakes the scheduler (new work, results, acknowledgements).
+    pub(crate) work: Notify,
+    /// Wakes the link (new events in the outbox).
+    pub(crate) events: Notify,
+    /// Wakes the link to resend the phone's status (SIMs changed).
+    pub(crate) status_changed: Notify,
+    modem: Mutex<Box<dyn Modem>>,
+    pub(crate) link: Mutex<LinkStatus>,
+    link_task: Mutex<Option<JoinHandle<()>>>,
+    link_config: Mutex<Option<LinkConfig>>,
+    shutdown: watch::Sender<bool>,
+    pub(crate) app_version: String,
+    runtime: tokio::runtime::Handle,
+}
+
+/// A running phone core. Dropping it stops its tasks abruptly (like a process kill);
+/// [`Phone::shutdown`] stops them in order.
+pub struct Phone {
+    handle: PhoneHandle,
+    scheduler: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Phone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Phone").finish_non_exhaustive()
+    }
+}
+
+/// Cheap to clone; every method is synchronous and commits before it returns.
+#[derive(Clone)]
+pub struct PhoneHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PhoneHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhoneHandle").finish_non_exhaustive()
+    }
+}
+
+impl Phone {
+    /// Opens the store and starts the scheduler (and the link, when one is configured or
+    /// stored). Must be called within a tokio runtime.
+    pub fn start(config: PhoneConfig, mut modem: Box<dyn Modem>) -> Result<Phone> {
+        let mut engine = Engine::open(&config.db_path, config.engine.clone())?;
+        let link = match config.link {
+            Some(link) => {
+                engine.set_setting("link", &serde_json::to_string(&link)?)?;
+                Some(link)
+            }
+            None => engine
+                .setting("link")?
+                .map(|s| serde_json::from_str::<LinkConfig>(&s))
+                .transpose()?,
+        };
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            engine: Mutex::new(Some(engine)),
+            clock: config.clock,
+            work: Notify::new(),
+            events: Notify::new(),
+            status_changed: Notify::new(),
+            modem: Mutex::new(Box::new(NoModem)),
+            link: Mutex::new(LinkStatus::default()),
+            link_task: Mutex::new(None),
+            link_config: Mutex::new(None),
+            shutdown,
+            app_version: config.app_version,
+            runtime: tokio::runtime::Handle::current(),
+        });
+        let handle = PhoneHandle { shared };
+        modem.attach(handle.clone());
+        *lock(&handle.shared.modem) = modem;
+        let scheduler = tokio::spawn(schedule(handle.clone()));
+        if let Some(link) = link {
+            handle.start_link(link);
+        }
+        Ok(Phone {
+            handle,
+            scheduler: Some(scheduler),
+        })
+    }
+
+    pub fn handle(&self) -> PhoneHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the link and the scheduler and closes the store, within `timeout`.
+    pub async fn shutdown_within(mut self, timeout: Duration) {
+        let shared = self.handle.shared.clone();
+        shared.shutdown.send_replace(true);
+        let link = lock(&shared.link_task).take();
+        let scheduler = self.scheduler.take();
+        let stop = async {
+            if let Some(t) = link {
+                let _ = t.await;
+            }
+            if let Some(t) = scheduler {
+                let _ = t.await;
+            }
+        };
+        if tokio::time::timeout(timeout, stop).await.is_err() {
+            log::warn!("phone tasks did not stop in time");
+        }
+        lock(&shared.engine).take();
+    }
+
+    pub async fn shutdown(self) {
+        self.shutdown_within(Duration::from_secs(5)).await;
+    }
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        let shared = &self.handle.shared;
+        shared.shutdown.send_replace(true);
+        if let Some(t) = self.scheduler.take() {
+            t.abort();
+        }
+        if let Some(t) = lock(&shared.link_task).take() {
+            t.abort();
+        }
+        lock(&shared.engine).take();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PhoneHandle {
+    pub fn now(&self) -> Millis {
+        self.shared.clock.now()
+    }
+
+    /// Runs `f` on the engine; `Err(Closed)` after shutdown.
+    pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine, Millis) -> Result<R>) -> Result<R> {
+        let now = self.now();
+        let mut guard = lock(&self.shared.engine);
+        let engine = guard.as_mut().ok_or(Error::Closed)?;
+        f(engine, now)
+    }
+
+    fn changed(&self) {
+        self.shared.work.notify_one();
+        self.shared.events.notify_one();
+    }
+
+    /// A result or an incoming SMS from the radio.
+    pub fn on_modem_event(&self, event: ModemEvent) -> Result<()> {
+        self.with_engine(|e, now| e.on_modem_event(&event, now))?;
+        self.changed();
+        Ok(())
+    }
+
+    /// Queues a message submitted on the phone itself (no relay needed).
+    pub fn submit(&self, message: OutboundMessage) -> Result<Submitted> {
+        let r = self.with_engine(|e, now| e.submit(&[message], Origin::Local, now))?;
+        self.changed();
+        Ok(r.into_iter().next().unwrap_or(Submitted::Duplicate))
+    }
+
+    pub fn cancel(&self, message_id: &str) -> Result<u32> {
+        let n = self.with_engine(|e, now| e.cancel(message_id, now))?;
+        self.changed();
+        Ok(n)
+    }
+
+    pub fn set_sims(&self, sims: Vec<SimConfig>) -> Result<()> {
+        self.with_engine(|e, _| e.set_sims(&sims))?;
+        self.changed();
+        self.shared.status_changed.notify_one();
+        Ok(())
+    }
+
+    /// Stores the relay's address and token and (re)starts the link.
+    pub fn set_link(&self, link: LinkConfig) -> Result<()> {
+        let json = serde_json::to_string(&link)?;
+        self.with_engine(|e, _| e.set_setting("link", &json))?;
+        self.start_link(link);
+        Ok(())
+    }
+
+    fn start_link(&self, link: LinkConfig) {
+        let mut task = lock(&self.shared.link_task);
+        if let Some(old) = task.take() {
+            old.abort();
+        }
+        *lock(&self.shared.link_config) = Some(link.clone());
+        lock(&self.shared.link).state = LinkState::Connecting;
+        let _guard = self.shared.runtime.enter();
+        *task = Some(tokio::spawn(crate::link::run(self.clone(), link)));
+    }
+
+    /// The status frame sent to the relay.
+    pub fn phone_status(&self) -> Result<PhoneStatus> {
+        let s = self.with_engine(|e, now| e.status(now))?;
+        Ok(PhoneStatus {
+            sims: s.sims,
+            queue_depth: s.queue_depth,
+            battery: None,
+            charging: None,
+            app_version: self.shared.app_version.clone(),
+        })
+    }
+
+    /// Everything the UI shows.
+    pub fn status(&self) -> PhoneView {
+        let link = lock(&self.shared.link);
+        let mut view = PhoneView {
+            link: link.state,
+            relay_url: lock(&self.shared.link_config)
+                .as_ref()
+                .map(|l| l.url.clone()),
+            phone_id: link.phone_id.clone(),
+            last_error: link.last_error.clone(),
+            app_version: self.shared.app_version.clone(),
+            ..PhoneView::default()
+        };
+        drop(link);
+        match self.with_engine(|e, now| e.status(now)) {
+            Ok(s) => {
+                view.queue_depth = s.queue_depth;
+                view.awaiting_reports = s.awaiting_reports;
+                view.outbox = s.outbox;
+                view.sims = s.sims;
+            }
+            Err(e) => view.last_error = Some(e.to_string()),
+        }
+        view
+    }
+
+    /// Resolves once the phone is shutting down.
+    pub async fn closed(&self) {
+        let mut rx = self.shared.shutdown.subscribe();
+        let _ = rx.wait_for(|&down| down).await;
+    }
+}
+
+/// A placeholder while the real modem is being attached.
+struct NoModem;
+
+impl Modem for NoModem {
+    fn transmit(&mut self, _: Command) {}
+}
+
+/// The scheduler: end deadlines, hand due work to the modem, sleep until the next thing.
+async fn schedule(phone: PhoneHandle) {
+    let shared = phone.shared.clone();
+    loop {
+        let step = phone.with_engine(|e, now| {
+            e.tick(now)?;
+            let due = e.due(now)?;
+            Ok((due, e.next_wakeup(now)?, now))
+        });
+        let wait = match step {
+            Ok((due, next, now)) => {
+                if !due.is_empty() {
+                    shared.events.notify_one();
+                    let mut modem = lock(&shared.modem);
+                    for cmd in due {
+                        modem.transmit(Command::Send(cmd));
+                    }
+                }
+                next.map(|t| Duration::from_millis((t - now).max(0) as u64))
+            }
+            Err(Error::Closed) => return,
+            Err(e) => {
+                log::error!("scheduler: {e}");
+                Some(Duration::from_secs(1))
+            }
+        };
+        tokio::select! {
+            () = shared.work.notified() => {}
+            () = sleep_or_forever(wait) => {}
+            () = phone.closed() => return,
+        }
+    }
+}
+
+async fn sleep_or_forever(wait: Option<Duration>) {
+    match wait {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
