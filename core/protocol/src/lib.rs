@@ -247,7 +247,10 @@ pub enum RelayFrame {
         heartbeat_ms: u64,
     },
     /// Answer to `pair`: the device token to use in every later `hello`.
-    Paired { phone_id: String, token: String },
+    Paired {
+        phone_id: String,
+        token: String,
+    },
     /// Store and send this message; acknowledging `seq` means "accepted".
     Send {
         seq: u64,
