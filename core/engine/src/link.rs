@@ -46,6 +46,8 @@ pub enum LinkError {
     BadUrl,
     #[error("certificate pin must be 64 hex characters")]
     BadPin,
+    #[error("a certificate pin needs a wss:// URL")]
+    PinWithoutTls,
     #[error("connect: {0}")]
     Connect(String),
     #[error("relay refused: {code}: {message}")]
@@ -305,10 +307,13 @@ async fn connect(url: &str, pin_sha256: Option<&str>) -> Result<Ws, LinkError> {
     } else {
         return Err(LinkError::BadUrl);
     };
-    let connector = if tls {
-        Some(Connector::Rustls(Arc::new(client_config(pin_sha256)?)))
-    } else {
-        None
+    let connector = match (tls, pin_sha256) {
+        (true, pin) => Some(Connector::Rustls(Arc::new(client_config(pin)?))),
+        (false, Some(pin)) => {
+            parse_pin(pin)?;
+            return Err(LinkError::PinWithoutTls);
+        }
+        (false, None) => None,
     };
     let mut ws_config = WebSocketConfig::default();
     ws_config.max_message_size = Some(MAX_FRAME_BYTES);
@@ -334,10 +339,7 @@ pub fn client_config(pin_sha256: Option<&str>) -> Result<ClientConfig, LinkError
         .map_err(|e| LinkError::Connect(e.to_string()))?;
     let config = match pin_sha256 {
         Some(pin) => {
-            let pin = hex::decode(pin.trim().replace(':', ""))
-                .ok()
-                .and_then(|v| <[u8; 32]>::try_from(v).ok())
-                .ok_or(LinkError::BadPin)?;
+            let pin = parse_pin(pin)?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(Pinned {
@@ -352,6 +354,14 @@ pub fn client_config(pin_sha256: Option<&str>) -> Result<ClientConfig, LinkError
         }
     };
     Ok(config)
+}
+
+/// Accepts `ab12...` and `AB:12:...` forms of a SHA-256 fingerprint.
+fn parse_pin(pin: &str) -> Result<[u8; 32], LinkError> {
+    hex::decode(pin.trim().replace(':', ""))
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or(LinkError::BadPin)
 }
 
 /// Trusts exactly one certificate, by the SHA-256 of its DER encoding. The pin replaces CA

@@ -1,0 +1,347 @@
+//! The link client against a scripted relay: a test double of the relay's WebSocket side
+//! (the real relay has its own system tests), so each protocol step can be checked alone:
+//! hello/welcome, acceptance gated on the relay's ack, cancel before ack, resend after a cut,
+//! bad frames, pairing, and TLS pinned by certificate fingerprint.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{msg, sim_configs};
+use futures_util::{SinkExt, StreamExt};
+use simrelay_core::EngineConfig;
+use simrelay_core::link::{self, LinkError};
+use simrelay_core::phone::{LinkConfig, Phone, PhoneConfig, PhoneHandle};
+use simrelay_core::protocol::{
+    Event, PROTOCOL_VERSION, PhoneFrame, RecipientState, RelayFrame, decode_phone_frame, encode,
+};
+use simrelay_core::sim_modem::{SimModem, SimModemConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Failure guard only: every wait below ends as soon as its frame arrives.
+const GUARD: Duration = Duration::from_secs(20);
+
+struct Script<S> {
+    ws: WebSocketStream<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Script<S> {
+    async fn recv(&mut self) -> PhoneFrame {
+        loop {
+            let msg = tokio::time::timeout(GUARD, self.ws.next())
+                .await
+                .expect("a frame in time")
+                .expect("link open")
+                .expect("frame");
+            if let Message::Text(t) = msg {
+                let frame = decode_phone_frame(&t).expect("valid phone frame");
+                if !matches!(frame, PhoneFrame::Heartbeat { .. }) {
+                    return frame;
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, frame: &RelayFrame) {
+        self.ws
+            .send(Message::text(encode(frame)))
+            .await
+            .expect("send");
+    }
+
+    /// Receives frames until `n` events and (if `ack`) an ack have arrived.
+    async fn events(&mut self, n: usize, ack: Option<u64>) -> Vec<(u64, Event)> {
+        let mut events = Vec::new();
+        let mut acked = ack.is_none();
+        while events.len() < n || !acked {
+            match self.recv().await {
+                PhoneFrame::Event { seq, event } => events.push((seq, event)),
+                PhoneFrame::Ack { seq } => {
+                    assert!(ack.is_some_and(|a| seq <= a), "unexpected ack {seq}");
+                    acked |= ack == Some(seq);
+                }
+                PhoneFrame::Status { .. } => {}
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+        events
+    }
+}
+
+async fn accept(listener: &TcpListener) -> Script<tokio::net::TcpStream> {
+    let (tcp, _) = tokio::time::timeout(GUARD, listener.accept())
+        .await
+        .expect("the phone connects in time")
+        .expect("accept");
+    let ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+    Script { ws }
+}
+
+fn states(events: &[(u64, Event)]) -> Vec<(String, RecipientState)> {
+    events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Recipient(u) => Some((u.message_id.clone(), u.state)),
+            Event::Incoming(_) => None,
+        })
+        .collect()
+}
+
+fn start_phone(dir: &tempfile::TempDir, url: String) -> (Phone, PhoneHandle, SimModem) {
+    let modem = SimModem::new(SimModemConfig::default());
+    let phone = Phone::start(
+        PhoneConfig {
+            engine: EngineConfig::unpaced(),
+            link: Some(LinkConfig {
+                url,
+                token: "device-token".into(),
+                pin_sha256: None,
+            }),
+            ..PhoneConfig::new(dir.path().join("phone.db"))
+        },
+        Box::new(modem.clone()),
+    )
+    .expect("start");
+    let h = phone.handle();
+    h.set_sims(sim_configs(&[1])).expect("sims");
+    (phone, h, modem)
+}
+
+fn welcome(acked: u64) -> RelayFrame {
+    RelayFrame::Welcome {
+        version: PROTOCOL_VERSION,
+        phone_id: "phone-1".into(),
+        acked,
+        heartbeat_ms: 15_000,
+    }
+}
+
+#[tokio::test]
+async fn acceptance_waits_for_the_relay_cancel_before_ack_and_resend_after_a_cut() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    let dir = common::temp_dir();
+    let (phone, h, modem) = start_phone(&dir, url);
+
+    let mut relay = accept(&listener).await;
+    let PhoneFrame::Hello {
+        version,
+        token,
+        acked,
+        status,
+    } = relay.recv().await
+    else {
+        panic!("hello first")
+    };
+    assert_eq!((version, token.as_str(), acked), (1, "device-token", 0));
+    assert!(status.sims.is_empty() || status.sims[0].sub_id == 1);
+    relay.send(&welcome(0)).await;
+
+    // A send is stored and acknowledged, and accepted by a `queued` event...
+    let m1 = msg("m1", &["+15551230001"], "hello");
+    relay
+        .send(&RelayFrame::Send {
+            seq: 1,
+            message: m1,
+        })
+        .await;
+    let ev = relay.events(1, Some(1)).await;
+    assert_eq!(
+        states(&ev),
+        vec![("m1".to_string(), RecipientState::Queued)]
+    );
+    // ...but the radio gets nothing until the relay acknowledged that acceptance.
+    assert_eq!(modem.with_radio(|r| r.total_transmitted()), 0);
+    relay.send(&RelayFrame::Ack { seq: ev[0].0 }).await;
+    let ev = relay.events(3, None).await;
+    assert_eq!(
+        states(&ev).into_iter().map(|(_, s)| s).collect::<Vec<_>>(),
+        vec![
+            RecipientState::Sending,
+            RecipientState::Sent,
+            RecipientState::Delivered
+        ]
+    );
+    relay.send(&RelayFrame::Ack { seq: ev[2].0 }).await;
+
+    // The relay routed m2 elsewhere meanwhile: it cancels before acknowledging.
+    let m2 = msg("m2", &["+15551230002"], "elsewhere");
+    relay
+        .send(&RelayFrame::Send {
+            seq: 2,
+            message: m2,
+        })
+        .await;
+    let ev = relay.events(1, Some(2)).await;
+    let queued_seq = ev[0].0;
+    relay
+        .send(&RelayFrame::Cancel {
+            seq: 3,
+            message_id: "m2".into(),
+        })
+        .await;
+    relay.send(&RelayFrame::Ack { seq: queued_seq }).await;
+    let ev = relay.events(1, Some(3)).await;
+    assert_eq!(
+        states(&ev),
+        vec![("m2".to_string(), RecipientState::Cancelled)]
+    );
+    let cancelled_seq = ev[0].0;
+
+    // Cut the link before acknowledging the cancellation: the phone redials, says which
+    // relay frames it holds, and resends what the relay has not stored.
+    drop(relay);
+    let mut relay = accept(&listener).await;
+    let PhoneFrame::Hello { acked, .. } = relay.recv().await else {
+        panic!("hello first")
+    };
+    assert_eq!(acked, 3, "every relay frame was applied");
+    relay.send(&welcome(queued_seq)).await;
+    let ev = relay.events(1, None).await;
+    assert_eq!(ev[0].0, cancelled_seq);
+    // Frames the phone already applied are not applied again.
+    let m1_again = msg("m1", &["+15551230001"], "hello");
+    relay
+        .send(&RelayFrame::Send {
+            seq: 1,
+            message: m1_again,
+        })
+        .await;
+    relay.send(&RelayFrame::Ack { seq: cancelled_seq }).await;
+    assert_eq!(modem.with_radio(|r| r.total_transmitted()), 1);
+    assert_eq!(modem.with_radio(|r| r.duplicates()), 0);
+
+    // A frame that is not protocol drops the link; the phone reconnects.
+    relay
+        .ws
+        .send(Message::text(r#"{"type":"send","seq":4}"#))
+        .await
+        .expect("send");
+    let mut relay = accept(&listener).await;
+    assert!(matches!(
+        relay.recv().await,
+        PhoneFrame::Hello { acked: 3, .. }
+    ));
+    assert!(
+        h.status()
+            .last_error
+            .is_some_and(|e| e.starts_with("protocol")),
+        "the UI shows why: {:?}",
+        h.status().last_error
+    );
+    relay
+        .send(&RelayFrame::Error {
+            code: "unauthorized".into(),
+            message: "unknown device token".into(),
+        })
+        .await;
+    // Refused links keep being retried; nothing is lost meanwhile.
+    let mut relay = accept(&listener).await;
+    assert!(matches!(relay.recv().await, PhoneFrame::Hello { .. }));
+    phone.shutdown().await;
+}
+
+#[tokio::test]
+async fn pairing_exchanges_a_code_for_a_token() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    let relay = tokio::spawn(async move {
+        for answer in [
+            RelayFrame::Paired {
+                phone_id: "p9".into(),
+                token: "t9".into(),
+            },
+            RelayFrame::Error {
+                code: "bad_pairing_code".into(),
+                message: "unknown or used pairing code".into(),
+            },
+        ] {
+            let mut relay = accept(&listener).await;
+            let PhoneFrame::Pair { code, name, .. } = relay.recv().await else {
+                panic!("pair expected")
+            };
+            assert_eq!(
+                (code.as_str(), name.as_deref()),
+                ("ABCD2345", Some("shelf"))
+            );
+            relay.send(&answer).await;
+        }
+    });
+    let paired = link::pair(&url, " ABCD2345 ", Some("shelf"), None)
+        .await
+        .expect("paired");
+    assert_eq!(
+        (paired.phone_id.as_str(), paired.token.as_str()),
+        ("p9", "t9")
+    );
+    let refused = link::pair(&url, "ABCD2345", Some("shelf"), None).await;
+    assert!(
+        matches!(refused, Err(LinkError::Refused { ref code, .. }) if code == "bad_pairing_code")
+    );
+    relay.await.expect("relay script");
+    assert!(matches!(
+        link::pair("http://x", "c", None, None).await,
+        Err(LinkError::BadUrl)
+    ));
+    assert!(matches!(
+        link::pair(&url, "c", None, Some("abc")).await,
+        Err(LinkError::BadPin)
+    ));
+    let pin = "ab".repeat(32);
+    assert!(matches!(
+        link::pair(&url, "c", None, Some(&pin)).await,
+        Err(LinkError::PinWithoutTls)
+    ));
+}
+
+#[tokio::test]
+async fn tls_is_trusted_by_the_pinned_fingerprint_only() {
+    let cert = rcgen::generate_simple_self_signed(vec!["simrelay.local".into()]).expect("cert");
+    let der = cert.cert.der().clone();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![der.clone()], key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("wss://{}", listener.local_addr().expect("addr"));
+    let pin = link::fingerprint(&der);
+    let relay = tokio::spawn(async move {
+        // The first client pins the right certificate and pairs; the second pins another
+        // and must abort the handshake.
+        for good in [true, false] {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let tls = acceptor.accept(tcp).await;
+            if !good {
+                assert!(tls.is_err(), "a wrong pin must not complete the handshake");
+                continue;
+            }
+            let ws = tokio_tungstenite::accept_async(tls.expect("tls")).await;
+            let mut relay = Script {
+                ws: ws.expect("upgrade"),
+            };
+            assert!(matches!(relay.recv().await, PhoneFrame::Pair { .. }));
+            relay
+                .send(&RelayFrame::Paired {
+                    phone_id: "p".into(),
+                    token: "t".into(),
+                })
+                .await;
+        }
+    });
+    let paired = link::pair(&url, "CODE", None, Some(&pin)).await;
+    assert!(paired.is_ok(), "pinned TLS pairing failed: {paired:?}");
+    let wrong = "00".repeat(32);
+    let refused = link::pair(&url, "CODE", None, Some(&wrong)).await;
+    assert!(matches!(refused, Err(LinkError::Connect(_))));
+    relay.await.expect("relay script");
+}
