@@ -1,3 +1,80 @@
-//! The `simrelay` binary.
+//! The `simrelay` binary: `simrelay serve` runs the relay.
 
-fn main() {}
+use clap::{Parser, Subcommand};
+use simrelay_server::Server;
+use simrelay_server::config::ServeArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "simrelay",
+    version,
+    about = "Android phones as SMS modems: the relay"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the relay (HTTP API and the phones' WebSocket on one port).
+    Serve(ServeArgs),
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIMRELAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler works on unix");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = args.resolve()?;
+    let server = Server::start(config).await?;
+    if let Some(fp) = &server.state.tls_fingerprint {
+        println!("tls fingerprint sha256 {fp}");
+    }
+    println!("listening on {}", server.url);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.stop().await?;
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime can be built");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("simrelay: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

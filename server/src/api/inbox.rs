@@ -1,0 +1,141 @@
+//! `/v1/inbox`: received SMS, and `wait`, which holds a request until a matching SMS arrives
+//! (QA tests waiting for an OTP).
+//!
+//! `wait` matches SMS *stored by the relay* at or after `since` (default: 60 seconds before
+//! the call), so an SMS that arrived just before the call matches too. It answers 200 with the
+//! newest match, or 408 `wait_timeout` after `timeout` seconds (default 30, at most 300).
+//! It subscribes to the in-memory insert notice before it reads the store, so nothing that
+//! lands between the read and the wait is missed.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Account, page_limit, parse_cursor, parse_time};
+use crate::AppState;
+use crate::error::{ApiQuery, AppError};
+use crate::store::{InboxFilter, InboxItem, now_ms};
+use crate::time_fmt::fmt_ms;
+
+/// Default look-back of `wait` when no `since` is given.
+pub const WAIT_LOOKBACK_MS: i64 = 60_000;
+pub const WAIT_DEFAULT_SECS: u64 = 30;
+pub const WAIT_MAX_SECS: u64 = 300;
+
+fn item_json(i: &InboxItem) -> Value {
+    json!({
+        "id": i.id,
+        "phone": i.phone,
+        "sim": i.sim,
+        "from": i.from,
+        "text": i.text,
+        "sent_at": i.sent_at.map(fmt_ms),
+        "received_at": fmt_ms(i.received_at),
+        "stored_at": fmt_ms(i.stored_at),
+    })
+}
+
+/// Query of `GET /v1/inbox`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    from: Option<String>,
+    contains: Option<String>,
+    since: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/inbox?from=&contains=&since=&cursor=&limit=`: oldest first.
+pub async fn list(
+    State(state): State<AppState>,
+    Account(account): Account,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, AppError> {
+    let filter = InboxFilter {
+        from: q.from,
+        contains: q.contains,
+        since: parse_time("since", q.since.as_deref())?,
+        after_cursor: parse_cursor(q.cursor.as_deref())?,
+        limit: page_limit(q.limit),
+        newest_first: false,
+    };
+    let limit = filter.limit as usize;
+    let items = state
+        .db
+        .call(move |s| s.list_inbox(&account, &filter))
+        .await?;
+    let next = (items.len() == limit)
+        .then(|| items.last().map(|i| i.cursor.to_string()))
+        .flatten();
+    Ok(Json(json!({
+        "items": items.iter().map(item_json).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+/// Query of `GET /v1/inbox/wait`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    from: Option<String>,
+    contains: Option<String>,
+    since: Option<String>,
+    /// Seconds.
+    timeout: Option<u64>,
+}
+
+/// `GET /v1/inbox/wait?from=&contains=&since=&timeout=`.
+pub async fn wait(
+    State(state): State<AppState>,
+    Account(account): Account,
+    ApiQuery(q): ApiQuery<WaitQuery>,
+) -> Result<Json<Value>, AppError> {
+    let secs = q.timeout.unwrap_or(WAIT_DEFAULT_SECS);
+    if secs > WAIT_MAX_SECS {
+        return Err(AppError::bad_request(
+            "invalid_query",
+            format!("timeout must be at most {WAIT_MAX_SECS} seconds"),
+        ));
+    }
+    let since = parse_time("since", q.since.as_deref())?.unwrap_or(now_ms() - WAIT_LOOKBACK_MS);
+    let filter = InboxFilter {
+        from: q.from,
+        contains: q.contains,
+        since: Some(since),
+        after_cursor: None,
+        limit: 1,
+        newest_first: true,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut notices = state.inbox.subscribe();
+    loop {
+        notices.borrow_and_update();
+        let (a, f) = (account.clone(), filter.clone());
+        let found = state.db.call(move |s| s.list_inbox(&a, &f)).await?;
+        if let Some(item) = found.first() {
+            return Ok(Json(item_json(item)));
+        }
+        match tokio::time::timeout_at(deadline, notices.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) => {
+                return Err(AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting_down",
+                    "the relay is stopping",
+                ));
+            }
+            Err(_) => {
+                return Err(AppError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "wait_timeout",
+                    "no matching SMS arrived before the timeout",
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! `/v1/messages`: send, read, list and cancel outgoing SMS.
+//!
+//! Limits (documented in docs/protocol.md, "HTTP API"): 1 to 1000 recipients, each E.164
+//! (`^\+[1-9][0-9]{1,14}$`) and distinct; text of 1 to 1600 characters; a client id of at
+//! most 64 characters from `[A-Za-z0-9._:-]`; priority -128..=127.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Account, page_limit, parse_cursor, parse_time};
+use crate::AppState;
+use crate::error::{ApiJson, ApiQuery, AppError};
+use crate::store::{CancelOutcome, CreateOutcome, MessageFilter, MessageView, NewMessage, now_ms};
+use crate::time_fmt::fmt_ms;
+
+pub const MAX_RECIPIENTS: usize = 1000;
+pub const MAX_TEXT_CHARS: usize = 1600;
+pub const MAX_ID_CHARS: usize = 64;
+
+/// Body of `POST /v1/messages`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    pub to: Vec<String>,
+    pub text: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub priority: Option<i32>,
+    #[serde(default)]
+    pub valid_until: Option<String>,
+    #[serde(default)]
+    pub schedule_at: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub sim: Option<i32>,
+    #[serde(default)]
+    pub delivery_report: Option<bool>,
+}
+
+/// Whether `s` is an E.164 number: `+`, a non-zero digit, then 1 to 14 digits.
+pub fn is_e164(s: &str) -> bool {
+    let Some(digits) = s.strip_prefix('+') else {
+        return false;
+    };
+    (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_CHARS
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Checks a request and turns it into a [`NewMessage`].
+pub fn validate(account: &str, req: &SendRequest, now: i64) -> Result<NewMessage, AppError> {
+    if req.to.is_empty() {
+        return Err(AppError::bad_request(
+            "no_recipients",
+            "to must list at least one number",
+        ));
+    }
+    if req.to.len() > MAX_RECIPIENTS {
+        return Err(AppError::bad_request(
+            "too_many_recipients",
+            format!("to lists more than {MAX_RECIPIENTS} numbers"),
+        ));
+    }
+    for (i, n) in req.to.iter().enumerate() {
+        if !is_e164(n) {
+            return Err(AppError::bad_request(
+                "invalid_number",
+                format!("to[{i}] is not an E.164 number (+ then 2 to 15 digits)"),
+            ));
+        }
+        if req.to[..i].contains(n) {
+            return Err(AppError::bad_request(
+                "duplicate_recipient",
+                format!("to[{i}] repeats an earlier number"),
+            ));
+        }
+    }
+    let chars = req.text.chars().count();
+    if chars == 0 || chars > MAX_TEXT_CHARS {
+        return Err(AppError::bad_request(
+            "invalid_text",
+            format!("text must have 1 to {MAX_TEXT_CHARS} characters (has {chars})"),
+        ));
+    }
+    if let Some(id) = &req.id
+        && !valid_id(id)
+    {
+        return Err(AppError::bad_request(
+            "invalid_id",
+            format!("id must be 1 to {MAX_ID_CHARS} characters of A-Z a-z 0-9 . _ : -"),
+        ));
+    }
+    let priority = req.priority.unwrap_or(0);
+    if !(-128..=127).contains(&priority) {
+        return Err(AppError::bad_request(
+            "invalid_priority",
+            "priority must be -128..=127",
+        ));
+    }
+    let valid_until = parse_time("valid_until", req.valid_until.as_deref())?;
+    if valid_until.is_some_and(|v| v <= now) {
+        return Err(AppError::bad_request(
+            "invalid_time",
+            "valid_until is in the past",
+        ));
+    }
+    let schedule_at = parse_time("schedule_at", req.schedule_at.as_deref())?;
+    if let (Some(s), Some(v)) = (schedule_at, valid_until)
+        && s >= v
+    {
+        return Err(AppError::bad_request(
+            "invalid_time",
+            "schedule_at is not before valid_until",
+        ));
+    }
+    if req
+        .phone
+        .as_deref()
+        .is_some_and(|p| p.is_empty() || p.len() > 64)
+    {
+        return Err(AppError::bad_request(
+            "unknown_phone",
+            "phone is not a phone id",
+        ));
+    }
+    let body_hash = hex::encode(Sha256::digest(
+        serde_json::to_vec(req).expect("the request serialises"),
+    ));
+    Ok(NewMessage {
+        account_id: account.to_string(),
+        id: req
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+        body_hash,
+        to: req.to.clone(),
+        text: req.text.clone(),
+        priority,
+        valid_until,
+        schedule_at,
+        phone_id: req.phone.clone(),
+        sim: req.sim,
+        delivery_report: req.delivery_report.unwrap_or(true),
+        created_at: now,
+    })
+}
+
+/// The state SMS Gateway for Android clients expect for one of ours.
+pub fn smsgate_state(state: &str) -> &'static str {
+    match state {
+        "pending" => "Pending",
+        "queued" | "sending" => "Processed",
+        "sent" | "unknown" => "Sent",
+        "delivered" => "Delivered",
+        "cancelling" => "Cancelling",
+        "cancelled" => "Cancelled",
+        _ => "Failed",
+    }
+}
+
+/// The JSON form of a message.
+pub fn view_json(v: &MessageView) -> Value {
+    let recipients: Vec<Value> = v
+        .recipients
+        .iter()
+        .map(|r| {
+            let mut o = json!({
+                "idx": r.idx,
+                "to": r.to,
+                "state": r.state,
+                "parts": r.parts,
+                "parts_sent": r.parts_sent,
+                "parts_delivered": r.parts_delivered,
+                "updated_at": fmt_ms(r.updated_at),
+            });
+            let m = o.as_object_mut().expect("a JSON object");
+            if let Some(e) = &r.error {
+                m.insert("error".into(), json!(e));
+            }
+            if let Some(c) = r.code {
+                m.insert("code".into(), json!(c));
+            }
+            if let Some(p) = &r.phone {
+                m.insert("phone".into(), json!(p));
+            }
+            if let Some(s) = r.sim {
+                m.insert("sim".into(), json!(s));
+            }
+            o
+        })
+        .collect();
+    json!({
+        "id": v.id,
+        "state": v.state,
+        "recipients": recipients,
+        "priority": v.priority,
+        "valid_until": v.valid_until.map(fmt_ms),
+        "schedule_at": v.schedule_at.map(fmt_ms),
+        "phone": v.phone,
+        "sim": v.sim,
+        "delivery_report": v.delivery_report,
+        "created_at": fmt_ms(v.created_at),
+        "updated_at": fmt_ms(v.updated_at),
+    })
+}
+
+/// `POST /v1/messages`.
+pub async fn create(
+    State(state): State<AppState>,
+    Account(account): Account,
+    ApiJson(req): ApiJson<SendRequest>,
+) -> Result<Response, AppError> {
+    let m = validate(&account, &req, now_ms())?;
+    match state.committer.create(m).await? {
+        CreateOutcome::Created(v) | CreateOutcome::Existing(v) => {
+            Ok((StatusCode::ACCEPTED, Json(view_json(&v))).into_response())
+        }
+        CreateOutcome::Conflict => Err(AppError::new(
+            StatusCode::CONFLICT,
+            "id_conflict",
+            "a message with this id exists with a different body",
+        )),
+        CreateOutcome::UnknownPhone => Err(AppError::bad_request(
+            "unknown_phone",
+            "phone is not one of this account's phones",
+        )),
+    }
+}
+
+/// `GET /v1/messages/{id}`.
+pub async fn get_one(
+    State(state): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let v = state
+        .db
+        .call(move |s| s.get_message(&account, &id))
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    Ok(Json(view_json(&v)))
+}
+
+/// Query of `GET /v1/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    state: Option<String>,
+    since: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/messages?state=&since=&cursor=&limit=`: oldest first, `next_cursor` to go on.
+pub async fn list(
+    State(state): State<AppState>,
+    Account(account): Account,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, AppError> {
+    const STATES: [&str; 10] = [
+        "pending",
+        "cancelling",
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "failed",
+        "expired",
+        "cancelled",
+        "unknown",
+    ];
+    if q.state.as_deref().is_some_and(|s| !STATES.contains(&s)) {
+        return Err(AppError::bad_request(
+            "invalid_query",
+            "state is not a message state",
+        ));
+    }
+    let filter = MessageFilter {
+        state: q.state,
+        since: parse_time("since", q.since.as_deref())?,
+        after_cursor: parse_cursor(q.cursor.as_deref())?,
+        limit: page_limit(q.limit),
+    };
+    let limit = filter.limit as usize;
+    let items = state
+        .db
+        .call(move |s| s.list_messages(&account, &filter))
+        .await?;
+    let next = (items.len() == limit)
+        .then(|| items.last().map(|v| v.cursor.to_string()))
+        .flatten();
+    Ok(Json(json!({
+        "items": items.iter().map(view_json).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+/// `DELETE /v1/messages/{id}`: cancels what has not reached a radio.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let now = now_ms();
+    match state
+        .db
+        .call(move |s| s.cancel_message(&account, &id, now))
+        .await?
+    {
+        CancelOutcome::NotFound => Err(AppError::not_found()),
+        CancelOutcome::NotCancellable(_) => Err(AppError::new(
+            StatusCode::CONFLICT,
+            "not_cancellable",
+            "every recipient is already with a radio or final",
+        )),
+        CancelOutcome::Cancelled { view, phones } => {
+            for p in &phones {
+                state.hub.kick(p);
+            }
+            Ok(Json(view_json(&view)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e164_rule() {
+        for ok in ["+15551230001", "+49", "+123456789012345"] {
+            assert!(is_e164(ok), "{ok}");
+        }
+        for bad in [
+            "15551230001",
+            "+0555",
+            "+1",
+            "+1234567890123456",
+            "+1555-123",
+            "+",
+        ] {
+            assert!(!is_e164(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn smsgate_mapping_covers_every_state() {
+        assert_eq!(smsgate_state("pending"), "Pending");
+        assert_eq!(smsgate_state("queued"), "Processed");
+        assert_eq!(smsgate_state("unknown"), "Sent");
+        assert_eq!(smsgate_state("expired"), "Failed");
+        assert_eq!(smsgate_state("cancelling"), "Cancelling");
+    }
+}

@@ -1,0 +1,128 @@
+//! `/v1/phones` (presence, SIMs, queue depth) and `/v1/pairing-codes` (one-time codes a phone
+//! exchanges for its device token over `/v1/link`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::{Account, hash_secret};
+use crate::AppState;
+use crate::error::AppError;
+use crate::store::now_ms;
+use crate::time_fmt::fmt_ms;
+
+/// Pairing codes use this alphabet: no 0/O, 1/I/L, so they can be read aloud and typed.
+pub const PAIRING_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+pub const PAIRING_CODE_LEN: usize = 8;
+pub const PAIRING_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// A fresh pairing code.
+pub fn new_pairing_code() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..PAIRING_CODE_LEN)
+        .map(|_| char::from(PAIRING_ALPHABET[rng.random_range(0..PAIRING_ALPHABET.len())]))
+        .collect()
+}
+
+/// Canonical form of a typed code (upper case, no spaces or dashes).
+pub fn normalize_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// `GET /v1/phones`.
+pub async fn list(
+    State(state): State<AppState>,
+    Account(account): Account,
+) -> Result<Json<Value>, AppError> {
+    let rows = state.db.call(move |s| s.list_phones(&account)).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|p| {
+            let status = p.status.as_ref();
+            json!({
+                "id": p.id,
+                "name": p.name,
+                "online": state.hub.is_connected(&p.id),
+                "last_seen": p.last_seen.map(fmt_ms),
+                "sims": status.map(|s| s.sims.clone()).unwrap_or_default(),
+                "queue_depth": status.map(|s| s.queue_depth),
+                "outstanding": p.outstanding,
+                "battery": status.and_then(|s| s.battery),
+                "charging": status.and_then(|s| s.charging),
+                "app_version": status.map(|s| s.app_version.clone()),
+                "created_at": fmt_ms(p.created_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// The phones' WebSocket URL as a client reached us.
+fn ws_url(state: &AppState, headers: &HeaderMap) -> String {
+    let path = simrelay_protocol::WS_PATH;
+    if let Some(base) = &state.config.public_url {
+        let base = base.trim_end_matches('/');
+        let base = if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            base.to_string()
+        };
+        return format!("{base}{path}");
+    }
+    let scheme = if state.tls_fingerprint.is_some() {
+        "wss"
+    } else {
+        "ws"
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| state.config.listen.to_string());
+    format!("{scheme}://{host}{path}")
+}
+
+/// `POST /v1/pairing-codes`: a code valid for ten minutes, usable once.
+pub async fn create_pairing_code(
+    State(state): State<AppState>,
+    Account(account): Account,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let code = new_pairing_code();
+    let hash = hash_secret(&code);
+    let now = now_ms();
+    let expires = now + PAIRING_TTL_MS;
+    state
+        .db
+        .call(move |s| s.create_pairing_code(&account, &hash, now, expires))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "code": code,
+            "expires_at": fmt_ms(expires),
+            "ws_url": ws_url(&state, &headers),
+            "tls_fingerprint": state.tls_fingerprint,
+        })),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_use_the_unambiguous_alphabet() {
+        let code = new_pairing_code();
+        assert_eq!(code.len(), PAIRING_CODE_LEN);
+        assert!(code.bytes().all(|b| PAIRING_ALPHABET.contains(&b)));
+        assert_eq!(normalize_code("abcd-efgh"), "ABCDEFGH");
+    }
+}

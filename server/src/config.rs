@@ -1,0 +1,244 @@
+//! Relay configuration: a TOML file, then `SIMRELAY_*` environment variables, then flags
+//! (later wins), resolved into one [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+
+/// How the relay serves TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain HTTP and ws://.
+    Off,
+    /// This certificate chain and key (PEM files).
+    Files { cert: PathBuf, key: PathBuf },
+    /// A self-signed certificate kept in the data directory (made on first start).
+    SelfSigned { names: Vec<String> },
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    /// An API key to make sure exists at start (its account is created if needed).
+    pub api_key: Option<String>,
+    pub tls: TlsMode,
+    /// The base URL phones and clients use (`https://relay.example.com`); derived from the
+    /// request's Host header when absent.
+    pub public_url: Option<String>,
+    pub heartbeat: Duration,
+    /// How long a phone may be disconnected before it counts as offline and its unaccepted
+    /// recipients are routed elsewhere.
+    pub offline_grace: Duration,
+    /// Most relay frames sent to a phone and not yet acknowledged.
+    pub window: u64,
+    /// Most recipients routed to one phone and not yet handed to its radio.
+    pub phone_queue_max: u32,
+    /// First webhook retry delay; doubles per attempt up to six hours.
+    pub webhook_backoff: Duration,
+    /// Attempts before a webhook delivery is `dead`.
+    pub webhook_max_attempts: u32,
+}
+
+impl Config {
+    /// Defaults for tests and the demo: listen on `127.0.0.1:0`, data in `data`.
+    pub fn for_data_dir(data: &Path) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data: data.to_path_buf(),
+            api_key: None,
+            tls: TlsMode::Off,
+            public_url: None,
+            heartbeat: Duration::from_secs(15),
+            offline_grace: Duration::from_secs(30),
+            window: 64,
+            phone_queue_max: 1000,
+            webhook_backoff: Duration::from_secs(10),
+            webhook_max_attempts: 20,
+        }
+    }
+}
+
+/// The TOML file (every key optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data: Option<PathBuf>,
+    pub api_key: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: Option<bool>,
+    pub tls_names: Option<Vec<String>>,
+    pub public_url: Option<String>,
+    pub heartbeat_ms: Option<u64>,
+    pub offline_grace_ms: Option<u64>,
+    pub window: Option<u64>,
+    pub phone_queue_max: Option<u32>,
+    pub webhook_backoff_ms: Option<u64>,
+    pub webhook_max_attempts: Option<u32>,
+}
+
+/// Flags of `simrelay serve` (each also read from its environment variable).
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "SIMRELAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to bind, e.g. 0.0.0.0:8443 or 127.0.0.1:0 (default 127.0.0.1:8080).
+    #[arg(long, env = "SIMRELAY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory (SQLite database, self-signed certificate). Default ./simrelay-data.
+    #[arg(long, env = "SIMRELAY_DATA")]
+    pub data: Option<PathBuf>,
+    /// Make sure this API key exists (creating its account) at start.
+    #[arg(long, env = "SIMRELAY_API_KEY")]
+    pub api_key: Option<String>,
+    /// PEM certificate chain for HTTPS/wss.
+    #[arg(long, env = "SIMRELAY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS/wss.
+    #[arg(long, env = "SIMRELAY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate kept in the data directory.
+    #[arg(long, env = "SIMRELAY_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+    /// Public base URL (used in pairing answers).
+    #[arg(long, env = "SIMRELAY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Heartbeat interval in milliseconds (default 15000).
+    #[arg(long, env = "SIMRELAY_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// Grace before a disconnected phone counts as offline, in milliseconds (default 30000).
+    #[arg(long, env = "SIMRELAY_OFFLINE_GRACE_MS")]
+    pub offline_grace_ms: Option<u64>,
+}
+
+/// Errors while reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+impl ServeArgs {
+    /// Merges file, environment and flags (clap already merged the last two) over defaults.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                parse_file(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source: Box::new(source),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        merge(file, self)
+    }
+}
+
+/// Parses the TOML configuration file.
+pub fn parse_file(text: &str) -> Result<FileConfig, toml::de::Error> {
+    toml::from_str(text)
+}
+
+fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
+    let data = args
+        .data
+        .clone()
+        .or(file.data)
+        .unwrap_or_else(|| PathBuf::from("simrelay-data"));
+    let mut c = Config::for_data_dir(&data);
+    c.listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    c.api_key = args.api_key.clone().or(file.api_key);
+    c.public_url = args.public_url.clone().or(file.public_url);
+    let cert = args.tls_cert.clone().or(file.tls_cert);
+    let key = args.tls_key.clone().or(file.tls_key);
+    let self_signed = args.tls_self_signed || file.tls_self_signed.unwrap_or(false);
+    c.tls = match (cert, key, self_signed) {
+        (Some(cert), Some(key), _) => TlsMode::Files { cert, key },
+        (None, None, true) => TlsMode::SelfSigned {
+            names: file
+                .tls_names
+                .unwrap_or_else(|| vec!["localhost".into(), "127.0.0.1".into()]),
+        },
+        (None, None, false) => TlsMode::Off,
+        _ => return Err(ConfigError::Invalid("tls_cert and tls_key go together")),
+    };
+    if let Some(ms) = args.heartbeat_ms.or(file.heartbeat_ms) {
+        if ms < 100 {
+            return Err(ConfigError::Invalid("heartbeat_ms must be at least 100"));
+        }
+        c.heartbeat = Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.offline_grace_ms.or(file.offline_grace_ms) {
+        c.offline_grace = Duration::from_millis(ms);
+    }
+    if let Some(w) = file.window {
+        if w == 0 {
+            return Err(ConfigError::Invalid("window must be at least 1"));
+        }
+        c.window = w;
+    }
+    if let Some(q) = file.phone_queue_max {
+        c.phone_queue_max = q;
+    }
+    if let Some(ms) = file.webhook_backoff_ms {
+        c.webhook_backoff = Duration::from_millis(ms);
+    }
+    if let Some(n) = file.webhook_max_attempts {
+        c.webhook_max_attempts = n.max(1);
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_the_rest() {
+        let file = parse_file(
+            "listen = \"0.0.0.0:9000\"\ndata = \"/var/lib/simrelay\"\nheartbeat_ms = 5000\n",
+        )
+        .expect("valid toml");
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:0".parse().expect("addr")),
+            ..ServeArgs::default()
+        };
+        let c = merge(file, &args).expect("valid config");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(c.data, PathBuf::from("/var/lib/simrelay"));
+        assert_eq!(c.heartbeat, Duration::from_secs(5));
+        assert_eq!(c.tls, TlsMode::Off);
+        assert_eq!(c.window, 64);
+    }
+
+    #[test]
+    fn unknown_keys_and_half_tls_are_refused() {
+        assert!(parse_file("lisen = \"x\"").is_err());
+        let file = parse_file("tls_cert = \"/c.pem\"").expect("valid toml");
+        assert!(merge(file, &ServeArgs::default()).is_err());
+    }
+}

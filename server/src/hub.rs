@@ -1,0 +1,245 @@
+//! The device hub: which phones have a live link, and their presence over time.
+//!
+//! Each link is served by one task (`crate::link`); the hub keeps a registry of them so that
+//! other parts can wake a link when frames were queued for its phone (`kick`), read the
+//! presence and status of phones for routing, and close every link at shutdown. A newer link
+//! of the same phone replaces the older one.
+//!
+//! Presence: a phone is `online` in the store from its `hello` until it has been disconnected
+//! for the configured grace; then it is marked offline (webhook `phone.offline`) and its
+//! recipients not yet accepted go back to the router. Both changes happen under one async
+//! lock, so a reconnect can never interleave with the offline decision.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::response::Response;
+use simrelay_protocol::{MAX_FRAME_BYTES, PhoneStatus};
+use tokio::sync::{Notify, watch};
+
+use crate::AppState;
+use crate::store::now_ms;
+
+/// One registered link.
+#[derive(Debug)]
+struct Conn {
+    id: u64,
+    account: String,
+    status: PhoneStatus,
+    kick: Arc<Notify>,
+    close: Arc<Notify>,
+    in_flight: Arc<AtomicU64>,
+}
+
+/// What a link task gets when it registers.
+#[derive(Debug)]
+pub struct Registration {
+    pub id: u64,
+    pub kick: Arc<Notify>,
+    pub close: Arc<Notify>,
+    pub in_flight: Arc<AtomicU64>,
+}
+
+/// An online phone as the router sees it.
+#[derive(Debug, Clone)]
+pub struct OnlinePhone {
+    pub id: String,
+    pub status: PhoneStatus,
+}
+
+#[derive(Debug)]
+struct HubInner {
+    conns: Mutex<HashMap<String, Conn>>,
+    next_id: AtomicU64,
+    /// Serialises "phone connected" with "phone offline after grace".
+    presence: tokio::sync::Mutex<()>,
+    /// Number of live link tasks.
+    live: watch::Sender<usize>,
+}
+
+/// Registry of live phone links.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Decrements the live-link count when a link task ends.
+#[derive(Debug)]
+pub struct LiveGuard(Hub);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.inner.live.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(HubInner {
+                conns: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                presence: tokio::sync::Mutex::new(()),
+                live: watch::channel(0).0,
+            }),
+        }
+    }
+
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<String, Conn>> {
+        self.inner.conns.lock().expect("hub registry lock")
+    }
+
+    /// Counts a link task as live until the guard drops.
+    pub fn live_guard(&self) -> LiveGuard {
+        self.inner.live.send_modify(|n| *n += 1);
+        LiveGuard(self.clone())
+    }
+
+    /// The presence lock (see the module comment).
+    pub async fn presence(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.presence.lock().await
+    }
+
+    /// Registers a link, closing an older link of the same phone.
+    pub fn register(&self, phone: &str, account: &str, status: PhoneStatus) -> Registration {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let reg = Registration {
+            id,
+            kick: Arc::new(Notify::new()),
+            close: Arc::new(Notify::new()),
+            in_flight: Arc::new(AtomicU64::new(0)),
+        };
+        let conn = Conn {
+            id,
+            account: account.to_string(),
+            status,
+            kick: reg.kick.clone(),
+            close: reg.close.clone(),
+            in_flight: reg.in_flight.clone(),
+        };
+        if let Some(old) = self.conns().insert(phone.to_string(), conn) {
+            old.close.notify_one();
+        }
+        reg
+    }
+
+    /// Removes the link `id` if it is still the phone's current one; returns whether it was.
+    pub fn unregister(&self, phone: &str, id: u64) -> bool {
+        let mut conns = self.conns();
+        if conns.get(phone).is_some_and(|c| c.id == id) {
+            conns.remove(phone);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn set_status(&self, phone: &str, id: u64, status: PhoneStatus) {
+        if let Some(c) = self.conns().get_mut(phone).filter(|c| c.id == id) {
+            c.status = status;
+        }
+    }
+
+    /// Wakes the phone's link: new frames are stored for it.
+    pub fn kick(&self, phone: &str) {
+        if let Some(c) = self.conns().get(phone) {
+            c.kick.notify_one();
+        }
+    }
+
+    pub fn is_connected(&self, phone: &str) -> bool {
+        self.conns().contains_key(phone)
+    }
+
+    pub fn connected_count(&self) -> usize {
+        self.conns().len()
+    }
+
+    /// Relay frames sent and not yet acknowledged, over all links.
+    pub fn frames_in_flight(&self) -> u64 {
+        self.conns()
+            .values()
+            .map(|c| c.in_flight.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Connected phones grouped by account.
+    pub fn online_by_account(&self) -> Vec<(String, Vec<OnlinePhone>)> {
+        let mut by: HashMap<String, Vec<OnlinePhone>> = HashMap::new();
+        for (id, c) in self.conns().iter() {
+            by.entry(c.account.clone()).or_default().push(OnlinePhone {
+                id: id.clone(),
+                status: c.status.clone(),
+            });
+        }
+        let mut out: Vec<_> = by.into_iter().collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, phones) in &mut out {
+            phones.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        out
+    }
+
+    /// Asks every link to close (shutdown).
+    pub fn close_all(&self) {
+        for c in self.conns().values() {
+            c.close.notify_one();
+        }
+    }
+
+    /// Waits (at most five seconds) until every link task has ended.
+    pub async fn wait_closed(&self) {
+        let mut rx = self.inner.live.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|n| *n == 0)).await;
+    }
+}
+
+/// `GET /v1/link`: the phones' WebSocket.
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(2 * MAX_FRAME_BYTES)
+        .max_frame_size(2 * MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| crate::link::serve(state, socket))
+}
+
+/// After the grace, marks the phone offline unless it has reconnected.
+pub fn start_grace(state: AppState, phone: String) {
+    tokio::spawn(async move {
+        tokio::time::sleep(state.config.offline_grace).await;
+        let _presence = state.hub.presence().await;
+        if state.hub.is_connected(&phone) || state.is_shutting_down() {
+            return;
+        }
+        let now = now_ms();
+        match state.db.call(move |s| s.phone_offline(&phone, now)).await {
+            Ok(true) => {
+                tracing::info!("phone went offline");
+                state.route_kick.notify_one();
+                state.webhook_kick.notify_one();
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "could not mark a phone offline"),
+        }
+    });
+}
+
+/// At start: phones the store still marks online get the grace to reconnect.
+pub async fn resume_presence(state: AppState) {
+    match state.db.call(|s| s.online_phones()).await {
+        Ok(phones) => {
+            for p in phones {
+                start_grace(state.clone(), p);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "could not read phone presence"),
+    }
+}

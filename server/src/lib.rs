@@ -1,0 +1,254 @@
+//! simrelay-server: the relay between businesses (HTTP API) and phones (WebSocket links).
+//!
+//! [`app`] builds the axum router (HTTP API and the phones' `/v1/link`); [`run`] serves it on
+//! any listener until a shutdown future resolves, with the background tasks (routing, webhook
+//! delivery, presence); [`Server`] binds, optionally wraps TLS, and runs, for `main`, the demo
+//! and the system tests.
+
+pub mod api;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod hub;
+pub mod link;
+pub mod metrics;
+pub mod router;
+pub mod store;
+pub mod time_fmt;
+pub mod tls;
+pub mod webhooks;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::serve::Listener;
+use tokio::sync::{Notify, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use config::{Config, TlsMode};
+use hub::Hub;
+use store::committer::Committer;
+use store::sqlite::SqliteStore;
+use store::{Db, StoreError};
+
+/// Largest accepted HTTP request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Shared state of one relay.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+/// What every handler and task shares.
+#[derive(Debug)]
+pub struct Inner {
+    pub db: Db,
+    pub committer: Committer,
+    pub hub: Hub,
+    pub config: Config,
+    /// API key hash -> account id (keys are never revoked in this version).
+    keys: RwLock<HashMap<String, String>>,
+    /// Bumped after every commit that stored new incoming SMS (wakes `inbox/wait`).
+    pub inbox: watch::Sender<u64>,
+    /// Wakes the routing task (new messages, phones online or offline, capacity freed).
+    pub route_kick: Arc<Notify>,
+    /// Wakes the webhook delivery task.
+    pub webhook_kick: Arc<Notify>,
+    /// SHA-256 of the TLS certificate (DER), lowercase hex, when TLS is on.
+    pub tls_fingerprint: Option<String>,
+    /// Set once shutdown starts.
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// Errors at start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("tls: {0}")]
+    Tls(#[from] tls::TlsError),
+}
+
+impl AppState {
+    /// Opens the store in `config.data` and starts the group-commit writer. Needs a tokio
+    /// runtime. Background tasks start with [`run`].
+    pub async fn open(config: Config, tls_fingerprint: Option<String>) -> Result<Self, StartError> {
+        install_crypto_provider();
+        std::fs::create_dir_all(&config.data)?;
+        let path = config.data.join("relay.sqlite");
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+            .await
+            .map_err(|_| StoreError::Join)??;
+        let db = Db::new(Arc::new(store));
+        if let Some(key) = &config.api_key {
+            let hash = api::hash_secret(key);
+            let now = store::now_ms();
+            db.call(move |s| s.ensure_api_key(&hash, now)).await?;
+        }
+        let route_kick = Arc::new(Notify::new());
+        let committer = Committer::start(db.clone(), route_kick.clone());
+        let (shutdown, _) = watch::channel(false);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                hub: Hub::new(),
+                db,
+                committer,
+                config,
+                keys: RwLock::new(HashMap::new()),
+                inbox: watch::channel(0).0,
+                route_kick,
+                webhook_kick: Arc::new(Notify::new()),
+                tls_fingerprint,
+                shutdown,
+            }),
+        })
+    }
+
+    /// The account of a hashed API key, cached after the first lookup.
+    pub async fn account_for_key_hash(&self, hash: String) -> Result<Option<String>, StoreError> {
+        if let Some(a) = self.keys.read().expect("key cache lock").get(&hash) {
+            return Ok(Some(a.clone()));
+        }
+        let h = hash.clone();
+        let found = self.db.call(move |s| s.account_for_key(&h)).await?;
+        if let Some(a) = &found {
+            self.keys
+                .write()
+                .expect("key cache lock")
+                .insert(hash, a.clone());
+        }
+        Ok(found)
+    }
+
+    /// Wakes `inbox/wait` callers.
+    pub fn inbox_changed(&self) {
+        self.inbox.send_modify(|v| *v += 1);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+/// Resolves once `rx` reports shutdown (the guard of `wait_for` must not live across awaits).
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Installs ring as rustls' process-wide provider (reqwest and tokio-tungstenite use it).
+pub fn install_crypto_provider() {
+    // Err means one is installed already, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The relay's HTTP routes (API and `/v1/link`).
+pub fn app(state: AppState) -> Router {
+    api::routes()
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` with the background tasks until `shutdown` resolves;
+/// then stops accepting, closes phone links, finishes in-flight requests and stops the tasks.
+pub async fn run<L>(
+    listener: L,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let tasks = vec![
+        tokio::spawn(dispatch::run(state.clone())),
+        tokio::spawn(webhooks::run(state.clone())),
+        tokio::spawn(hub::resume_presence(state.clone())),
+    ];
+    let st = state.clone();
+    let result = axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            st.shutdown.send_replace(true);
+            st.hub.close_all();
+        })
+        .await;
+    state.shutdown.send_replace(true);
+    state.hub.close_all();
+    for t in tasks {
+        let _ = t.await;
+    }
+    state.hub.wait_closed().await;
+    result
+}
+
+/// A running relay (bound, serving) for `main`, the demo and tests.
+#[derive(Debug)]
+pub struct Server {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT` or `https://...`.
+    pub url: String,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the store, binds `config.listen` and serves until [`Server::stop`].
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        install_crypto_provider();
+        let tls = match &config.tls {
+            TlsMode::Off => None,
+            mode => Some(tls::load(mode, &config.data)?),
+        };
+        let tcp = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = tcp.local_addr()?;
+        let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
+        let state = AppState::open(config, fingerprint).await?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let signal = async move {
+            let _ = stopped.await;
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let st = state.clone();
+        let task = match tls {
+            None => tokio::spawn(run(tcp, st, signal)),
+            Some(t) => tokio::spawn(run(tls::TlsListener::new(tcp, t.acceptor), st, signal)),
+        };
+        Ok(Self {
+            addr,
+            url: format!("{scheme}://{addr}"),
+            state,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The phones' WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        let base = self.url.replacen("http", "ws", 1);
+        format!("{base}{}", simrelay_protocol::WS_PATH)
+    }
+
+    /// Graceful shutdown: stop accepting, close links, flush, return when everything stopped.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}

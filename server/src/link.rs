@@ -1,0 +1,395 @@
+//! One phone link: the relay side of the protocol in docs/protocol.md.
+//!
+//! The first frame is `pair` (exchange a one-time code for a device token, then close) or
+//! `hello`. After `welcome`, one task serves the socket: it writes the phone's stored frames
+//! in sequence order within a window of unacknowledged frames, reads everything the phone sent
+//! that is readable at once, applies that batch in one transaction and answers one cumulative
+//! `ack`. When the batch made the relay queue `cancel` frames (a `queued` event from a phone
+//! that no longer owns the recipient), those frames are written before the `ack`, on the same
+//! socket, so the phone learns of the cancel before it may hand the recipient to its radio.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{FutureExt, SinkExt};
+use simrelay_protocol::{
+    Event, PROTOCOL_VERSION, PhoneFrame, PhoneStatus, RelayFrame, decode_phone_frame, encode,
+};
+use tokio::time::Instant;
+
+use crate::AppState;
+use crate::api::phones::normalize_code;
+use crate::api::{hash_secret, random_secret};
+use crate::hub::{Registration, start_grace};
+use crate::store::{StoreError, now_ms};
+
+/// Most frames read before a batch is applied.
+const MAX_BATCH: usize = 256;
+/// Time a fresh link has to send its first frame.
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a link ended early.
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error("socket: {0}")]
+    Socket(#[from] axum::Error),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+async fn send(socket: &mut WebSocket, frame: &RelayFrame) -> Result<(), axum::Error> {
+    socket.send(Message::Text(encode(frame).into())).await
+}
+
+/// Sends `error {code}` and closes.
+async fn refuse(socket: &mut WebSocket, code: &str, message: &str) {
+    tracing::debug!(code, "refusing a link");
+    let frame = RelayFrame::Error {
+        code: code.into(),
+        message: message.into(),
+    };
+    let _ = send(socket, &frame).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// Serves one upgraded socket until it closes.
+pub async fn serve(state: AppState, mut socket: WebSocket) {
+    let _live = state.hub.live_guard();
+    let first = match tokio::time::timeout(FIRST_FRAME_TIMEOUT, socket.recv()).await {
+        Ok(Some(Ok(Message::Text(t)))) => decode_phone_frame(t.as_str()),
+        Ok(Some(Ok(Message::Binary(_)))) => {
+            return refuse(&mut socket, "bad_frame", "frames are JSON text").await;
+        }
+        _ => return,
+    };
+    match first {
+        Ok(PhoneFrame::Pair {
+            version,
+            code,
+            name,
+        }) => pair(&state, &mut socket, version, &code, name.as_deref()).await,
+        Ok(PhoneFrame::Hello {
+            version,
+            token,
+            acked,
+            status,
+        }) => {
+            if version != PROTOCOL_VERSION {
+                let msg = format!("this relay speaks protocol version {PROTOCOL_VERSION}");
+                return refuse(&mut socket, "unsupported_version", &msg).await;
+            }
+            if let Err(e) = session(&state, &mut socket, &token, acked, status).await {
+                tracing::debug!(error = %e, "link ended");
+            }
+        }
+        Ok(_) => {
+            refuse(
+                &mut socket,
+                "bad_frame",
+                "the first frame must be hello or pair",
+            )
+            .await
+        }
+        Err(e) => refuse(&mut socket, "bad_frame", &e.to_string()).await,
+    }
+}
+
+async fn pair(
+    state: &AppState,
+    socket: &mut WebSocket,
+    version: u32,
+    code: &str,
+    name: Option<&str>,
+) {
+    if version != PROTOCOL_VERSION {
+        let msg = format!("this relay speaks protocol version {PROTOCOL_VERSION}");
+        return refuse(socket, "unsupported_version", &msg).await;
+    }
+    let code_hash = hash_secret(&normalize_code(code));
+    let phone_id = uuid::Uuid::now_v7().to_string();
+    let token = random_secret(32);
+    let token_hash = hash_secret(&token);
+    let name: Option<String> = name.map(|n| n.chars().take(64).collect());
+    let now = now_ms();
+    let id = phone_id.clone();
+    let paired = state
+        .db
+        .call(move |s| s.pair_phone(&code_hash, &id, &token_hash, name.as_deref(), now))
+        .await;
+    match paired {
+        Ok(Some(_)) => {
+            tracing::info!("phone paired");
+            let _ = send(socket, &RelayFrame::Paired { phone_id, token }).await;
+            let _ = socket.send(Message::Close(None)).await;
+        }
+        Ok(None) => {
+            refuse(
+                socket,
+                "bad_pairing_code",
+                "unknown, used or expired pairing code",
+            )
+            .await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "pairing failed");
+            refuse(socket, "internal", "the relay could not pair this phone").await;
+        }
+    }
+}
+
+/// The state of one authenticated link.
+struct Link<'a> {
+    state: &'a AppState,
+    socket: &'a mut WebSocket,
+    phone: String,
+    reg: Registration,
+    /// Highest relay seq written on this socket.
+    sent_upto: u64,
+    /// Highest relay seq the phone acknowledged.
+    acked: u64,
+}
+
+async fn session(
+    state: &AppState,
+    socket: &mut WebSocket,
+    token: &str,
+    hello_acked: u64,
+    status: PhoneStatus,
+) -> Result<(), LinkError> {
+    let token_hash = hash_secret(token);
+    let Some(auth) = state
+        .db
+        .call(move |s| s.phone_by_token(&token_hash))
+        .await?
+    else {
+        refuse(socket, "unauthorized", "unknown device token").await;
+        return Ok(());
+    };
+    let phone = auth.id.clone();
+    let (reg, connected) = {
+        let _presence = state.hub.presence().await;
+        let reg = state.hub.register(&phone, &auth.account_id, status.clone());
+        let (p, now) = (phone.clone(), now_ms());
+        match state
+            .db
+            .call(move |s| {
+                let c = s.phone_connected(&p, &status, now)?;
+                s.apply_from_phone(&p, Some(hello_acked), &[], now)?;
+                Ok(c)
+            })
+            .await
+        {
+            Ok(c) => (reg, c),
+            Err(e) => {
+                state.hub.unregister(&phone, reg.id);
+                refuse(
+                    socket,
+                    "internal",
+                    "the relay could not register this phone",
+                )
+                .await;
+                return Err(e.into());
+            }
+        }
+    };
+    tracing::info!(came_online = connected.came_online, "phone connected");
+    let welcome = RelayFrame::Welcome {
+        version: PROTOCOL_VERSION,
+        phone_id: phone.clone(),
+        acked: connected.event_seq,
+        heartbeat_ms: u64::try_from(state.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
+    };
+    if connected.came_online {
+        state.webhook_kick.notify_one();
+    }
+    state.route_kick.notify_one();
+    let reg_id = reg.id;
+    let mut link = Link {
+        state,
+        socket,
+        phone: phone.clone(),
+        reg,
+        sent_upto: hello_acked,
+        acked: hello_acked,
+    };
+    let result = async {
+        send(link.socket, &welcome).await?;
+        link.pump(None).await?;
+        link.run().await
+    }
+    .await;
+    if state.hub.unregister(&phone, reg_id) && !state.is_shutting_down() {
+        start_grace(state.clone(), phone);
+    }
+    result
+}
+
+impl Link<'_> {
+    async fn run(&mut self) -> Result<(), LinkError> {
+        let hb = self.state.config.heartbeat;
+        let mut ticker = tokio::time::interval_at(Instant::now() + hb, hb);
+        let mut last_heard = Instant::now();
+        let kick = self.reg.kick.clone();
+        let close = self.reg.close.clone();
+        loop {
+            tokio::select! {
+                msg = self.socket.recv() => {
+                    let Some(Ok(msg)) = msg else { return Ok(()) };
+                    last_heard = Instant::now();
+                    let mut batch = vec![msg];
+                    let mut ended = false;
+                    while batch.len() < MAX_BATCH {
+                        match self.socket.recv().now_or_never() {
+                            Some(Some(Ok(m))) => batch.push(m),
+                            Some(_) => { ended = true; break; }
+                            None => break,
+                        }
+                    }
+                    if !self.handle_batch(batch).await? || ended {
+                        return Ok(());
+                    }
+                }
+                _ = kick.notified() => self.pump(None).await?,
+                _ = ticker.tick() => {
+                    if last_heard.elapsed() >= hb * 3 {
+                        tracing::info!("phone link silent for three heartbeats, closing");
+                        let _ = self.socket.send(Message::Close(None)).await;
+                        return Ok(());
+                    }
+                    send(self.socket, &RelayFrame::Heartbeat { at: now_ms() }).await?;
+                }
+                _ = close.notified() => {
+                    let _ = self.socket.send(Message::Close(None)).await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Applies one batch of readable frames; false when the link must end.
+    async fn handle_batch(&mut self, batch: Vec<Message>) -> Result<bool, LinkError> {
+        let mut events: Vec<(u64, Event)> = Vec::new();
+        let mut ack: Option<u64> = None;
+        let mut status: Option<PhoneStatus> = None;
+        let mut closing = false;
+        for msg in batch {
+            let text = match msg {
+                Message::Text(t) => t,
+                Message::Binary(_) => {
+                    refuse(self.socket, "bad_frame", "frames are JSON text").await;
+                    return Ok(false);
+                }
+                Message::Close(_) => {
+                    closing = true;
+                    break;
+                }
+                Message::Ping(_) | Message::Pong(_) => continue,
+            };
+            match decode_phone_frame(text.as_str()) {
+                Ok(PhoneFrame::Event { seq, event }) => events.push((seq, event)),
+                Ok(PhoneFrame::Ack { seq }) => ack = Some(ack.map_or(seq, |a| a.max(seq))),
+                Ok(PhoneFrame::Status { status: s }) => status = Some(s),
+                Ok(PhoneFrame::Heartbeat { .. }) => {}
+                Ok(PhoneFrame::Hello { .. } | PhoneFrame::Pair { .. }) => {
+                    refuse(self.socket, "bad_frame", "hello and pair only open a link").await;
+                    return Ok(false);
+                }
+                Err(e) => {
+                    refuse(self.socket, "bad_frame", &e.to_string()).await;
+                    return Ok(false);
+                }
+            }
+        }
+        let now = now_ms();
+        if let Some(s) = status {
+            self.state
+                .hub
+                .set_status(&self.phone, self.reg.id, s.clone());
+            let p = self.phone.clone();
+            self.state
+                .db
+                .call(move |st| st.phone_status(&p, &s, now))
+                .await?;
+            self.state.route_kick.notify_one();
+        }
+        if events.is_empty() && ack.is_none() {
+            return Ok(!closing);
+        }
+        let had_events = !events.is_empty();
+        let p = self.phone.clone();
+        let applied = self
+            .state
+            .db
+            .call(move |st| st.apply_from_phone(&p, ack, &events, now))
+            .await?;
+        if let Some(a) = ack {
+            self.acked = self.acked.max(a.min(self.sent_upto));
+            self.update_in_flight();
+        }
+        if let Some(upto) = applied.cancel_upto {
+            self.pump(Some(upto)).await?;
+        }
+        if had_events {
+            send(
+                self.socket,
+                &RelayFrame::Ack {
+                    seq: applied.event_seq,
+                },
+            )
+            .await?;
+            self.state.webhook_kick.notify_one();
+        }
+        if applied.incoming {
+            self.state.inbox_changed();
+        }
+        if applied.changed {
+            self.state.route_kick.notify_one();
+        }
+        if ack.is_some() {
+            self.pump(None).await?;
+        }
+        Ok(!closing)
+    }
+
+    fn update_in_flight(&self) {
+        self.reg
+            .in_flight
+            .store(self.sent_upto.saturating_sub(self.acked), Ordering::Relaxed);
+    }
+
+    /// Writes stored frames after `sent_upto`, within the window; with `force`, at least up to
+    /// that seq whatever the window (cancel frames that must precede an ack).
+    async fn pump(&mut self, force: Option<u64>) -> Result<(), LinkError> {
+        let window = self.state.config.window;
+        loop {
+            let in_flight = self.sent_upto.saturating_sub(self.acked);
+            let mut room = window.saturating_sub(in_flight);
+            if let Some(upto) = force {
+                room = room.max(upto.saturating_sub(self.sent_upto));
+            }
+            if room == 0 {
+                return Ok(());
+            }
+            let want = u32::try_from(room.min(256)).expect("at most 256");
+            let (p, after) = (self.phone.clone(), self.sent_upto);
+            let frames = self
+                .state
+                .db
+                .call(move |s| s.frames_after(&p, after, want))
+                .await?;
+            let got = frames.len();
+            for (seq, body) in frames {
+                self.socket.feed(Message::Text(body.into())).await?;
+                self.sent_upto = seq;
+            }
+            if got > 0 {
+                self.socket.flush().await?;
+            }
+            self.update_in_flight();
+            if got < want as usize {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! The relay's durable state behind one trait.
+//!
+//! [`Store`] is synchronous and knows nothing of HTTP or sockets; [`sqlite::SqliteStore`] is
+//! the one implementation today (PostgreSQL could implement the same trait later). Async code
+//! reaches it through [`Db`], which runs calls on tokio's blocking pool, and through
+//! [`committer`], which batches message creations from many concurrent requests into one
+//! transaction (group commit) and answers each request only after that commit.
+
+pub mod committer;
+pub mod schema;
+pub mod sqlite;
+mod sqlite_messages;
+mod sqlite_phones;
+mod sqlite_webhooks;
+
+use std::sync::Arc;
+
+use simrelay_protocol::{Event, PhoneStatus};
+
+/// Unix time in milliseconds.
+pub type Millis = i64;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(rusqlite::Error),
+    #[error("the disk is full")]
+    Full,
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("blocking task failed")]
+    Join,
+    #[error("batch commit failed: {0}")]
+    Batch(String),
+}
+
+impl StoreError {
+    pub(crate) fn from_sqlite(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => Self::Full,
+            _ => Self::Sqlite(e),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::from_sqlite(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A validated message to create.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub account_id: String,
+    pub id: String,
+    /// Hash of the request body: the same `id` with another body is a conflict.
+    pub body_hash: String,
+    pub to: Vec<String>,
+    pub text: String,
+    pub priority: i32,
+    pub valid_until: Option<Millis>,
+    pub schedule_at: Option<Millis>,
+    pub phone_id: Option<String>,
+    pub sim: Option<i32>,
+    pub delivery_report: bool,
+    pub created_at: Millis,
+}
+
+/// What creating a message did.
+#[derive(Debug, Clone)]
+pub enum CreateOutcome {
+    Created(MessageView),
+    /// The id existed with the same body: nothing new was stored.
+    Existing(MessageView),
+    /// The id existed with another body.
+    Conflict,
+    /// The requested phone is not one of the account's phones.
+    UnknownPhone,
+}
+
+/// A message as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageView {
+    pub cursor: i64,
+    pub id: String,
+    pub state: String,
+    pub priority: i32,
+    pub valid_until: Option<Millis>,
+    pub schedule_at: Option<Millis>,
+    pub phone: Option<String>,
+    pub sim: Option<i32>,
+    pub delivery_report: bool,
+    pub recipients: Vec<RecipientView>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// One recipient as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipientView {
+    pub idx: u32,
+    pub to: String,
+    pub state: String,
+    pub parts: u32,
+    pub parts_sent: u32,
+    pub parts_delivered: u32,
+    pub error: Option<String>,
+    pub code: Option<i32>,
+    pub phone: Option<String>,
+    pub sim: Option<i32>,
+    pub updated_at: Millis,
+}
+
+/// Filters of the message list.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub state: Option<String>,
+    pub since: Option<Millis>,
+    pub after_cursor: Option<i64>,
+    pub limit: u32,
+}
+
+/// What cancelling did.
+#[derive(Debug, Clone)]
+pub enum CancelOutcome {
+    NotFound,
+    /// Nothing could be cancelled any more (already with a radio or final).
+    NotCancellable(MessageView),
+    /// Cancelled locally and/or `cancel` frames queued for these phones.
+    Cancelled {
+        view: MessageView,
+        phones: Vec<String>,
+    },
+}
+
+/// A received SMS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxItem {
+    pub cursor: i64,
+    pub id: String,
+    pub phone: String,
+    pub sim: Option<i32>,
+    pub from: String,
+    pub text: String,
+    pub sent_at: Option<Millis>,
+    pub received_at: Millis,
+    pub stored_at: Millis,
+}
+
+/// Filters of the inbox list and of `wait`.
+#[derive(Debug, Clone, Default)]
+pub struct InboxFilter {
+    pub from: Option<String>,
+    pub contains: Option<String>,
+    /// Stored by the relay at or after this instant.
+    pub since: Option<Millis>,
+    pub after_cursor: Option<i64>,
+    pub limit: u32,
+    /// Newest first (for `wait`) instead of oldest first.
+    pub newest_first: bool,
+}
+
+/// A phone as `GET /v1/phones` shows it (presence is added by the hub).
+#[derive(Debug, Clone)]
+pub struct PhoneRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub status: Option<PhoneStatus>,
+    pub last_seen: Option<Millis>,
+    pub created_at: Millis,
+    /// Recipients routed to it and not yet sent or final.
+    pub outstanding: u32,
+}
+
+/// An authenticated phone.
+#[derive(Debug, Clone)]
+pub struct PhoneAuth {
+    pub id: String,
+    pub account_id: String,
+}
+
+/// What [`Store::phone_connected`] found.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    /// Highest phone event seq stored.
+    pub event_seq: u64,
+    /// Highest relay frame seq the phone acknowledged.
+    pub acked_seq: u64,
+    /// The phone was marked offline before (so `phone.online` was queued).
+    pub came_online: bool,
+}
+
+/// What applying a batch from a phone did.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// Highest phone event seq stored: the cumulative ack to send.
+    pub event_seq: u64,
+    /// Highest `cancel` frame seq queued by this batch (sent before the ack).
+    pub cancel_upto: Option<u64>,
+    /// New incoming SMS were stored.
+    pub incoming: bool,
+    /// Recipients changed state (capacity may have freed up, webhooks may be queued).
+    pub changed: bool,
+}
+
+/// A recipient waiting to be routed (input of the router).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrouted {
+    pub mseq: i64,
+    pub idx: u32,
+    pub priority: i32,
+    pub phone: Option<String>,
+    pub sim: Option<i32>,
+}
+
+/// A webhook registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret: String,
+    pub created_at: Millis,
+}
+
+/// One queued webhook delivery.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub event_id: String,
+    pub event: String,
+    pub url: String,
+    pub secret: String,
+    pub body: String,
+    pub attempts: u32,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub messages_by_state: Vec<(String, i64)>,
+    pub webhooks_pending: i64,
+    pub webhooks_dead: i64,
+    pub unrouted: i64,
+}
+
+/// A routing decision for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub mseq: i64,
+    pub idx: u32,
+    pub phone: String,
+}
+
+/// The relay's durable state.
+pub trait Store: Send + Sync + 'static {
+    /// The account a hashed API key belongs to.
+    fn account_for_key(&self, key_hash: &str) -> Result<Option<String>>;
+    /// Makes sure the hashed key exists, creating its account; returns the account id.
+    fn ensure_api_key(&self, key_hash: &str, now: Millis) -> Result<String>;
+
+    /// Creates a batch of messages in one transaction (group commit).
+    fn create_messages(&self, batch: &[NewMessage]) -> Result<Vec<CreateOutcome>>;
+    fn get_message(&self, account: &str, id: &str) -> Result<Option<MessageView>>;
+    fn list_messages(&self, account: &str, filter: &MessageFilter) -> Result<Vec<MessageView>>;
+    fn cancel_message(&self, account: &str, id: &str, now: Millis) -> Result<CancelOutcome>;
+
+    fn list_inbox(&self, account: &str, filter: &InboxFilter) -> Result<Vec<InboxItem>>;
+
+    fn list_phones(&self, account: &str) -> Result<Vec<PhoneRow>>;
+    fn create_pairing_code(
+        &self,
+        account: &str,
+        code_hash: &str,
+        now: Millis,
+        expires: Millis,
+    ) -> Result<()>;
+    /// Consumes a pairing code and creates a phone; `None` when the code is unknown, used or
+    /// expired.
+    fn pair_phone(
+        &self,
+        code_hash: &str,
+        phone_id: &str,
+        token_hash: &str,
+        name: Option<&str>,
+        now: Millis,
+    ) -> Result<Option<String>>;
+    fn phone_by_token(&self, token_hash: &str) -> Result<Option<PhoneAuth>>;
+    /// Marks the phone online with this status; queues `phone.online` if it was offline.
+    fn phone_connected(&self, phone: &str, status: &PhoneStatus, now: Millis) -> Result<Connected>;
+    fn phone_status(&self, phone: &str, status: &PhoneStatus, now: Millis) -> Result<()>;
+    /// Marks the phone offline, queues `phone.offline` and hands its unaccepted recipients back
+    /// to the router. Returns whether it was online.
+    fn phone_offline(&self, phone: &str, now: Millis) -> Result<bool>;
+    /// Phones marked online (after a restart they get a grace period to come back).
+    fn online_phones(&self) -> Result<Vec<String>>;
+    /// Stored relay frames of a phone with seq > `after`, oldest first.
+    fn frames_after(&self, phone: &str, after: u64, limit: u32) -> Result<Vec<(u64, String)>>;
+    /// Applies the phone's ack and events in one transaction.
+    fn apply_from_phone(
+        &self,
+        phone: &str,
+        acked: Option<u64>,
+        events: &[(u64, Event)],
+        now: Millis,
+    ) -> Result<Applied>;
+
+    /// Unrouted recipients of an account, highest priority first.
+    fn unrouted(&self, account: &str, limit: u32) -> Result<Vec<Unrouted>>;
+    /// Recipients routed to the phone and not yet handed to its radio.
+    fn outstanding(&self, phone: &str) -> Result<u32>;
+    /// Stores the routing decisions as `send` frames; returns the phones that got frames.
+    /// Recipients no longer unrouted (cancelled meanwhile) are skipped.
+    fn commit_routes(&self, routes: &[Assignment], now: Millis) -> Result<Vec<String>>;
+    /// Expires unrouted recipients past their `valid_until`.
+    fn expire_unrouted(&self, now: Millis) -> Result<u32>;
+
+    fn create_webhook(&self, account: &str, hook: &Webhook) -> Result<()>;
+    fn list_webhooks(&self, account: &str) -> Result<Vec<Webhook>>;
+    fn delete_webhook(&self, account: &str, id: &str) -> Result<bool>;
+    fn due_deliveries(&self, now: Millis, limit: u32) -> Result<Vec<Delivery>>;
+    /// Records one delivery attempt: delivered, retry at `retry_at`, or dead.
+    fn delivery_result(&self, id: i64, outcome: DeliveryOutcome, now: Millis) -> Result<()>;
+    /// Earliest `next_at` of a pending delivery.
+    fn next_delivery_at(&self) -> Result<Option<Millis>>;
+
+    fn counts(&self) -> Result<Counts>;
+}
+
+/// Outcome of one webhook attempt.
+#[derive(Debug, Clone)]
+pub enum DeliveryOutcome {
+    Delivered,
+    Retry { at: Millis, error: String },
+    Dead { error: String },
+}
+
+/// Async access to a [`Store`] on the blocking pool.
+#[derive(Clone)]
+pub struct Db {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Db")
+    }
+}
+
+impl Db {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Runs `f` against the store on the blocking pool.
+    pub async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|_| StoreError::Join)?
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}
+
+/// The current time in Unix milliseconds.
+pub fn now_ms() -> Millis {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    i64::try_from(d.as_millis()).expect("milliseconds fit in i64 until the year 292 million")
+}

@@ -1,0 +1,155 @@
+//! The relay's SQLite schema and its migrations.
+//!
+//! The version lives in `PRAGMA user_version`. A fresh database gets [`CURRENT_SQL`] at once;
+//! an older one is upgraded step by step by [`upgrade_from`], each step in the same
+//! transaction as the version bump. `V1_SQL` is frozen: it is what version 1 of the relay
+//! created, and the migration test starts from it.
+
+use rusqlite::{Connection, Transaction};
+
+/// The version [`CURRENT_SQL`] creates.
+pub const VERSION: i64 = 2;
+
+/// Version 1 (frozen: never edit, the migration test opens databases made by it).
+pub const V1_SQL: &str = r#"
+CREATE TABLE accounts (
+    id          TEXT PRIMARY KEY,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE api_keys (
+    key_hash    TEXT PRIMARY KEY,
+    account_id  TEXT NOT NULL REFERENCES accounts(id),
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE phones (
+    id          TEXT PRIMARY KEY,
+    account_id  TEXT NOT NULL REFERENCES accounts(id),
+    name        TEXT,
+    token_hash  TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL,
+    last_seen   INTEGER,
+    online      INTEGER NOT NULL DEFAULT 0,
+    status_json TEXT,
+    next_seq    INTEGER NOT NULL DEFAULT 0,
+    acked_seq   INTEGER NOT NULL DEFAULT 0,
+    event_seq   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX phones_account ON phones(account_id);
+CREATE TABLE messages (
+    mseq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id      TEXT NOT NULL,
+    id              TEXT NOT NULL,
+    body_hash       TEXT NOT NULL,
+    text            TEXT NOT NULL,
+    priority        INTEGER NOT NULL,
+    valid_until     INTEGER,
+    schedule_at     INTEGER,
+    phone_id        TEXT,
+    sim             INTEGER,
+    delivery_report INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (account_id, id)
+);
+CREATE INDEX messages_state ON messages(account_id, state, mseq);
+CREATE TABLE recipients (
+    mseq            INTEGER NOT NULL REFERENCES messages(mseq),
+    idx             INTEGER NOT NULL,
+    to_number       TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    phone_id        TEXT,
+    sim             INTEGER,
+    accepted        INTEGER NOT NULL DEFAULT 0,
+    parts           INTEGER NOT NULL DEFAULT 0,
+    parts_sent      INTEGER NOT NULL DEFAULT 0,
+    parts_delivered INTEGER NOT NULL DEFAULT 0,
+    error           TEXT,
+    code            INTEGER,
+    updated_at      INTEGER NOT NULL,
+    PRIMARY KEY (mseq, idx)
+);
+CREATE INDEX recipients_unrouted ON recipients(mseq, idx)
+    WHERE phone_id IS NULL AND state = 'pending';
+CREATE INDEX recipients_phone ON recipients(phone_id, state);
+CREATE TABLE frames (
+    phone_id    TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (phone_id, seq)
+);
+CREATE TABLE inbox (
+    rowid_      INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id  TEXT NOT NULL,
+    phone_id    TEXT NOT NULL,
+    sms_id      TEXT NOT NULL,
+    sim         INTEGER,
+    from_number TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    sent_at     INTEGER,
+    received_at INTEGER NOT NULL,
+    stored_at   INTEGER NOT NULL,
+    UNIQUE (phone_id, sms_id)
+);
+CREATE INDEX inbox_account ON inbox(account_id, rowid_);
+"#;
+
+/// What version 2 added: pairing codes and webhooks with their durable outbox.
+const V2_UPGRADE: &str = r#"
+CREATE TABLE pairing_codes (
+    code_hash   TEXT PRIMARY KEY,
+    account_id  TEXT NOT NULL REFERENCES accounts(id),
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
+);
+CREATE TABLE webhooks (
+    id          TEXT PRIMARY KEY,
+    account_id  TEXT NOT NULL REFERENCES accounts(id),
+    url         TEXT NOT NULL,
+    events      TEXT NOT NULL,
+    secret      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX webhooks_account ON webhooks(account_id);
+CREATE TABLE webhook_outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    TEXT NOT NULL UNIQUE,
+    webhook_id  TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_at     INTEGER NOT NULL,
+    last_error  TEXT,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX webhook_outbox_due ON webhook_outbox(next_at) WHERE state = 'pending';
+"#;
+
+/// Brings `conn` to [`VERSION`], creating or upgrading as needed.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == 0 {
+        tx.execute_batch(V1_SQL)?;
+        upgrade_from(&tx, 1)?;
+    } else if version < VERSION {
+        upgrade_from(&tx, version)?;
+    } else if version > VERSION {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "database schema version {version} is newer than this relay ({VERSION})"
+        )));
+    }
+    tx.pragma_update(None, "user_version", VERSION)?;
+    tx.commit()
+}
+
+/// Runs every upgrade step after `version`.
+pub fn upgrade_from(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> {
+    if version < 2 {
+        tx.execute_batch(V2_UPGRADE)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! [`Store`] on SQLite: one writer connection, a few readers, WAL.
+//!
+//! Durability: WAL with `synchronous=FULL`, so a committed transaction survives a power cut,
+//! not only a crash of the process (with NORMAL, WAL commits since the last checkpoint can be
+//! lost on power loss). Nothing is acknowledged before its commit, and group commit
+//! ([`super::committer`]) keeps the fsync cost per message low.
+//!
+//! The SQL lives in `sqlite_messages`, `sqlite_phones` and `sqlite_webhooks`, as functions
+//! taking a `&Transaction` (writes) or a `&Connection` (reads); this file owns the
+//! connections and maps the trait onto those functions.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use simrelay_protocol::{Event, PhoneStatus};
+
+use super::{
+    Applied, Assignment, CancelOutcome, Connected, Counts, CreateOutcome, Delivery,
+    DeliveryOutcome, InboxFilter, InboxItem, MessageFilter, MessageView, Millis, NewMessage,
+    PhoneAuth, PhoneRow, Result, Store, StoreError, Unrouted, Webhook, schema,
+};
+use super::{sqlite_messages as msg, sqlite_phones as ph, sqlite_webhooks as wh};
+
+const MAX_IDLE_READERS: usize = 8;
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating or migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut writer = Connection::open(path).map_err(StoreError::from_sqlite)?;
+        configure(&writer)?;
+        schema::migrate(&mut writer).map_err(StoreError::from_sqlite)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs `f` in one immediate write transaction and commits it.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().expect("writer lock is not poisoned");
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from_sqlite)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(StoreError::from_sqlite)?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a reader connection (a consistent snapshot per statement batch).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.readers.lock().expect("reader pool lock").pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c.set_prepared_statement_cache_capacity(64);
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().expect("reader pool lock");
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+impl Store for SqliteStore {
+    fn account_for_key(&self, key_hash: &str) -> Result<Option<String>> {
+        self.read(|c| msg::account_for_key(c, key_hash))
+    }
+
+    fn ensure_api_key(&self, key_hash: &str, now: Millis) -> Result<String> {
+        self.write(|tx| msg::ensure_api_key(tx, key_hash, now))
+    }
+
+    fn create_messages(&self, batch: &[NewMessage]) -> Result<Vec<CreateOutcome>> {
+        self.write(|tx| batch.iter().map(|m| msg::create_message(tx, m)).collect())
+    }
+
+    fn get_message(&self, account: &str, id: &str) -> Result<Option<MessageView>> {
+        self.read(|c| msg::get_message(c, account, id))
+    }
+
+    fn list_messages(&self, account: &str, filter: &MessageFilter) -> Result<Vec<MessageView>> {
+        self.read(|c| msg::list_messages(c, account, filter))
+    }
+
+    fn cancel_message(&self, account: &str, id: &str, now: Millis) -> Result<CancelOutcome> {
+        self.write(|tx| msg::cancel_message(tx, account, id, now))
+    }
+
+    fn list_inbox(&self, account: &str, filter: &InboxFilter) -> Result<Vec<InboxItem>> {
+        self.read(|c| msg::list_inbox(c, account, filter))
+    }
+
+    fn list_phones(&self, account: &str) -> Result<Vec<PhoneRow>> {
+        self.read(|c| ph::list_phones(c, account))
+    }
+
+    fn create_pairing_code(
+        &self,
+        account: &str,
+        code_hash: &str,
+        now: Millis,
+        expires: Millis,
+    ) -> Result<()> {
+        self.write(|tx| ph::create_pairing_code(tx, account, code_hash, now, expires))
+    }
+
+    fn pair_phone(
+        &self,
+        code_hash: &str,
+        phone_id: &str,
+        token_hash: &str,
+        name: Option<&str>,
+        now: Millis,
+    ) -> Result<Option<String>> {
+        self.write(|tx| ph::pair_phone(tx, code_hash, phone_id, token_hash, name, now))
+    }
+
+    fn phone_by_token(&self, token_hash: &str) -> Result<Option<PhoneAuth>> {
+        self.read(|c| ph::phone_by_token(c, token_hash))
+    }
+
+    fn phone_connected(&self, phone: &str, status: &PhoneStatus, now: Millis) -> Result<Connected> {
+        self.write(|tx| ph::phone_connected(tx, phone, status, now))
+    }
+
+    fn phone_status(&self, phone: &str, status: &PhoneStatus, now: Millis) -> Result<()> {
+        self.write(|tx| ph::phone_status(tx, phone, status, now))
+    }
+
+    fn phone_offline(&self, phone: &str, now: Millis) -> Result<bool> {
+        self.write(|tx| ph::phone_offline(tx, phone, now))
+    }
+
+    fn online_phones(&self) -> Result<Vec<String>> {
+        self.read(ph::online_phones)
+    }
+
+    fn frames_after(&self, phone: &str, after: u64, limit: u32) -> Result<Vec<(u64, String)>> {
+        self.read(|c| ph::frames_after(c, phone, after, limit))
+    }
+
+    fn apply_from_phone(
+        &self,
+        phone: &str,
+        acked: Option<u64>,
+        events: &[(u64, Event)],
+        now: Millis,
+    ) -> Result<Applied> {
+        self.write(|tx| ph::apply_from_phone(tx, phone, acked, events, now))
+    }
+
+    fn unrouted(&self, account: &str, limit: u32) -> Result<Vec<Unrouted>> {
+        self.read(|c| ph::unrouted(c, account, limit))
+    }
+
+    fn outstanding(&self, phone: &str) -> Result<u32> {
+        self.read(|c| ph::outstanding(c, phone))
+    }
+
+    fn commit_routes(&self, routes: &[Assignment], now: Millis) -> Result<Vec<String>> {
+        self.write(|tx| ph::commit_routes(tx, routes, now))
+    }
+
+    fn expire_unrouted(&self, now: Millis) -> Result<u32> {
+        self.write(|tx| msg::expire_unrouted(tx, now))
+    }
+
+    fn create_webhook(&self, account: &str, hook: &Webhook) -> Result<()> {
+        self.write(|tx| wh::create_webhook(tx, account, hook))
+    }
+
+    fn list_webhooks(&self, account: &str) -> Result<Vec<Webhook>> {
+        self.read(|c| wh::list_webhooks(c, account))
+    }
+
+    fn delete_webhook(&self, account: &str, id: &str) -> Result<bool> {
+        self.write(|tx| wh::delete_webhook(tx, account, id))
+    }
+
+    fn due_deliveries(&self, now: Millis, limit: u32) -> Result<Vec<Delivery>> {
+        self.read(|c| wh::due_deliveries(c, now, limit))
+    }
+
+    fn delivery_result(&self, id: i64, outcome: DeliveryOutcome, now: Millis) -> Result<()> {
+        self.write(|tx| wh::delivery_result(tx, id, &outcome, now))
+    }
+
+    fn next_delivery_at(&self) -> Result<Option<Millis>> {
+        self.read(wh::next_delivery_at)
+    }
+
+    fn counts(&self) -> Result<Counts> {
+        self.read(wh::counts)
+    }
+}

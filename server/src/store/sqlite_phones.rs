@@ -1,0 +1,451 @@
+//! SQL for phones: pairing, presence, the per-phone frame log, applying phone events, and
+//! storing routing decisions.
+//!
+//! Ownership rule (docs/protocol.md, "acceptance"): a recipient's events are applied only from
+//! the phone it is routed to (`recipients.phone_id`). A `queued` event from any other phone
+//! makes the relay queue a `cancel` frame for that phone, which the hub writes before the ack
+//! covering the event, so that phone never hands the recipient to its radio.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde_json::json;
+use simrelay_protocol::{
+    Event, IncomingSms, OutboundMessage, PhoneStatus, Recipient, RecipientState, RecipientUpdate,
+    RelayFrame, encode,
+};
+
+use super::sqlite_messages::recompute_state;
+use super::sqlite_webhooks::{enqueue_event, recipient_webhook};
+use super::{Applied, Assignment, Connected, Millis, PhoneAuth, PhoneRow, Result, Unrouted};
+
+/// Recipient states that still occupy a phone's queue.
+const OUTSTANDING: &str = "('pending', 'queued', 'sending', 'cancelling')";
+
+/// Appends a frame to the phone's log with the next sequence number.
+pub fn insert_frame(
+    tx: &Transaction<'_>,
+    phone: &str,
+    now: Millis,
+    make: impl FnOnce(u64) -> RelayFrame,
+) -> Result<u64> {
+    let seq: u64 = tx
+        .prepare_cached(
+            "UPDATE phones SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq",
+        )?
+        .query_row([phone], |r| r.get(0))?;
+    let body = encode(&make(seq));
+    tx.prepare_cached(
+        "INSERT INTO frames (phone_id, seq, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![phone, seq, body, now])?;
+    Ok(seq)
+}
+
+pub fn create_pairing_code(
+    tx: &Transaction<'_>,
+    account: &str,
+    code_hash: &str,
+    now: Millis,
+    expires: Millis,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO pairing_codes (code_hash, account_id, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![code_hash, account, now, expires],
+    )?;
+    Ok(())
+}
+
+pub fn pair_phone(
+    tx: &Transaction<'_>,
+    code_hash: &str,
+    phone_id: &str,
+    token_hash: &str,
+    name: Option<&str>,
+    now: Millis,
+) -> Result<Option<String>> {
+    let account: Option<String> = tx
+        .query_row(
+            "SELECT account_id FROM pairing_codes
+             WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+            params![code_hash, now],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(account) = account else {
+        return Ok(None);
+    };
+    tx.execute(
+        "UPDATE pairing_codes SET used_at = ?2 WHERE code_hash = ?1",
+        params![code_hash, now],
+    )?;
+    tx.execute(
+        "INSERT INTO phones (id, account_id, name, token_hash, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![phone_id, account, name, token_hash, now],
+    )?;
+    Ok(Some(account))
+}
+
+pub fn phone_by_token(c: &Connection, token_hash: &str) -> Result<Option<PhoneAuth>> {
+    Ok(
+        c.prepare_cached("SELECT id, account_id FROM phones WHERE token_hash = ?1")?
+            .query_row([token_hash], |r| {
+                Ok(PhoneAuth {
+                    id: r.get(0)?,
+                    account_id: r.get(1)?,
+                })
+            })
+            .optional()?,
+    )
+}
+
+pub fn phone_connected(
+    tx: &Transaction<'_>,
+    phone: &str,
+    status: &PhoneStatus,
+    now: Millis,
+) -> Result<Connected> {
+    let (account, online, event_seq, acked_seq): (String, bool, u64, u64) = tx.query_row(
+        "SELECT account_id, online, event_seq, acked_seq FROM phones WHERE id = ?1",
+        [phone],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    tx.execute(
+        "UPDATE phones SET online = 1, last_seen = ?2, status_json = ?3 WHERE id = ?1",
+        params![phone, now, serde_json::to_string(status)?],
+    )?;
+    if !online {
+        enqueue_event(tx, &account, "phone.online", json!({ "phone": phone }), now)?;
+    }
+    Ok(Connected {
+        event_seq,
+        acked_seq,
+        came_online: !online,
+    })
+}
+
+pub fn phone_status(
+    tx: &Transaction<'_>,
+    phone: &str,
+    status: &PhoneStatus,
+    now: Millis,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE phones SET last_seen = ?2, status_json = ?3 WHERE id = ?1",
+        params![phone, now, serde_json::to_string(status)?],
+    )?;
+    Ok(())
+}
+
+pub fn phone_offline(tx: &Transaction<'_>, phone: &str, now: Millis) -> Result<bool> {
+    let row: Option<(String, bool)> = tx
+        .query_row(
+            "SELECT account_id, online FROM phones WHERE id = ?1",
+            [phone],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((account, true)) = row else {
+        return Ok(false);
+    };
+    tx.execute("UPDATE phones SET online = 0 WHERE id = ?1", [phone])?;
+    enqueue_event(
+        tx,
+        &account,
+        "phone.offline",
+        json!({ "phone": phone }),
+        now,
+    )?;
+    // Not accepted yet (no `queued` event seen): hand back to the router, unless the client
+    // pinned the message to this phone.
+    tx.execute(
+        "UPDATE recipients SET phone_id = NULL, updated_at = ?2
+         WHERE phone_id = ?1 AND state = 'pending' AND accepted = 0
+           AND (SELECT m.phone_id FROM messages m WHERE m.mseq = recipients.mseq) IS NULL",
+        params![phone, now],
+    )?;
+    Ok(true)
+}
+
+pub fn online_phones(c: &Connection) -> Result<Vec<String>> {
+    Ok(c.prepare("SELECT id FROM phones WHERE online = 1")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn list_phones(c: &Connection, account: &str) -> Result<Vec<PhoneRow>> {
+    let mut rows: Vec<PhoneRow> = c
+        .prepare(
+            "SELECT id, name, status_json, last_seen, created_at FROM phones
+             WHERE account_id = ?1 ORDER BY created_at, id",
+        )?
+        .query_map([account], |r| {
+            let status: Option<String> = r.get(2)?;
+            Ok(PhoneRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                status: status.and_then(|s| serde_json::from_str(&s).ok()),
+                last_seen: r.get(3)?,
+                created_at: r.get(4)?,
+                outstanding: 0,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for row in &mut rows {
+        row.outstanding = outstanding(c, &row.id)?;
+    }
+    Ok(rows)
+}
+
+pub fn frames_after(
+    c: &Connection,
+    phone: &str,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<(u64, String)>> {
+    Ok(c.prepare_cached(
+        "SELECT seq, body FROM frames WHERE phone_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?
+    .query_map(params![phone, after, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn apply_from_phone(
+    tx: &Transaction<'_>,
+    phone: &str,
+    acked: Option<u64>,
+    events: &[(u64, Event)],
+    now: Millis,
+) -> Result<Applied> {
+    let (account, mut event_seq, next_seq): (String, u64, u64) = tx
+        .prepare_cached("SELECT account_id, event_seq, next_seq FROM phones WHERE id = ?1")?
+        .query_row([phone], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let mut out = Applied::default();
+    if let Some(a) = acked {
+        let a = a.min(next_seq);
+        tx.prepare_cached("UPDATE phones SET acked_seq = max(acked_seq, ?2) WHERE id = ?1")?
+            .execute(params![phone, a])?;
+        tx.prepare_cached("DELETE FROM frames WHERE phone_id = ?1 AND seq <= ?2")?
+            .execute(params![phone, a])?;
+    }
+    let mut cancels: Vec<&str> = Vec::new();
+    for (seq, event) in events {
+        if *seq <= event_seq {
+            continue; // already stored: idempotent
+        }
+        if *seq != event_seq + 1 {
+            break; // a gap: store nothing beyond it, the phone resends after reconnect
+        }
+        match event {
+            Event::Recipient(u) => {
+                if apply_recipient(tx, &account, phone, u, now, &mut cancels)? {
+                    out.changed = true;
+                }
+            }
+            Event::Incoming(sms) => {
+                if store_incoming(tx, &account, phone, sms, now)? {
+                    out.incoming = true;
+                }
+            }
+        }
+        event_seq = *seq;
+    }
+    tx.prepare_cached("UPDATE phones SET event_seq = ?2, last_seen = ?3 WHERE id = ?1")?
+        .execute(params![phone, event_seq, now])?;
+    for message_id in cancels {
+        let seq = insert_frame(tx, phone, now, |seq| RelayFrame::Cancel {
+            seq,
+            message_id: message_id.to_string(),
+        })?;
+        out.cancel_upto = Some(seq);
+    }
+    out.event_seq = event_seq;
+    Ok(out)
+}
+
+/// Applies one recipient update; returns whether the recipient's state changed.
+fn apply_recipient<'e>(
+    tx: &Transaction<'_>,
+    account: &str,
+    phone: &str,
+    u: &'e RecipientUpdate,
+    now: Millis,
+    cancels: &mut Vec<&'e str>,
+) -> Result<bool> {
+    let row: Option<(i64, String, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT r.mseq, r.state, r.phone_id FROM recipients r JOIN messages m USING (mseq)
+             WHERE m.account_id = ?1 AND m.id = ?2 AND r.idx = ?3",
+        )?
+        .query_row(params![account, u.message_id, u.idx], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((mseq, current, owner)) = row else {
+        return Ok(false);
+    };
+    if owner.as_deref() != Some(phone) {
+        if u.state == RecipientState::Queued && !cancels.contains(&u.message_id.as_str()) {
+            cancels.push(&u.message_id);
+        }
+        return Ok(false);
+    }
+    if RecipientState::parse(&current).is_some_and(RecipientState::is_final) {
+        return Ok(false);
+    }
+    let new = if current == "cancelling" && u.state == RecipientState::Queued {
+        "cancelling"
+    } else {
+        u.state.as_str()
+    };
+    tx.prepare_cached(
+        "UPDATE recipients SET state = ?3, accepted = 1, parts = ?4, parts_sent = ?5,
+             parts_delivered = ?6, error = coalesce(?7, error), code = coalesce(?8, code),
+             sim = coalesce(?9, sim), updated_at = ?10
+         WHERE mseq = ?1 AND idx = ?2",
+    )?
+    .execute(params![
+        mseq,
+        u.idx,
+        new,
+        u.parts,
+        u.parts_sent,
+        u.parts_delivered,
+        u.reason,
+        u.code,
+        u.sim,
+        now
+    ])?;
+    if new == current {
+        return Ok(false);
+    }
+    recompute_state(tx, mseq, now)?;
+    recipient_webhook(tx, account, mseq, u.idx, new, now)?;
+    Ok(true)
+}
+
+/// Stores an incoming SMS once per (phone, id); returns whether it was new.
+fn store_incoming(
+    tx: &Transaction<'_>,
+    account: &str,
+    phone: &str,
+    sms: &IncomingSms,
+    now: Millis,
+) -> Result<bool> {
+    let n = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO inbox (account_id, phone_id, sms_id, sim, from_number, text,
+                 sent_at, received_at, stored_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            account,
+            phone,
+            sms.id,
+            sms.sim,
+            sms.from,
+            sms.text,
+            sms.sent_at,
+            sms.received_at,
+            now
+        ])?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let data = json!({
+        "id": sms.id,
+        "phone": phone,
+        "sim": sms.sim,
+        "from": sms.from,
+        "text": sms.text,
+        "sent_at": sms.sent_at.map(crate::time_fmt::fmt_ms),
+        "received_at": crate::time_fmt::fmt_ms(sms.received_at),
+    });
+    enqueue_event(tx, account, "message.received", data, now)?;
+    Ok(true)
+}
+
+pub fn unrouted(c: &Connection, account: &str, limit: u32) -> Result<Vec<Unrouted>> {
+    Ok(c.prepare_cached(
+        "SELECT r.mseq, r.idx, m.priority, m.phone_id, m.sim
+         FROM recipients r JOIN messages m USING (mseq)
+         WHERE r.phone_id IS NULL AND r.state = 'pending' AND m.account_id = ?1
+         ORDER BY m.priority DESC, r.mseq, r.idx LIMIT ?2",
+    )?
+    .query_map(params![account, limit], |r| {
+        Ok(Unrouted {
+            mseq: r.get(0)?,
+            idx: r.get(1)?,
+            priority: r.get(2)?,
+            phone: r.get(3)?,
+            sim: r.get(4)?,
+        })
+    })?
+    .collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn outstanding(c: &Connection, phone: &str) -> Result<u32> {
+    let sql =
+        format!("SELECT count(*) FROM recipients WHERE phone_id = ?1 AND state IN {OUTSTANDING}");
+    Ok(c.prepare_cached(&sql)?.query_row([phone], |r| r.get(0))?)
+}
+
+pub fn commit_routes(
+    tx: &Transaction<'_>,
+    routes: &[Assignment],
+    now: Millis,
+) -> Result<Vec<String>> {
+    let mut groups: BTreeMap<(&str, i64), Vec<u32>> = BTreeMap::new();
+    for a in routes {
+        groups
+            .entry((a.phone.as_str(), a.mseq))
+            .or_default()
+            .push(a.idx);
+    }
+    let mut phones: Vec<String> = Vec::new();
+    for ((phone, mseq), idxs) in groups {
+        let mut recipients = Vec::new();
+        for idx in idxs {
+            let to: Option<String> = tx
+                .prepare_cached(
+                    "UPDATE recipients SET phone_id = ?3, updated_at = ?4
+                     WHERE mseq = ?1 AND idx = ?2 AND phone_id IS NULL AND state = 'pending'
+                     RETURNING to_number",
+                )?
+                .query_row(params![mseq, idx, phone, now], |r| r.get(0))
+                .optional()?;
+            if let Some(to) = to {
+                recipients.push(Recipient { idx, to });
+            }
+        }
+        if recipients.is_empty() {
+            continue;
+        }
+        let mut message = tx
+            .prepare_cached(
+                "SELECT id, text, priority, valid_until, schedule_at, sim, delivery_report
+                 FROM messages WHERE mseq = ?1",
+            )?
+            .query_row([mseq], |r| {
+                Ok(OutboundMessage {
+                    id: r.get(0)?,
+                    recipients: Vec::new(),
+                    text: r.get(1)?,
+                    priority: r.get(2)?,
+                    valid_until: r.get(3)?,
+                    schedule_at: r.get(4)?,
+                    sim: r.get(5)?,
+                    delivery_report: r.get(6)?,
+                    resend_unknown: false,
+                })
+            })?;
+        message.recipients = recipients;
+        insert_frame(tx, phone, now, |seq| RelayFrame::Send { seq, message })?;
+        if !phones.iter().any(|p| p == phone) {
+            phones.push(phone.to_string());
+        }
+    }
+    Ok(phones)
+}

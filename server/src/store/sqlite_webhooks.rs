@@ -1,0 +1,209 @@
+//! SQL for webhook registrations and the durable webhook outbox, plus the `/metrics` counts.
+//!
+//! Events are fanned out when they happen, in the same transaction as the change that caused
+//! them: one outbox row per matching registration, each with its own event id. The delivery
+//! worker (`crate::webhooks`) drains the outbox.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde_json::{Value, json};
+
+use super::{Counts, Delivery, DeliveryOutcome, Millis, Result, Webhook};
+use crate::time_fmt::fmt_ms;
+
+/// Registrations of the account that subscribe to `event`: (id).
+fn subscribers(tx: &Transaction<'_>, account: &str, event: &str) -> Result<Vec<String>> {
+    let rows: Vec<(String, String)> = tx
+        .prepare_cached("SELECT id, events FROM webhooks WHERE account_id = ?1")?
+        .query_map([account], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, events)| events.split(',').any(|e| e == event))
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// Queues `event` with `data` for every registration of the account that wants it.
+pub fn enqueue_event(
+    tx: &Transaction<'_>,
+    account: &str,
+    event: &str,
+    data: Value,
+    now: Millis,
+) -> Result<()> {
+    for hook in subscribers(tx, account, event)? {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let body = json!({
+            "id": event_id,
+            "event": event,
+            "webhook_id": hook,
+            "created_at": fmt_ms(now),
+            "data": data,
+        });
+        tx.prepare_cached(
+            "INSERT INTO webhook_outbox (event_id, webhook_id, event, body, state, next_at,
+                 created_at)
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
+        )?
+        .execute(params![event_id, hook, event, body.to_string(), now])?;
+    }
+    Ok(())
+}
+
+/// Queues the webhook for a recipient that just entered `state`, if that state has one.
+pub fn recipient_webhook(
+    tx: &Transaction<'_>,
+    account: &str,
+    mseq: i64,
+    idx: u32,
+    state: &str,
+    now: Millis,
+) -> Result<()> {
+    let event = match state {
+        "sent" => "message.sent",
+        "delivered" => "message.delivered",
+        "failed" | "expired" => "message.failed",
+        _ => return Ok(()),
+    };
+    if subscribers(tx, account, event)?.is_empty() {
+        return Ok(());
+    }
+    let data = tx
+        .prepare_cached(
+            "SELECT m.id, r.to_number, r.state, r.phone_id, r.sim, r.parts, r.error, r.code
+             FROM recipients r JOIN messages m USING (mseq) WHERE r.mseq = ?1 AND r.idx = ?2",
+        )?
+        .query_row(params![mseq, idx], |r| {
+            Ok(json!({
+                "message_id": r.get::<_, String>(0)?,
+                "idx": idx,
+                "to": r.get::<_, String>(1)?,
+                "state": r.get::<_, String>(2)?,
+                "phone": r.get::<_, Option<String>>(3)?,
+                "sim": r.get::<_, Option<i32>>(4)?,
+                "parts": r.get::<_, u32>(5)?,
+                "error": r.get::<_, Option<String>>(6)?,
+                "code": r.get::<_, Option<i32>>(7)?,
+            }))
+        })?;
+    enqueue_event(tx, account, event, data, now)
+}
+
+pub fn create_webhook(tx: &Transaction<'_>, account: &str, hook: &Webhook) -> Result<()> {
+    tx.execute(
+        "INSERT INTO webhooks (id, account_id, url, events, secret, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            hook.id,
+            account,
+            hook.url,
+            hook.events.join(","),
+            hook.secret,
+            hook.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn list_webhooks(c: &Connection, account: &str) -> Result<Vec<Webhook>> {
+    Ok(c.prepare(
+        "SELECT id, url, events, secret, created_at FROM webhooks
+         WHERE account_id = ?1 ORDER BY created_at, id",
+    )?
+    .query_map([account], |r| {
+        let events: String = r.get(2)?;
+        Ok(Webhook {
+            id: r.get(0)?,
+            url: r.get(1)?,
+            events: events.split(',').map(str::to_string).collect(),
+            secret: r.get(3)?,
+            created_at: r.get(4)?,
+        })
+    })?
+    .collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn delete_webhook(tx: &Transaction<'_>, account: &str, id: &str) -> Result<bool> {
+    let n = tx.execute(
+        "DELETE FROM webhooks WHERE id = ?1 AND account_id = ?2",
+        params![id, account],
+    )?;
+    if n > 0 {
+        tx.execute(
+            "UPDATE webhook_outbox SET state = 'dropped' WHERE webhook_id = ?1 AND state = 'pending'",
+            [id],
+        )?;
+    }
+    Ok(n > 0)
+}
+
+pub fn due_deliveries(c: &Connection, now: Millis, limit: u32) -> Result<Vec<Delivery>> {
+    Ok(c.prepare_cached(
+        "SELECT o.id, o.event_id, o.event, w.url, w.secret, o.body, o.attempts
+         FROM webhook_outbox o JOIN webhooks w ON w.id = o.webhook_id
+         WHERE o.state = 'pending' AND o.next_at <= ?1 ORDER BY o.next_at, o.id LIMIT ?2",
+    )?
+    .query_map(params![now, limit], |r| {
+        Ok(Delivery {
+            id: r.get(0)?,
+            event_id: r.get(1)?,
+            event: r.get(2)?,
+            url: r.get(3)?,
+            secret: r.get(4)?,
+            body: r.get(5)?,
+            attempts: r.get(6)?,
+        })
+    })?
+    .collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn delivery_result(
+    tx: &Transaction<'_>,
+    id: i64,
+    outcome: &DeliveryOutcome,
+    _now: Millis,
+) -> Result<()> {
+    match outcome {
+        DeliveryOutcome::Delivered => tx.execute(
+            "UPDATE webhook_outbox SET state = 'delivered', attempts = attempts + 1,
+                 last_error = NULL WHERE id = ?1",
+            [id],
+        )?,
+        DeliveryOutcome::Retry { at, error } => tx.execute(
+            "UPDATE webhook_outbox SET attempts = attempts + 1, next_at = ?2, last_error = ?3
+             WHERE id = ?1",
+            params![id, at, error],
+        )?,
+        DeliveryOutcome::Dead { error } => tx.execute(
+            "UPDATE webhook_outbox SET state = 'dead', attempts = attempts + 1, last_error = ?2
+             WHERE id = ?1",
+            params![id, error],
+        )?,
+    };
+    Ok(())
+}
+
+pub fn next_delivery_at(c: &Connection) -> Result<Option<Millis>> {
+    Ok(
+        c.prepare_cached("SELECT min(next_at) FROM webhook_outbox WHERE state = 'pending'")?
+            .query_row([], |r| r.get(0))
+            .optional()?
+            .flatten(),
+    )
+}
+
+pub fn counts(c: &Connection) -> Result<Counts> {
+    let messages_by_state = c
+        .prepare("SELECT state, count(*) FROM messages GROUP BY state ORDER BY state")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let count = |sql: &str| -> rusqlite::Result<i64> { c.query_row(sql, [], |r| r.get(0)) };
+    Ok(Counts {
+        messages_by_state,
+        webhooks_pending: count("SELECT count(*) FROM webhook_outbox WHERE state = 'pending'")?,
+        webhooks_dead: count("SELECT count(*) FROM webhook_outbox WHERE state = 'dead'")?,
+        unrouted: count(
+            "SELECT count(*) FROM recipients WHERE phone_id IS NULL AND state = 'pending'",
+        )?,
+    })
+}
