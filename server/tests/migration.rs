@@ -1,0 +1,52 @@
+//! Schema migration from a frozen version-1 database: data survives, new tables work.
+
+use rusqlite::Connection;
+use simrelay_server::store::schema::{V1_SQL, VERSION};
+use simrelay_server::store::sqlite::SqliteStore;
+use simrelay_server::store::{Store, Webhook};
+
+#[test]
+fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("relay.sqlite");
+    {
+        let c = Connection::open(&path)?;
+        c.execute_batch(V1_SQL)?;
+        c.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO accounts VALUES ('acc', 1);
+             INSERT INTO api_keys VALUES ('hash', 'acc', 1);
+             INSERT INTO messages (account_id, id, body_hash, text, priority, delivery_report,
+                 state, created_at, updated_at) VALUES ('acc', 'old-1', 'h', 'hi', 0, 1, 'pending', 1, 1);
+             INSERT INTO recipients (mseq, idx, to_number, state, updated_at)
+                 VALUES (1, 0, '+15551230001', 'pending', 1);",
+        )?;
+    }
+    let store = SqliteStore::open(&path)?;
+    assert_eq!(store.account_for_key("hash")?.as_deref(), Some("acc"));
+    let m = store.get_message("acc", "old-1")?.expect("the old message survives");
+    assert_eq!(m.recipients[0].to, "+15551230001");
+    store.create_webhook(
+        "acc",
+        &Webhook { id: "w".into(), url: "http://127.0.0.1:9/".into(), events: vec!["message.sent".into()], secret: "s".repeat(16), created_at: 2 },
+    )?;
+    assert_eq!(store.list_webhooks("acc")?.len(), 1);
+    store.create_pairing_code("acc", "code-hash", 2, 10)?;
+    drop(store);
+    let c = Connection::open(&path)?;
+    let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    assert_eq!(v, VERSION);
+    // Opening again is a no-op.
+    let store = SqliteStore::open(&path)?;
+    assert_eq!(store.list_webhooks("acc")?.len(), 1);
+    Ok(())
+}
+
+#[test]
+fn a_newer_schema_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("relay.sqlite");
+    Connection::open(&path)?.execute_batch("PRAGMA user_version = 99;")?;
+    assert!(SqliteStore::open(&path).is_err());
+    Ok(())
+}
