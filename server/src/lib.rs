@@ -62,6 +62,8 @@ pub struct Inner {
     pub webhook_kick: Arc<Notify>,
     /// SHA-256 of the TLS certificate (DER), lowercase hex, when TLS is on.
     pub tls_fingerprint: Option<String>,
+    /// Bumped after every batch of phone events that changed a recipient's state.
+    pub updates: watch::Sender<u64>,
     /// Set once shutdown starts.
     pub shutdown: watch::Sender<bool>,
 }
@@ -111,6 +113,7 @@ impl AppState {
                 config,
                 keys: RwLock::new(HashMap::new()),
                 inbox: watch::channel(0).0,
+                updates: watch::channel(0).0,
                 route_kick,
                 webhook_kick: Arc::new(Notify::new()),
                 tls_fingerprint,
@@ -238,10 +241,14 @@ impl Server {
         })
     }
 
-    /// The phones' WebSocket URL.
+    /// The phones' WebSocket URL (`ws://127.0.0.1:PORT/v1/link`).
     pub fn ws_url(&self) -> String {
-        let base = self.url.replacen("http", "ws", 1);
-        format!("{base}{}", simrelay_protocol::WS_PATH)
+        format!("{}{}", self.ws_base(), simrelay_protocol::WS_PATH)
+    }
+
+    /// The relay's WebSocket base URL, as the core's `LinkConfig::url` takes it.
+    pub fn ws_base(&self) -> String {
+        self.url.replacen("http", "ws", 1)
     }
 
     /// Graceful shutdown: stop accepting, close links, flush, return when everything stopped.

@@ -344,6 +344,7 @@ impl Link<'_> {
             self.state.inbox_changed();
         }
         if applied.changed {
+            self.state.updates.send_modify(|v| *v += 1);
             self.state.route_kick.notify_one();
         }
         if ack.is_some() {

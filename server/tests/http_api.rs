@@ -359,7 +359,8 @@ async fn webhooks_pairing_codes_phones_and_health() {
     let (s, v) = call(&st, "POST", "/v1/pairing-codes", Some(KEY_A), None).await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(v["code"].as_str().expect("code").len(), 8);
-    assert!(v["ws_url"].as_str().expect("url").ends_with("/v1/link"));
+    assert!(v["ws_url"].as_str().expect("url").starts_with("ws://"));
+    assert!(v["link_url"].as_str().expect("url").ends_with("/v1/link"));
     let (s, v) = call(&st, "GET", "/v1/phones", Some(KEY_A), None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["items"].as_array().expect("items").len(), 0);

@@ -8,8 +8,7 @@ use std::time::Duration;
 use common::{Http, KEY_A, KEY_B, RawPhone, paired_phone, server, status};
 use serde_json::json;
 use simrelay_protocol::{
-    Event, IncomingSms, PROTOCOL_VERSION, PhoneFrame, RecipientState, RecipientUpdate,
-    RelayFrame,
+    Event, IncomingSms, PROTOCOL_VERSION, PhoneFrame, RecipientState, RecipientUpdate, RelayFrame,
 };
 
 fn update(message_id: &str, idx: u32, state: RecipientState) -> Event {
@@ -43,9 +42,18 @@ async fn pairing_is_one_time_and_bad_links_are_refused() {
     let http = Http::new(&srv.url);
     let (_, code) = http.req("POST", "/v1/pairing-codes", KEY_A, None).await;
     let code = code["code"].as_str().expect("code").to_string();
-    let (phone_id, token) = RawPhone::pair(&srv.ws_url(), &code.to_lowercase()).await.expect("pairs");
-    assert_eq!(RawPhone::pair(&srv.ws_url(), &code).await, Err("bad_pairing_code".into()), "replay");
-    assert_eq!(RawPhone::pair(&srv.ws_url(), "ZZZZZZZZ").await, Err("bad_pairing_code".into()));
+    let (phone_id, token) = RawPhone::pair(&srv.ws_url(), &code.to_lowercase())
+        .await
+        .expect("pairs");
+    assert_eq!(
+        RawPhone::pair(&srv.ws_url(), &code).await,
+        Err("bad_pairing_code".into()),
+        "replay"
+    );
+    assert_eq!(
+        RawPhone::pair(&srv.ws_url(), "ZZZZZZZZ").await,
+        Err("bad_pairing_code".into())
+    );
 
     let (_, phones) = http.req("GET", "/v1/phones", KEY_A, None).await;
     assert_eq!(phones["items"][0]["id"], phone_id.as_str());
@@ -53,11 +61,23 @@ async fn pairing_is_one_time_and_bad_links_are_refused() {
     assert_eq!(other["items"].as_array().expect("items").len(), 0);
 
     let mut p = RawPhone::connect(&srv.ws_url()).await;
-    p.send(&PhoneFrame::Hello { version: PROTOCOL_VERSION, token: "nope".into(), acked: 0, status: status() }).await;
+    p.send(&PhoneFrame::Hello {
+        version: PROTOCOL_VERSION,
+        token: "nope".into(),
+        acked: 0,
+        status: status(),
+    })
+    .await;
     expect_error(&mut p, "unauthorized").await;
 
     let mut p = RawPhone::connect(&srv.ws_url()).await;
-    p.send(&PhoneFrame::Hello { version: 99, token: token.clone(), acked: 0, status: status() }).await;
+    p.send(&PhoneFrame::Hello {
+        version: 99,
+        token: token.clone(),
+        acked: 0,
+        status: status(),
+    })
+    .await;
     expect_error(&mut p, "unsupported_version").await;
 
     let mut p = RawPhone::connect(&srv.ws_url()).await;
@@ -69,7 +89,8 @@ async fn pairing_is_one_time_and_bad_links_are_refused() {
     expect_error(&mut p, "bad_frame").await;
 
     let (mut p, _) = RawPhone::hello(&srv.ws_url(), &token, 0).await;
-    p.send_text(&"x".repeat(simrelay_protocol::MAX_FRAME_BYTES + 1)).await;
+    p.send_text(&"x".repeat(simrelay_protocol::MAX_FRAME_BYTES + 1))
+        .await;
     expect_error(&mut p, "bad_frame").await;
     srv.stop().await.expect("stops");
 }
@@ -83,21 +104,44 @@ async fn frames_are_sequenced_acked_and_resent_after_reconnect() {
     let (mut p, acked) = RawPhone::hello(&srv.ws_url(), &token, 0).await;
     assert_eq!(acked, 0);
 
-    let (s, _) = http.req("POST", "/v1/messages", KEY_A, Some(json!({"to": ["+15551230001", "+15551230002"], "text": "hi", "id": "m1"}))).await;
+    let (s, _) = http
+        .req(
+            "POST",
+            "/v1/messages",
+            KEY_A,
+            Some(json!({"to": ["+15551230001", "+15551230002"], "text": "hi", "id": "m1"})),
+        )
+        .await;
     assert_eq!(s, 202);
-    let Some(RelayFrame::Send { seq: 1, message }) = p.recv().await else { panic!("send frame 1") };
+    let Some(RelayFrame::Send { seq: 1, message }) = p.recv().await else {
+        panic!("send frame 1")
+    };
     assert_eq!(message.id, "m1");
     assert_eq!(message.recipients.len(), 2);
 
     // Drop without acking: the frame comes again, with the same seq.
     drop(p);
     let (mut p, _) = RawPhone::hello(&srv.ws_url(), &token, 0).await;
-    let Some(RelayFrame::Send { seq: 1, message: again }) = p.recv().await else { panic!("resent") };
+    let Some(RelayFrame::Send {
+        seq: 1,
+        message: again,
+    }) = p.recv().await
+    else {
+        panic!("resent")
+    };
     assert_eq!(again, message);
 
     p.send(&PhoneFrame::Ack { seq: 1 }).await;
-    p.send(&PhoneFrame::Event { seq: 1, event: update("m1", 0, RecipientState::Queued) }).await;
-    p.send(&PhoneFrame::Event { seq: 2, event: update("m1", 1, RecipientState::Queued) }).await;
+    p.send(&PhoneFrame::Event {
+        seq: 1,
+        event: update("m1", 0, RecipientState::Queued),
+    })
+    .await;
+    p.send(&PhoneFrame::Event {
+        seq: 2,
+        event: update("m1", 1, RecipientState::Queued),
+    })
+    .await;
     let mut acked = 0;
     while acked < 2 {
         match p.recv().await {
@@ -108,13 +152,28 @@ async fn frames_are_sequenced_acked_and_resent_after_reconnect() {
     let (_, m) = http.req("GET", "/v1/messages/m1", KEY_A, None).await;
     assert_eq!(m["state"], "queued");
 
-    for (seq, idx, st) in [(3, 0, RecipientState::Sent), (4, 1, RecipientState::Sent), (5, 0, RecipientState::Delivered), (6, 1, RecipientState::Failed)] {
-        p.send(&PhoneFrame::Event { seq, event: update("m1", idx, st) }).await;
+    for (seq, idx, st) in [
+        (3, 0, RecipientState::Sent),
+        (4, 1, RecipientState::Sent),
+        (5, 0, RecipientState::Delivered),
+        (6, 1, RecipientState::Failed),
+    ] {
+        p.send(&PhoneFrame::Event {
+            seq,
+            event: update("m1", idx, st),
+        })
+        .await;
     }
     // A duplicate of an old event is acked and ignored.
-    p.send(&PhoneFrame::Event { seq: 3, event: update("m1", 0, RecipientState::Sent) }).await;
+    p.send(&PhoneFrame::Event {
+        seq: 3,
+        event: update("m1", 0, RecipientState::Sent),
+    })
+    .await;
     while acked < 6 {
-        let Some(RelayFrame::Ack { seq }) = p.recv().await else { panic!("ack") };
+        let Some(RelayFrame::Ack { seq }) = p.recv().await else {
+            panic!("ack")
+        };
         acked = seq;
     }
     let (_, m) = http.req("GET", "/v1/messages/m1", KEY_A, None).await;
@@ -138,8 +197,16 @@ async fn offline_phone_is_rerouted_and_late_acceptance_is_cancelled_before_ack()
     let (b_id, b_token) = paired_phone(&http, &srv.ws_url(), KEY_A).await;
 
     let (mut a, _) = RawPhone::hello(&srv.ws_url(), &a_token, 0).await;
-    http.req("POST", "/v1/messages", KEY_A, Some(json!({"to": ["+15551230001"], "text": "hi", "id": "r1"}))).await;
-    let Some(RelayFrame::Send { seq: 1, .. }) = a.recv().await else { panic!("A gets the frame") };
+    http.req(
+        "POST",
+        "/v1/messages",
+        KEY_A,
+        Some(json!({"to": ["+15551230001"], "text": "hi", "id": "r1"})),
+    )
+    .await;
+    let Some(RelayFrame::Send { seq: 1, .. }) = a.recv().await else {
+        panic!("A gets the frame")
+    };
     a.send(&PhoneFrame::Ack { seq: 1 }).await; // stored, but its `queued` event is not out yet
     let (_, m) = http.req("GET", "/v1/messages/r1", KEY_A, None).await;
     assert_eq!(m["recipients"][0]["phone"], a_id.as_str());
@@ -147,24 +214,38 @@ async fn offline_phone_is_rerouted_and_late_acceptance_is_cancelled_before_ack()
 
     // B comes online; after A's grace the recipient moves to B.
     let (mut b, _) = RawPhone::hello(&srv.ws_url(), &b_token, 0).await;
-    let Some(RelayFrame::Send { seq: 1, message }) = b.recv().await else { panic!("B gets it") };
+    let Some(RelayFrame::Send { seq: 1, message }) = b.recv().await else {
+        panic!("B gets it")
+    };
     assert_eq!(message.id, "r1");
     let (_, m) = http.req("GET", "/v1/messages/r1", KEY_A, None).await;
     assert_eq!(m["recipients"][0]["phone"], b_id.as_str());
 
     // A returns and reports the acceptance it stored: cancel first, then the ack.
     let (mut a, _) = RawPhone::hello(&srv.ws_url(), &a_token, 1).await;
-    a.send(&PhoneFrame::Event { seq: 1, event: update("r1", 0, RecipientState::Queued) }).await;
+    a.send(&PhoneFrame::Event {
+        seq: 1,
+        event: update("r1", 0, RecipientState::Queued),
+    })
+    .await;
     match a.recv().await {
         Some(RelayFrame::Cancel { seq: 2, message_id }) => assert_eq!(message_id, "r1"),
         other => panic!("expected cancel before the ack, got {other:?}"),
     }
     assert_eq!(a.recv().await, Some(RelayFrame::Ack { seq: 1 }));
     // A's later reports about r1 are ignored; B's count.
-    a.send(&PhoneFrame::Event { seq: 2, event: update("r1", 0, RecipientState::Cancelled) }).await;
+    a.send(&PhoneFrame::Event {
+        seq: 2,
+        event: update("r1", 0, RecipientState::Cancelled),
+    })
+    .await;
     assert_eq!(a.recv().await, Some(RelayFrame::Ack { seq: 2 }));
     b.send(&PhoneFrame::Ack { seq: 1 }).await;
-    b.send(&PhoneFrame::Event { seq: 1, event: update("r1", 0, RecipientState::Queued) }).await;
+    b.send(&PhoneFrame::Event {
+        seq: 1,
+        event: update("r1", 0, RecipientState::Queued),
+    })
+    .await;
     assert_eq!(b.recv().await, Some(RelayFrame::Ack { seq: 1 }));
     let (_, m) = http.req("GET", "/v1/messages/r1", KEY_A, None).await;
     assert_eq!(m["recipients"][0]["state"], "queued");
@@ -179,18 +260,40 @@ async fn cancel_of_a_routed_message_goes_to_the_phone() {
     let http = Http::new(&srv.url);
     let (_, token) = paired_phone(&http, &srv.ws_url(), KEY_A).await;
     let (mut p, _) = RawPhone::hello(&srv.ws_url(), &token, 0).await;
-    http.req("POST", "/v1/messages", KEY_A, Some(json!({"to": ["+15551230001"], "text": "hi", "id": "c1"}))).await;
-    let Some(RelayFrame::Send { seq: 1, .. }) = p.recv().await else { panic!("send") };
+    http.req(
+        "POST",
+        "/v1/messages",
+        KEY_A,
+        Some(json!({"to": ["+15551230001"], "text": "hi", "id": "c1"})),
+    )
+    .await;
+    let Some(RelayFrame::Send { seq: 1, .. }) = p.recv().await else {
+        panic!("send")
+    };
     p.send(&PhoneFrame::Ack { seq: 1 }).await;
-    p.send(&PhoneFrame::Event { seq: 1, event: update("c1", 0, RecipientState::Queued) }).await;
+    p.send(&PhoneFrame::Event {
+        seq: 1,
+        event: update("c1", 0, RecipientState::Queued),
+    })
+    .await;
     assert_eq!(p.recv().await, Some(RelayFrame::Ack { seq: 1 }));
 
     let (s, m) = http.req("DELETE", "/v1/messages/c1", KEY_A, None).await;
     assert_eq!(s, 200, "{m}");
     assert_eq!(m["state"], "cancelling");
-    assert_eq!(p.recv().await, Some(RelayFrame::Cancel { seq: 2, message_id: "c1".into() }));
+    assert_eq!(
+        p.recv().await,
+        Some(RelayFrame::Cancel {
+            seq: 2,
+            message_id: "c1".into()
+        })
+    );
     p.send(&PhoneFrame::Ack { seq: 2 }).await;
-    p.send(&PhoneFrame::Event { seq: 2, event: update("c1", 0, RecipientState::Cancelled) }).await;
+    p.send(&PhoneFrame::Event {
+        seq: 2,
+        event: update("c1", 0, RecipientState::Cancelled),
+    })
+    .await;
     assert_eq!(p.recv().await, Some(RelayFrame::Ack { seq: 2 }));
     let (_, m) = http.req("GET", "/v1/messages/c1", KEY_A, None).await;
     assert_eq!(m["state"], "cancelled");
@@ -210,19 +313,49 @@ async fn incoming_sms_is_stored_once_and_wakes_waiters() {
     let waiter = {
         let http = Http::new(&srv.url);
         tokio::spawn(async move {
-            http.req("GET", "/v1/inbox/wait?from=%2B15557654321&contains=OTP&timeout=20", KEY_A, None).await
+            http.req(
+                "GET",
+                "/v1/inbox/wait?from=%2B15557654321&contains=OTP&timeout=20",
+                KEY_A,
+                None,
+            )
+            .await
         })
     };
     // A filter that matches nothing times out.
-    let (s, _) = http.req("GET", "/v1/inbox/wait?from=%2B19999999999&timeout=0", KEY_A, None).await;
+    let (s, _) = http
+        .req(
+            "GET",
+            "/v1/inbox/wait?from=%2B19999999999&timeout=0",
+            KEY_A,
+            None,
+        )
+        .await;
     assert_eq!(s, 408);
 
-    let sms = IncomingSms { id: "in-1".into(), sim: Some(1), from: "+15557654321".into(), text: "your OTP is 123456".into(), sent_at: None, received_at: 5 };
-    p.send(&PhoneFrame::Event { seq: 1, event: Event::Incoming(sms.clone()) }).await;
-    p.send(&PhoneFrame::Event { seq: 2, event: Event::Incoming(sms) }).await; // re-broadcast
+    let sms = IncomingSms {
+        id: "in-1".into(),
+        sim: Some(1),
+        from: "+15557654321".into(),
+        text: "your OTP is 123456".into(),
+        sent_at: None,
+        received_at: 5,
+    };
+    p.send(&PhoneFrame::Event {
+        seq: 1,
+        event: Event::Incoming(sms.clone()),
+    })
+    .await;
+    p.send(&PhoneFrame::Event {
+        seq: 2,
+        event: Event::Incoming(sms),
+    })
+    .await; // re-broadcast
     let mut acked = 0;
     while acked < 2 {
-        let Some(RelayFrame::Ack { seq }) = p.recv().await else { panic!("ack") };
+        let Some(RelayFrame::Ack { seq }) = p.recv().await else {
+            panic!("ack")
+        };
         acked = seq;
     }
     let (s, got) = waiter.await.expect("waiter");
@@ -231,11 +364,22 @@ async fn incoming_sms_is_stored_once_and_wakes_waiters() {
     assert_eq!(got["text"], "your OTP is 123456");
 
     let (_, inbox) = http.req("GET", "/v1/inbox", KEY_A, None).await;
-    assert_eq!(inbox["items"].as_array().expect("items").len(), 1, "stored once");
+    assert_eq!(
+        inbox["items"].as_array().expect("items").len(),
+        1,
+        "stored once"
+    );
     let (_, other) = http.req("GET", "/v1/inbox", KEY_B, None).await;
     assert_eq!(other["items"].as_array().expect("items").len(), 0);
     // Arrived before the call: still matches within the look-back.
-    let (s, _) = http.req("GET", "/v1/inbox/wait?contains=123456&timeout=0", KEY_A, None).await;
+    let (s, _) = http
+        .req(
+            "GET",
+            "/v1/inbox/wait?contains=123456&timeout=0",
+            KEY_A,
+            None,
+        )
+        .await;
     assert_eq!(s, 200);
     srv.stop().await.expect("stops");
 }

@@ -24,11 +24,19 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
     }
     let store = SqliteStore::open(&path)?;
     assert_eq!(store.account_for_key("hash")?.as_deref(), Some("acc"));
-    let m = store.get_message("acc", "old-1")?.expect("the old message survives");
+    let m = store
+        .get_message("acc", "old-1")?
+        .expect("the old message survives");
     assert_eq!(m.recipients[0].to, "+15551230001");
     store.create_webhook(
         "acc",
-        &Webhook { id: "w".into(), url: "http://127.0.0.1:9/".into(), events: vec!["message.sent".into()], secret: "s".repeat(16), created_at: 2 },
+        &Webhook {
+            id: "w".into(),
+            url: "http://127.0.0.1:9/".into(),
+            events: vec!["message.sent".into()],
+            secret: "s".repeat(16),
+            created_at: 2,
+        },
     )?;
     assert_eq!(store.list_webhooks("acc")?.len(), 1);
     store.create_pairing_code("acc", "code-hash", 2, 10)?;

@@ -11,12 +11,17 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use common::{Http, KEY_A, RawPhone, paired_phone, server};
 use serde_json::{Value, json};
-use simrelay_protocol::{Event, IncomingSms, PhoneFrame, RecipientState, RecipientUpdate, RelayFrame};
+use simrelay_protocol::{
+    Event, IncomingSms, PhoneFrame, RecipientState, RecipientUpdate, RelayFrame,
+};
 use tokio::sync::mpsc;
 
 /// A receiver on 127.0.0.1:0 that answers 500 to the first `fail_first` calls, then 200, and
 /// reports every (event, body) whose signature verifies.
-async fn receiver(secret: &'static str, fail_first: u32) -> (String, mpsc::UnboundedReceiver<Value>, Arc<AtomicU32>) {
+async fn receiver(
+    secret: &'static str,
+    fail_first: u32,
+) -> (String, mpsc::UnboundedReceiver<Value>, Arc<AtomicU32>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let calls = Arc::new(AtomicU32::new(0));
     let c = calls.clone();
@@ -26,7 +31,13 @@ async fn receiver(secret: &'static str, fail_first: u32) -> (String, mpsc::Unbou
             let (tx, c) = (tx.clone(), c.clone());
             async move {
                 let n = c.fetch_add(1, Ordering::SeqCst);
-                let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let h = |k: &str| {
+                    headers
+                        .get(k)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                };
                 let ts: i64 = h("x-simrelay-timestamp").parse().expect("timestamp header");
                 let body = String::from_utf8(body.to_vec()).expect("utf-8");
                 let want = simrelay_server::webhooks::sign(secret, ts, &body);
@@ -41,14 +52,19 @@ async fn receiver(secret: &'static str, fail_first: u32) -> (String, mpsc::Unbou
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, rx, calls)
 }
 
 async fn next(rx: &mut mpsc::UnboundedReceiver<Value>) -> Value {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("a webhook within 10 s").expect("open")
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a webhook within 10 s")
+        .expect("open")
 }
 
 #[tokio::test]
@@ -56,10 +72,25 @@ async fn events_are_signed_retried_and_carry_stable_ids() {
     const SECRET: &str = "0123456789abcdef-secret";
     let (url, mut rx, calls) = receiver(SECRET, 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let srv = server(dir.path(), |c| c.webhook_backoff = Duration::from_millis(20)).await;
+    let srv = server(dir.path(), |c| {
+        c.webhook_backoff = Duration::from_millis(20)
+    })
+    .await;
     let http = Http::new(&srv.url);
-    let events = ["message.sent", "message.delivered", "message.received", "phone.online"];
-    let (s, _) = http.req("POST", "/v1/webhooks", KEY_A, Some(json!({"url": url, "events": events, "secret": SECRET}))).await;
+    let events = [
+        "message.sent",
+        "message.delivered",
+        "message.received",
+        "phone.online",
+    ];
+    let (s, _) = http
+        .req(
+            "POST",
+            "/v1/webhooks",
+            KEY_A,
+            Some(json!({"url": url, "events": events, "secret": SECRET})),
+        )
+        .await;
     assert_eq!(s, 201);
 
     let (phone_id, token) = paired_phone(&http, &srv.ws_url(), KEY_A).await;
@@ -67,18 +98,53 @@ async fn events_are_signed_retried_and_carry_stable_ids() {
     let online = next(&mut rx).await;
     assert_eq!(online["event"], "phone.online");
     assert_eq!(online["data"]["phone"], phone_id.as_str());
-    assert_eq!(calls.load(Ordering::SeqCst), 3, "two failures, then delivered");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "two failures, then delivered"
+    );
 
-    http.req("POST", "/v1/messages", KEY_A, Some(json!({"to": ["+15551230001"], "text": "hi", "id": "w1"}))).await;
-    let Some(RelayFrame::Send { .. }) = p.recv().await else { panic!("send") };
-    let upd = |seq: u64, state| PhoneFrame::Event { seq, event: Event::Recipient(RecipientUpdate {
-        message_id: "w1".into(), idx: 0, state, at: 1, reason: None, code: None, sim: Some(1),
-        parts: 1, parts_sent: 1, parts_delivered: u32::from(state == RecipientState::Delivered), unsent: false }) };
+    http.req(
+        "POST",
+        "/v1/messages",
+        KEY_A,
+        Some(json!({"to": ["+15551230001"], "text": "hi", "id": "w1"})),
+    )
+    .await;
+    let Some(RelayFrame::Send { .. }) = p.recv().await else {
+        panic!("send")
+    };
+    let upd = |seq: u64, state| PhoneFrame::Event {
+        seq,
+        event: Event::Recipient(RecipientUpdate {
+            message_id: "w1".into(),
+            idx: 0,
+            state,
+            at: 1,
+            reason: None,
+            code: None,
+            sim: Some(1),
+            parts: 1,
+            parts_sent: 1,
+            parts_delivered: u32::from(state == RecipientState::Delivered),
+            unsent: false,
+        }),
+    };
     p.send(&upd(1, RecipientState::Queued)).await;
     p.send(&upd(2, RecipientState::Sent)).await;
     p.send(&upd(3, RecipientState::Delivered)).await;
-    p.send(&PhoneFrame::Event { seq: 4, event: Event::Incoming(IncomingSms {
-        id: "in-9".into(), sim: None, from: "+15557654321".into(), text: "hello back".into(), sent_at: None, received_at: 9 }) }).await;
+    p.send(&PhoneFrame::Event {
+        seq: 4,
+        event: Event::Incoming(IncomingSms {
+            id: "in-9".into(),
+            sim: None,
+            from: "+15557654321".into(),
+            text: "hello back".into(),
+            sent_at: None,
+            received_at: 9,
+        }),
+    })
+    .await;
     let mut got = Vec::new();
     for _ in 0..3 {
         got.push(next(&mut rx).await);
@@ -91,7 +157,10 @@ async fn events_are_signed_retried_and_carry_stable_ids() {
     assert_eq!(got[1]["data"]["text"], "hello back");
     assert_eq!(got[2]["event"], "message.sent");
     assert_eq!(got[2]["data"]["to"], "+15551230001");
-    let ids: std::collections::HashSet<_> = got.iter().map(|v| v["id"].as_str().expect("id").to_string()).collect();
+    let ids: std::collections::HashSet<_> = got
+        .iter()
+        .map(|v| v["id"].as_str().expect("id").to_string())
+        .collect();
     assert_eq!(ids.len(), 3, "each event has its own id");
     srv.stop().await.expect("stops");
 }
@@ -106,19 +175,33 @@ async fn a_failing_endpoint_ends_dead_after_the_attempt_limit() {
     })
     .await;
     let http = Http::new(&srv.url);
-    http.req("POST", "/v1/webhooks", KEY_A, Some(json!({"url": url, "events": ["phone.online"], "secret": "0123456789abcdef-secret"}))).await;
+    http.req(
+        "POST",
+        "/v1/webhooks",
+        KEY_A,
+        Some(json!({"url": url, "events": ["phone.online"], "secret": "0123456789abcdef-secret"})),
+    )
+    .await;
     let (_, token) = paired_phone(&http, &srv.ws_url(), KEY_A).await;
     let (_p, _) = RawPhone::hello(&srv.ws_url(), &token, 0).await;
     // Wait for the third (last) attempt, then for the store to record it as dead.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut counts = srv.state.db.call(|s| s.counts()).await.expect("counts");
     while counts.webhooks_dead == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no dead delivery: {counts:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no dead delivery: {counts:?}"
+        );
         tokio::task::yield_now().await;
         counts = srv.state.db.call(|s| s.counts()).await.expect("counts");
     }
     assert_eq!(counts.webhooks_pending, 0);
-    let metrics = reqwest::get(format!("{}/metrics", srv.url)).await.expect("metrics").text().await.expect("text");
+    let metrics = reqwest::get(format!("{}/metrics", srv.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
     assert!(metrics.contains("simrelay_webhook_dead 1"), "{metrics}");
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     srv.stop().await.expect("stops");

@@ -62,19 +62,18 @@ pub async fn list(
     Ok(Json(json!({ "items": items })))
 }
 
-/// The phones' WebSocket URL as a client reached us.
+/// The relay's WebSocket base URL (`ws://host:port`) as a client reached us; phones connect
+/// to it plus `/v1/link`.
 fn ws_url(state: &AppState, headers: &HeaderMap) -> String {
-    let path = simrelay_protocol::WS_PATH;
     if let Some(base) = &state.config.public_url {
         let base = base.trim_end_matches('/');
-        let base = if let Some(rest) = base.strip_prefix("https://") {
+        return if let Some(rest) = base.strip_prefix("https://") {
             format!("wss://{rest}")
         } else if let Some(rest) = base.strip_prefix("http://") {
             format!("ws://{rest}")
         } else {
             base.to_string()
         };
-        return format!("{base}{path}");
     }
     let scheme = if state.tls_fingerprint.is_some() {
         "wss"
@@ -86,7 +85,7 @@ fn ws_url(state: &AppState, headers: &HeaderMap) -> String {
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| state.config.listen.to_string());
-    format!("{scheme}://{host}{path}")
+    format!("{scheme}://{host}")
 }
 
 /// `POST /v1/pairing-codes`: a code valid for ten minutes, usable once.
@@ -99,6 +98,7 @@ pub async fn create_pairing_code(
     let hash = hash_secret(&code);
     let now = now_ms();
     let expires = now + PAIRING_TTL_MS;
+    let base = ws_url(&state, &headers);
     state
         .db
         .call(move |s| s.create_pairing_code(&account, &hash, now, expires))
@@ -108,7 +108,8 @@ pub async fn create_pairing_code(
         Json(json!({
             "code": code,
             "expires_at": fmt_ms(expires),
-            "ws_url": ws_url(&state, &headers),
+            "ws_url": base,
+            "link_url": format!("{base}{}", simrelay_protocol::WS_PATH),
             "tls_fingerprint": state.tls_fingerprint,
         })),
     ))
