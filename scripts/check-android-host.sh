@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Host checks of the Android side, for a machine without the Android SDK/NDK (CI, this repo's
+# dev machines). What it proves, in order:
+#   1. simrelay-core and simrelay-jni check and are clippy-clean (-D warnings) for
+#      aarch64-linux-android and x86_64-linux-android (bundled SQLite and ring compiled with
+#      Debian's clang against glibc headers: type-checks the C, links nothing);
+#   2. every Kotlin main source of android-app compiles with kotlinc against Java stubs of
+#      the Android API 36 platform, generated from PyPI's chaquopy-stubs-android
+#      (scripts/android-stubs/gen_stubs.py): a wrong class, method or signature fails;
+#   3. every `external fun` in the Kotlin sources has its `Java_...` symbol in the host-built
+#      libsimrelay_jni.so, and every exported `Java_...` symbol has its `external fun`;
+#   4. JUnit 5 tests (android-app/src/hostTest) load that library through the app's own
+#      NativeCore.kt on a plain JVM under -Xcheck:jni, and drive a real relay
+#      (`simrelay serve`) end to end. Any -Xcheck:jni warning fails the check.
+# Installs what it needs idempotently (apt, npm, pip, rustup) and caches downloads under
+# ${SIMRELAY_CACHE:-$HOME/.cache/simrelay}/android. Usage: scripts/check-android-host.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KOTLIN_VERSION=2.4.20
+STUBS_VERSION=36.20260406
+ANDROID_TARGETS=(aarch64-linux-android x86_64-linux-android)
+CACHE=${SIMRELAY_CACHE:-$HOME/.cache/simrelay}/android
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT=$TARGET_DIR/android-host-check
+START=$(date +%s)
+
+step() { printf '\n== %s (%ss)\n' "$*" "$(($(date +%s) - START))"; }
+fail() { echo "check-android-host: $*" >&2; exit 1; }
+
+# ---- 0. tools ---------------------------------------------------------------------------------
+step "tools"
+APT_PACKAGES=(clang llvm libc6-dev-arm64-cross junit5 libandroid-json-java binutils unzip)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Tools that may come from elsewhere (e.g. Node from NodeSource): install only when absent.
+command -v javac >/dev/null || missing+=(default-jdk-headless)
+command -v npm >/dev/null || missing+=(npm)
+if ((${#missing[@]})); then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+installed_targets=$(rustup target list --installed)
+for t in "${ANDROID_TARGETS[@]}"; do
+    grep -qx "$t" <<<"$installed_targets" || rustup target add "$t"
+done
+mkdir -p "$CACHE" "$OUT"
+KOTLIN_HOME=$CACHE/kotlin-$KOTLIN_VERSION/node_modules/kotlin-compiler
+if [ ! -x "$KOTLIN_HOME/bin/kotlinc" ]; then
+    npm install --silent --no-audit --no-fund --prefix "$CACHE/kotlin-$KOTLIN_VERSION" "kotlin-compiler@$KOTLIN_VERSION" >/dev/null
+fi
+KOTLINC=$KOTLIN_HOME/bin/kotlinc
+STUBS_DIR=$CACHE/chaquopy-stubs-android-$STUBS_VERSION
+if [ ! -d "$STUBS_DIR/android-stubs" ]; then
+    tmp=$(mktemp -d)
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "chaquopy-stubs-android==$STUBS_VERSION"
+    rm -rf "$STUBS_DIR.tmp" && mkdir -p "$STUBS_DIR.tmp"
+    unzip -q "$tmp"/chaquopy_stubs_android-*.whl -d "$STUBS_DIR.tmp"
+    mv "$STUBS_DIR.tmp" "$STUBS_DIR" && rm -rf "$tmp"
+fi
+ANDROID_JSON=/usr/share/java/com.android.json.jar
+JUNIT=/usr/share/java/junit-platform-console-standalone.jar:/usr/share/java/junit-jupiter-api.jar:/usr/share/java/junit-jupiter-engine.jar:/usr/share/java/junit-jupiter-params.jar:/usr/share/java/junit-platform-commons.jar:/usr/share/java/junit-platform-engine.jar:/usr/share/java/junit-platform-launcher.jar:/usr/share/java/opentest4j.jar:/usr/share/java/apiguardian-api.jar
+
+# ---- 1. Rust for the Android targets ----------------------------------------------------------
+# No NDK here: C dependencies (SQLite, ring) are compiled by Debian's clang for the matching
+# glibc target, which type-checks them; `cargo check` links nothing.
+export CC_aarch64_linux_android=clang AR_aarch64_linux_android=llvm-ar
+export CFLAGS_aarch64_linux_android="--target=aarch64-linux-gnu --sysroot=/usr/aarch64-linux-gnu"
+export CC_x86_64_linux_android=clang AR_x86_64_linux_android=llvm-ar
+export CFLAGS_x86_64_linux_android="--target=x86_64-linux-gnu"
+export CARGO_TARGET_DIR=$TARGET_DIR
+cd "$ROOT"
+for t in "${ANDROID_TARGETS[@]}"; do
+    step "cargo check + clippy, $t"
+    cargo check --quiet -p simrelay-core -p simrelay-jni --target "$t"
+    cargo clippy --quiet -p simrelay-core -p simrelay-jni --target "$t" -- -D warnings
+done
+
+# ---- 2. Kotlin main sources against the platform stubs ----------------------------------------
+step "Android API $STUBS_VERSION stubs"
+GEN=$ROOT/scripts/android-stubs/gen_stubs.py
+gen_hash=$(sha256sum "$GEN" | cut -c1-16)
+STUB_JAR=$CACHE/android-stubs-$STUBS_VERSION-$gen_hash.jar
+if [ ! -f "$STUB_JAR" ]; then
+    work=$(mktemp -d)
+    python3 "$GEN" --stubs "$STUBS_DIR" --out "$work/src" --classpath "$ANDROID_JSON"
+    find "$work/src" -name '*.java' >"$work/files"
+    javac -nowarn -proc:none --release 17 -encoding UTF-8 -d "$work/classes" @"$work/files" 2>&1 |
+        grep -v '^Note:' || true
+    [ -d "$work/classes/android/telephony" ] || fail "stub compilation failed"
+    jar cf "$STUB_JAR.tmp" -C "$work/classes" . && mv "$STUB_JAR.tmp" "$STUB_JAR"
+    rm -rf "$work"
+fi
+step "kotlinc android-app main sources"
+MAIN_SRC=$ROOT/android-app/src/main/kotlin
+rm -rf "$OUT/main-classes"
+"$KOTLINC" -Werror -jvm-target 17 -cp "$STUB_JAR:$ANDROID_JSON" -d "$OUT/main-classes" "$MAIN_SRC" 2>&1 |
+    grep -v '^warning: unable to find kotlin-stdlib' || true
+[ -f "$OUT/main-classes/dev/simrelay/app/NativeCore.class" ] || fail "Kotlin main sources do not compile against the Android stubs"
+
+# ---- 3. exported symbols vs external funs -----------------------------------------------------
+step "cargo build simrelay-jni and the relay (host)"
+cargo build --quiet -p simrelay-jni -p simrelay-server
+LIB=$TARGET_DIR/debug/libsimrelay_jni.so
+RELAY=$TARGET_DIR/debug/simrelay
+step "JNI symbols"
+nm -D --defined-only "$LIB" | awk '{print $3}' | grep '^Java_' | sort >"$OUT/exported.txt"
+: >"$OUT/declared.txt"
+grep -rl 'external fun' "$MAIN_SRC" | while read -r f; do
+    pkg=$(sed -n 's/^package \([a-zA-Z0-9_.]*\).*/\1/p' "$f" | head -1)
+    cls=$(grep -oE '^(object|class) [A-Za-z0-9_]+' "$f" | head -1 | awk '{print $2}')
+    grep -oE 'external fun [A-Za-z0-9_]+' "$f" | awk '{print $3}' | while read -r fn; do
+        echo "Java_${pkg//./_}_${cls}_${fn}"
+    done
+done | sort >"$OUT/declared.txt"
+if ! diff -u --label "external fun (Kotlin)" --label "exported (libsimrelay_jni.so)" "$OUT/declared.txt" "$OUT/exported.txt"; then
+    fail "Kotlin external funs and exported JNI symbols differ"
+fi
+echo "$(wc -l <"$OUT/declared.txt") external funs, all exported; no extra exports"
+
+# ---- 4. JUnit on the host JVM under -Xcheck:jni -----------------------------------------------
+step "kotlinc host tests"
+rm -rf "$OUT/test-classes"
+"$KOTLINC" -Werror -jvm-target 17 -cp "$ANDROID_JSON:$JUNIT" -d "$OUT/test-classes" \
+    "$MAIN_SRC/dev/simrelay/app/NativeCore.kt" "$MAIN_SRC/dev/simrelay/app/Wire.kt" \
+    "$ROOT/android-app/src/hostTest/kotlin" 2>&1 | grep -v '^warning: unable to find kotlin-stdlib' || true
+[ -f "$OUT/test-classes/dev/simrelay/app/NativeCoreTest.class" ] || fail "host tests do not compile"
+step "JUnit (java -Xcheck:jni)"
+[ -x "$RELAY" ] || echo "WARNING: no relay binary at $RELAY: the end-to-end test will be SKIPPED"
+set +e
+java -Xcheck:jni -Djava.library.path="$TARGET_DIR/debug" -Dsimrelay.relay="$RELAY" \
+    -cp "$OUT/test-classes:$KOTLIN_HOME/lib/kotlin-stdlib.jar:$ANDROID_JSON:$JUNIT" \
+    org.junit.platform.console.ConsoleLauncher --disable-banner --details=tree \
+    --select-package=dev.simrelay.app 2>&1 | tee "$OUT/junit.log"
+junit_rc=${PIPESTATUS[0]}
+set -e
+passed=$(sed -n 's/.*\[ *\([0-9]*\) tests successful.*/\1/p' "$OUT/junit.log" | tail -1)
+failed=$(sed -n 's/.*\[ *\([0-9]*\) tests failed.*/\1/p' "$OUT/junit.log" | tail -1)
+skipped=$(sed -n 's/.*\[ *\([0-9]*\) tests aborted.*/\1/p' "$OUT/junit.log" | tail -1)
+jni_warnings=$(grep -c -E 'WARNING in native method|FATAL ERROR in native method' "$OUT/junit.log" || true)
+step "done"
+echo "junit: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+[ "$jni_warnings" = 0 ] || fail "$jni_warnings -Xcheck:jni warning(s), see $OUT/junit.log"
+[ "$junit_rc" = 0 ] || fail "JUnit failed"
+[ "${passed:-0}" -gt 0 ] || fail "JUnit ran no test"
