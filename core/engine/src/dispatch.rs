@@ -3,7 +3,7 @@
 //! `sending` durably *before* its command is returned, so a crash can never hand it over
 //! twice: at worst it is handed over zero times and ends `unknown`.
 
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 use simrelay_protocol::{Millis, RecipientState};
 
 use crate::config::EXPEDITED_PRIORITY;
@@ -141,7 +141,7 @@ impl Engine {
     }
 }
 
-fn candidates(tx: &Transaction<'_>, now: Millis, acked: u64) -> Result<Vec<Candidate>> {
+fn candidates(tx: &Connection, now: Millis, acked: u64) -> Result<Vec<Candidate>> {
     let mut stmt = tx.prepare_cached(
         "SELECT r.message_id, r.idx, r.dest, r.parts, r.attempt, m.body, m.sim, r.priority,
                 m.delivery_report, m.valid_until
@@ -168,7 +168,7 @@ fn candidates(tx: &Transaction<'_>, now: Millis, acked: u64) -> Result<Vec<Candi
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn load_sims(tx: &Transaction<'_>, config: &crate::EngineConfig) -> Result<Vec<SimPace>> {
+fn load_sims(tx: &Connection, config: &crate::EngineConfig) -> Result<Vec<SimPace>> {
     let mut stmt = tx.prepare_cached(
         "SELECT sub_id, parts_per_minute, daily_cap, next_free_at, day, sent_today,
                 expedited_today
@@ -190,7 +190,7 @@ fn load_sims(tx: &Transaction<'_>, config: &crate::EngineConfig) -> Result<Vec<S
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn store_sims(tx: &Transaction<'_>, sims: &[SimPace]) -> Result<()> {
+fn store_sims(tx: &Connection, sims: &[SimPace]) -> Result<()> {
     let mut stmt = tx.prepare_cached(
         "UPDATE sims SET next_free_at = ?2, day = ?3, sent_today = ?4, expedited_today = ?5
          WHERE sub_id = ?1",

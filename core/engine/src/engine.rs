@@ -9,7 +9,7 @@ use std::path::Path;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use simrelay_protocol::{Event, Millis, OutboundMessage, RecipientState, RecipientUpdate, SimInfo};
 
@@ -279,7 +279,7 @@ pub fn is_e164(s: &str) -> bool {
 }
 
 pub(crate) fn insert_message(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     config: &EngineConfig,
     m: &OutboundMessage,
     origin: Origin,
@@ -365,7 +365,7 @@ pub(crate) fn insert_message(
     })
 }
 
-pub(crate) fn cancel_in(tx: &Transaction<'_>, message_id: &str, now: Millis) -> Result<u32> {
+pub(crate) fn cancel_in(tx: &Connection, message_id: &str, now: Millis) -> Result<u32> {
     let idxs: Vec<u32> = {
         let mut stmt = tx.prepare(
             "SELECT idx FROM recipients WHERE message_id = ?1 AND state = 'queued' ORDER BY idx",
@@ -392,7 +392,7 @@ pub(crate) fn cancel_in(tx: &Transaction<'_>, message_id: &str, now: Millis) -> 
 /// state (NULL for settled states).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn set_state(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     message_id: &str,
     idx: u32,
     state: RecipientState,
@@ -412,7 +412,7 @@ pub(crate) fn set_state(
 
 /// Appends the recipient's current state to the outbox; returns the event's seq.
 pub(crate) fn emit_recipient(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     message_id: &str,
     idx: u32,
     now: Millis,

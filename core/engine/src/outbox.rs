@@ -7,7 +7,7 @@
 //! an id derived from what Android re-broadcasts identically (subscription, sender, service
 //! centre time, body), so a re-broadcast after a reboot is recognised and keeps its id.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use simrelay_protocol::{
     Event, IncomingSms, Millis, OutboundMessage, RecipientState, RecipientUpdate,
@@ -34,7 +34,7 @@ impl RelayOp {
 /// Longest incoming body and sender kept (Android hands over reassembled texts).
 const MAX_INCOMING_CHARS: usize = 50_000;
 
-pub(crate) fn push(tx: &Transaction<'_>, event: &Event) -> Result<u64> {
+pub(crate) fn push(tx: &Connection, event: &Event) -> Result<u64> {
     let json = serde_json::to_string(event)?;
     tx.prepare_cached("INSERT INTO outbox (event) VALUES (?1)")?
         .execute([json])?;
@@ -159,32 +159,8 @@ impl Engine {
         sent_at: Option<Millis>,
         now: Millis,
     ) -> Result<String> {
-        if from.is_empty() || from.chars().count() > 64 {
-            return Err(Error::Invalid("sender must be 1 to 64 characters".into()));
-        }
-        if text.chars().count() > MAX_INCOMING_CHARS {
-            return Err(Error::Invalid("incoming text is too long".into()));
-        }
-        let id = incoming_id(sim, from, text, sent_at.unwrap_or(now));
         let tx = self.conn.transaction()?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO incoming (id, sim, sender, body, sent_at, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, sim, from, text, sent_at, now],
-        )?;
-        if inserted == 1 {
-            push(
-                &tx,
-                &Event::Incoming(IncomingSms {
-                    id: id.clone(),
-                    sim,
-                    from: from.to_string(),
-                    text: text.to_string(),
-                    sent_at,
-                    received_at: now,
-                }),
-            )?;
-        }
+        let id = incoming_in(&tx, sim, from, text, sent_at, now)?;
         tx.commit()?;
         Ok(id)
     }
@@ -208,7 +184,7 @@ impl Engine {
 
 /// Reports every recipient of a refused relay message as failed (without storing it), so
 /// the relay never waits for an acceptance that cannot come.
-fn reject(tx: &Transaction<'_>, message: &OutboundMessage, now: Millis) -> Result<()> {
+fn reject(tx: &Connection, message: &OutboundMessage, now: Millis) -> Result<()> {
     for r in &message.recipients {
         let stored: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND idx = ?2)",
@@ -248,4 +224,41 @@ pub fn incoming_id(sim: Option<i32>, from: &str, text: &str, sent_at: Millis) ->
     h.update(sent_at.to_be_bytes());
     h.update(text);
     format!("in_{}", &hex::encode(h.finalize())[..24])
+}
+
+/// Stores an incoming SMS inside the caller's transaction; returns its stable id.
+pub(crate) fn incoming_in(
+    tx: &Connection,
+    sim: Option<i32>,
+    from: &str,
+    text: &str,
+    sent_at: Option<Millis>,
+    now: Millis,
+) -> Result<String> {
+    if from.is_empty() || from.chars().count() > 64 {
+        return Err(Error::Invalid("sender must be 1 to 64 characters".into()));
+    }
+    if text.chars().count() > MAX_INCOMING_CHARS {
+        return Err(Error::Invalid("incoming text is too long".into()));
+    }
+    let id = incoming_id(sim, from, text, sent_at.unwrap_or(now));
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO incoming (id, sim, sender, body, sent_at, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![id, sim, from, text, sent_at, now],
+    )?;
+    if inserted == 1 {
+        push(
+            tx,
+            &Event::Incoming(IncomingSms {
+                id: id.clone(),
+                sim,
+                from: from.to_string(),
+                text: text.to_string(),
+                sent_at,
+                received_at: now,
+            }),
+        )?;
+    }
+    Ok(id)
 }

@@ -27,9 +27,9 @@ pub enum Wait {
 }
 
 impl SimPace {
-    /// Milliseconds one part occupies the SIM.
+    /// Milliseconds one part occupies the SIM (0 above 60,000 parts/min: unpaced).
     pub fn interval(&self) -> Millis {
-        (MINUTE / Millis::from(self.parts_per_minute.max(1))).max(1)
+        MINUTE / Millis::from(self.parts_per_minute.max(1))
     }
 
     fn roll_day(&mut self, now: Millis) {

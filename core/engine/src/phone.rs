@@ -246,6 +246,13 @@ impl PhoneHandle {
         Ok(())
     }
 
+    /// A burst of radio events in one commit; each one succeeds or fails alone.
+    pub fn on_modem_events(&self, events: &[ModemEvent]) -> Result<Vec<Result<()>>> {
+        let r = self.with_engine(|e, now| e.on_modem_events(events, now))?;
+        self.changed();
+        Ok(r)
+    }
+
     /// Queues a message submitted on the phone itself (no relay needed).
     pub fn submit(&self, message: OutboundMessage) -> Result<Submitted> {
         let r = self.with_engine(|e, now| e.submit(&[message], Origin::Local, now))?;

@@ -4,14 +4,15 @@
 //! (`expired`, `unknown`). A retry only happens when no part of the attempt left the phone,
 //! so a retry never duplicates an SMS.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use simrelay_protocol::{Millis, RecipientState};
 
+use crate::EngineConfig;
 use crate::codes::{self, Class};
 use crate::engine::{Engine, set_state};
 use crate::error::{Error, Result};
 use crate::modem::{ModemEvent, PartKey, RESULT_OK};
-use crate::pdu::{self, ReportOutcome};
+use crate::pdu::{self, ReportOutcome, StatusReport};
 
 /// Rows ended per [`Engine::tick`]; the rest on the next call.
 const TICK_BATCH: i64 = 1_000;
@@ -24,7 +25,7 @@ struct Current {
     valid_until: Millis,
 }
 
-fn current(tx: &Transaction<'_>, key: &PartKey) -> Result<Option<Current>> {
+fn current(tx: &Connection, key: &PartKey) -> Result<Option<Current>> {
     let row = tx
         .query_row(
             "SELECT r.state, r.attempt, r.parts, m.delivery_report, m.valid_until
@@ -57,27 +58,49 @@ fn current(tx: &Transaction<'_>, key: &PartKey) -> Result<Option<Current>> {
 }
 
 impl Engine {
-    /// Applies one radio event. Incoming SMS are stored via [`Engine::on_incoming`].
+    /// Applies one radio event in its own transaction.
     pub fn on_modem_event(&mut self, event: &ModemEvent, now: Millis) -> Result<()> {
-        match event {
-            ModemEvent::Sent {
-                key,
-                parts,
-                result,
-                error_code,
-            } => self.on_sent(key, *parts, *result, *error_code, now),
-            ModemEvent::Report { key, pdu, format } => {
-                self.on_report(key, pdu, format, now).map(|_| ())
+        let mut results = self.on_modem_events(std::slice::from_ref(event), now)?;
+        results.pop().unwrap_or(Ok(()))
+    }
+
+    /// Applies radio events in one transaction (one commit for a burst of results). Each
+    /// event succeeds or fails alone: a bad one changes nothing and is reported in its slot.
+    pub fn on_modem_events(
+        &mut self,
+        events: &[ModemEvent],
+        now: Millis,
+    ) -> Result<Vec<Result<()>>> {
+        let jitter: Vec<f64> = events.iter().map(|_| self.jitter()).collect();
+        let config = self.config.clone();
+        let mut tx = self.conn.transaction()?;
+        let mut out = Vec::with_capacity(events.len());
+        for (event, jitter) in events.iter().zip(jitter) {
+            let sp = tx.savepoint()?;
+            let r = match event {
+                ModemEvent::Sent {
+                    key,
+                    parts,
+                    result,
+                    error_code,
+                } => sent_in(&sp, &config, jitter, key, *parts, *result, *error_code, now),
+                ModemEvent::Report { key, pdu, format } => {
+                    parse_report(pdu, format).and_then(|report| report_in(&sp, key, &report, now))
+                }
+                ModemEvent::Incoming {
+                    sim,
+                    from,
+                    text,
+                    sent_at,
+                } => crate::outbox::incoming_in(&sp, *sim, from, text, *sent_at, now).map(|_| ()),
+            };
+            if r.is_ok() {
+                sp.commit()?;
             }
-            ModemEvent::Incoming {
-                sim,
-                from,
-                text,
-                sent_at,
-            } => self
-                .on_incoming(*sim, from, text, *sent_at, now)
-                .map(|_| ()),
+            out.push(r);
         }
+        tx.commit()?;
+        Ok(out)
     }
 
     /// A part's sent result. `parts` is the device's part count for this attempt.
@@ -89,159 +112,15 @@ impl Engine {
         error_code: Option<i32>,
         now: Millis,
     ) -> Result<()> {
-        let backoff_jitter = self.jitter();
-        let config = self.config.clone();
-        let tx = self.conn.transaction()?;
-        let Some(cur) = current(&tx, key)? else {
-            log::warn!("sent result for an unknown recipient ignored");
-            return Ok(());
-        };
-        if key.attempt != cur.attempt {
-            log::debug!("sent result of an earlier attempt ignored");
-            return Ok(());
-        }
-        let parts = if parts == 0 { cur.parts } else { parts };
-        if key.part >= parts {
-            return Err(Error::Invalid(format!(
-                "part {} of a {parts}-part attempt",
-                key.part
-            )));
-        }
-        tx.execute(
-            "UPDATE recipients SET parts = ?3 WHERE message_id = ?1 AND idx = ?2",
-            params![key.message_id, key.idx, parts],
-        )?;
-        tx.execute(
-            "INSERT INTO parts (message_id, idx, attempt, part, sent_result, error_code, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT DO UPDATE SET sent_result = ?5, error_code = ?6, updated_at = ?7",
-            params![
-                key.message_id,
-                key.idx,
-                key.attempt,
-                key.part,
+        self.on_modem_event(
+            &ModemEvent::Sent {
+                key: key.clone(),
+                parts,
                 result,
                 error_code,
-                now
-            ],
-        )?;
-        if !matches!(cur.state, RecipientState::Sending | RecipientState::Unknown) {
-            // A repeat after the recipient settled: recorded, nothing changes.
-            tx.commit()?;
-            return Ok(());
-        }
-        let (reported, ok, delivered, first_failure): (u32, u32, u32, Option<i32>) = tx.query_row(
-            "SELECT COUNT(sent_result), COALESCE(SUM(sent_result = -1), 0),
-                    COALESCE(SUM(report_status IS NOT NULL AND report_status < 32), 0),
-                    (SELECT sent_result FROM parts q WHERE q.message_id = ?1 AND q.idx = ?2
-                        AND q.attempt = ?3 AND q.sent_result != -1 ORDER BY q.part LIMIT 1)
-                 FROM parts WHERE message_id = ?1 AND idx = ?2 AND attempt = ?3",
-            params![key.message_id, key.idx, key.attempt],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )?;
-        tx.execute(
-            "UPDATE recipients SET parts_sent = ?3, parts_delivered = ?4
-             WHERE message_id = ?1 AND idx = ?2",
-            params![key.message_id, key.idx, ok, delivered],
-        )?;
-        let (id, idx) = (key.message_id.as_str(), key.idx);
-        if reported < parts {
-            tx.commit()?;
-            return Ok(());
-        }
-        match first_failure {
-            None if delivered >= parts => {
-                set_state(
-                    &tx,
-                    id,
-                    idx,
-                    RecipientState::Delivered,
-                    None,
-                    None,
-                    None,
-                    now,
-                )?;
-            }
-            None => {
-                let deadline = cur
-                    .delivery_report
-                    .then_some(now + config.report_timeout_ms);
-                set_state(
-                    &tx,
-                    id,
-                    idx,
-                    RecipientState::Sent,
-                    None,
-                    None,
-                    deadline,
-                    now,
-                )?;
-            }
-            Some(code) if ok > 0 => {
-                // Some parts left the phone: sending again would duplicate them.
-                let reason = Some("partially_sent");
-                set_state(
-                    &tx,
-                    id,
-                    idx,
-                    RecipientState::Failed,
-                    reason,
-                    Some(code),
-                    None,
-                    now,
-                )?;
-            }
-            Some(code) => {
-                let permanent = permanent_failure(&tx, key)?;
-                if permanent.is_none() && key.attempt < config.max_attempts {
-                    let mut delay = config
-                        .backoff_base_ms
-                        .saturating_mul(1 << (key.attempt - 1).min(20))
-                        .min(config.backoff_max_ms);
-                    delay += (delay as f64 * 0.25 * backoff_jitter) as Millis;
-                    if code == codes::RESULT_ERROR_LIMIT_EXCEEDED {
-                        // Android's window is one minute.
-                        delay = delay.max(crate::config::MINUTE);
-                    }
-                    let next_at = now + delay;
-                    tx.execute(
-                        "UPDATE recipients SET next_at = ?3 WHERE message_id = ?1 AND idx = ?2",
-                        params![id, idx, next_at],
-                    )?;
-                    let deadline = Some(cur.valid_until);
-                    let reason = Some(codes::name(code));
-                    set_state(
-                        &tx,
-                        id,
-                        idx,
-                        RecipientState::Queued,
-                        reason,
-                        Some(code),
-                        deadline,
-                        now,
-                    )?;
-                } else {
-                    let code = permanent.unwrap_or(code);
-                    let reason = if permanent.is_some() {
-                        codes::name(code)
-                    } else {
-                        "retries_exhausted"
-                    };
-                    set_state(
-                        &tx,
-                        id,
-                        idx,
-                        RecipientState::Failed,
-                        Some(reason),
-                        Some(code),
-                        None,
-                        now,
-                    )?;
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(())
+            },
+            now,
+        )
     }
 
     /// A part's delivery report: the raw PDU as Android hands it over.
@@ -252,93 +131,12 @@ impl Engine {
         format: &str,
         now: Millis,
     ) -> Result<ReportOutcome> {
-        if format != "3gpp" {
-            return Err(Error::UnsupportedFormat(format.chars().take(16).collect()));
-        }
-        let report = pdu::parse_status_report(raw)?;
-        let outcome = pdu::outcome(report.status);
+        let report = parse_report(raw, format)?;
         let tx = self.conn.transaction()?;
-        let Some(cur) = current(&tx, key)? else {
-            log::warn!("delivery report for an unknown recipient ignored");
-            return Ok(outcome);
-        };
-        if key.attempt != cur.attempt || key.part >= cur.parts {
-            log::debug!("delivery report of another attempt or part ignored");
-            return Ok(outcome);
-        }
-        // A report means the part left the phone, whatever its sent result said.
-        tx.execute(
-            "INSERT INTO parts (message_id, idx, attempt, part, sent_result, report_status, updated_at)
-             VALUES (?1, ?2, ?3, ?4, -1, ?5, ?6)
-             ON CONFLICT DO UPDATE SET report_status = ?5, updated_at = ?6,
-                sent_result = COALESCE(sent_result, -1)",
-            params![key.message_id, key.idx, key.attempt, key.part, report.status, now],
-        )?;
-        let (id, idx) = (key.message_id.as_str(), key.idx);
-        if cur.state.is_final() {
-            tx.commit()?;
-            return Ok(outcome);
-        }
-        let code = Some(i32::from(report.status));
-        match outcome {
-            ReportOutcome::Pending => {}
-            ReportOutcome::Delivered => {
-                let (sent, delivered): (u32, u32) = tx.query_row(
-                    "SELECT COALESCE(SUM(sent_result = -1), 0),
-                        COALESCE(SUM(report_status IS NOT NULL AND report_status < 32), 0)
-                     FROM parts WHERE message_id = ?1 AND idx = ?2 AND attempt = ?3",
-                    params![id, idx, key.attempt],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                tx.execute(
-                    "UPDATE recipients SET parts_sent = ?3, parts_delivered = ?4
-                     WHERE message_id = ?1 AND idx = ?2",
-                    params![id, idx, sent, delivered],
-                )?;
-                if delivered >= cur.parts {
-                    set_state(
-                        &tx,
-                        id,
-                        idx,
-                        RecipientState::Delivered,
-                        None,
-                        None,
-                        None,
-                        now,
-                    )?;
-                }
-            }
-            ReportOutcome::Failed => {
-                let reason = Some("delivery_failed");
-                set_state(
-                    &tx,
-                    id,
-                    idx,
-                    RecipientState::Failed,
-                    reason,
-                    code,
-                    None,
-                    now,
-                )?;
-            }
-            ReportOutcome::Expired => {
-                let reason = Some("smsc_validity_expired");
-                set_state(
-                    &tx,
-                    id,
-                    idx,
-                    RecipientState::Expired,
-                    reason,
-                    code,
-                    None,
-                    now,
-                )?;
-            }
-        }
+        report_in(&tx, key, &report, now)?;
         tx.commit()?;
-        Ok(outcome)
+        Ok(pdu::outcome(report.status))
     }
-
     /// Ends every state whose deadline has passed. Returns how many changed.
     pub fn tick(&mut self, now: Millis) -> Result<u32> {
         let tx = self.conn.transaction()?;
@@ -428,7 +226,7 @@ impl Engine {
 }
 
 /// The first permanently failed part's code of this attempt, if any.
-fn permanent_failure(tx: &Transaction<'_>, key: &PartKey) -> Result<Option<i32>> {
+fn permanent_failure(tx: &Connection, key: &PartKey) -> Result<Option<i32>> {
     let mut stmt = tx.prepare_cached(
         "SELECT sent_result FROM parts WHERE message_id = ?1 AND idx = ?2 AND attempt = ?3
             AND sent_result != ?4 ORDER BY part",
@@ -442,4 +240,242 @@ fn permanent_failure(tx: &Transaction<'_>, key: &PartKey) -> Result<Option<i32>>
     Ok(codes
         .into_iter()
         .find(|&c| codes::classify(c) == Class::Permanent))
+}
+
+/// Applies a sent result inside the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+fn sent_in(
+    tx: &Connection,
+    config: &EngineConfig,
+    backoff_jitter: f64,
+    key: &PartKey,
+    parts: u32,
+    result: i32,
+    error_code: Option<i32>,
+    now: Millis,
+) -> Result<()> {
+    let Some(cur) = current(tx, key)? else {
+        log::warn!("sent result for an unknown recipient ignored");
+        return Ok(());
+    };
+    if key.attempt != cur.attempt {
+        log::debug!("sent result of an earlier attempt ignored");
+        return Ok(());
+    }
+    let parts = if parts == 0 { cur.parts } else { parts };
+    if key.part >= parts {
+        return Err(Error::Invalid(format!(
+            "part {} of a {parts}-part attempt",
+            key.part
+        )));
+    }
+    tx.execute(
+        "UPDATE recipients SET parts = ?3 WHERE message_id = ?1 AND idx = ?2",
+        params![key.message_id, key.idx, parts],
+    )?;
+    tx.execute(
+        "INSERT INTO parts (message_id, idx, attempt, part, sent_result, error_code, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT DO UPDATE SET sent_result = ?5, error_code = ?6, updated_at = ?7",
+        params![
+            key.message_id,
+            key.idx,
+            key.attempt,
+            key.part,
+            result,
+            error_code,
+            now
+        ],
+    )?;
+    if !matches!(cur.state, RecipientState::Sending | RecipientState::Unknown) {
+        // A repeat after the recipient settled: recorded, nothing changes.
+        return Ok(());
+    }
+    let (reported, ok, delivered, first_failure): (u32, u32, u32, Option<i32>) = tx.query_row(
+        "SELECT COUNT(sent_result), COALESCE(SUM(sent_result = -1), 0),
+                COALESCE(SUM(report_status IS NOT NULL AND report_status < 32), 0),
+                (SELECT sent_result FROM parts q WHERE q.message_id = ?1 AND q.idx = ?2
+                    AND q.attempt = ?3 AND q.sent_result != -1 ORDER BY q.part LIMIT 1)
+             FROM parts WHERE message_id = ?1 AND idx = ?2 AND attempt = ?3",
+        params![key.message_id, key.idx, key.attempt],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    tx.execute(
+        "UPDATE recipients SET parts_sent = ?3, parts_delivered = ?4
+         WHERE message_id = ?1 AND idx = ?2",
+        params![key.message_id, key.idx, ok, delivered],
+    )?;
+    let (id, idx) = (key.message_id.as_str(), key.idx);
+    if reported < parts {
+        return Ok(());
+    }
+    match first_failure {
+        None if delivered >= parts => {
+            set_state(
+                tx,
+                id,
+                idx,
+                RecipientState::Delivered,
+                None,
+                None,
+                None,
+                now,
+            )?;
+        }
+        None => {
+            let deadline = cur
+                .delivery_report
+                .then_some(now + config.report_timeout_ms);
+            set_state(tx, id, idx, RecipientState::Sent, None, None, deadline, now)?;
+        }
+        Some(code) if ok > 0 => {
+            // Some parts left the phone: sending again would duplicate them.
+            let reason = Some("partially_sent");
+            set_state(
+                tx,
+                id,
+                idx,
+                RecipientState::Failed,
+                reason,
+                Some(code),
+                None,
+                now,
+            )?;
+        }
+        Some(code) => {
+            let permanent = permanent_failure(tx, key)?;
+            if permanent.is_none() && key.attempt < config.max_attempts {
+                let mut delay = config
+                    .backoff_base_ms
+                    .saturating_mul(1 << (key.attempt - 1).min(20))
+                    .min(config.backoff_max_ms);
+                delay += (delay as f64 * 0.25 * backoff_jitter) as Millis;
+                if code == codes::RESULT_ERROR_LIMIT_EXCEEDED {
+                    // Android's window is one minute.
+                    delay = delay.max(crate::config::MINUTE);
+                }
+                let next_at = now + delay;
+                tx.execute(
+                    "UPDATE recipients SET next_at = ?3 WHERE message_id = ?1 AND idx = ?2",
+                    params![id, idx, next_at],
+                )?;
+                let deadline = Some(cur.valid_until);
+                let reason = Some(codes::name(code));
+                set_state(
+                    tx,
+                    id,
+                    idx,
+                    RecipientState::Queued,
+                    reason,
+                    Some(code),
+                    deadline,
+                    now,
+                )?;
+            } else {
+                let code = permanent.unwrap_or(code);
+                let reason = if permanent.is_some() {
+                    codes::name(code)
+                } else {
+                    "retries_exhausted"
+                };
+                set_state(
+                    tx,
+                    id,
+                    idx,
+                    RecipientState::Failed,
+                    Some(reason),
+                    Some(code),
+                    None,
+                    now,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_report(raw: &[u8], format: &str) -> Result<StatusReport> {
+    if format != "3gpp" {
+        return Err(Error::UnsupportedFormat(format.chars().take(16).collect()));
+    }
+    Ok(pdu::parse_status_report(raw)?)
+}
+
+/// Applies a parsed delivery report inside the caller's transaction.
+fn report_in(tx: &Connection, key: &PartKey, report: &StatusReport, now: Millis) -> Result<()> {
+    let Some(cur) = current(tx, key)? else {
+        log::warn!("delivery report for an unknown recipient ignored");
+        return Ok(());
+    };
+    if key.attempt != cur.attempt || key.part >= cur.parts {
+        log::debug!("delivery report of another attempt or part ignored");
+        return Ok(());
+    }
+    // A report means the part left the phone, whatever its sent result said.
+    tx.execute(
+        "INSERT INTO parts (message_id, idx, attempt, part, sent_result, report_status, updated_at)
+         VALUES (?1, ?2, ?3, ?4, -1, ?5, ?6)
+         ON CONFLICT DO UPDATE SET report_status = ?5, updated_at = ?6,
+            sent_result = COALESCE(sent_result, -1)",
+        params![
+            key.message_id,
+            key.idx,
+            key.attempt,
+            key.part,
+            report.status,
+            now
+        ],
+    )?;
+    let (id, idx) = (key.message_id.as_str(), key.idx);
+    if cur.state.is_final() {
+        return Ok(());
+    }
+    let code = Some(i32::from(report.status));
+    match pdu::outcome(report.status) {
+        ReportOutcome::Pending => {}
+        ReportOutcome::Delivered => {
+            let (sent, delivered): (u32, u32) = tx.query_row(
+                "SELECT COALESCE(SUM(sent_result = -1), 0),
+                    COALESCE(SUM(report_status IS NOT NULL AND report_status < 32), 0)
+                 FROM parts WHERE message_id = ?1 AND idx = ?2 AND attempt = ?3",
+                params![id, idx, key.attempt],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            tx.execute(
+                "UPDATE recipients SET parts_sent = ?3, parts_delivered = ?4
+                 WHERE message_id = ?1 AND idx = ?2",
+                params![id, idx, sent, delivered],
+            )?;
+            if delivered >= cur.parts {
+                set_state(
+                    tx,
+                    id,
+                    idx,
+                    RecipientState::Delivered,
+                    None,
+                    None,
+                    None,
+                    now,
+                )?;
+            }
+        }
+        ReportOutcome::Failed => {
+            let reason = Some("delivery_failed");
+            set_state(tx, id, idx, RecipientState::Failed, reason, code, None, now)?;
+        }
+        ReportOutcome::Expired => {
+            let reason = Some("smsc_validity_expired");
+            set_state(
+                tx,
+                id,
+                idx,
+                RecipientState::Expired,
+                reason,
+                code,
+                None,
+                now,
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -285,12 +285,15 @@ impl SimModem {
                 let mut radio = self.radio.lock().unwrap_or_else(|e| e.into_inner());
                 (radio.due(now), radio.next_due())
             };
-            for event in events {
-                if let Err(e) = phone.on_modem_event(event) {
-                    if matches!(e, crate::Error::Closed) {
-                        return;
+            if !events.is_empty() {
+                match phone.on_modem_events(&events) {
+                    Ok(results) => {
+                        for e in results.into_iter().filter_map(Result::err) {
+                            log::warn!("simulated radio: phone refused an event: {e}");
+                        }
                     }
-                    log::warn!("simulated radio: phone refused an event: {e}");
+                    Err(crate::Error::Closed) => return,
+                    Err(e) => log::warn!("simulated radio: {e}"),
                 }
             }
             let wait = next.map(|t| std::time::Duration::from_millis((t - now).max(0) as u64));
