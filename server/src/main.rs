@@ -1,4 +1,5 @@
-//! The `simrelay` binary: `simrelay serve` runs the relay.
+//! The `simrelay` binary: `simrelay serve` runs the relay, `simrelay demo` a relay with
+//! simulated phones.
 
 use clap::{Parser, Subcommand};
 use simrelay_server::Server;
@@ -19,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run the relay (HTTP API and the phones' WebSocket on one port).
     Serve(ServeArgs),
+    /// Run a relay with simulated phones (the real phone core with a simulated radio).
+    Demo(simrelay_server::demo::DemoArgs),
 }
 
 fn init_tracing() {
@@ -68,6 +71,9 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args).await,
+            Command::Demo(args) => simrelay_server::demo::run(args, shutdown_signal())
+                .await
+                .map_err(Into::into),
         }
     });
     match result {

@@ -1,0 +1,205 @@
+//! `simrelay demo`: a relay plus N simulated phones in one process.
+//!
+//! Each phone is the real core engine with the simulated radio, paired with a one-time code
+//! and connected over a real WebSocket, exactly like a phone on a shelf. The radios answer
+//! after a short latency and deliver reports a moment later; every 30 seconds the first phone
+//! receives an SMS ("your code is NNNN"), so the inbox, `inbox/wait` and `message.received`
+//! webhooks can be tried without hardware.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use simrelay_core::link::pair;
+use simrelay_core::phone::{LinkConfig, Phone, PhoneConfig};
+use simrelay_core::sim_modem::{SimBehaviour, SimModem, SimModemConfig};
+use simrelay_core::{EngineConfig, SimConfig};
+
+use crate::api::{hash_secret, random_secret};
+use crate::config::Config;
+use crate::store::now_ms;
+use crate::{Server, StartError};
+
+/// Flags of `simrelay demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Number of simulated phones.
+    #[arg(long, default_value_t = 3)]
+    pub phones: usize,
+    /// API key of the demo account (generated and printed when absent).
+    #[arg(long, env = "SIMRELAY_API_KEY")]
+    pub api_key: Option<String>,
+    /// Data directory (default: a fresh directory under the system temp dir).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+/// Errors of the demo.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("pairing a simulated phone: {0}")]
+    Pair(#[from] simrelay_core::link::LinkError),
+    #[error("starting a simulated phone: {0}")]
+    Phone(#[from] simrelay_core::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running demo: the relay and its phones.
+#[derive(Debug)]
+pub struct Demo {
+    pub server: Server,
+    pub api_key: String,
+    pub phones: Vec<(String, Phone, SimModem)>,
+}
+
+fn engine_config() -> EngineConfig {
+    EngineConfig {
+        parts_per_minute: 600,
+        jitter: 0.0,
+        ..EngineConfig::default()
+    }
+}
+
+/// Starts the relay and `args.phones` paired, connected simulated phones.
+pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
+    let data = match &args.data {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("simrelay-demo-{}", uuid::Uuid::now_v7())),
+    };
+    std::fs::create_dir_all(&data)?;
+    let api_key = args
+        .api_key
+        .clone()
+        .unwrap_or_else(|| format!("demo-{}", random_secret(12)));
+    let mut config = Config::for_data_dir(&data);
+    config.listen = args.listen;
+    config.api_key = Some(api_key.clone());
+    let server = Server::start(config).await?;
+    let key_hash = hash_secret(&api_key);
+    let account = server
+        .state
+        .db
+        .call(move |s| s.account_for_key(&key_hash))
+        .await?
+        .expect("the demo key was stored at start");
+    let mut phones = Vec::new();
+    for n in 0..args.phones {
+        let code = crate::api::phones::new_pairing_code();
+        let (hash, acc, now) = (hash_secret(&code), account.clone(), now_ms());
+        server
+            .state
+            .db
+            .call(move |s| s.create_pairing_code(&acc, &hash, now, now + 60_000))
+            .await?;
+        let name = format!("sim-phone-{}", n + 1);
+        let paired = pair(&server.ws_base(), &code, Some(&name), None).await?;
+        let modem = SimModem::new(SimModemConfig {
+            default: SimBehaviour {
+                latency_ms: 300,
+                report_delay_ms: 1500,
+                ..SimBehaviour::default()
+            },
+            seed: n as u64,
+            ..SimModemConfig::default()
+        });
+        let link = LinkConfig {
+            url: server.ws_base(),
+            token: paired.token,
+            pin_sha256: None,
+        };
+        let phone = Phone::start(
+            PhoneConfig {
+                link: Some(link),
+                engine: engine_config(),
+                app_version: format!("demo-{}", env!("CARGO_PKG_VERSION")),
+                ..PhoneConfig::new(data.join(format!("{name}.sqlite")))
+            },
+            Box::new(modem.clone()),
+        )?;
+        phone.handle().set_sims(vec![SimConfig {
+            sub_id: 1,
+            slot: 0,
+            carrier: Some("Simulated".into()),
+            parts_per_minute: None,
+            daily_cap: None,
+        }])?;
+        phones.push((paired.phone_id, phone, modem));
+    }
+    Ok(Demo {
+        server,
+        api_key,
+        phones,
+    })
+}
+
+/// The lines `simrelay demo` prints after start.
+pub fn usage(demo: &Demo, generated_key: bool) -> String {
+    let url = &demo.server.url;
+    let key = &demo.api_key;
+    let auth = format!("-H 'Authorization: Bearer {key}'");
+    let mut out = String::new();
+    out.push_str(&format!(
+        "simrelay demo: relay with {} simulated phones\n",
+        demo.phones.len()
+    ));
+    if generated_key {
+        out.push_str(&format!("api key: {key}\n"));
+    }
+    out.push_str(&format!(
+        "\n# send an SMS\ncurl -s {url}/v1/messages {auth} -H 'Content-Type: application/json' \\\n  -d '{{\"to\": [\"+15551230001\"], \"text\": \"Hello from simrelay\", \"id\": \"hello-1\"}}'\n"
+    ));
+    out.push_str(&format!(
+        "\n# follow it (pending -> queued -> sent -> delivered)\ncurl -s {url}/v1/messages/hello-1 {auth}\n"
+    ));
+    out.push_str(&format!(
+        "\n# phones, inbox, and wait for an incoming SMS containing a code\ncurl -s {url}/v1/phones {auth}\ncurl -s {url}/v1/inbox {auth}\ncurl -s '{url}/v1/inbox/wait?contains=1234&timeout=60' {auth}\n"
+    ));
+    out.push_str(&format!(
+        "\n# webhooks\ncurl -s {url}/v1/webhooks {auth} -H 'Content-Type: application/json' \\\n  -d '{{\"url\": \"http://127.0.0.1:9000/hook\", \"events\": [\"message.delivered\", \"message.received\"]}}'\n"
+    ));
+    out.push_str(&format!(
+        "\n# an incoming SMS arrives every 30 s on the first phone (\"your code is NNNN\")\n# metrics\ncurl -s {url}/metrics\n"
+    ));
+    out
+}
+
+/// Runs the demo until Ctrl-C (or `stop` resolves).
+pub async fn run(
+    args: DemoArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), DemoError> {
+    let demo = start(&args).await?;
+    println!("listening on {}", demo.server.url);
+    println!("{}", usage(&demo, args.api_key.is_none()));
+    let first = demo.phones.first().map(|(_, _, m)| m.clone());
+    let incoming = async move {
+        let Some(modem) = first else {
+            return std::future::pending().await;
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let code = rand::random_range(1000..10_000);
+            modem.inject_incoming(Some(1), "+15550001234", &format!("your code is {code}"));
+        }
+    };
+    tokio::select! {
+        () = stop => {}
+        () = incoming => {}
+    }
+    for (_, phone, _) in demo.phones {
+        phone.shutdown().await;
+    }
+    demo.server.stop().await?;
+    Ok(())
+}
