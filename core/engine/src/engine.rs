@@ -17,6 +17,19 @@ use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::segment;
 
+/// The recipient columns [`recipient_view`] reads, plus the count of parts that left.
+macro_rules! recipient_view {
+    () => {
+        "SELECT message_id, idx, state, attempt, sim, parts, parts_sent,
+    parts_delivered, reason, code, deadline, updated_at,
+    (SELECT COUNT(*) FROM parts p WHERE p.message_id = recipients.message_id
+        AND p.idx = recipients.idx AND p.sent_result = -1)
+    FROM recipients"
+    };
+}
+
+const RECIPIENT_BY_KEY: &str = concat!(recipient_view!(), " WHERE message_id = ?1 AND idx = ?2");
+
 /// Longest text the engine stores (Android refuses more than 255 parts anyway).
 pub const MAX_TEXT_CHARS: usize = 10_000;
 /// Most recipients in one message.
@@ -172,15 +185,22 @@ impl Engine {
     /// take no new work.
     pub fn set_sims(&mut self, sims: &[SimConfig]) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute("UPDATE sims SET active = 0", [])?;
+        tx.prepare_cached("UPDATE sims SET active = 0")?
+            .execute([])?;
         for s in sims {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO sims (sub_id, slot, carrier, parts_per_minute, daily_cap, active)
                  VALUES (?1, ?2, ?3, ?4, ?5, 1)
                  ON CONFLICT(sub_id) DO UPDATE SET slot = ?2, carrier = ?3,
                     parts_per_minute = ?4, daily_cap = ?5, active = 1",
-                params![s.sub_id, s.slot, s.carrier, s.parts_per_minute, s.daily_cap],
-            )?;
+            )?
+            .execute(params![
+                s.sub_id,
+                s.slot,
+                s.carrier,
+                s.parts_per_minute,
+                s.daily_cap
+            ])?;
         }
         tx.commit()?;
         Ok(())
@@ -190,11 +210,7 @@ impl Engine {
     pub fn recipient(&self, message_id: &str, idx: u32) -> Result<Option<RecipientView>> {
         Ok(self
             .conn
-            .query_row(
-                &format!("{RECIPIENT_VIEW} WHERE message_id = ?1 AND idx = ?2"),
-                params![message_id, idx],
-                recipient_view,
-            )
+            .query_row(RECIPIENT_BY_KEY, params![message_id, idx], recipient_view)
             .optional()?)
     }
 
@@ -202,7 +218,7 @@ impl Engine {
     pub fn recipients(&self) -> Result<Vec<RecipientView>> {
         let mut stmt = self
             .conn
-            .prepare(&format!("{RECIPIENT_VIEW} ORDER BY rowid"))?;
+            .prepare(concat!(recipient_view!(), " ORDER BY rowid"))?;
         let rows = stmt.query_map([], recipient_view)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -301,22 +317,22 @@ pub(crate) fn insert_message(
         }
         Some(_) => {}
         None => {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO messages (id, body, priority, valid_until, schedule_at, sim,
                     delivery_report, resend_unknown, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    m.id,
-                    m.text,
-                    m.priority,
-                    valid_until,
-                    m.schedule_at,
-                    m.sim,
-                    m.delivery_report,
-                    m.resend_unknown,
-                    now
-                ],
-            )?;
+            )?
+            .execute(params![
+                m.id,
+                m.text,
+                m.priority,
+                valid_until,
+                m.schedule_at,
+                m.sim,
+                m.delivery_report,
+                m.resend_unknown,
+                now
+            ])?;
         }
     }
     let parts = segment::count_parts(&m.text);
@@ -334,27 +350,27 @@ pub(crate) fn insert_message(
             Some(_) => continue,
             None => {}
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO recipients (message_id, idx, dest, state, priority, next_at, deadline,
                 parts, updated_at)
              VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)",
-            params![
-                m.id,
-                r.idx,
-                r.to,
-                m.priority,
-                m.schedule_at.unwrap_or(now),
-                valid_until,
-                parts,
-                now
-            ],
-        )?;
+        )?
+        .execute(params![
+            m.id,
+            r.idx,
+            r.to,
+            m.priority,
+            m.schedule_at.unwrap_or(now),
+            valid_until,
+            parts,
+            now
+        ])?;
         let seq = emit_recipient(tx, &m.id, r.idx, now)?;
         if origin == Origin::Relay {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE recipients SET accept_seq = ?3 WHERE message_id = ?1 AND idx = ?2",
-                params![m.id, r.idx, seq as i64],
-            )?;
+            )?
+            .execute(params![m.id, r.idx, seq as i64])?;
         }
         added = true;
     }
@@ -401,11 +417,19 @@ pub(crate) fn set_state(
     deadline: Option<Millis>,
     now: Millis,
 ) -> Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE recipients SET state = ?3, reason = ?4, code = ?5, deadline = ?6, updated_at = ?7
          WHERE message_id = ?1 AND idx = ?2",
-        params![message_id, idx, state.as_str(), reason, code, deadline, now],
-    )?;
+    )?
+    .execute(params![
+        message_id,
+        idx,
+        state.as_str(),
+        reason,
+        code,
+        deadline,
+        now
+    ])?;
     emit_recipient(tx, message_id, idx, now)?;
     Ok(())
 }
@@ -417,11 +441,11 @@ pub(crate) fn emit_recipient(
     idx: u32,
     now: Millis,
 ) -> Result<u64> {
-    let (view, ok_parts) = tx.query_row(
-        &format!("{RECIPIENT_VIEW} WHERE message_id = ?1 AND idx = ?2"),
-        params![message_id, idx],
-        |r| Ok((recipient_view(r)?, r.get::<_, u32>(12)?)),
-    )?;
+    let (view, ok_parts) = tx
+        .prepare_cached(RECIPIENT_BY_KEY)?
+        .query_row(params![message_id, idx], |r| {
+            Ok((recipient_view(r)?, r.get::<_, u32>(12)?))
+        })?;
     let unsent = view.state == RecipientState::Failed
         && view.parts_sent == 0
         && ok_parts == 0
@@ -441,12 +465,6 @@ pub(crate) fn emit_recipient(
     });
     crate::outbox::push(tx, &event)
 }
-
-const RECIPIENT_VIEW: &str = "SELECT message_id, idx, state, attempt, sim, parts, parts_sent,
-    parts_delivered, reason, code, deadline, updated_at,
-    (SELECT COUNT(*) FROM parts p WHERE p.message_id = recipients.message_id
-        AND p.idx = recipients.idx AND p.sent_result = -1)
-    FROM recipients";
 
 fn recipient_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecipientView> {
     let state: String = r.get(2)?;

@@ -86,15 +86,16 @@ impl Engine {
     /// acceptance is now acknowledged go to the radio.
     pub fn ack_events(&mut self, seq: u64) -> Result<()> {
         let tx = self.conn.transaction()?;
-        let last = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM outbox", [], |r| {
-            r.get::<_, i64>(0)
-        })? as u64;
+        let last = tx
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox")?
+            .query_row([], |r| r.get::<_, i64>(0))? as u64;
         let acked = acked_in(&tx)?;
         // Never beyond what exists: a confused relay must not unlock unsent acceptances.
         let seq = seq.min(last.max(acked));
         if seq > acked {
             set_meta(&tx, "acked_seq", &seq.to_string())?;
-            tx.execute("DELETE FROM outbox WHERE seq <= ?1", [seq as i64])?;
+            tx.prepare_cached("DELETE FROM outbox WHERE seq <= ?1")?
+                .execute([seq as i64])?;
         }
         tx.commit()?;
         Ok(())
@@ -186,11 +187,11 @@ impl Engine {
 /// the relay never waits for an acceptance that cannot come.
 fn reject(tx: &Connection, message: &OutboundMessage, now: Millis) -> Result<()> {
     for r in &message.recipients {
-        let stored: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND idx = ?2)",
-            params![message.id, r.idx],
-            |row| row.get(0),
-        )?;
+        let stored: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND idx = ?2)",
+            )?
+            .query_row(params![message.id, r.idx], |row| row.get(0))?;
         if stored {
             continue;
         }
@@ -242,11 +243,12 @@ pub(crate) fn incoming_in(
         return Err(Error::Invalid("incoming text is too long".into()));
     }
     let id = incoming_id(sim, from, text, sent_at.unwrap_or(now));
-    let inserted = tx.execute(
-        "INSERT OR IGNORE INTO incoming (id, sim, sender, body, sent_at, received_at)
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO incoming (id, sim, sender, body, sent_at, received_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![id, sim, from, text, sent_at, now],
-    )?;
+        )?
+        .execute(params![id, sim, from, text, sent_at, now])?;
     if inserted == 1 {
         push(
             tx,

@@ -169,10 +169,10 @@ impl Engine {
                     )?;
                 }
                 Some(RecipientState::Sending) if *resend_unknown && now < *valid_until => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE recipients SET next_at = ?3 WHERE message_id = ?1 AND idx = ?2",
-                        params![id, idx, now],
-                    )?;
+                    )?
+                    .execute(params![id, idx, now])?;
                     let reason = Some("resend_after_unknown");
                     let deadline = Some(*valid_until);
                     set_state(
@@ -213,10 +213,10 @@ impl Engine {
                     )?;
                 }
                 _ => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE recipients SET deadline = NULL WHERE message_id = ?1 AND idx = ?2",
-                        params![id, idx],
-                    )?;
+                    )?
+                    .execute(params![id, idx])?;
                 }
             }
         }
@@ -269,42 +269,42 @@ fn sent_in(
             key.part
         )));
     }
-    tx.execute(
-        "UPDATE recipients SET parts = ?3 WHERE message_id = ?1 AND idx = ?2",
-        params![key.message_id, key.idx, parts],
-    )?;
-    tx.execute(
+    tx.prepare_cached("UPDATE recipients SET parts = ?3 WHERE message_id = ?1 AND idx = ?2")?
+        .execute(params![key.message_id, key.idx, parts])?;
+    tx.prepare_cached(
         "INSERT INTO parts (message_id, idx, attempt, part, sent_result, error_code, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT DO UPDATE SET sent_result = ?5, error_code = ?6, updated_at = ?7",
-        params![
-            key.message_id,
-            key.idx,
-            key.attempt,
-            key.part,
-            result,
-            error_code,
-            now
-        ],
-    )?;
+    )?
+    .execute(params![
+        key.message_id,
+        key.idx,
+        key.attempt,
+        key.part,
+        result,
+        error_code,
+        now
+    ])?;
     if !matches!(cur.state, RecipientState::Sending | RecipientState::Unknown) {
         // A repeat after the recipient settled: recorded, nothing changes.
         return Ok(());
     }
-    let (reported, ok, delivered, first_failure): (u32, u32, u32, Option<i32>) = tx.query_row(
-        "SELECT COUNT(sent_result), COALESCE(SUM(sent_result = -1), 0),
+    let (reported, ok, delivered, first_failure): (u32, u32, u32, Option<i32>) = tx
+        .prepare_cached(
+            "SELECT COUNT(sent_result), COALESCE(SUM(sent_result = -1), 0),
                 COALESCE(SUM(report_status IS NOT NULL AND report_status < 32), 0),
                 (SELECT sent_result FROM parts q WHERE q.message_id = ?1 AND q.idx = ?2
                     AND q.attempt = ?3 AND q.sent_result != -1 ORDER BY q.part LIMIT 1)
              FROM parts WHERE message_id = ?1 AND idx = ?2 AND attempt = ?3",
-        params![key.message_id, key.idx, key.attempt],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
-    tx.execute(
+        )?
+        .query_row(params![key.message_id, key.idx, key.attempt], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+    tx.prepare_cached(
         "UPDATE recipients SET parts_sent = ?3, parts_delivered = ?4
          WHERE message_id = ?1 AND idx = ?2",
-        params![key.message_id, key.idx, ok, delivered],
-    )?;
+    )?
+    .execute(params![key.message_id, key.idx, ok, delivered])?;
     let (id, idx) = (key.message_id.as_str(), key.idx);
     if reported < parts {
         return Ok(());
@@ -355,10 +355,10 @@ fn sent_in(
                     delay = delay.max(crate::config::MINUTE);
                 }
                 let next_at = now + delay;
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE recipients SET next_at = ?3 WHERE message_id = ?1 AND idx = ?2",
-                    params![id, idx, next_at],
-                )?;
+                )?
+                .execute(params![id, idx, next_at])?;
                 let deadline = Some(cur.valid_until);
                 let reason = Some(codes::name(code));
                 set_state(
@@ -412,20 +412,20 @@ fn report_in(tx: &Connection, key: &PartKey, report: &StatusReport, now: Millis)
         return Ok(());
     }
     // A report means the part left the phone, whatever its sent result said.
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO parts (message_id, idx, attempt, part, sent_result, report_status, updated_at)
          VALUES (?1, ?2, ?3, ?4, -1, ?5, ?6)
          ON CONFLICT DO UPDATE SET report_status = ?5, updated_at = ?6,
             sent_result = COALESCE(sent_result, -1)",
-        params![
-            key.message_id,
-            key.idx,
-            key.attempt,
-            key.part,
-            report.status,
-            now
-        ],
-    )?;
+    )?
+    .execute(params![
+        key.message_id,
+        key.idx,
+        key.attempt,
+        key.part,
+        report.status,
+        now
+    ])?;
     let (id, idx) = (key.message_id.as_str(), key.idx);
     if cur.state.is_final() {
         return Ok(());
@@ -434,18 +434,20 @@ fn report_in(tx: &Connection, key: &PartKey, report: &StatusReport, now: Millis)
     match pdu::outcome(report.status) {
         ReportOutcome::Pending => {}
         ReportOutcome::Delivered => {
-            let (sent, delivered): (u32, u32) = tx.query_row(
-                "SELECT COALESCE(SUM(sent_result = -1), 0),
+            let (sent, delivered): (u32, u32) = tx
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(sent_result = -1), 0),
                     COALESCE(SUM(report_status IS NOT NULL AND report_status < 32), 0)
                  FROM parts WHERE message_id = ?1 AND idx = ?2 AND attempt = ?3",
-                params![id, idx, key.attempt],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            tx.execute(
+                )?
+                .query_row(params![id, idx, key.attempt], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            tx.prepare_cached(
                 "UPDATE recipients SET parts_sent = ?3, parts_delivered = ?4
                  WHERE message_id = ?1 AND idx = ?2",
-                params![id, idx, sent, delivered],
-            )?;
+            )?
+            .execute(params![id, idx, sent, delivered])?;
             if delivered >= cur.parts {
                 set_state(
                     tx,
