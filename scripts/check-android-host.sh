@@ -6,7 +6,10 @@
 #      Debian's clang against glibc headers: type-checks the C, links nothing);
 #   2. every Kotlin main source of android-app compiles with kotlinc against Java stubs of
 #      the Android API 36 platform, generated from PyPI's chaquopy-stubs-android
-#      (scripts/android-stubs/gen_stubs.py): a wrong class, method or signature fails;
+#      (scripts/android-stubs/gen_stubs.py): a wrong class, method or signature fails; the
+#      manifest's components, permissions and FGS type match the compiled classes
+#      (scripts/android-stubs/check_manifest.py); the instrumentation tests compile too
+#      (against hand stubs of the few androidx.test classes they use);
 #   3. every `external fun` in the Kotlin sources has its `Java_...` symbol in the host-built
 #      libsimrelay_jni.so, and every exported `Java_...` symbol has its `external fun`;
 #   4. JUnit 5 tests (android-app/src/hostTest) load that library through the app's own
@@ -30,7 +33,7 @@ fail() { echo "check-android-host: $*" >&2; exit 1; }
 
 # ---- 0. tools ---------------------------------------------------------------------------------
 step "tools"
-APT_PACKAGES=(clang llvm libc6-dev-arm64-cross junit5 libandroid-json-java binutils unzip)
+APT_PACKAGES=(clang llvm libc6-dev-arm64-cross junit5 junit4 libandroid-json-java binutils unzip)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -101,6 +104,16 @@ rm -rf "$OUT/main-classes"
 "$KOTLINC" -Werror -jvm-target 17 -cp "$STUB_JAR:$ANDROID_JSON" -d "$OUT/main-classes" "$MAIN_SRC" 2>&1 |
     grep -v '^warning: unable to find kotlin-stdlib' || true
 [ -f "$OUT/main-classes/dev/simrelay/app/NativeCore.class" ] || fail "Kotlin main sources do not compile against the Android stubs"
+step "manifest against the compiled classes"
+python3 "$ROOT/scripts/android-stubs/check_manifest.py" "$ROOT/android-app" "$OUT/main-classes" "$STUB_JAR"
+step "kotlinc android-app instrumentation tests (androidx.test stubs)"
+rm -rf "$OUT/androidx-test" "$OUT/android-test-classes"
+javac -nowarn -d "$OUT/androidx-test" -cp "$STUB_JAR:/usr/share/java/junit4.jar" \
+    $(find "$ROOT/scripts/android-stubs/androidx-test" -name '*.java')
+"$KOTLINC" -Werror -jvm-target 17 -d "$OUT/android-test-classes" \
+    -cp "$STUB_JAR:$ANDROID_JSON:/usr/share/java/junit4.jar:/usr/share/java/hamcrest-core.jar:$OUT/androidx-test:$OUT/main-classes" \
+    "$ROOT/android-app/src/androidTest/kotlin"
+[ -f "$OUT/android-test-classes/dev/simrelay/app/SmsLoopbackTest.class" ] || fail "instrumentation tests do not compile"
 
 # ---- 3. exported symbols vs external funs -----------------------------------------------------
 step "cargo build simrelay-jni and the relay (host)"
