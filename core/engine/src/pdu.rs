@@ -19,10 +19,11 @@ pub struct StatusReport {
     pub message_ref: u8,
     /// TP-RA: the recipient of the original message (digits, `+` prefix, or alphanumeric text).
     pub recipient: String,
-    /// TP-SCTS: when the service centre received the original message (UTC unix ms).
-    pub sc_timestamp: Millis,
-    /// TP-DT: when the status below was reached (UTC unix ms).
-    pub discharge_time: Millis,
+    /// TP-SCTS: when the service centre received the original message (UTC unix ms);
+    /// `None` when the network sent an impossible date (the status still counts).
+    pub sc_timestamp: Option<Millis>,
+    /// TP-DT: when the status below was reached (UTC unix ms); `None` as above.
+    pub discharge_time: Option<Millis>,
     /// TP-ST (TS 23.040 9.2.3.15).
     pub status: u8,
 }
@@ -103,8 +104,10 @@ pub fn parse_status_report(pdu: &[u8]) -> Result<StatusReport, PduError> {
     }
     let message_ref = r.u8("message reference")?;
     let recipient = read_address(&mut r)?;
-    let sc_timestamp = decode_timestamp(r.take(7, "SC timestamp")?, "SC")?;
-    let discharge_time = decode_timestamp(r.take(7, "discharge time")?, "discharge")?;
+    // Lenient like AOSP, which never rejects a report for its dates: a malformed timestamp
+    // must not cost the part its delivery status.
+    let sc_timestamp = decode_timestamp(r.take(7, "SC timestamp")?, "SC").ok();
+    let discharge_time = decode_timestamp(r.take(7, "discharge time")?, "discharge").ok();
     let status = r.u8("status")?;
     Ok(StatusReport {
         smsc,
@@ -198,8 +201,28 @@ fn read_address(r: &mut Reader<'_>) -> Result<String, PduError> {
     if toa & TON_MASK == TON_ALPHANUMERIC {
         return Ok(gsm7_unpack(octets, semi_octets * 4 / 7));
     }
-    let digits = bcd_digits(octets, semi_octets, "recipient")?;
+    // A stray nibble (0xF filler mid-number) costs the address, not the report: the part's
+    // status is what matters. Its digits become `?`.
+    let digits = match bcd_digits(octets, semi_octets, "recipient") {
+        Err(PduError::BadAddress { .. }) => bcd_lossy(octets, semi_octets),
+        other => other?,
+    };
     Ok(with_ton(toa, digits))
+}
+
+fn bcd_lossy(octets: &[u8], count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            let nibble = octets
+                .get(i / 2)
+                .map_or(0xF, |o| if i % 2 == 0 { o & 0x0F } else { o >> 4 });
+            if nibble <= 9 {
+                char::from(b'0' + nibble)
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 fn with_ton(toa: u8, digits: String) -> String {
@@ -446,8 +469,8 @@ mod tests {
                 smsc: Some("+31624000000".to_owned()),
                 message_ref: 214,
                 recipient: "+31628870634".to_owned(),
-                sc_timestamp: SCTS_MS,
-                discharge_time: DT_MS,
+                sc_timestamp: Some(SCTS_MS),
+                discharge_time: Some(DT_MS),
                 status: 0,
             }
         );
@@ -508,28 +531,36 @@ mod tests {
             let mut pdu = vector();
             pdu[at] = octet;
             assert_eq!(
-                parse_status_report(&pdu),
+                decode_timestamp(&pdu[if field == "SC" { 18 } else { 25 }..][..7], field),
                 Err(PduError::BadTimestamp { field }),
                 "octet {at}"
             );
+            // The report itself still counts: only that date is unknown.
+            let report = parse_status_report(&pdu).expect("lenient about dates");
+            assert_eq!(report.status, 0x00);
+            let date = if field == "SC" {
+                report.sc_timestamp
+            } else {
+                report.discharge_time
+            };
+            assert_eq!(date, None, "octet {at}");
         }
         // 2011 is not a leap year: 29 February is invalid; 2012's is fine.
         let mut pdu = vector();
         pdu[19] = 0x20;
         pdu[20] = 0x92;
-        assert!(parse_status_report(&pdu).is_err());
+        assert_eq!(parse_status_report(&pdu).map(|r| r.sc_timestamp), Ok(None));
         pdu[18] = 0x21;
-        assert!(parse_status_report(&pdu).is_ok());
+        assert!(parse_status_report(&pdu).is_ok_and(|r| r.sc_timestamp.is_some()));
     }
 
     #[test]
-    fn bad_address_nibble_is_rejected() {
+    fn bad_address_nibble_costs_the_address_not_the_report() {
         let mut pdu = vector();
         pdu[13] = 0x1F; // a filler in the middle of the recipient
-        assert_eq!(
-            parse_status_report(&pdu),
-            Err(PduError::BadAddress { field: "recipient" })
-        );
+        let report = parse_status_report(&pdu).expect("the status still counts");
+        assert_eq!(report.recipient, "+31?18870634");
+        assert_eq!(report.status, 0x00);
     }
 
     #[test]
@@ -538,11 +569,14 @@ mod tests {
         pdu[24] = 0x00; // SCTS in UTC
         pdu[31] = 0x48; // DT at -01:00 (4 quarters, sign bit)
         let report = parse_status_report(&pdu).expect("parses");
-        assert_eq!(report.sc_timestamp, SCTS_MS + 3_600_000);
-        assert_eq!(report.discharge_time, DT_MS + 7_200_000);
+        assert_eq!(report.sc_timestamp, Some(SCTS_MS + 3_600_000));
+        assert_eq!(report.discharge_time, Some(DT_MS + 7_200_000));
         pdu[31] = 0x3A; // -5:45 (Nepal is +5:45; 23 quarters)
         let report = parse_status_report(&pdu).expect("parses");
-        assert_eq!(report.discharge_time, DT_MS + 3_600_000 + 23 * 900_000);
+        assert_eq!(
+            report.discharge_time,
+            Some(DT_MS + 3_600_000 + 23 * 900_000)
+        );
     }
 
     #[test]
@@ -657,8 +691,8 @@ mod tests {
             prop_assert_eq!(report.smsc, smsc);
             prop_assert_eq!(report.message_ref, message_ref);
             prop_assert_eq!(report.recipient, recipient);
-            prop_assert_eq!(report.sc_timestamp, scts * 1000);
-            prop_assert_eq!(report.discharge_time, dt * 1000);
+            prop_assert_eq!(report.sc_timestamp, Some(scts * 1000));
+            prop_assert_eq!(report.discharge_time, Some(dt * 1000));
             prop_assert_eq!(report.status, status);
         }
 
