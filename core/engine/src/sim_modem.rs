@@ -57,6 +57,9 @@ pub struct SimModemConfig {
     pub default: SimBehaviour,
     pub sims: HashMap<i32, SimBehaviour>,
     pub seed: u64,
+    /// A file that records every transmitted part (one line each), so the count survives a
+    /// kill of the phone's process: the radio is the outside world.
+    pub ledger: Option<std::path::PathBuf>,
 }
 
 /// Identifies a transmitted part across attempts: (message id, recipient index, part).
@@ -72,6 +75,7 @@ pub struct SimRadio {
     counter: u64,
     transmitted: BTreeMap<TransmitKey, u32>,
     message_ref: u8,
+    ledger: Option<std::fs::File>,
 }
 
 impl SimRadio {
@@ -85,7 +89,37 @@ impl SimRadio {
             counter: 0,
             transmitted: BTreeMap::new(),
             message_ref: 0,
+            ledger: None,
         }
+    }
+
+    /// A radio whose transmissions are appended to `config.ledger` and counted from what the
+    /// file already holds.
+    pub fn with_ledger(config: SimModemConfig) -> std::io::Result<Self> {
+        let path = config.ledger.clone();
+        let mut radio = Self::new(config);
+        if let Some(path) = path {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                for line in text.lines() {
+                    let mut f = line.split('\t');
+                    if let (Some(id), Some(Ok(idx)), Some(Ok(part))) =
+                        (f.next(), f.next().map(str::parse), f.next().map(str::parse))
+                    {
+                        *radio
+                            .transmitted
+                            .entry((id.to_string(), idx, part))
+                            .or_insert(0) += 1;
+                    }
+                }
+            }
+            radio.ledger = Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            );
+        }
+        Ok(radio)
     }
 
     /// Changes one SIM's behaviour from now on.
@@ -135,6 +169,13 @@ impl SimRadio {
                 .transmitted
                 .entry((cmd.message_id.clone(), cmd.idx, part))
                 .or_insert(0) += 1;
+            if let Some(ledger) = &mut self.ledger {
+                use std::io::Write;
+                let line = format!("{}\t{}\t{part}\n", cmd.message_id, cmd.idx);
+                if let Err(e) = ledger.write_all(line.as_bytes()) {
+                    log::error!("simulated radio: ledger write failed: {e}");
+                }
+            }
             self.schedule(
                 sent_at,
                 ModemEvent::Sent {
@@ -249,9 +290,12 @@ pub struct SimModem {
 }
 
 impl SimModem {
+    /// # Panics
+    /// When `config.ledger` names a file that cannot be opened for appending.
     pub fn new(config: SimModemConfig) -> Self {
+        let radio = SimRadio::with_ledger(config).expect("simulated radio ledger opens");
         Self {
-            radio: Arc::new(Mutex::new(SimRadio::new(config))),
+            radio: Arc::new(Mutex::new(radio)),
             wake: Arc::new(tokio::sync::Notify::new()),
             phone: Arc::new(Mutex::new(None)),
         }

@@ -174,3 +174,34 @@ fn without_crashes_everything_is_delivered() {
     // 10 % of attempts fail transiently; five attempts make a final failure very unlikely.
     assert_eq!(delivered, 150);
 }
+
+#[test]
+fn the_radio_ledger_survives_the_phone_process() {
+    let dir = common::temp_dir();
+    let ledger = dir.path().join("radio.ledger");
+    let config = SimModemConfig {
+        ledger: Some(ledger.clone()),
+        ..SimModemConfig::default()
+    };
+    let cmd = |id: &str| simrelay_core::SendCommand {
+        message_id: id.into(),
+        idx: 0,
+        attempt: 1,
+        sim: 1,
+        to: "+15551230001".into(),
+        text: "x".repeat(200),
+        parts: 2,
+        delivery_report: false,
+    };
+    let mut radio = SimRadio::with_ledger(config.clone()).expect("ledger");
+    radio.transmit(&cmd("a"), T0);
+    drop(radio);
+    let mut radio = SimRadio::with_ledger(config).expect("ledger");
+    assert_eq!(radio.total_transmitted(), 2);
+    radio.transmit(&cmd("a"), T0);
+    assert_eq!(
+        radio.duplicates(),
+        2,
+        "a resend after restart is counted as a duplicate"
+    );
+}
