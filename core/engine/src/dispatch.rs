@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 use simrelay_protocol::{Millis, RecipientState};
 
 use crate::config::EXPEDITED_PRIORITY;
-use crate::engine::{Engine, emit_recipient, set_state};
+use crate::engine::{Change, Engine, emit_recipient, set_state};
 use crate::error::Result;
 use crate::modem::SendCommand;
 use crate::pacing::{SimPace, Wait};
@@ -45,10 +45,7 @@ impl Engine {
                     &tx,
                     &c.message_id,
                     c.idx,
-                    RecipientState::Expired,
-                    Some("valid_until"),
-                    None,
-                    None,
+                    Change::to(RecipientState::Expired).reason("valid_until"),
                     now,
                 )?;
                 continue;

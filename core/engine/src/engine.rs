@@ -394,27 +394,62 @@ pub(crate) fn cancel_in(tx: &Connection, message_id: &str, now: Millis) -> Resul
             tx,
             message_id,
             idx,
-            RecipientState::Cancelled,
-            Some("cancelled"),
-            None,
-            None,
+            Change::to(RecipientState::Cancelled).reason("cancelled"),
             now,
         )?;
     }
     Ok(idxs.len() as u32)
 }
 
-/// Moves a recipient to `state` and records the event. `deadline` is the end of the new
-/// state (NULL for settled states).
-#[allow(clippy::too_many_arguments)]
+/// A recipient's next state: what it ends in, why, and until when it may last.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Change<'a> {
+    state: RecipientState,
+    reason: Option<&'a str>,
+    code: Option<i32>,
+    /// The end of the new state; `None` for settled states.
+    deadline: Option<Millis>,
+}
+
+impl<'a> Change<'a> {
+    pub(crate) fn to(state: RecipientState) -> Self {
+        Self {
+            state,
+            reason: None,
+            code: None,
+            deadline: None,
+        }
+    }
+
+    pub(crate) fn reason(self, reason: &'a str) -> Self {
+        Self {
+            reason: Some(reason),
+            ..self
+        }
+    }
+
+    pub(crate) fn code(self, code: i32) -> Self {
+        Self {
+            code: Some(code),
+            ..self
+        }
+    }
+
+    pub(crate) fn code_opt(self, code: Option<i32>) -> Self {
+        Self { code, ..self }
+    }
+
+    pub(crate) fn until_opt(self, deadline: Option<Millis>) -> Self {
+        Self { deadline, ..self }
+    }
+}
+
+/// Moves a recipient to a new state and records the event.
 pub(crate) fn set_state(
     tx: &Connection,
     message_id: &str,
     idx: u32,
-    state: RecipientState,
-    reason: Option<&str>,
-    code: Option<i32>,
-    deadline: Option<Millis>,
+    change: Change<'_>,
     now: Millis,
 ) -> Result<()> {
     tx.prepare_cached(
@@ -424,10 +459,10 @@ pub(crate) fn set_state(
     .execute(params![
         message_id,
         idx,
-        state.as_str(),
-        reason,
-        code,
-        deadline,
+        change.state.as_str(),
+        change.reason,
+        change.code,
+        change.deadline,
         now
     ])?;
     emit_recipient(tx, message_id, idx, now)?;

@@ -9,7 +9,7 @@ use simrelay_protocol::{Millis, RecipientState};
 
 use crate::EngineConfig;
 use crate::codes::{self, Class};
-use crate::engine::{Engine, set_state};
+use crate::engine::{Change, Engine, set_state};
 use crate::error::{Error, Result};
 use crate::modem::{ModemEvent, PartKey, RESULT_OK};
 use crate::pdu::{self, ReportOutcome, StatusReport};
@@ -156,15 +156,11 @@ impl Engine {
             let (id, idx) = (id.as_str(), *idx);
             match RecipientState::parse(state) {
                 Some(RecipientState::Queued) => {
-                    let reason = Some("valid_until");
                     set_state(
                         &tx,
                         id,
                         idx,
-                        RecipientState::Expired,
-                        reason,
-                        None,
-                        None,
+                        Change::to(RecipientState::Expired).reason("valid_until"),
                         now,
                     )?;
                 }
@@ -173,42 +169,32 @@ impl Engine {
                         "UPDATE recipients SET next_at = ?3 WHERE message_id = ?1 AND idx = ?2",
                     )?
                     .execute(params![id, idx, now])?;
-                    let reason = Some("resend_after_unknown");
                     let deadline = Some(*valid_until);
                     set_state(
                         &tx,
                         id,
                         idx,
-                        RecipientState::Queued,
-                        reason,
-                        None,
-                        deadline,
+                        Change::to(RecipientState::Queued)
+                            .reason("resend_after_unknown")
+                            .until_opt(deadline),
                         now,
                     )?;
                 }
                 Some(RecipientState::Sending) => {
-                    let reason = Some("no_sent_result");
                     set_state(
                         &tx,
                         id,
                         idx,
-                        RecipientState::Unknown,
-                        reason,
-                        None,
-                        None,
+                        Change::to(RecipientState::Unknown).reason("no_sent_result"),
                         now,
                     )?;
                 }
                 Some(RecipientState::Sent) => {
-                    let reason = Some("no_delivery_report");
                     set_state(
                         &tx,
                         id,
                         idx,
-                        RecipientState::Unknown,
-                        reason,
-                        None,
-                        None,
+                        Change::to(RecipientState::Unknown).reason("no_delivery_report"),
                         now,
                     )?;
                 }
@@ -311,34 +297,29 @@ fn sent_in(
     }
     match first_failure {
         None if delivered >= parts => {
-            set_state(
-                tx,
-                id,
-                idx,
-                RecipientState::Delivered,
-                None,
-                None,
-                None,
-                now,
-            )?;
+            set_state(tx, id, idx, Change::to(RecipientState::Delivered), now)?;
         }
         None => {
             let deadline = cur
                 .delivery_report
                 .then_some(now + config.report_timeout_ms);
-            set_state(tx, id, idx, RecipientState::Sent, None, None, deadline, now)?;
-        }
-        Some(code) if ok > 0 => {
-            // Some parts left the phone: sending again would duplicate them.
-            let reason = Some("partially_sent");
             set_state(
                 tx,
                 id,
                 idx,
-                RecipientState::Failed,
-                reason,
-                Some(code),
-                None,
+                Change::to(RecipientState::Sent).until_opt(deadline),
+                now,
+            )?;
+        }
+        Some(code) if ok > 0 => {
+            // Some parts left the phone: sending again would duplicate them.
+            set_state(
+                tx,
+                id,
+                idx,
+                Change::to(RecipientState::Failed)
+                    .reason("partially_sent")
+                    .code(code),
                 now,
             )?;
         }
@@ -360,17 +341,11 @@ fn sent_in(
                 )?
                 .execute(params![id, idx, next_at])?;
                 let deadline = Some(cur.valid_until);
-                let reason = Some(codes::name(code));
-                set_state(
-                    tx,
-                    id,
-                    idx,
-                    RecipientState::Queued,
-                    reason,
-                    Some(code),
-                    deadline,
-                    now,
-                )?;
+                let retry = Change::to(RecipientState::Queued)
+                    .reason(codes::name(code))
+                    .code(code)
+                    .until_opt(deadline);
+                set_state(tx, id, idx, retry, now)?;
             } else {
                 let code = permanent.unwrap_or(code);
                 let reason = if permanent.is_some() {
@@ -382,10 +357,7 @@ fn sent_in(
                     tx,
                     id,
                     idx,
-                    RecipientState::Failed,
-                    Some(reason),
-                    Some(code),
-                    None,
+                    Change::to(RecipientState::Failed).reason(reason).code(code),
                     now,
                 )?;
             }
@@ -449,32 +421,28 @@ fn report_in(tx: &Connection, key: &PartKey, report: &StatusReport, now: Millis)
             )?
             .execute(params![id, idx, sent, delivered])?;
             if delivered >= cur.parts {
-                set_state(
-                    tx,
-                    id,
-                    idx,
-                    RecipientState::Delivered,
-                    None,
-                    None,
-                    None,
-                    now,
-                )?;
+                set_state(tx, id, idx, Change::to(RecipientState::Delivered), now)?;
             }
         }
         ReportOutcome::Failed => {
-            let reason = Some("delivery_failed");
-            set_state(tx, id, idx, RecipientState::Failed, reason, code, None, now)?;
-        }
-        ReportOutcome::Expired => {
-            let reason = Some("smsc_validity_expired");
             set_state(
                 tx,
                 id,
                 idx,
-                RecipientState::Expired,
-                reason,
-                code,
-                None,
+                Change::to(RecipientState::Failed)
+                    .reason("delivery_failed")
+                    .code_opt(code),
+                now,
+            )?;
+        }
+        ReportOutcome::Expired => {
+            set_state(
+                tx,
+                id,
+                idx,
+                Change::to(RecipientState::Expired)
+                    .reason("smsc_validity_expired")
+                    .code_opt(code),
                 now,
             )?;
         }
