@@ -11,7 +11,9 @@
 #      (scripts/android-stubs/check_manifest.py); the instrumentation tests compile too
 #      (against hand stubs of the few androidx.test classes they use);
 #   3. every `external fun` in the Kotlin sources has its `Java_...` symbol in the host-built
-#      libsimrelay_jni.so, and every exported `Java_...` symbol has its `external fun`;
+#      libsimrelay_jni.so (nm -D), every exported `Java_...` symbol has its `external fun`, and
+#      the Rust signatures in core/jni/src/exports.rs match the JVM descriptors
+#      (scripts/android-stubs/check_jni.py);
 #   4. JUnit 5 tests (android-app/src/hostTest) load that library through the app's own
 #      NativeCore.kt on a plain JVM under -Xcheck:jni, and drive a real relay
 #      (`simrelay serve`) end to end. Any -Xcheck:jni warning fails the check.
@@ -115,25 +117,13 @@ javac -nowarn -d "$OUT/androidx-test" -cp "$STUB_JAR:/usr/share/java/junit4.jar"
     "$ROOT/android-app/src/androidTest/kotlin"
 [ -f "$OUT/android-test-classes/dev/simrelay/app/SmsLoopbackTest.class" ] || fail "instrumentation tests do not compile"
 
-# ---- 3. exported symbols vs external funs -----------------------------------------------------
+# ---- 3. exported symbols vs external funs (and the relay for step 4) ----------------------
 step "cargo build simrelay-jni and the relay (host)"
 cargo build --quiet -p simrelay-jni -p simrelay-server
 LIB=$TARGET_DIR/debug/libsimrelay_jni.so
 RELAY=$TARGET_DIR/debug/simrelay
-step "JNI symbols"
-nm -D --defined-only "$LIB" | awk '{print $3}' | grep '^Java_' | sort >"$OUT/exported.txt"
-: >"$OUT/declared.txt"
-grep -rl 'external fun' "$MAIN_SRC" | while read -r f; do
-    pkg=$(sed -n 's/^package \([a-zA-Z0-9_.]*\).*/\1/p' "$f" | head -1)
-    cls=$(grep -oE '^(object|class) [A-Za-z0-9_]+' "$f" | head -1 | awk '{print $2}')
-    grep -oE 'external fun [A-Za-z0-9_]+' "$f" | awk '{print $3}' | while read -r fn; do
-        echo "Java_${pkg//./_}_${cls}_${fn}"
-    done
-done | sort >"$OUT/declared.txt"
-if ! diff -u --label "external fun (Kotlin)" --label "exported (libsimrelay_jni.so)" "$OUT/declared.txt" "$OUT/exported.txt"; then
-    fail "Kotlin external funs and exported JNI symbols differ"
-fi
-echo "$(wc -l <"$OUT/declared.txt") external funs, all exported; no extra exports"
+step "JNI symbols and signatures"
+python3 "$ROOT/scripts/android-stubs/check_jni.py" "$LIB" "$OUT/main-classes" "$ROOT/core/jni/src/exports.rs"
 
 # ---- 4. JUnit on the host JVM under -Xcheck:jni -----------------------------------------------
 step "kotlinc host tests"

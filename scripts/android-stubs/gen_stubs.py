@@ -311,8 +311,6 @@ class Gen:
                     return "java.lang.Class<? extends %s>" % arg
                 return "java.lang.Class<%s>" % arg
             raw = self.class_ref(base, c)
-            if raw.startswith("java.") or raw.startswith("javax.") or raw.startswith("org."):
-                pass
             args = []
             for e in elts:
                 if pos == "bound" and dotted(e) == "java.lang.Object":
@@ -393,10 +391,6 @@ class Gen:
             if k == "android" and self.kind(v) != "interface":
                 return v
         return None
-
-    def super_in_set(self, c):
-        sup, _ = self.superclass_and_ifaces(c)
-        return sup
 
     def method_sig(self, fn, c, ctor=False):
         """(type params, return, params text, erased key) or raises Unresolved."""

@@ -82,10 +82,12 @@ class SmsReceivedReceiver : BroadcastReceiver() {
         val timestamp = messages[0].timestampMillis
         val subId = intent.getIntExtra(EXTRA_SUBSCRIPTION_INDEX, intent.getIntExtra("subscription", NativeCore.NONE))
         handOff("incoming") {
-            NativeCore.nativeOnIncoming(CoreHolder.get(context), subId, from, body, timestamp)
+            val handle = CoreHolder.get(context)
+            NativeCore.nativeOnIncoming(handle, subId, from, body, timestamp)
+            // SMS broadcasts carry a temporary allowance to start a foreground service: bring
+            // the relay link back if the app was killed.
+            startIfPaired(context, handle)
         }
-        // SMS broadcasts carry a temporary allowance to start a foreground service.
-        RelayService.start(context)
     }
 
     private companion object {
@@ -93,11 +95,16 @@ class SmsReceivedReceiver : BroadcastReceiver() {
     }
 }
 
-/** Boot or app update: start the relay service again. */
+/** Boot or app update: start the relay service again, once the phone is paired. */
 class BootReceiver : BroadcastReceiver() {
     override fun onReceive(context: Context, intent: Intent) {
         when (intent.action) {
-            Intent.ACTION_BOOT_COMPLETED, Intent.ACTION_MY_PACKAGE_REPLACED -> RelayService.start(context)
+            Intent.ACTION_BOOT_COMPLETED, Intent.ACTION_MY_PACKAGE_REPLACED ->
+                handOff("boot") { startIfPaired(context, CoreHolder.get(context)) }
         }
     }
+}
+
+private fun startIfPaired(context: Context, handle: Long) {
+    if (StatusView.parse(NativeCore.nativeStatus(handle)).paired) RelayService.start(context)
 }

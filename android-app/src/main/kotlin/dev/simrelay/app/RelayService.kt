@@ -29,7 +29,15 @@ class RelayService : Service() {
         } else {
             startForeground(Notices.SERVICE_ID, notification)
         }
-        val handle = CoreHolder.get(this)
+        val handle = try {
+            CoreHolder.get(this)
+        } catch (e: RuntimeException) {
+            // E.g. storage full or corrupt: say so and stop rather than crash-loop.
+            Log.e(TAG, "core failed to start: ${e.message}")
+            Notices.updateService(this, "Cannot start: ${e.message}")
+            stopSelf()
+            return
+        }
         try {
             Sims.report(this, handle)
         } catch (e: RuntimeException) {
@@ -60,6 +68,9 @@ class RelayService : Service() {
                 NativeCore.nativeNextCommand(handle, PULL_TIMEOUT_MS)
             } catch (e: IllegalStateException) {
                 break // handle freed: the service is stopping
+            } catch (e: RuntimeException) {
+                Log.e(TAG, "pull failed: ${e.message}")
+                break
             } ?: continue
             try {
                 when (val cmd = CoreCommand.parse(json)) {
