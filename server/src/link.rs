@@ -338,6 +338,8 @@ impl Link<'_> {
                 },
             )
             .await?;
+        }
+        if applied.webhooks > 0 {
             self.state.webhook_kick.notify_one();
         }
         if applied.incoming {

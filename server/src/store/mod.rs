@@ -203,8 +203,10 @@ pub struct Applied {
     pub cancel_upto: Option<u64>,
     /// New incoming SMS were stored.
     pub incoming: bool,
-    /// Recipients changed state (capacity may have freed up, webhooks may be queued).
+    /// Recipients changed state (capacity may have freed up).
     pub changed: bool,
+    /// Webhook deliveries queued by this batch.
+    pub webhooks: usize,
 }
 
 /// A recipient waiting to be routed (input of the router).

@@ -240,12 +240,12 @@ pub fn apply_from_phone(
         }
         match event {
             Event::Recipient(u) => {
-                if apply_recipient(tx, &account, phone, u, now, &mut cancels)? {
+                if apply_recipient(tx, &account, phone, u, now, &mut cancels, &mut out)? {
                     out.changed = true;
                 }
             }
             Event::Incoming(sms) => {
-                if store_incoming(tx, &account, phone, sms, now)? {
+                if store_incoming(tx, &account, phone, sms, now, &mut out)? {
                     out.incoming = true;
                 }
             }
@@ -273,6 +273,7 @@ fn apply_recipient<'e>(
     u: &'e RecipientUpdate,
     now: Millis,
     cancels: &mut Vec<&'e str>,
+    out: &mut Applied,
 ) -> Result<bool> {
     let row: Option<(i64, String, Option<String>)> = tx
         .prepare_cached(
@@ -322,7 +323,7 @@ fn apply_recipient<'e>(
         return Ok(false);
     }
     recompute_state(tx, mseq, now)?;
-    recipient_webhook(tx, account, mseq, u.idx, new, now)?;
+    out.webhooks += recipient_webhook(tx, account, mseq, u.idx, new, now)?;
     Ok(true)
 }
 
@@ -333,6 +334,7 @@ fn store_incoming(
     phone: &str,
     sms: &IncomingSms,
     now: Millis,
+    out: &mut Applied,
 ) -> Result<bool> {
     let n = tx
         .prepare_cached(
@@ -363,7 +365,7 @@ fn store_incoming(
         "sent_at": sms.sent_at.map(crate::time_fmt::fmt_ms),
         "received_at": crate::time_fmt::fmt_ms(sms.received_at),
     });
-    enqueue_event(tx, account, "message.received", data, now)?;
+    out.webhooks += enqueue_event(tx, account, "message.received", data, now)?;
     Ok(true)
 }
 

@@ -23,15 +23,17 @@ fn subscribers(tx: &Transaction<'_>, account: &str, event: &str) -> Result<Vec<S
         .collect())
 }
 
-/// Queues `event` with `data` for every registration of the account that wants it.
+/// Queues `event` with `data` for every registration of the account that wants it; returns
+/// how many deliveries were queued.
 pub fn enqueue_event(
     tx: &Transaction<'_>,
     account: &str,
     event: &str,
     data: Value,
     now: Millis,
-) -> Result<()> {
-    for hook in subscribers(tx, account, event)? {
+) -> Result<usize> {
+    let hooks = subscribers(tx, account, event)?;
+    for hook in &hooks {
         let event_id = uuid::Uuid::now_v7().to_string();
         let body = json!({
             "id": event_id,
@@ -47,10 +49,11 @@ pub fn enqueue_event(
         )?
         .execute(params![event_id, hook, event, body.to_string(), now])?;
     }
-    Ok(())
+    Ok(hooks.len())
 }
 
-/// Queues the webhook for a recipient that just entered `state`, if that state has one.
+/// Queues the webhook for a recipient that just entered `state`, if that state has one;
+/// returns how many deliveries were queued.
 pub fn recipient_webhook(
     tx: &Transaction<'_>,
     account: &str,
@@ -58,15 +61,15 @@ pub fn recipient_webhook(
     idx: u32,
     state: &str,
     now: Millis,
-) -> Result<()> {
+) -> Result<usize> {
     let event = match state {
         "sent" => "message.sent",
         "delivered" => "message.delivered",
         "failed" | "expired" => "message.failed",
-        _ => return Ok(()),
+        _ => return Ok(0),
     };
     if subscribers(tx, account, event)?.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let data = tx
         .prepare_cached(
