@@ -79,6 +79,11 @@ async fn bench_e2e() {
     const MESSAGES: u64 = 20_000;
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = relay(dir.path()).await;
+    // The phones' stores may go elsewhere (e.g. tmpfs) to separate their fsyncs from the relay's.
+    let phone_dir = match std::env::var_os("SIMRELAY_BENCH_PHONE_DIR") {
+        Some(d) => tempfile::tempdir_in(d).expect("phone dir"),
+        None => tempfile::tempdir().expect("tempdir"),
+    };
     let http = client();
     let mut phones = Vec::new();
     for n in 0..PHONES {
@@ -112,7 +117,7 @@ async fn bench_e2e() {
                     jitter: 0.0,
                     ..EngineConfig::default()
                 },
-                ..PhoneConfig::new(dir.path().join(format!("phone-{n}.sqlite")))
+                ..PhoneConfig::new(phone_dir.path().join(format!("phone-{n}.sqlite")))
             },
             Box::new(modem.clone()),
         )

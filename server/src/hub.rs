@@ -17,11 +17,13 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::response::Response;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::response::{IntoResponse, Response};
 use simrelay_protocol::{MAX_FRAME_BYTES, PhoneStatus};
 use tokio::sync::{Notify, watch};
 
 use crate::AppState;
+use crate::error::AppError;
 use crate::store::now_ms;
 
 /// One registered link.
@@ -205,10 +207,21 @@ impl Hub {
 }
 
 /// `GET /v1/link`: the phones' WebSocket.
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(2 * MAX_FRAME_BYTES)
-        .max_frame_size(2 * MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| crate::link::serve(state, socket))
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match ws {
+        Ok(ws) => ws
+            .max_message_size(2 * MAX_FRAME_BYTES)
+            .max_frame_size(2 * MAX_FRAME_BYTES)
+            .on_upgrade(move |socket| crate::link::serve(state, socket)),
+        Err(_) => AppError::bad_request(
+            "not_websocket",
+            "this endpoint is the phones' WebSocket; send an upgrade request",
+        )
+        .into_response(),
+    }
 }
 
 /// After the grace, marks the phone offline unless it has reconnected.

@@ -278,6 +278,10 @@ async fn bad_input_is_refused_and_changes_nothing() {
     assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_query");
     let (s, v) = call(&st, "GET", "/v1/nothing-here", Some(KEY_A), None).await;
     assert_error(s, &v, StatusCode::NOT_FOUND, "not_found");
+    let (s, v) = call(&st, "PUT", "/v1/messages", Some(KEY_A), None).await;
+    assert_error(s, &v, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    let (s, v) = call(&st, "GET", "/v1/link", None, None).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "not_websocket");
     let req = axum::http::Request::builder()
         .method("POST")
         .uri("/v1/messages")

@@ -106,3 +106,31 @@ async fn self_signed_tls_is_pinned_and_stable() {
     );
     again.stop().await.expect("stops");
 }
+
+#[tokio::test]
+async fn a_given_certificate_is_served_and_fingerprinted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let made = rcgen::generate_simple_self_signed(vec!["relay.test".to_string()]).expect("cert");
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&cert, made.cert.pem()).expect("write");
+    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write");
+    let want = hex::encode(Sha256::digest(made.cert.der()));
+    let srv = server(dir.path(), |c| c.tls = TlsMode::Files { cert, key }).await;
+    assert_eq!(srv.state.tls_fingerprint.as_deref(), Some(want.as_str()));
+    let (s, _) = Http::new(&srv.url)
+        .req("GET", "/v1/phones", KEY_A, None)
+        .await;
+    assert_eq!(s, 200);
+    srv.stop().await.expect("stops");
+
+    let missing = TlsMode::Files {
+        cert: dir.path().join("none.pem"),
+        key: dir.path().join("none.key"),
+    };
+    let mut c = simrelay_server::config::Config::for_data_dir(dir.path());
+    c.tls = missing;
+    assert!(
+        simrelay_server::Server::start(c).await.is_err(),
+        "a missing certificate fails the start"
+    );
+}

@@ -37,6 +37,13 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route(simrelay_protocol::WS_PATH, get(crate::hub::upgrade))
         .fallback(|| async { AppError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            AppError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not take that method",
+            )
+        })
 }
 
 /// SHA-256 of a secret (API key, device token, pairing code), lowercase hex.
