@@ -1,3 +1,5 @@
+import org.jetbrains.kotlin.gradle.dsl.JvmTarget
+
 // :android-app, the thin Kotlin shell. Its native library (libsimrelay_jni.so, crate core/jni)
 // is built by cargo-ndk for every ABI below and merged into the APK as jniLibs.
 plugins {
@@ -14,7 +16,9 @@ val rustProfile = (findProperty("rustProfile") as String?) ?: "release"
 android {
     namespace = "dev.simrelay.app"
     compileSdk = 36
-    // Any installed NDK r27+ works; this is the one CI and the docs assume.
+    // NDK r28 links 16 KB-page-aligned libraries by default (required for API 35+ devices
+    // with 16 KB pages); with an older NDK add -Wl,-z,max-page-size=16384. Change this to the
+    // NDK you have installed if it differs.
     ndkVersion = "28.2.13676358"
 
     defaultConfig {
@@ -46,15 +50,10 @@ android {
         }
         getByName("androidTest").java.srcDir("src/androidTest/kotlin")
     }
-
-    packaging {
-        // The .so is stripped by AGP with the NDK's strip; keep symbols out of the APK.
-        jniLibs.useLegacyPackaging = false
-    }
 }
 
 kotlin {
-    jvmToolchain(17)
+    compilerOptions { jvmTarget.set(JvmTarget.JVM_17) }
 }
 
 dependencies {

@@ -43,6 +43,7 @@ done
 # Tools that may come from elsewhere (e.g. Node from NodeSource): install only when absent.
 command -v javac >/dev/null || missing+=(default-jdk-headless)
 command -v npm >/dev/null || missing+=(npm)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if ((${#missing[@]})); then
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -25,9 +25,11 @@ class WireTest {
             ),
             view.lines(),
         )
+        assertEquals("Link online · 3 queued · 2 awaiting reports", view.summary())
         val unpaired = StatusView.parse("""{"link":"unpaired","relay_url":null,"phone_id":null,"last_error":"storage is full","sims":[]}""")
         assertFalse(unpaired.paired)
         assertEquals("Last error: storage is full", unpaired.lines().last())
+        assertEquals("Not paired yet · 0 queued · error", unpaired.summary())
     }
 
     @Test

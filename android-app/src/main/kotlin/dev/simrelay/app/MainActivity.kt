@@ -109,8 +109,8 @@ class MainActivity : Activity() {
             append(if (missing.isEmpty()) "All permissions granted." else "Missing: " + missing.joinToString { it.substringAfterLast('.') })
             append(if (battery) "\nBattery optimisation: exempt." else "\nBattery optimisation: not exempt.")
         }
-        val limitAt = Notices.limitExceededAt(this)
-        limit.visibility = if (limitAt > 0L) View.VISIBLE else View.GONE
+        val recent = System.currentTimeMillis() - Notices.limitExceededAt(this) < LIMIT_NOTICE_MS
+        limit.visibility = if (recent) View.VISIBLE else View.GONE
         limit.text = Notices.LIMIT_TEXT
     }
 
@@ -152,5 +152,7 @@ class MainActivity : Activity() {
     private companion object {
         const val REQUEST_PERMISSIONS = 1
         const val REFRESH_MS = 2_000L
+        /** How long the send-limit notice stays on screen after the platform refused a part. */
+        const val LIMIT_NOTICE_MS = 24 * 60 * 60 * 1000L
     }
 }

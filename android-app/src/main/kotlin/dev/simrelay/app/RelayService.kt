@@ -46,7 +46,7 @@ class RelayService : Service() {
         simListener = Sims.watch(this, handle)
         running = true
         worker = Thread({ pull(handle) }, "simrelay-worker").also { it.start() }
-        Notices.updateService(this, "Relaying SMS")
+        showStatus(handle)
     }
 
     override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int = START_STICKY
@@ -71,7 +71,11 @@ class RelayService : Service() {
             } catch (e: RuntimeException) {
                 Log.e(TAG, "pull failed: ${e.message}")
                 break
-            } ?: continue
+            }
+            if (json == null) {
+                showStatus(handle) // nothing to do for a while: refresh the notification
+                continue
+            }
             try {
                 when (val cmd = CoreCommand.parse(json)) {
                     is CoreCommand.Send -> sender.send(cmd, handle)
@@ -87,8 +91,17 @@ class RelayService : Service() {
         Log.i(TAG, "worker stopped")
     }
 
+    private fun showStatus(handle: Long) {
+        try {
+            Notices.updateService(this, StatusView.parse(NativeCore.nativeStatus(handle)).summary())
+        } catch (e: RuntimeException) {
+            Log.w(TAG, "status failed: ${e.message}")
+        }
+    }
+
     companion object {
         private const val TAG = "simrelay"
+        /** Also how often the notification's status line is refreshed when idle. */
         private const val PULL_TIMEOUT_MS = 30_000L
         private const val WORKER_STOP_MS = 6_000L
 

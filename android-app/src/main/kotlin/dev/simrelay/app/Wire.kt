@@ -104,6 +104,14 @@ data class StatusView(
 ) {
     val paired: Boolean get() = link != "unpaired"
 
+    /** One line for the service notification. */
+    fun summary(): String = buildString {
+        append(if (paired) "Link $link" else "Not paired yet")
+        append(" · $queueDepth queued")
+        if (awaitingReports > 0) append(" · $awaitingReports awaiting reports")
+        if (lastError != null) append(" · error")
+    }
+
     fun lines(): List<String> = buildList {
         add("Link: $link" + (relayUrl?.let { " ($it)" } ?: ""))
         phoneId?.let { add("Phone id: $it") }
