@@ -20,6 +20,9 @@ pub async fn run(state: AppState) {
     let router = Router {
         max_outstanding: state.config.phone_queue_max,
     };
+    // An interval, not a fresh sleep per loop: expiry runs even while kicks keep coming.
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         loop {
             match pass(&state, &router).await {
@@ -33,7 +36,7 @@ pub async fn run(state: AppState) {
         }
         tokio::select! {
             _ = state.route_kick.notified() => {}
-            _ = tokio::time::sleep(TICK) => {
+            _ = tick.tick() => {
                 let now = now_ms();
                 match state.db.call(move |s| s.expire_unrouted(now)).await {
                     Ok(n) if n > 0 => state.webhook_kick.notify_one(),
@@ -52,10 +55,11 @@ async fn pass(state: &AppState, router: &Router) -> Result<bool> {
     for (account, phones) in state.hub.online_by_account() {
         let router = router.clone();
         let now = now_ms();
+        let online: Vec<String> = phones.iter().map(|p| p.id.clone()).collect();
         let (routed, full) = state
             .db
             .call(move |s| {
-                let pending = s.unrouted(&account, PASS_LIMIT)?;
+                let pending = s.unrouted(&account, &online, PASS_LIMIT)?;
                 if pending.is_empty() {
                     return Ok((Vec::new(), false));
                 }

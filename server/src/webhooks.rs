@@ -60,7 +60,11 @@ pub async fn run(state: AppState) {
         };
         if !due.is_empty() {
             let attempts = due.into_iter().map(|d| attempt(&state, &client, d));
-            futures_util::future::join_all(attempts).await;
+            tokio::select! {
+                _ = futures_util::future::join_all(attempts) => {}
+                // An attempt cut short stays pending and is made again after the restart.
+                _ = crate::stopped(&mut shutdown) => return,
+            }
             continue;
         }
         let next = state.db.call(|s| s.next_delivery_at()).await.ok().flatten();

@@ -311,8 +311,9 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> Result<Applied>;
 
-    /// Unrouted recipients of an account, highest priority first.
-    fn unrouted(&self, account: &str, limit: u32) -> Result<Vec<Unrouted>>;
+    /// Unrouted recipients of an account that one of the `online` phones could take (not
+    /// pinned to another phone), highest priority first.
+    fn unrouted(&self, account: &str, online: &[String], limit: u32) -> Result<Vec<Unrouted>>;
     /// Recipients routed to the phone and not yet handed to its radio.
     fn outstanding(&self, phone: &str) -> Result<u32>;
     /// Stores the routing decisions as `send` frames; returns the phones that got frames.

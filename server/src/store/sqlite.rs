@@ -177,8 +177,8 @@ impl Store for SqliteStore {
         self.write(|tx| ph::apply_from_phone(tx, phone, acked, events, now))
     }
 
-    fn unrouted(&self, account: &str, limit: u32) -> Result<Vec<Unrouted>> {
-        self.read(|c| ph::unrouted(c, account, limit))
+    fn unrouted(&self, account: &str, online: &[String], limit: u32) -> Result<Vec<Unrouted>> {
+        self.read(|c| ph::unrouted(c, account, online, limit))
     }
 
     fn outstanding(&self, phone: &str) -> Result<u32> {

@@ -369,14 +369,22 @@ fn store_incoming(
     Ok(true)
 }
 
-pub fn unrouted(c: &Connection, account: &str, limit: u32) -> Result<Vec<Unrouted>> {
+pub fn unrouted(
+    c: &Connection,
+    account: &str,
+    online: &[String],
+    limit: u32,
+) -> Result<Vec<Unrouted>> {
+    // Recipients pinned to an offline phone are left out, so they cannot crowd out the rest.
+    let online = serde_json::to_string(online)?;
     Ok(c.prepare_cached(
         "SELECT r.mseq, r.idx, m.priority, m.phone_id, m.sim
          FROM recipients r JOIN messages m USING (mseq)
          WHERE r.phone_id IS NULL AND r.state = 'pending' AND m.account_id = ?1
+           AND (m.phone_id IS NULL OR m.phone_id IN (SELECT value FROM json_each(?3)))
          ORDER BY m.priority DESC, r.mseq, r.idx LIMIT ?2",
     )?
-    .query_map(params![account, limit], |r| {
+    .query_map(params![account, limit, online], |r| {
         Ok(Unrouted {
             mseq: r.get(0)?,
             idx: r.get(1)?,

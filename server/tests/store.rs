@@ -1,0 +1,150 @@
+//! The SQLite store directly: routing input, ownership of recipient events, frame log.
+
+use simrelay_protocol::{Event, RecipientState, RecipientUpdate, RelayFrame, decode_relay_frame};
+use simrelay_server::store::sqlite::SqliteStore;
+use simrelay_server::store::{Assignment, CreateOutcome, NewMessage, Store};
+
+fn message(account: &str, id: &str, phone: Option<&str>, priority: i32) -> NewMessage {
+    NewMessage {
+        account_id: account.into(),
+        id: id.into(),
+        body_hash: format!("hash-{id}"),
+        to: vec!["+15551230001".into()],
+        text: "hi".into(),
+        priority,
+        valid_until: None,
+        schedule_at: None,
+        phone_id: phone.map(str::to_string),
+        sim: None,
+        delivery_report: true,
+        created_at: 1,
+    }
+}
+
+fn queued(id: &str) -> Event {
+    Event::Recipient(RecipientUpdate {
+        message_id: id.into(),
+        idx: 0,
+        state: RecipientState::Queued,
+        at: 1,
+        reason: None,
+        code: None,
+        sim: None,
+        parts: 1,
+        parts_sent: 0,
+        parts_delivered: 0,
+        unsent: false,
+    })
+}
+
+fn setup() -> Result<(tempfile::TempDir, SqliteStore, String), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(&dir.path().join("relay.sqlite"))?;
+    let account = store.ensure_api_key("key-hash", 1)?;
+    for (phone, code) in [("A", "code-a"), ("B", "code-b")] {
+        store.create_pairing_code(&account, code, 1, 1000)?;
+        assert!(
+            store
+                .pair_phone(code, phone, &format!("token-{phone}"), None, 2)?
+                .is_some()
+        );
+        assert!(
+            store.pair_phone(code, "again", "t", None, 3)?.is_none(),
+            "codes are single use"
+        );
+    }
+    Ok((dir, store, account))
+}
+
+#[test]
+fn recipients_pinned_to_offline_phones_do_not_crowd_out_the_rest()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, account) = setup()?;
+    let batch = [
+        message(&account, "pinned", Some("B"), 100),
+        message(&account, "free", None, 0),
+    ];
+    let out = store.create_messages(&batch)?;
+    assert!(out.iter().all(|o| matches!(o, CreateOutcome::Created(_))));
+    let only_a = store.unrouted(&account, &["A".into()], 10)?;
+    assert_eq!(only_a.len(), 1);
+    assert_eq!(only_a[0].phone, None);
+    let both = store.unrouted(&account, &["A".into(), "B".into()], 10)?;
+    assert_eq!(both.len(), 2);
+    assert_eq!(
+        both[0].phone.as_deref(),
+        Some("B"),
+        "highest priority first"
+    );
+    Ok(())
+}
+
+#[test]
+fn only_the_owner_applies_events_and_a_late_acceptance_gets_a_cancel()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, account) = setup()?;
+    store.create_messages(&[message(&account, "m", None, 0)])?;
+    let u = store.unrouted(&account, &["A".into()], 10)?;
+    let phones = store.commit_routes(
+        &[Assignment {
+            mseq: u[0].mseq,
+            idx: 0,
+            phone: "A".into(),
+        }],
+        5,
+    )?;
+    assert_eq!(phones, vec!["A".to_string()]);
+    let frames = store.frames_after("A", 0, 10)?;
+    assert_eq!(frames.len(), 1);
+    assert!(matches!(
+        decode_relay_frame(&frames[0].1)?,
+        RelayFrame::Send { seq: 1, .. }
+    ));
+
+    // A drops before accepting; after the grace its recipient goes back to the router.
+    store.phone_connected("A", &Default::default(), 6)?;
+    assert!(store.phone_offline("A", 7)?);
+    assert_eq!(store.unrouted(&account, &["B".into()], 10)?.len(), 1);
+    store.commit_routes(
+        &[Assignment {
+            mseq: u[0].mseq,
+            idx: 0,
+            phone: "B".into(),
+        }],
+        8,
+    )?;
+
+    // A's late `queued`: stored (acked) but not applied, and a cancel is queued for A.
+    let applied = store.apply_from_phone("A", Some(1), &[(1, queued("m"))], 9)?;
+    assert_eq!(applied.event_seq, 1);
+    assert!(!applied.changed);
+    assert_eq!(applied.cancel_upto, Some(2));
+    let frames = store.frames_after("A", 1, 10)?;
+    assert!(matches!(
+        decode_relay_frame(&frames[0].1)?,
+        RelayFrame::Cancel { seq: 2, .. }
+    ));
+    assert!(
+        store.frames_after("A", 0, 10)?.iter().all(|(s, _)| *s > 1),
+        "acked frames are dropped"
+    );
+
+    // B, the owner, applies; a replay of the same seq changes nothing.
+    assert!(
+        store
+            .apply_from_phone("B", None, &[(1, queued("m"))], 10)?
+            .changed
+    );
+    let again = store.apply_from_phone("B", None, &[(1, queued("m"))], 11)?;
+    assert!(!again.changed);
+    assert_eq!(again.event_seq, 1);
+    // A gap is not stored.
+    let gap = store.apply_from_phone("B", None, &[(3, queued("m"))], 12)?;
+    assert_eq!(gap.event_seq, 1);
+    let m = store.get_message(&account, "m")?.expect("message");
+    assert_eq!(
+        (m.state.as_str(), m.recipients[0].phone.as_deref()),
+        ("queued", Some("B"))
+    );
+    Ok(())
+}
