@@ -12,17 +12,28 @@ import java.nio.file.Path
 import java.time.Duration
 import java.util.concurrent.CompletableFuture
 import java.util.concurrent.TimeUnit
+import javax.net.ssl.SSLContext
 
 /**
  * A real relay (`simrelay serve`) on 127.0.0.1:0 for the host JVM test, driven over its HTTP
  * API. The binary comes from the system property `simrelay.relay` (set by
  * scripts/check-android-host.sh to the cargo-built `simrelay`).
  */
-class Relay private constructor(private val process: Process, val httpUrl: String, private val apiKey: String) : AutoCloseable {
-    private val http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build()
+class Relay private constructor(
+    private val process: Process,
+    val httpUrl: String,
+    private val apiKey: String,
+    /** SHA-256 of the self-signed certificate (lowercase hex), when started with TLS. */
+    val fingerprint: String?,
+) : AutoCloseable {
+    private val http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).apply {
+        if (fingerprint != null) {
+            sslContext(SSLContext.getInstance("TLS").apply { init(null, arrayOf(PinnedTrust(fingerprint)), null) })
+        }
+    }.build()
 
     /** The base URL the phone core links to (`/v1/link` is appended by the core). */
-    val wsUrl: String get() = "ws://" + httpUrl.removePrefix("http://")
+    val wsUrl: String get() = httpUrl.replaceFirst("http", "ws")
 
     fun post(path: String, body: JSONObject): Pair<Int, JSONObject> = send(
         HttpRequest.newBuilder(URI.create(httpUrl + path))
@@ -54,27 +65,74 @@ class Relay private constructor(private val process: Process, val httpUrl: Strin
             return if (file.canExecute()) file to path else null to "no relay binary at $path (cargo build -p simrelay-server)"
         }
 
-        /** Starts `simrelay serve` and waits for its "listening on" line. */
-        fun start(binary: File, data: Path, apiKey: String): Relay {
-            val process = ProcessBuilder(
+        /**
+         * Starts `simrelay serve` (with a self-signed certificate when [tls]) and waits for its
+         * "listening on" line (after "tls fingerprint sha256 ..." with TLS).
+         */
+        fun start(binary: File, data: Path, apiKey: String, tls: Boolean = false): Relay {
+            val args = mutableListOf(
                 binary.path, "serve", "--listen", "127.0.0.1:0", "--data", data.toString(), "--api-key", apiKey,
-            ).redirectError(ProcessBuilder.Redirect.INHERIT).start()
+            )
+            if (tls) args.add("--tls-self-signed")
+            val process = ProcessBuilder(args).redirectError(ProcessBuilder.Redirect.INHERIT).start()
             val url = CompletableFuture<String>()
+            var fingerprint: String? = null
             Thread({
                 val lines = BufferedReader(InputStreamReader(process.inputStream))
                 while (true) {
                     val line = lines.readLine() ?: break
+                    if (line.startsWith("tls fingerprint sha256 ")) fingerprint = line.substringAfterLast(' ').trim()
                     val at = line.indexOf("listening on ")
                     if (at >= 0) url.complete(line.substring(at + "listening on ".length).trim())
                 }
                 url.completeExceptionally(IllegalStateException("relay exited before listening"))
             }, "relay-stdout").apply { isDaemon = true }.start()
             try {
-                return Relay(process, url.get(30, TimeUnit.SECONDS).trimEnd('/'), apiKey)
+                val listening = url.get(30, TimeUnit.SECONDS).trimEnd('/')
+                check(!tls || fingerprint != null) { "relay printed no certificate fingerprint" }
+                return Relay(process, listening, apiKey, fingerprint)
             } catch (e: Exception) {
                 process.destroyForcibly()
                 throw e
             }
         }
     }
+}
+
+/**
+ * Trusts exactly the certificate whose SHA-256 is [sha256], as the phone core's pin does.
+ * Being an X509ExtendedTrustManager, it also replaces the host-name check (the self-signed
+ * certificate names no test address).
+ */
+class PinnedTrust(private val sha256: String) : javax.net.ssl.X509ExtendedTrustManager() {
+    private fun check(chain: Array<out java.security.cert.X509Certificate>) {
+        val digest = java.security.MessageDigest.getInstance("SHA-256").digest(chain[0].encoded)
+        val hex = digest.joinToString("") { "%02x".format(it) }
+        if (hex != sha256) throw java.security.cert.CertificateException("certificate does not match the pin")
+    }
+
+    override fun checkServerTrusted(chain: Array<out java.security.cert.X509Certificate>, authType: String?) = check(chain)
+    override fun checkServerTrusted(
+        chain: Array<out java.security.cert.X509Certificate>,
+        authType: String?,
+        socket: java.net.Socket?,
+    ) = check(chain)
+    override fun checkServerTrusted(
+        chain: Array<out java.security.cert.X509Certificate>,
+        authType: String?,
+        engine: javax.net.ssl.SSLEngine?,
+    ) = check(chain)
+    override fun checkClientTrusted(chain: Array<out java.security.cert.X509Certificate>, authType: String?) =
+        throw java.security.cert.CertificateException("no client certificates")
+    override fun checkClientTrusted(
+        chain: Array<out java.security.cert.X509Certificate>,
+        authType: String?,
+        socket: java.net.Socket?,
+    ) = throw java.security.cert.CertificateException("no client certificates")
+    override fun checkClientTrusted(
+        chain: Array<out java.security.cert.X509Certificate>,
+        authType: String?,
+        engine: javax.net.ssl.SSLEngine?,
+    ) = throw java.security.cert.CertificateException("no client certificates")
+    override fun getAcceptedIssuers(): Array<java.security.cert.X509Certificate> = arrayOf()
 }
