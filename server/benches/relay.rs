@@ -64,8 +64,31 @@ async fn post_for(url: &str, clients: usize, secs: u64) -> (u64, f64) {
     (n, n as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Baseline: bare rusqlite commits of one row each, WAL + synchronous=FULL, for two seconds
+/// in `dir` (the disk's fsync rate, which bounds one client waiting for each commit).
+fn bare_commits_per_sec(dir: &std::path::Path) -> f64 {
+    let c = rusqlite::Connection::open(dir.join("baseline.sqlite")).expect("open");
+    c.pragma_update(None, "journal_mode", "WAL").expect("wal");
+    c.pragma_update(None, "synchronous", "FULL").expect("full");
+    c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        .expect("table");
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(2) {
+        c.execute("INSERT INTO t (v) VALUES ('benchmark message')", [])
+            .expect("insert");
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
 async fn bench_accept() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    let bare = tokio::task::spawn_blocking(move || bare_commits_per_sec(&path))
+        .await
+        .expect("baseline");
+    println!("accept: baseline: bare single-row commits (WAL, FULL) = {bare:>8.0} commits/s");
     let srv = relay(dir.path()).await;
     for clients in [1, 16, 64, 128] {
         let (n, rate) = post_for(&srv.url, clients, 5).await;

@@ -13,6 +13,8 @@ use crate::store::{Result, now_ms};
 const PASS_LIMIT: u32 = 2000;
 /// Routing also runs this often without a wake-up (expiry, lost notices).
 const TICK: Duration = Duration::from_secs(1);
+/// Wait after a wake-up before routing, so that a burst of wake-ups makes one pass.
+const COALESCE: Duration = Duration::from_millis(2);
 
 /// Runs until shutdown.
 pub async fn run(state: AppState) {
@@ -35,7 +37,10 @@ pub async fn run(state: AppState) {
             }
         }
         tokio::select! {
-            _ = state.route_kick.notified() => {}
+            _ = state.route_kick.notified() => {
+                // Let kicks that arrive together (a burst of commits) share one pass.
+                tokio::time::sleep(COALESCE).await;
+            }
             _ = tick.tick() => {
                 let now = now_ms();
                 match state.db.call(move |s| s.expire_unrouted(now)).await {

@@ -347,6 +347,8 @@ impl Link<'_> {
         }
         if applied.changed {
             self.state.updates.send_modify(|v| *v += 1);
+        }
+        if applied.freed {
             self.state.route_kick.notify_one();
         }
         if ack.is_some() {

@@ -203,8 +203,10 @@ pub struct Applied {
     pub cancel_upto: Option<u64>,
     /// New incoming SMS were stored.
     pub incoming: bool,
-    /// Recipients changed state (capacity may have freed up).
+    /// Recipients changed state.
     pub changed: bool,
+    /// A recipient left its phone's queue (sent or final): the router may have room.
+    pub freed: bool,
     /// Webhook deliveries queued by this batch.
     pub webhooks: usize,
 }

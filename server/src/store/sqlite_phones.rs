@@ -19,7 +19,7 @@ use super::sqlite_messages::recompute_state;
 use super::sqlite_webhooks::{enqueue_event, recipient_webhook};
 use super::{Applied, Assignment, Connected, Millis, PhoneAuth, PhoneRow, Result, Unrouted};
 
-/// Recipient states that still occupy a phone's queue.
+/// Recipient states that still occupy a phone's queue (keep in sync with `apply_recipient`).
 const OUTSTANDING: &str = "('pending', 'queued', 'sending', 'cancelling')";
 
 /// Appends a frame to the phone's log with the next sequence number.
@@ -321,6 +321,10 @@ fn apply_recipient<'e>(
     ])?;
     if new == current {
         return Ok(false);
+    }
+    let queued_states = ["pending", "queued", "sending", "cancelling"];
+    if queued_states.contains(&current.as_str()) && !queued_states.contains(&new) {
+        out.freed = true;
     }
     recompute_state(tx, mseq, now)?;
     out.webhooks += recipient_webhook(tx, account, mseq, u.idx, new, now)?;
