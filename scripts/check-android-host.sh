@@ -50,6 +50,7 @@ if ((${#missing[@]})); then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 installed_targets=$(rustup target list --installed)
 for t in "${ANDROID_TARGETS[@]}"; do
     grep -qx "$t" <<<"$installed_targets" || rustup target add "$t"
@@ -145,7 +146,9 @@ set -e
 passed=$(sed -n 's/.*\[ *\([0-9]*\) tests successful.*/\1/p' "$OUT/junit.log" | tail -1)
 failed=$(sed -n 's/.*\[ *\([0-9]*\) tests failed.*/\1/p' "$OUT/junit.log" | tail -1)
 skipped=$(sed -n 's/.*\[ *\([0-9]*\) tests aborted.*/\1/p' "$OUT/junit.log" | tail -1)
-jni_warnings=$(grep -c -E 'WARNING in native method|FATAL ERROR in native method' "$OUT/junit.log" || true)
+# -Xcheck:jni reports misuse as "WARNING in native method: ...", "WARNING: JNI local refs:
+# ..." or "FATAL ERROR in native method".
+jni_warnings=$(grep -c -E '^WARNING|WARNING in native method|FATAL ERROR in native method' "$OUT/junit.log" || true)
 step "done"
 echo "junit: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
 [ "$jni_warnings" = 0 ] || fail "$jni_warnings -Xcheck:jni warning(s), see $OUT/junit.log"
