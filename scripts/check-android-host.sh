@@ -6,7 +6,8 @@
 #      Debian's clang against glibc headers: type-checks the C, links nothing);
 #   2. every Kotlin main source of android-app compiles with kotlinc against Java stubs of
 #      the Android API 36 platform, generated from PyPI's chaquopy-stubs-android
-#      (scripts/android-stubs/gen_stubs.py): a wrong class, method or signature fails; the
+#      (scripts/android-stubs/gen_stubs.py): a wrong class, method or signature fails (and
+#      scripts/android-stubs/must-fail/*.kt proves it on every run); the
 #      manifest's components, permissions and FGS type match the compiled classes
 #      (scripts/android-stubs/check_manifest.py); the instrumentation tests compile too
 #      (against hand stubs of the few androidx.test classes they use);
@@ -101,7 +102,10 @@ if [ ! -f "$STUB_JAR" ]; then
     [ -d "$work/classes/android/telephony" ] || fail "stub compilation failed"
     jar cf "$STUB_JAR.tmp" -C "$work/classes" . && mv "$STUB_JAR.tmp" "$STUB_JAR"
     rm -rf "$work"
+    find "$CACHE" -maxdepth 1 -name 'android-stubs-*.jar' ! -name "$(basename "$STUB_JAR")" -delete
 fi
+step "the stubs reject wrong calls"
+python3 "$ROOT/scripts/android-stubs/check_must_fail.py" "$KOTLINC" "$STUB_JAR" "$OUT/must-fail-classes"
 step "kotlinc android-app main sources"
 MAIN_SRC=$ROOT/android-app/src/main/kotlin
 rm -rf "$OUT/main-classes"

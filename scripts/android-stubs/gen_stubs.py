@@ -11,8 +11,9 @@ What the .pyi files lose, and how it is recovered (good enough to type-check an 
 faithful android.jar):
 - interface vs class: a type with no constructor, no static method and only interface bases is
   emitted as an interface (single-method interfaces keep their method abstract for SAM lambdas);
-- primitive width of return values (`-> int` is int or long): long for names ending in
-  Millis/Nanos/Realtime and the overrides below; `-> float` is float unless overridden;
+- primitive width of return values (`-> int` is int, long, short or byte): long for names
+  ending in Millis/Nanos/Realtime, typed getters by name (getLong, readDouble, ...) and the
+  overrides below; `-> float` is float unless the name says double;
 - wildcards: `Class<X>` parameters become `Class<? extends X>`; JDK generic supertypes are raw.
 Members that mention a type outside the generated packages (or missing from the host JDK) are
 left out, so using them fails to compile: add the package to --packages.
