@@ -140,6 +140,38 @@ class NativeCoreTest {
     }
 
     @Test
+    fun `calls racing a destroy either finish or see a freed handle`(@TempDir dir: Path) {
+        val h = NativeCore.nativeCreate(config(dir))
+        val started = CountDownLatch(4)
+        val outcomes = (0 until 4).map { t ->
+            CompletableFuture<Throwable?>().also { done ->
+                Thread {
+                    started.countDown()
+                    try {
+                        for (i in 0 until 100_000) {
+                            if (t % 2 == 0) {
+                                NativeCore.nativeOnIncoming(h, 1, "+1555000$t", "race $t/$i", 0)
+                            } else {
+                                JSONObject(NativeCore.nativeStatus(h))
+                            }
+                        }
+                        done.complete(AssertionError("never saw the destroy"))
+                    } catch (e: Throwable) {
+                        done.complete(e)
+                    }
+                }.start()
+            }
+        }
+        started.await()
+        NativeCore.nativeDestroy(h)
+        for (outcome in outcomes) {
+            val e = outcome.get(10, TimeUnit.SECONDS)
+            // Freed handle, or (inside a call while the core closed) the core's "shut down".
+            assertTrue(e is IllegalStateException, "unexpected: $e")
+        }
+    }
+
+    @Test
     fun `a status report PDU built here matches the 3GPP test vector`() {
         assertEquals(
             "07911326040000F006D60B911326880736F4111011719551401110117195714000",
