@@ -42,6 +42,9 @@ pub struct Config {
     pub webhook_backoff: Duration,
     /// Attempts before a webhook delivery is `dead`.
     pub webhook_max_attempts: u32,
+    /// Validity of a message that names no `valid_until`: recipients still unrouted after it
+    /// end `expired` (the phone engine applies the same default once it holds them).
+    pub default_validity: Duration,
 }
 
 impl Config {
@@ -59,6 +62,7 @@ impl Config {
             phone_queue_max: 1000,
             webhook_backoff: Duration::from_secs(10),
             webhook_max_attempts: 20,
+            default_validity: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -81,6 +85,7 @@ pub struct FileConfig {
     pub phone_queue_max: Option<u32>,
     pub webhook_backoff_ms: Option<u64>,
     pub webhook_max_attempts: Option<u32>,
+    pub default_validity_secs: Option<u64>,
 }
 
 /// Flags of `simrelay serve` (each also read from its environment variable).
@@ -209,6 +214,9 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
     }
     if let Some(n) = file.webhook_max_attempts {
         c.webhook_max_attempts = n.max(1);
+    }
+    if let Some(s) = file.default_validity_secs {
+        c.default_validity = Duration::from_secs(s);
     }
     Ok(c)
 }

@@ -43,7 +43,9 @@ pub async fn run(state: AppState) {
             }
             _ = tick.tick() => {
                 let now = now_ms();
-                match state.db.call(move |s| s.expire_unrouted(now)).await {
+                let validity = i64::try_from(state.config.default_validity.as_millis())
+                    .unwrap_or(i64::MAX / 2);
+                match state.db.call(move |s| s.expire_unrouted(now, validity)).await {
                     Ok(n) if n > 0 => state.webhook_kick.notify_one(),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "expiry pass failed"),

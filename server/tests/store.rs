@@ -148,3 +148,37 @@ fn only_the_owner_applies_events_and_a_late_acceptance_gets_a_cancel()
     );
     Ok(())
 }
+
+#[test]
+fn unrouted_recipients_expire_at_valid_until_or_the_default_validity()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, account) = setup()?;
+    let mut explicit = message(&account, "explicit", None, 0);
+    explicit.valid_until = Some(50);
+    let old = message(&account, "old", None, 0); // created at 1, no valid_until
+    let mut recent = message(&account, "recent", None, 0);
+    recent.created_at = 900;
+    store.create_messages(&[explicit, old, recent])?;
+    assert_eq!(
+        store.expire_unrouted(100, 1000)?,
+        1,
+        "only the explicit deadline has passed"
+    );
+    assert_eq!(
+        store.expire_unrouted(1500, 1000)?,
+        1,
+        "then the default validity of `old`"
+    );
+    let states: Vec<String> = ["explicit", "old", "recent"]
+        .iter()
+        .map(|id| {
+            store
+                .get_message(&account, id)
+                .map(|m| m.expect("exists").state)
+        })
+        .collect::<Result<_, _>>()?;
+    assert_eq!(states, ["expired", "expired", "pending"]);
+    let m = store.get_message(&account, "explicit")?.expect("exists");
+    assert_eq!(m.recipients[0].error.as_deref(), Some("valid_until_passed"));
+    Ok(())
+}

@@ -321,8 +321,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the routing decisions as `send` frames; returns the phones that got frames.
     /// Recipients no longer unrouted (cancelled meanwhile) are skipped.
     fn commit_routes(&self, routes: &[Assignment], now: Millis) -> Result<Vec<String>>;
-    /// Expires unrouted recipients past their `valid_until`.
-    fn expire_unrouted(&self, now: Millis) -> Result<u32>;
+    /// Expires unrouted recipients past their `valid_until` (or, without one, older than
+    /// `default_validity` ms).
+    fn expire_unrouted(&self, now: Millis, default_validity: Millis) -> Result<u32>;
 
     fn create_webhook(&self, account: &str, hook: &Webhook) -> Result<()>;
     fn list_webhooks(&self, account: &str) -> Result<Vec<Webhook>>;

@@ -189,8 +189,8 @@ impl Store for SqliteStore {
         self.write(|tx| ph::commit_routes(tx, routes, now))
     }
 
-    fn expire_unrouted(&self, now: Millis) -> Result<u32> {
-        self.write(|tx| msg::expire_unrouted(tx, now))
+    fn expire_unrouted(&self, now: Millis, default_validity: Millis) -> Result<u32> {
+        self.write(|tx| msg::expire_unrouted(tx, now, default_validity))
     }
 
     fn create_webhook(&self, account: &str, hook: &Webhook) -> Result<()> {

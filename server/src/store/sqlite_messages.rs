@@ -307,14 +307,16 @@ pub fn cancel_message(
     Ok(CancelOutcome::Cancelled { view, phones })
 }
 
-pub fn expire_unrouted(tx: &Transaction<'_>, now: Millis) -> Result<u32> {
+pub fn expire_unrouted(tx: &Transaction<'_>, now: Millis, default_validity: Millis) -> Result<u32> {
     let rows: Vec<(i64, u32, String)> = tx
         .prepare_cached(
             "SELECT r.mseq, r.idx, m.account_id FROM recipients r JOIN messages m USING (mseq)
              WHERE r.phone_id IS NULL AND r.state = 'pending'
-               AND m.valid_until IS NOT NULL AND m.valid_until < ?1 LIMIT 10000",
+               AND coalesce(m.valid_until, m.created_at + ?2) < ?1 LIMIT 10000",
         )?
-        .query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map([now, default_validity], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     for (mseq, idx, account) in &rows {
         tx.execute(
