@@ -1,5 +1,6 @@
 //! Relay benchmarks (not timed tests): run with
-//! `cargo bench -p simrelay-server --bench relay` (both), or `-- accept` / `-- e2e`.
+//! `cargo bench -p simrelay-server --bench relay` (both), or `-- accept` / `-- e2e`;
+//! `-- --quick` is a smoke pass (short runs, small counts) for CI.
 //!
 //! * accept: messages accepted per second over HTTP (`POST /v1/messages`, one recipient, each
 //!   answered 202 only after its group commit with synchronous=FULL), many concurrent clients.
@@ -82,7 +83,7 @@ fn bare_commits_per_sec(dir: &std::path::Path) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-async fn bench_accept() {
+async fn bench_accept(quick: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().to_path_buf();
     let bare = tokio::task::spawn_blocking(move || bare_commits_per_sec(&path))
@@ -90,16 +91,23 @@ async fn bench_accept() {
         .expect("baseline");
     println!("accept: baseline: bare single-row commits (WAL, FULL) = {bare:>8.0} commits/s");
     let srv = relay(dir.path()).await;
-    for clients in [1, 16, 64, 128] {
-        let (n, rate) = post_for(&srv.url, clients, 5).await;
-        println!("accept: {clients:>3} clients: {n:>6} messages in 5 s = {rate:>8.0} accepted/s");
+    let (levels, secs): (&[usize], u64) = if quick {
+        (&[16], 1)
+    } else {
+        (&[1, 16, 64, 128], 5)
+    };
+    for &clients in levels {
+        let (n, rate) = post_for(&srv.url, clients, secs).await;
+        println!(
+            "accept: {clients:>3} clients: {n:>6} messages in {secs} s = {rate:>8.0} accepted/s"
+        );
     }
     srv.stop().await.expect("stops");
 }
 
-async fn bench_e2e() {
+async fn bench_e2e(quick: bool) {
     const PHONES: usize = 20;
-    const MESSAGES: u64 = 20_000;
+    let messages: u64 = if quick { 1_000 } else { 20_000 };
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = relay(dir.path()).await;
     // The phones' stores may go elsewhere (e.g. tmpfs) to separate their fsyncs from the relay's.
@@ -161,7 +169,7 @@ async fn bench_e2e() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let start = Instant::now();
-    let per_client = MESSAGES / 50;
+    let per_client = messages / 50;
     let mut tasks = Vec::new();
     for c in 0..50u64 {
         let (http, url) = (http.clone(), srv.url.clone());
@@ -190,7 +198,7 @@ async fn bench_e2e() {
             .iter()
             .find(|(s, _)| s == "delivered")
             .map_or(0, |(_, n)| *n);
-        if delivered as u64 >= MESSAGES {
+        if delivered as u64 >= messages {
             break;
         }
         assert!(
@@ -204,10 +212,10 @@ async fn bench_e2e() {
         m.with_radio(|r| (t + r.total_transmitted(), d + r.duplicates()))
     });
     println!(
-        "e2e: {PHONES} phones, {MESSAGES} messages: all posted in {:.2} s, all delivered in {:.2} s = {:.0} delivered/s; parts transmitted {sent}, duplicates {dups}",
+        "e2e: {PHONES} phones, {messages} messages: all posted in {:.2} s, all delivered in {:.2} s = {:.0} delivered/s; parts transmitted {sent}, duplicates {dups}",
         posted.as_secs_f64(),
         total.as_secs_f64(),
-        MESSAGES as f64 / total.as_secs_f64()
+        messages as f64 / total.as_secs_f64()
     );
     for (p, _) in phones {
         p.shutdown().await;
@@ -216,21 +224,20 @@ async fn bench_e2e() {
 }
 
 fn main() {
-    let which: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let which: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let all = which.is_empty();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        if all || which.iter().any(|w| w == "accept") {
-            bench_accept().await;
+        if all || which.iter().any(|w| *w == "accept") {
+            bench_accept(quick).await;
         }
-        if all || which.iter().any(|w| w == "e2e") {
-            bench_e2e().await;
+        if all || which.iter().any(|w| *w == "e2e") {
+            bench_e2e(quick).await;
         }
     });
 }
