@@ -106,6 +106,7 @@ async fn bench_accept(quick: bool) {
 }
 
 async fn bench_e2e(quick: bool) {
+    const CLIENTS: u64 = 200;
     const PHONES: usize = 20;
     let messages: u64 = if quick { 1_000 } else { 20_000 };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -169,9 +170,9 @@ async fn bench_e2e(quick: bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let start = Instant::now();
-    let per_client = messages / 50;
+    let per_client = messages / CLIENTS;
     let mut tasks = Vec::new();
-    for c in 0..50u64 {
+    for c in 0..CLIENTS {
         let (http, url) = (http.clone(), srv.url.clone());
         tasks.push(tokio::spawn(async move {
             for i in 0..per_client {
