@@ -233,9 +233,10 @@ pub fn start_grace(state: AppState, phone: String) {
             return;
         }
         let now = now_ms();
-        match state.db.call(move |s| s.phone_offline(&phone, now)).await {
+        let p = phone.clone();
+        match state.db.call(move |s| s.phone_offline(&p, now)).await {
             Ok(true) => {
-                tracing::info!("phone went offline");
+                tracing::info!(phone = %phone, "phone went offline");
                 state.route_kick.notify_one();
                 state.webhook_kick.notify_one();
             }

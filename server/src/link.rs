@@ -119,7 +119,7 @@ async fn pair(
         .await;
     match paired {
         Ok(Some(_)) => {
-            tracing::info!("phone paired");
+            tracing::info!(phone = %phone_id, "phone paired");
             let _ = send(socket, &RelayFrame::Paired { phone_id, token }).await;
             let _ = socket.send(Message::Close(None)).await;
         }
@@ -193,7 +193,7 @@ async fn session(
             }
         }
     };
-    tracing::info!(came_online = connected.came_online, "phone connected");
+    tracing::info!(phone = %phone, came_online = connected.came_online, "phone connected");
     let welcome = RelayFrame::Welcome {
         version: PROTOCOL_VERSION,
         phone_id: phone.clone(),
@@ -253,7 +253,7 @@ impl Link<'_> {
                 _ = kick.notified() => self.pump(None).await?,
                 _ = ticker.tick() => {
                     if last_heard.elapsed() >= hb * 3 {
-                        tracing::info!("phone link silent for three heartbeats, closing");
+                        tracing::info!(phone = %self.phone, "phone link silent for three heartbeats, closing");
                         let _ = self.socket.send(Message::Close(None)).await;
                         return Ok(());
                     }

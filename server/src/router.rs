@@ -96,6 +96,10 @@ impl Router {
 mod tests {
     use super::*;
 
+    fn sim_info(sub_id: i32, ppm: u32, cap: u32, sent: u32) -> SimInfo {
+        sim(sub_id, ppm, cap, sent)
+    }
+
     fn sim(sub_id: i32, ppm: u32, cap: u32, sent: u32) -> SimInfo {
         SimInfo {
             sub_id,
@@ -172,5 +176,63 @@ mod tests {
         assert_eq!(a[1].phone, "free");
         pinned[0].phone = Some("gone".into());
         assert_eq!(r.plan(&pinned[..1], &phones), vec![]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plans_respect_every_rule(
+            phones in proptest::collection::vec((0u32..8, 1u32..60, 0u32..3, proptest::bool::ANY), 0..6),
+            pending in proptest::collection::vec((0i32..3, proptest::option::of(0usize..6), proptest::option::of(1i32..3)), 0..60),
+        ) {
+            let router = Router { max_outstanding: 10 };
+            let caps: Vec<PhoneCapacity> = phones
+                .iter()
+                .enumerate()
+                .map(|(i, (outstanding, ppm, sim, capped))| {
+                    let cap = if *capped { 5 } else { 0 };
+                    phone(&format!("p{i}"), vec![sim_info(*sim as i32 + 1, *ppm, cap, 5)], *outstanding)
+                })
+                .collect();
+            let pending: Vec<Unrouted> = pending
+                .iter()
+                .enumerate()
+                .map(|(i, (priority, pin, sim))| Unrouted {
+                    mseq: i as i64,
+                    idx: 0,
+                    priority: *priority,
+                    phone: pin.map(|p| format!("p{p}")),
+                    sim: *sim,
+                })
+                .collect();
+            let plan = router.plan(&pending, &caps);
+            let mut seen = std::collections::HashSet::new();
+            for a in &plan {
+                proptest::prop_assert!(seen.insert((a.mseq, a.idx)), "assigned twice");
+                let r = pending.iter().find(|r| r.mseq == a.mseq).expect("a pending recipient");
+                let p = caps.iter().find(|p| p.id == a.phone).expect("an online phone");
+                if let Some(pin) = &r.phone {
+                    proptest::prop_assert_eq!(pin, &p.id);
+                }
+                proptest::prop_assert!(p.sims.iter().any(sim_has_pace), "a SIM with pace left");
+                if let Some(sim) = r.sim {
+                    proptest::prop_assert!(p.sims.iter().any(|s| s.sub_id == sim));
+                }
+            }
+            let load = |p: &PhoneCapacity| {
+                p.outstanding + plan.iter().filter(|a| a.phone == p.id).count() as u32
+            };
+            for p in &caps {
+                let added = load(p) - p.outstanding;
+                proptest::prop_assert!(added == 0 || load(p) <= 10, "queue limit");
+            }
+            // Nothing is left waiting while an eligible phone still has room.
+            for r in pending.iter().filter(|r| !seen.contains(&(r.mseq, r.idx))) {
+                for p in &caps {
+                    let eligible = r.phone.as_ref().is_none_or(|pin| *pin == p.id)
+                        && p.sims.iter().any(|s| sim_has_pace(s) && r.sim.is_none_or(|x| x == s.sub_id));
+                    proptest::prop_assert!(!eligible || load(p) >= 10, "left waiting with room");
+                }
+            }
+        }
     }
 }
