@@ -397,3 +397,46 @@ async fn newer_link_replaces_older_and_silent_links_are_closed() {
     assert!(second.recv().await.is_none());
     srv.stop().await.expect("stops");
 }
+
+#[tokio::test]
+async fn reordered_events_are_stored_in_sequence_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server(dir.path(), |_| {}).await;
+    let http = Http::new(&srv.url);
+    let (_, token) = paired_phone(&http, &srv.ws_url(), KEY_A).await;
+    let (mut p, _) = RawPhone::hello(&srv.ws_url(), &token, 0).await;
+    http.req(
+        "POST",
+        "/v1/messages",
+        KEY_A,
+        Some(json!({"to": ["+15551230001"], "text": "hi", "id": "o1"})),
+    )
+    .await;
+    let Some(RelayFrame::Send { seq: 1, .. }) = p.recv().await else {
+        panic!("send")
+    };
+    // Seq 2 before seq 1: nothing is stored past the gap, the ack stays at 0.
+    p.send(&PhoneFrame::Event {
+        seq: 2,
+        event: update("o1", 0, RecipientState::Sent),
+    })
+    .await;
+    assert_eq!(p.recv().await, Some(RelayFrame::Ack { seq: 0 }));
+    let (_, m) = http.req("GET", "/v1/messages/o1", KEY_A, None).await;
+    assert_eq!(m["state"], "pending");
+    p.send(&PhoneFrame::Event {
+        seq: 1,
+        event: update("o1", 0, RecipientState::Queued),
+    })
+    .await;
+    assert_eq!(p.recv().await, Some(RelayFrame::Ack { seq: 1 }));
+    p.send(&PhoneFrame::Event {
+        seq: 2,
+        event: update("o1", 0, RecipientState::Sent),
+    })
+    .await;
+    assert_eq!(p.recv().await, Some(RelayFrame::Ack { seq: 2 }));
+    let (_, m) = http.req("GET", "/v1/messages/o1", KEY_A, None).await;
+    assert_eq!(m["state"], "sent");
+    srv.stop().await.expect("stops");
+}
