@@ -73,7 +73,8 @@ async fn events_are_signed_retried_and_carry_stable_ids() {
     let (url, mut rx, calls) = receiver(SECRET, 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = server(dir.path(), |c| {
-        c.webhook_backoff = Duration::from_millis(20)
+        c.webhook_backoff = Duration::from_millis(20);
+        c.offline_grace = Duration::from_millis(50);
     })
     .await;
     let http = Http::new(&srv.url);
@@ -82,6 +83,7 @@ async fn events_are_signed_retried_and_carry_stable_ids() {
         "message.delivered",
         "message.received",
         "phone.online",
+        "phone.offline",
     ];
     let (s, _) = http
         .req(
@@ -162,6 +164,12 @@ async fn events_are_signed_retried_and_carry_stable_ids() {
         .map(|v| v["id"].as_str().expect("id").to_string())
         .collect();
     assert_eq!(ids.len(), 3, "each event has its own id");
+
+    // The phone goes away: after the grace, `phone.offline`.
+    drop(p);
+    let offline = next(&mut rx).await;
+    assert_eq!(offline["event"], "phone.offline");
+    assert_eq!(offline["data"]["phone"], phone_id.as_str());
     srv.stop().await.expect("stops");
 }
 
