@@ -440,3 +440,31 @@ async fn reordered_events_are_stored_in_sequence_only() {
     assert_eq!(m["state"], "sent");
     srv.stop().await.expect("stops");
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_inbox_waiters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server(dir.path(), |_| {}).await;
+    let url = srv.url.clone();
+    let waiter = tokio::spawn(async move {
+        Http::new(&url)
+            .req("GET", "/v1/inbox/wait?timeout=300", KEY_A, None)
+            .await
+    });
+    // Until the waiter has subscribed to the relay's inbox notices.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while srv.state.inbox.receiver_count() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the waiter never arrived"
+        );
+        tokio::task::yield_now().await;
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(10), srv.stop())
+        .await
+        .expect("stop does not wait for the 300 s wait")
+        .expect("stops");
+    let (status, body) = waiter.await.expect("waiter");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "shutting_down");
+}

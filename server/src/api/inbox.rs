@@ -113,6 +113,14 @@ pub async fn wait(
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     let mut notices = state.inbox.subscribe();
+    let mut shutdown = state.shutdown.subscribe();
+    let stopping = || {
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the relay is stopping",
+        )
+    };
     loop {
         notices.borrow_and_update();
         let (a, f) = (account.clone(), filter.clone());
@@ -120,15 +128,14 @@ pub async fn wait(
         if let Some(item) = found.first() {
             return Ok(Json(item_json(item)));
         }
-        match tokio::time::timeout_at(deadline, notices.changed()).await {
+        // A graceful shutdown waits for open requests: waiters must not hold it up.
+        let changed = tokio::select! {
+            c = tokio::time::timeout_at(deadline, notices.changed()) => c,
+            _ = crate::stopped(&mut shutdown) => return Err(stopping()),
+        };
+        match changed {
             Ok(Ok(())) => continue,
-            Ok(Err(_)) => {
-                return Err(AppError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "shutting_down",
-                    "the relay is stopping",
-                ));
-            }
+            Ok(Err(_)) => return Err(stopping()),
             Err(_) => {
                 return Err(AppError::new(
                     StatusCode::REQUEST_TIMEOUT,
