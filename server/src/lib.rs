@@ -14,6 +14,7 @@ pub mod hub;
 pub mod link;
 pub mod metrics;
 pub mod router;
+pub mod sim_phones;
 pub mod store;
 pub mod time_fmt;
 pub mod tls;

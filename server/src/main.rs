@@ -1,5 +1,5 @@
 //! The `simrelay` binary: `simrelay serve` runs the relay, `simrelay demo` a relay with
-//! simulated phones.
+//! simulated phones, `simrelay sim-phones` simulated phones against any relay.
 
 use clap::{Parser, Subcommand};
 use simrelay_server::Server;
@@ -22,6 +22,8 @@ enum Command {
     Serve(ServeArgs),
     /// Run a relay with simulated phones (the real phone core with a simulated radio).
     Demo(simrelay_server::demo::DemoArgs),
+    /// Run N simulated phones (durable, paired on first run) against any relay.
+    SimPhones(simrelay_server::sim_phones::SimPhonesArgs),
 }
 
 fn init_tracing() {
@@ -72,6 +74,9 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Demo(args) => simrelay_server::demo::run(args, shutdown_signal())
+                .await
+                .map_err(Into::into),
+            Command::SimPhones(args) => simrelay_server::sim_phones::run(args, shutdown_signal())
                 .await
                 .map_err(Into::into),
         }

@@ -1,0 +1,278 @@
+//! `simrelay sim-phones`: N simulated phones in one process, against any relay.
+//!
+//! Each phone is the real core engine with the simulated radio, exactly as in the demo, but
+//! durable and separate from the relay: phone `i` keeps its queue in `DIR/phone-i.sqlite` and
+//! a ledger of every part its radio transmitted in `DIR/phone-i.ledger` (one
+//! `message_id\tidx\tpart` line per transmission, written before the radio answers), so the
+//! count survives a `kill -9`. On first run a phone pairs (with a code from `--pairing-code`,
+//! or one made through the API with `--api-key`) and the core stores its device token in its
+//! own file; a restart on the same directory reconnects as the same phones.
+//!
+//! Stdout is for tools: one `phone <i> paired` or `phone <i> resumed` line per phone, then
+//! `sim-phones ready <n>`. The fault tests and the load benchmarks drive the relay this way.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use simrelay_core::link::pair;
+use simrelay_core::phone::{LinkConfig, Phone, PhoneConfig};
+use simrelay_core::sim_modem::{SimBehaviour, SimModem, SimModemConfig};
+use simrelay_core::{Engine, EngineConfig, SimConfig};
+
+/// Flags of `simrelay sim-phones`.
+#[derive(Debug, Args)]
+pub struct SimPhonesArgs {
+    /// The relay's base URL (`http://host:port` or `https://...`); the phones link to the
+    /// same host and port over `ws://` or `wss://`.
+    #[arg(long)]
+    pub relay: String,
+    /// Number of simulated phones.
+    #[arg(long, default_value_t = 1)]
+    pub count: usize,
+    /// Directory of the phones' SQLite files and radio ledgers.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// API key used to create pairing codes for phones not paired yet.
+    #[arg(long, env = "SIMRELAY_API_KEY")]
+    pub api_key: Option<String>,
+    /// Pairing codes for phones not paired yet, used in order (instead of `--api-key`).
+    #[arg(long = "pairing-code")]
+    pub pairing_codes: Vec<String>,
+    /// SHA-256 pin of a self-signed relay certificate (hex).
+    #[arg(long)]
+    pub pin_sha256: Option<String>,
+    /// Radio latency from hand-over to the sent result, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: i64,
+    /// Delay from the sent result to the delivery report, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub report_delay_ms: i64,
+    /// Pace of each simulated SIM in parts per minute (default: unpaced).
+    #[arg(long)]
+    pub parts_per_minute: Option<u32>,
+    /// How long a hand-over waits for its sent result before it ends `unknown`.
+    #[arg(long)]
+    pub sent_timeout_ms: Option<i64>,
+    /// How long a sent recipient waits for its delivery report before it ends `unknown`.
+    #[arg(long)]
+    pub report_timeout_ms: Option<i64>,
+}
+
+/// Errors of `sim-phones`.
+#[derive(Debug, thiserror::Error)]
+pub enum SimPhonesError {
+    #[error("phone {0} is not paired and there is no pairing code or API key for it")]
+    NoCode(usize),
+    #[error("creating a pairing code: {0}")]
+    Api(String),
+    #[error("starting a simulated phone: {0}")]
+    Phone(#[from] simrelay_core::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("relay URL must start with http:// or https://")]
+    BadUrl,
+}
+
+/// Running simulated phones: `(index, phone, radio)`.
+#[derive(Debug)]
+pub struct SimPhones {
+    pub phones: Vec<(usize, Phone, SimModem)>,
+}
+
+/// The database file of phone `i` under `dir`.
+pub fn db_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("phone-{i}.sqlite"))
+}
+
+/// The radio ledger of phone `i` under `dir`.
+pub fn ledger_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("phone-{i}.ledger"))
+}
+
+fn ws_base(relay: &str) -> Result<String, SimPhonesError> {
+    let relay = relay.trim_end_matches('/');
+    if let Some(rest) = relay.strip_prefix("http://") {
+        Ok(format!("ws://{rest}"))
+    } else if let Some(rest) = relay.strip_prefix("https://") {
+        Ok(format!("wss://{rest}"))
+    } else {
+        Err(SimPhonesError::BadUrl)
+    }
+}
+
+fn engine_config(args: &SimPhonesArgs) -> EngineConfig {
+    let mut c = EngineConfig::unpaced();
+    if let Some(p) = args.parts_per_minute {
+        c.parts_per_minute = p.max(1);
+    }
+    if let Some(ms) = args.sent_timeout_ms {
+        c.sent_timeout_ms = ms.max(1);
+    }
+    if let Some(ms) = args.report_timeout_ms {
+        c.report_timeout_ms = ms.max(1);
+    }
+    c
+}
+
+/// Whether the phone file at `path` holds a link (token) from an earlier run.
+fn is_paired(path: &Path, config: &EngineConfig) -> Result<bool, SimPhonesError> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let engine = Engine::open(path, config.clone())?;
+    Ok(engine.setting("link")?.is_some())
+}
+
+async fn new_code(
+    client: &reqwest::Client,
+    relay: &str,
+    key: &str,
+) -> Result<String, SimPhonesError> {
+    let res = client
+        .post(format!("{}/v1/pairing-codes", relay.trim_end_matches('/')))
+        .bearer_auth(key)
+        .send()
+        .await
+        .map_err(|e| SimPhonesError::Api(e.without_url().to_string()))?;
+    let status = res.status();
+    let body: serde_json::Value = res
+        .json()
+        .await
+        .map_err(|e| SimPhonesError::Api(e.without_url().to_string()))?;
+    match body["code"].as_str() {
+        Some(code) if status.is_success() => Ok(code.to_string()),
+        _ => Err(SimPhonesError::Api(format!("HTTP {status}"))),
+    }
+}
+
+/// Pairs phone `i`, retrying transport failures (the relay may be restarting).
+async fn pair_phone(
+    args: &SimPhonesArgs,
+    client: &reqwest::Client,
+    ws: &str,
+    i: usize,
+    given: Option<&String>,
+) -> Result<LinkConfig, SimPhonesError> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let code = match (given, &args.api_key) {
+            (Some(code), _) => code.clone(),
+            (None, Some(key)) => match new_code(client, &args.relay, key).await {
+                Ok(code) => code,
+                Err(e) => {
+                    tracing::warn!(phone = i, "pairing code: {e}; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            },
+            (None, None) => return Err(SimPhonesError::NoCode(i)),
+        };
+        let name = format!("sim-phone-{i}");
+        match pair(ws, &code, Some(&name), args.pin_sha256.as_deref()).await {
+            Ok(paired) => {
+                return Ok(LinkConfig {
+                    url: ws.to_string(),
+                    token: paired.token,
+                    pin_sha256: args.pin_sha256.clone(),
+                });
+            }
+            // A refused code stays refused; a given code cannot be replaced.
+            Err(e @ simrelay_core::link::LinkError::Refused { .. }) if given.is_some() => {
+                return Err(SimPhonesError::Api(e.to_string()));
+            }
+            Err(e) => {
+                tracing::warn!(phone = i, "pairing: {e}; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Starts (pairing first where needed) `args.count` simulated phones; prints one
+/// `phone <i> paired` or `phone <i> resumed` line per phone.
+pub async fn start(args: &SimPhonesArgs) -> Result<SimPhones, SimPhonesError> {
+    crate::install_crypto_provider();
+    std::fs::create_dir_all(&args.data)?;
+    let ws = ws_base(&args.relay)?;
+    let config = engine_config(args);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| SimPhonesError::Api(e.to_string()))?;
+    let mut codes = args.pairing_codes.iter();
+    let mut phones = Vec::with_capacity(args.count);
+    for i in 0..args.count {
+        let db = db_path(&args.data, i);
+        let link = if is_paired(&db, &config)? {
+            println!("phone {i} resumed");
+            None
+        } else {
+            let link = pair_phone(args, &client, &ws, i, codes.next()).await?;
+            println!("phone {i} paired");
+            Some(link)
+        };
+        let modem = SimModem::new(SimModemConfig {
+            default: SimBehaviour {
+                latency_ms: args.latency_ms,
+                report_delay_ms: args.report_delay_ms,
+                ..SimBehaviour::default()
+            },
+            seed: i as u64,
+            ledger: Some(ledger_path(&args.data, i)),
+            ..SimModemConfig::default()
+        });
+        let phone = Phone::start(
+            PhoneConfig {
+                link,
+                engine: config.clone(),
+                app_version: format!("sim-phones-{}", env!("CARGO_PKG_VERSION")),
+                ..PhoneConfig::new(db)
+            },
+            Box::new(modem.clone()),
+        )?;
+        phone.handle().set_sims(vec![SimConfig {
+            sub_id: 1,
+            slot: 0,
+            carrier: Some("Simulated".into()),
+            parts_per_minute: None,
+            daily_cap: None,
+        }])?;
+        phones.push((i, phone, modem));
+    }
+    Ok(SimPhones { phones })
+}
+
+/// Runs the phones until `stop` resolves, then shuts them down in order.
+pub async fn run(
+    args: SimPhonesArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), SimPhonesError> {
+    let sims = start(&args).await?;
+    println!("sim-phones ready {}", sims.phones.len());
+    stop.await;
+    for (_, phone, _) in sims.phones {
+        phone.shutdown().await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_url_maps_to_the_link_url() {
+        assert_eq!(
+            ws_base("http://127.0.0.1:9/").expect("http"),
+            "ws://127.0.0.1:9"
+        );
+        assert_eq!(
+            ws_base("https://relay.example").expect("https"),
+            "wss://relay.example"
+        );
+        assert!(ws_base("ftp://x").is_err());
+    }
+}
