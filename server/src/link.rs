@@ -317,11 +317,10 @@ impl Link<'_> {
             return Ok(!closing);
         }
         let had_events = !events.is_empty();
-        let p = self.phone.clone();
         let applied = self
             .state
-            .db
-            .call(move |st| st.apply_from_phone(&p, ack, &events, now))
+            .committer
+            .apply(self.phone.clone(), ack, events, now)
             .await?;
         if let Some(a) = ack {
             self.acked = self.acked.max(a.min(self.sent_upto));

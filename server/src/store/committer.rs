@@ -1,25 +1,36 @@
-//! Group commit for message creation.
+//! Group commit: one writer task for the hot writes of many concurrent callers.
 //!
-//! Every `POST /v1/messages` hands its validated message to one writer task through a channel
-//! and waits for the answer. The task takes everything queued while the previous commit ran,
-//! stores it in one transaction and answers each request after that commit: one fsync for
-//! many messages, and still nothing is acknowledged before it is on disk.
+//! Every `POST /v1/messages` hands its validated message, and every phone link its batch of
+//! acks and events, to one task through a channel and waits for the answer. The task takes
+//! everything queued while the previous commit ran, writes it in one transaction and answers
+//! each caller after that commit: one fsync for many messages and many phones, and still
+//! nothing is acknowledged (neither a `202` nor a protocol `ack`) before it is on disk.
+//! A phone batch that fails is rolled back alone (a savepoint each); the others commit.
 
 use std::sync::Arc;
 
+use simrelay_protocol::Event;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::{CreateOutcome, Db, NewMessage, Result, StoreError};
+use super::{Applied, CreateOutcome, Db, Millis, NewMessage, PhoneBatch, Result, StoreError};
 
-/// Most messages per transaction.
+/// Most jobs per transaction.
 const MAX_BATCH: usize = 512;
 
-type Job = (NewMessage, oneshot::Sender<Result<CreateOutcome>>);
+#[derive(Debug)]
+enum Job {
+    Create(NewMessage, oneshot::Sender<Result<CreateOutcome>>),
+    Apply(PhoneBatch, oneshot::Sender<Result<Applied>>),
+}
 
 /// Handle to the group-commit task.
 #[derive(Debug, Clone)]
 pub struct Committer {
     tx: mpsc::Sender<Job>,
+}
+
+fn stopped() -> StoreError {
+    StoreError::Batch("the writer task has stopped".into())
 }
 
 impl Committer {
@@ -34,41 +45,85 @@ impl Committer {
     pub async fn create(&self, m: NewMessage) -> Result<CreateOutcome> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send((m, tx))
+            .send(Job::Create(m, tx))
             .await
-            .map_err(|_| StoreError::Batch("the writer task has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Batch("the writer task has stopped".into()))?
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Applies a phone's ack and events durably (see `Store::apply_from_phone`).
+    pub async fn apply(
+        &self,
+        phone: String,
+        acked: Option<u64>,
+        events: Vec<(u64, Event)>,
+        now: Millis,
+    ) -> Result<Applied> {
+        let (tx, rx) = oneshot::channel();
+        let batch = PhoneBatch {
+            phone,
+            acked,
+            events,
+            now,
+        };
+        self.tx
+            .send(Job::Apply(batch, tx))
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }
 
 async fn run(db: Db, mut rx: mpsc::Receiver<Job>, committed: Arc<Notify>) {
     let mut buf = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut buf, MAX_BATCH).await > 0 {
-        let (messages, answers): (Vec<NewMessage>, Vec<_>) = buf.drain(..).unzip();
-        let result = db.call(move |s| s.create_messages(&messages)).await;
+        let mut creates = Vec::new();
+        let mut create_answers = Vec::new();
+        let mut applies = Vec::new();
+        let mut apply_answers = Vec::new();
+        for job in buf.drain(..) {
+            match job {
+                Job::Create(m, answer) => {
+                    creates.push(m);
+                    create_answers.push(answer);
+                }
+                Job::Apply(b, answer) => {
+                    applies.push(b);
+                    apply_answers.push(answer);
+                }
+            }
+        }
+        let result = db.call(move |s| s.write_batch(&creates, &applies)).await;
         match result {
-            Ok(outcomes) => {
-                let created = outcomes
+            Ok((created, applied)) => {
+                let any_created = created
                     .iter()
                     .any(|o| matches!(o, CreateOutcome::Created(_)));
-                for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                for (answer, outcome) in create_answers.into_iter().zip(created) {
                     let _ = answer.send(Ok(outcome));
                 }
-                if created {
+                for (answer, outcome) in apply_answers.into_iter().zip(applied) {
+                    let _ = answer.send(outcome.map_err(StoreError::Batch));
+                }
+                if any_created {
                     committed.notify_one();
                 }
             }
             Err(e) => {
                 let full = matches!(e, StoreError::Full);
-                tracing::error!(error = %e, "message batch commit failed");
-                for answer in answers {
-                    let err = if full {
+                tracing::error!(error = %e, "batch commit failed");
+                let err = || {
+                    if full {
                         StoreError::Full
                     } else {
                         StoreError::Batch(e.to_string())
-                    };
-                    let _ = answer.send(Err(err));
+                    }
+                };
+                for answer in create_answers {
+                    let _ = answer.send(Err(err()));
+                }
+                for answer in apply_answers {
+                    let _ = answer.send(Err(err()));
                 }
             }
         }

@@ -70,6 +70,21 @@ pub struct NewMessage {
     pub created_at: Millis,
 }
 
+/// A phone's ack and events, applied by the group commit.
+#[derive(Debug, Clone)]
+pub struct PhoneBatch {
+    pub phone: String,
+    pub acked: Option<u64>,
+    pub events: Vec<(u64, Event)>,
+    pub now: Millis,
+}
+
+/// What [`Store::write_batch`] did: one outcome per message, one per phone batch.
+pub type BatchOutcome = (
+    Vec<CreateOutcome>,
+    Vec<std::result::Result<Applied, String>>,
+);
+
 /// What creating a message did.
 #[derive(Debug, Clone)]
 pub enum CreateOutcome {
@@ -269,6 +284,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates a batch of messages in one transaction (group commit).
     fn create_messages(&self, batch: &[NewMessage]) -> Result<Vec<CreateOutcome>>;
+    /// Creates messages and applies phone batches in one transaction (group commit). A phone
+    /// batch that fails is rolled back alone and answered with its error text.
+    #[allow(clippy::type_complexity)]
+    fn write_batch(
+        &self,
+        creates: &[NewMessage],
+        applies: &[PhoneBatch],
+    ) -> Result<(
+        Vec<CreateOutcome>,
+        Vec<std::result::Result<Applied, String>>,
+    )>;
     fn get_message(&self, account: &str, id: &str) -> Result<Option<MessageView>>;
     fn list_messages(&self, account: &str, filter: &MessageFilter) -> Result<Vec<MessageView>>;
     fn cancel_message(&self, account: &str, id: &str, now: Millis) -> Result<CancelOutcome>;

@@ -16,9 +16,9 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use simrelay_protocol::{Event, PhoneStatus};
 
 use super::{
-    Applied, Assignment, CancelOutcome, Connected, Counts, CreateOutcome, Delivery,
+    Applied, Assignment, BatchOutcome, CancelOutcome, Connected, Counts, CreateOutcome, Delivery,
     DeliveryOutcome, InboxFilter, InboxItem, MessageFilter, MessageView, Millis, NewMessage,
-    PhoneAuth, PhoneRow, Result, Store, StoreError, Unrouted, Webhook, schema,
+    PhoneAuth, PhoneBatch, PhoneRow, Result, Store, StoreError, Unrouted, Webhook, schema,
 };
 use super::{sqlite_messages as msg, sqlite_phones as ph, sqlite_webhooks as wh};
 
@@ -100,6 +100,30 @@ impl Store for SqliteStore {
 
     fn create_messages(&self, batch: &[NewMessage]) -> Result<Vec<CreateOutcome>> {
         self.write(|tx| batch.iter().map(|m| msg::create_message(tx, m)).collect())
+    }
+
+    fn write_batch(&self, creates: &[NewMessage], applies: &[PhoneBatch]) -> Result<BatchOutcome> {
+        self.write(|tx| {
+            let created = creates
+                .iter()
+                .map(|m| msg::create_message(tx, m))
+                .collect::<Result<Vec<_>>>()?;
+            let mut applied = Vec::with_capacity(applies.len());
+            for b in applies {
+                tx.execute_batch("SAVEPOINT phone_batch")?;
+                match ph::apply_from_phone(tx, &b.phone, b.acked, &b.events, b.now) {
+                    Ok(a) => {
+                        tx.execute_batch("RELEASE phone_batch")?;
+                        applied.push(Ok(a));
+                    }
+                    Err(e) => {
+                        tx.execute_batch("ROLLBACK TO phone_batch; RELEASE phone_batch")?;
+                        applied.push(Err(e.to_string()));
+                    }
+                }
+            }
+            Ok((created, applied))
+        })
     }
 
     fn get_message(&self, account: &str, id: &str) -> Result<Option<MessageView>> {
