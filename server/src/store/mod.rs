@@ -286,15 +286,7 @@ pub trait Store: Send + Sync + 'static {
     fn create_messages(&self, batch: &[NewMessage]) -> Result<Vec<CreateOutcome>>;
     /// Creates messages and applies phone batches in one transaction (group commit). A phone
     /// batch that fails is rolled back alone and answered with its error text.
-    #[allow(clippy::type_complexity)]
-    fn write_batch(
-        &self,
-        creates: &[NewMessage],
-        applies: &[PhoneBatch],
-    ) -> Result<(
-        Vec<CreateOutcome>,
-        Vec<std::result::Result<Applied, String>>,
-    )>;
+    fn write_batch(&self, creates: &[NewMessage], applies: &[PhoneBatch]) -> Result<BatchOutcome>;
     fn get_message(&self, account: &str, id: &str) -> Result<Option<MessageView>>;
     fn list_messages(&self, account: &str, filter: &MessageFilter) -> Result<Vec<MessageView>>;
     fn cancel_message(&self, account: &str, id: &str, now: Millis) -> Result<CancelOutcome>;
