@@ -18,6 +18,9 @@ use crate::store::{Delivery, DeliveryOutcome, now_ms};
 /// Deliveries attempted at once.
 const BATCH: u32 = 32;
 const MAX_DELAY: Duration = Duration::from_secs(6 * 3600);
+/// Delivered webhooks are kept this long (for support questions), then pruned; dead ones stay.
+const KEEP_DELIVERED_MS: i64 = 7 * 24 * 3600 * 1000;
+const PRUNE_EVERY_MS: i64 = 3600 * 1000;
 
 /// The signature of a delivery.
 pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
@@ -49,8 +52,16 @@ pub async fn run(state: AppState) {
         }
     };
     let mut shutdown = state.shutdown.subscribe();
+    let mut pruned_at = 0;
     loop {
         let now = now_ms();
+        if now - pruned_at >= PRUNE_EVERY_MS {
+            pruned_at = now;
+            let before = now - KEEP_DELIVERED_MS;
+            if let Err(e) = state.db.call(move |s| s.prune_deliveries(before)).await {
+                tracing::error!(error = %e, "pruning delivered webhooks failed");
+            }
+        }
         let due = match state.db.call(move |s| s.due_deliveries(now, BATCH)).await {
             Ok(d) => d,
             Err(e) => {

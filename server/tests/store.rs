@@ -182,3 +182,37 @@ fn unrouted_recipients_expire_at_valid_until_or_the_default_validity()
     assert_eq!(m.recipients[0].error.as_deref(), Some("valid_until_passed"));
     Ok(())
 }
+
+#[test]
+fn delivered_webhooks_are_pruned_dead_ones_stay() -> Result<(), Box<dyn std::error::Error>> {
+    use simrelay_server::store::{DeliveryOutcome, Webhook};
+    let (_dir, store, account) = setup()?;
+    let hook = Webhook {
+        id: "w".into(),
+        url: "http://127.0.0.1:9/".into(),
+        events: vec!["phone.online".into()],
+        secret: "s".repeat(16),
+        created_at: 1,
+    };
+    store.create_webhook(&account, &hook)?;
+    store.phone_connected("A", &Default::default(), 10)?;
+    store.phone_connected("B", &Default::default(), 20)?;
+    let due = store.due_deliveries(100, 10)?;
+    assert_eq!(due.len(), 2);
+    store.delivery_result(due[0].id, DeliveryOutcome::Delivered, 30)?;
+    store.delivery_result(
+        due[1].id,
+        DeliveryOutcome::Dead {
+            error: "HTTP 500".into(),
+        },
+        30,
+    )?;
+    assert_eq!(
+        store.prune_deliveries(15)?,
+        1,
+        "the delivered one made at 10"
+    );
+    assert_eq!(store.prune_deliveries(1_000)?, 0, "the dead one stays");
+    assert_eq!(store.counts()?.webhooks_dead, 1);
+    Ok(())
+}

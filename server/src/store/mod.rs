@@ -351,6 +351,8 @@ pub trait Store: Send + Sync + 'static {
     fn delivery_result(&self, id: i64, outcome: DeliveryOutcome, now: Millis) -> Result<()>;
     /// Earliest `next_at` of a pending delivery.
     fn next_delivery_at(&self) -> Result<Option<Millis>>;
+    /// Forgets delivered (and dropped) webhook deliveries created before `before`.
+    fn prune_deliveries(&self, before: Millis) -> Result<usize>;
 
     fn counts(&self) -> Result<Counts>;
 }

@@ -241,6 +241,10 @@ impl Store for SqliteStore {
         self.read(wh::next_delivery_at)
     }
 
+    fn prune_deliveries(&self, before: Millis) -> Result<usize> {
+        self.write(|tx| wh::prune_deliveries(tx, before))
+    }
+
     fn counts(&self) -> Result<Counts> {
         self.read(wh::counts)
     }

@@ -195,6 +195,13 @@ pub fn next_delivery_at(c: &Connection) -> Result<Option<Millis>> {
     )
 }
 
+pub fn prune_deliveries(tx: &Transaction<'_>, before: Millis) -> Result<usize> {
+    Ok(tx.execute(
+        "DELETE FROM webhook_outbox WHERE state IN ('delivered', 'dropped') AND created_at < ?1",
+        [before],
+    )?)
+}
+
 pub fn counts(c: &Connection) -> Result<Counts> {
     let messages_by_state = c
         .prepare("SELECT state, count(*) FROM messages GROUP BY state ORDER BY state")?
