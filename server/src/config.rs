@@ -45,6 +45,8 @@ pub struct Config {
     /// Validity of a message that names no `valid_until`: recipients still unrouted after it
     /// end `expired` (the phone engine applies the same default once it holds them).
     pub default_validity: Duration,
+    /// Longest a client may take to send a request's head (slow clients are dropped).
+    pub header_read_timeout: Duration,
 }
 
 impl Config {
@@ -63,6 +65,7 @@ impl Config {
             webhook_backoff: Duration::from_secs(10),
             webhook_max_attempts: 20,
             default_validity: Duration::from_secs(7 * 24 * 3600),
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -86,6 +89,7 @@ pub struct FileConfig {
     pub webhook_backoff_ms: Option<u64>,
     pub webhook_max_attempts: Option<u32>,
     pub default_validity_secs: Option<u64>,
+    pub header_read_timeout_ms: Option<u64>,
 }
 
 /// Flags of `simrelay serve` (each also read from its environment variable).
@@ -217,6 +221,9 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
     }
     if let Some(s) = file.default_validity_secs {
         c.default_validity = Duration::from_secs(s);
+    }
+    if let Some(ms) = file.header_read_timeout_ms {
+        c.header_read_timeout = Duration::from_millis(ms.max(1));
     }
     Ok(c)
 }

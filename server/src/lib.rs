@@ -14,6 +14,7 @@ pub mod hub;
 pub mod link;
 pub mod metrics;
 pub mod router;
+pub mod serve_http;
 pub mod sim_phones;
 pub mod store;
 pub mod time_fmt;
@@ -185,13 +186,17 @@ where
         tokio::spawn(hub::resume_presence(state.clone())),
     ];
     let st = state.clone();
-    let result = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(async move {
+    let result = serve_http::serve(
+        listener,
+        app(state.clone()),
+        state.config.header_read_timeout,
+        async move {
             shutdown.await;
             st.shutdown.send_replace(true);
             st.hub.close_all();
-        })
-        .await;
+        },
+    )
+    .await;
     state.shutdown.send_replace(true);
     state.hub.close_all();
     for t in tasks {

@@ -1,0 +1,537 @@
+//! Bad input against a running relay (real HTTP on 127.0.0.1:0, real WebSockets): every
+//! malformed, oversized, wrongly typed, unauthorised or slow request gets a clear error, the
+//! relay keeps serving, and nothing stored changes (list endpoints compared before and after).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Http, KEY_A, KEY_B, RawPhone, assert_error, paired_phone};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use simrelay_protocol::{
+    Event, PROTOCOL_VERSION, PhoneFrame, RecipientState, RecipientUpdate, RelayFrame,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Everything the API lists, for both accounts.
+async fn snapshot(http: &Http) -> Vec<Value> {
+    let mut out = Vec::new();
+    for key in [KEY_A, KEY_B] {
+        for path in ["/v1/messages?limit=500", "/v1/inbox", "/v1/webhooks"] {
+            let (st, body) = http.req("GET", path, key, None).await;
+            assert_eq!(st, 200, "{path}: {body}");
+            out.push(body);
+        }
+        let (st, mut phones) = http.req("GET", "/v1/phones", key, None).await;
+        assert_eq!(st, 200);
+        // Presence and heartbeat times move on their own; the phones themselves must not.
+        for p in phones["items"].as_array_mut().expect("items") {
+            let p = p.as_object_mut().expect("phone object");
+            p.remove("last_seen");
+            p.remove("online");
+        }
+        out.push(phones);
+    }
+    out
+}
+
+/// A raw request: (status, JSON body or Null).
+async fn raw(
+    http: &Http,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (reqwest::StatusCode, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut r = http.client.request(m, format!("{}{}", http.base, path));
+    if let Some(k) = key {
+        r = r.header("authorization", format!("Bearer {k}"));
+    }
+    if let Some(ct) = content_type {
+        r = r.header("content-type", ct);
+    }
+    let res = r.body(body).send().await.expect("request sent");
+    let status = res.status();
+    let bytes = res.bytes().await.expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn healthy(http: &Http) {
+    let res = http
+        .client
+        .get(format!("{}/healthz", http.base))
+        .send()
+        .await
+        .expect("relay answers");
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_bodies_get_clear_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::server(dir.path(), |_| {}).await;
+    let http = Http::new(&server.url);
+    let (st, _) = http
+        .req(
+            "POST",
+            "/v1/messages",
+            KEY_A,
+            Some(json!({"to": ["+15551230001"], "text": "kept", "id": "kept-1"})),
+        )
+        .await;
+    assert_eq!(st, 202);
+    let before = snapshot(&http).await;
+
+    let many: Vec<String> = (0..10_000).map(|i| format!("+1555{i:07}")).collect();
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_obj = format!(
+        "{{\"to\":{}[\"+15551230001\"]{},\"text\":\"x\"}}",
+        "[".repeat(5_000),
+        "]".repeat(5_000)
+    );
+    let huge = format!(
+        "{{\"to\":[\"+15551230001\"],\"text\":\"{}\"}}",
+        "a".repeat(2 * 1024 * 1024)
+    );
+    let mut invalid_utf8 = b"{\"to\":[\"+15551230001\"],\"text\":\"".to_vec();
+    invalid_utf8.extend_from_slice(&[0xff, 0xfe, 0xc3, 0x28]);
+    invalid_utf8.extend_from_slice(b"\"}");
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "truncated",
+            b"{\"to\":[\"+1555".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        ("not json", b"hello".to_vec(), 400, "invalid_json"),
+        ("empty", Vec::new(), 400, "invalid_json"),
+        (
+            "wrong types",
+            br#"{"to":"+15551230001","text":5}"#.to_vec(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "null text",
+            br#"{"to":["+15551230001"],"text":null}"#.to_vec(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "unknown field",
+            br#"{"to":["+15551230001"],"text":"x","color":"red"}"#.to_vec(),
+            400,
+            "invalid_body",
+        ),
+        ("deep array", deep.into_bytes(), 400, "invalid_*"),
+        ("deep field", deep_obj.into_bytes(), 400, "invalid_*"),
+        ("invalid utf-8", invalid_utf8, 400, "invalid_json"),
+        ("huge", huge.into_bytes(), 413, "body_too_large"),
+        (
+            "not e.164",
+            br#"{"to":["555-1234"],"text":"x"}"#.to_vec(),
+            400,
+            "invalid_number",
+        ),
+        (
+            "number with letters",
+            br#"{"to":["+1555123000a"],"text":"x"}"#.to_vec(),
+            400,
+            "invalid_number",
+        ),
+        (
+            "10,000 recipients",
+            serde_json::to_vec(&json!({"to": many, "text": "x"})).expect("json"),
+            400,
+            "too_many_recipients",
+        ),
+        (
+            "no recipients",
+            br#"{"to":[],"text":"x"}"#.to_vec(),
+            400,
+            "no_recipients",
+        ),
+        (
+            "bad id",
+            br#"{"to":["+15551230001"],"text":"x","id":"has space"}"#.to_vec(),
+            400,
+            "invalid_id",
+        ),
+        (
+            "same id, other content",
+            br#"{"to":["+15551230001"],"text":"changed","id":"kept-1"}"#.to_vec(),
+            409,
+            "id_conflict",
+        ),
+    ];
+    for (name, body, want, code) in cases {
+        let (st, v) = raw(
+            &http,
+            "POST",
+            "/v1/messages",
+            Some(KEY_A),
+            Some("application/json"),
+            body,
+        )
+        .await;
+        assert_eq!(st.as_u16(), want, "{name}: {v}");
+        let got = v["error"]["code"].as_str().unwrap_or("");
+        match code.strip_suffix('*') {
+            Some(prefix) => assert!(got.starts_with(prefix), "{name}: {v}"),
+            None => assert_eq!(got, code, "{name}: {v}"),
+        }
+        let message = v["error"]["message"].as_str().unwrap_or("");
+        assert!(!message.is_empty(), "{name}: no message");
+        assert!(
+            !message.contains("+1555") && !message.contains("555-1234"),
+            "{name}: an error text quotes a number: {message}"
+        );
+    }
+    let (st, v) = raw(
+        &http,
+        "POST",
+        "/v1/messages",
+        Some(KEY_A),
+        Some("text/plain"),
+        br#"{"to":["+15551230001"],"text":"x"}"#.to_vec(),
+    )
+    .await;
+    assert_error(
+        st,
+        &v,
+        reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+    for (path, body) in [
+        (
+            "/v1/webhooks",
+            br#"{"url":"not a url","events":[]}"#.to_vec(),
+        ),
+        ("/v1/webhooks", br#"{"url":5}"#.to_vec()),
+        ("/v1/webhooks", b"{".to_vec()),
+    ] {
+        let (st, v) = raw(
+            &http,
+            "POST",
+            path,
+            Some(KEY_A),
+            Some("application/json"),
+            body,
+        )
+        .await;
+        assert_eq!(st.as_u16(), 400, "{path}: {v}");
+        assert!(v["error"]["code"].is_string(), "{v}");
+    }
+    for path in [
+        "/v1/messages?limit=abc",
+        "/v1/messages?since=yesterday",
+        "/v1/messages?cursor=%ff%fe",
+        "/v1/messages?bogus=1",
+        "/v1/inbox?since=-",
+    ] {
+        let (st, v) = raw(&http, "GET", path, Some(KEY_A), None, Vec::new()).await;
+        assert_eq!(st.as_u16(), 400, "{path}: {v}");
+        assert!(v["error"]["code"].is_string(), "{v}");
+    }
+    healthy(&http).await;
+    assert_eq!(before, snapshot(&http).await, "bad input changed the store");
+    server.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_keys_and_other_accounts_ids_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::server(dir.path(), |_| {}).await;
+    let http = Http::new(&server.url);
+    let (st, _) = http
+        .req(
+            "POST",
+            "/v1/messages",
+            KEY_A,
+            Some(json!({"to": ["+15551230001"], "text": "mine", "id": "a-1"})),
+        )
+        .await;
+    assert_eq!(st, 202);
+    let (st, hook) = http
+        .req(
+            "POST",
+            "/v1/webhooks",
+            KEY_A,
+            Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["message.sent"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{hook}");
+    let hook_id = hook["id"].as_str().expect("webhook id").to_string();
+    let before = snapshot(&http).await;
+
+    for key in [None, Some("wrong-key"), Some(""), Some("key-account-b-x")] {
+        let (st, v) = raw(&http, "GET", "/v1/messages", key, None, Vec::new()).await;
+        assert_eq!(st.as_u16(), 401, "{key:?}: {v}");
+        assert!(v["error"]["code"].is_string());
+        let (st, _) = raw(
+            &http,
+            "POST",
+            "/v1/messages",
+            key,
+            Some("application/json"),
+            br#"{"to":["+15551230001"],"text":"x"}"#.to_vec(),
+        )
+        .await;
+        assert_eq!(st.as_u16(), 401);
+    }
+    let res = http
+        .client
+        .get(format!("{}/v1/messages", http.base))
+        .header("authorization", "Basic a2V5OnNlY3JldA==")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 401);
+
+    // Account B sees none of A's ids, and cannot cancel or delete them.
+    let (st, v) = http.req("GET", "/v1/messages/a-1", KEY_B, None).await;
+    assert_eq!(st, 404, "{v}");
+    assert!(v["error"]["code"].is_string());
+    let (st, _) = http.req("DELETE", "/v1/messages/a-1", KEY_B, None).await;
+    assert_eq!(st, 404);
+    let (st, _) = http
+        .req("DELETE", &format!("/v1/webhooks/{hook_id}"), KEY_B, None)
+        .await;
+    assert_eq!(st, 404);
+    assert_eq!(before, snapshot(&http).await);
+    healthy(&http).await;
+    server.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_pairing_codes_and_bad_device_tokens_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::server(dir.path(), |_| {}).await;
+    let http = Http::new(&server.url);
+    let ws = server.ws_url();
+    let (st, body) = http.req("POST", "/v1/pairing-codes", KEY_A, None).await;
+    assert_eq!(st, 201);
+    let code = body["code"].as_str().expect("code").to_string();
+    RawPhone::pair(&ws, &code).await.expect("first use pairs");
+    let before = snapshot(&http).await;
+
+    assert_eq!(
+        RawPhone::pair(&ws, &code).await,
+        Err("bad_pairing_code".into())
+    );
+    assert_eq!(
+        RawPhone::pair(&ws, &code.to_lowercase()).await,
+        Err("bad_pairing_code".into())
+    );
+    assert_eq!(
+        RawPhone::pair(&ws, "").await,
+        Err("bad_pairing_code".into())
+    );
+    for token in ["", "0000", &"f".repeat(64), &"x".repeat(10_000)] {
+        let mut p = RawPhone::connect(&ws).await;
+        p.send(&PhoneFrame::Hello {
+            version: PROTOCOL_VERSION,
+            token: token.to_string(),
+            acked: 0,
+            status: common::status(),
+        })
+        .await;
+        match p.recv().await {
+            Some(RelayFrame::Error { code, .. }) => assert_eq!(code, "unauthorized"),
+            other => panic!("expected unauthorized, got {other:?}"),
+        }
+        assert!(p.recv().await.is_none(), "the relay closes after refusing");
+    }
+    healthy(&http).await;
+    assert_eq!(before, snapshot(&http).await);
+    server.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_get_an_error_and_a_close_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::server(dir.path(), |_| {}).await;
+    let http = Http::new(&server.url);
+    let ws = server.ws_url();
+    let (_phone_a, token_a) = paired_phone(&http, &ws, KEY_A).await;
+    // Account B's message, which A's phone must not be able to touch.
+    let (st, _) = http
+        .req(
+            "POST",
+            "/v1/messages",
+            KEY_B,
+            Some(json!({"to": ["+15551230009"], "text": "b's", "id": "b-1"})),
+        )
+        .await;
+    assert_eq!(st, 202);
+    // A hello stores the phone's status; take the snapshot after one.
+    drop(RawPhone::hello(&ws, &token_a, 0).await);
+    let before = snapshot(&http).await;
+
+    let foreign = |seq: u64| PhoneFrame::Event {
+        seq,
+        event: Event::Recipient(RecipientUpdate {
+            message_id: "b-1".into(),
+            idx: 0,
+            state: RecipientState::Delivered,
+            at: 1,
+            reason: None,
+            code: None,
+            sim: Some(1),
+            parts: 1,
+            parts_sent: 1,
+            parts_delivered: 1,
+            unsent: false,
+        }),
+    };
+    let big = format!(
+        "{{\"type\":\"heartbeat\",\"at\":1,\"pad\":\"{}\"}}",
+        "x".repeat(300 * 1024)
+    );
+    let cases: Vec<(&str, Message)> = vec![
+        ("not json", Message::text("{oops")),
+        (
+            "unknown type",
+            Message::text(r#"{"type":"launch","seq":1}"#),
+        ),
+        (
+            "unknown field",
+            Message::text(r#"{"type":"ack","seq":1,"extra":true}"#),
+        ),
+        ("wrong type", Message::text(r#"{"type":"ack","seq":"one"}"#)),
+        ("binary", Message::binary(vec![1u8, 2, 3])),
+        ("oversized", Message::text(big)),
+        (
+            "hello again",
+            Message::text(
+                serde_json::to_string(&PhoneFrame::Hello {
+                    version: PROTOCOL_VERSION,
+                    token: token_a.clone(),
+                    acked: 0,
+                    status: common::status(),
+                })
+                .expect("json"),
+            ),
+        ),
+    ];
+    for (name, msg) in cases {
+        let (mut p, _) = RawPhone::hello(&ws, &token_a, 0).await;
+        p.ws.send(msg).await.expect("sent");
+        match p.recv().await {
+            Some(RelayFrame::Error { code, message }) => {
+                assert_eq!(code, "bad_frame", "{name}");
+                assert!(!message.is_empty());
+            }
+            other => panic!("{name}: expected error bad_frame, got {other:?}"),
+        }
+        assert!(p.recv().await.is_none(), "{name}: the relay closes");
+    }
+
+    // Far beyond the socket's limit: the relay drops the link without reading it all.
+    let (mut p, _) = RawPhone::hello(&ws, &token_a, 0).await;
+    let _ = p.ws.send(Message::text("x".repeat(4 * 1024 * 1024))).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match p.ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an oversized frame ends the link");
+
+    // Out of order and foreign: a gap stores nothing; another account's message is ignored.
+    // The acks show what the relay stored: nothing at the gap, then seq 1 (covered, ignored).
+    let (mut p, _) = RawPhone::hello(&ws, &token_a, 0).await;
+    p.send(&foreign(5)).await;
+    match p.recv().await {
+        Some(RelayFrame::Ack { seq }) => assert_eq!(seq, 0, "a gap stores nothing"),
+        other => panic!("expected an ack, got {other:?}"),
+    }
+    p.send(&foreign(1)).await;
+    match p.recv().await {
+        Some(RelayFrame::Ack { seq }) => assert_eq!(seq, 1),
+        other => panic!("expected an ack, got {other:?}"),
+    }
+    drop(p);
+
+    healthy(&http).await;
+    let (st, b1) = http.req("GET", "/v1/messages/b-1", KEY_B, None).await;
+    assert_eq!(st, 200);
+    assert_ne!(
+        b1["state"], "delivered",
+        "a foreign phone changed b-1: {b1}"
+    );
+    assert_eq!(before, snapshot(&http).await);
+    server.stop().await.expect("stops");
+}
+
+/// Writes `head` one byte at a time with `gap` between bytes until the relay closes.
+async fn trickle(addr: std::net::SocketAddr, head: &'static [u8], gap: Duration) -> bool {
+    let mut s = TcpStream::connect(addr).await.expect("connects");
+    for &b in head.iter().cycle() {
+        if s.write_all(&[b]).await.is_err() {
+            return true;
+        }
+        let mut buf = [0u8; 256];
+        tokio::select! {
+            r = s.read(&mut buf) => match r {
+                // Closed (or an error status, then closed): either way it was dropped.
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            },
+            () = tokio::time::sleep(gap) => {}
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_loris_clients_are_dropped_while_others_are_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::server(dir.path(), |c| {
+        c.header_read_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let http = Http::new(&server.url);
+    let addr = server.addr;
+    // Several clients that never finish their request head, and one that says nothing.
+    let mut loris = Vec::new();
+    for _ in 0..8 {
+        loris.push(tokio::spawn(trickle(
+            addr,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+            Duration::from_millis(50),
+        )));
+    }
+    let mut silent = TcpStream::connect(addr).await.expect("connects");
+    // Meanwhile the relay serves everyone else promptly.
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        healthy(&http).await;
+        assert!(t.elapsed() < Duration::from_secs(2), "the relay stalled");
+    }
+    for l in loris {
+        let dropped = tokio::time::timeout(Duration::from_secs(20), l)
+            .await
+            .expect("a slow client is dropped within the bound")
+            .expect("task");
+        assert!(dropped);
+    }
+    let mut buf = [0u8; 64];
+    let r = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut buf))
+        .await
+        .expect("a silent client is dropped within the bound");
+    assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+    healthy(&http).await;
+    server.stop().await.expect("stops");
+}
