@@ -155,8 +155,14 @@ async fn session(phone: &PhoneHandle, config: &LinkConfig) -> Result<(), LinkErr
         RelayFrame::Error { code, message } => return Err(LinkError::Refused { code, message }),
         _ => return Err(LinkError::Protocol("expected welcome".into())),
     };
-    phone.with_engine(|e, _| e.ack_events(acked))?;
-    phone.shared.work.notify_one();
+    // `welcome.acked` is not applied: on the last connection the relay may have written a
+    // `cancel` and then the `ack` that covers the cancelled acceptance, and lost both with the
+    // link. It writes the unacknowledged frames again right after `welcome`, so applying
+    // `welcome.acked` first would release an acceptance the relay has taken back (a duplicate
+    // SMS once the relay routed it elsewhere). Instead the events after our own acked seq are
+    // resent: the relay ignores the ones it has, and its `ack` of them follows the resent
+    // frames on this socket.
+    let _ = acked;
     {
         let mut link = phone.shared.link.lock().unwrap_or_else(|e| e.into_inner());
         link.state = LinkState::Online;
@@ -169,7 +175,7 @@ async fn session(phone: &PhoneHandle, config: &LinkConfig) -> Result<(), LinkErr
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = tokio::time::Instant::now();
     // Highest event seq written on this connection.
-    let mut sent = acked;
+    let mut sent = phone.with_engine(|e, _| e.acked_seq())?;
     sent = send_events(phone, &mut ws, sent).await?;
     loop {
         tokio::select! {
