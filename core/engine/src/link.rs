@@ -145,13 +145,12 @@ async fn session(phone: &PhoneHandle, config: &LinkConfig) -> Result<(), LinkErr
     let welcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, next_frame(&mut ws))
         .await
         .map_err(|_| LinkError::Timeout)??;
-    let (phone_id, acked, heartbeat_ms) = match welcome {
+    let (phone_id, heartbeat_ms) = match welcome {
         RelayFrame::Welcome {
             phone_id,
-            acked,
             heartbeat_ms,
             ..
-        } => (phone_id, acked, heartbeat_ms),
+        } => (phone_id, heartbeat_ms),
         RelayFrame::Error { code, message } => return Err(LinkError::Refused { code, message }),
         _ => return Err(LinkError::Protocol("expected welcome".into())),
     };
@@ -162,7 +161,6 @@ async fn session(phone: &PhoneHandle, config: &LinkConfig) -> Result<(), LinkErr
     // SMS once the relay routed it elsewhere). Instead the events after our own acked seq are
     // resent: the relay ignores the ones it has, and its `ack` of them follows the resent
     // frames on this socket.
-    let _ = acked;
     {
         let mut link = phone.shared.link.lock().unwrap_or_else(|e| e.into_inner());
         link.state = LinkState::Online;

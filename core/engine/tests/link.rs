@@ -345,3 +345,47 @@ async fn tls_is_trusted_by_the_pinned_fingerprint_only() {
     assert!(matches!(refused, Err(LinkError::Connect(_))));
     relay.await.expect("relay script");
 }
+
+/// The relay wrote `cancel` and then the `ack` covering the acceptance, and the link dropped
+/// with both unread. On reconnect `welcome.acked` already covers that acceptance, but only
+/// the resent `cancel` + `ack` may decide: the recipient must never reach the radio.
+#[tokio::test]
+async fn a_reconnect_does_not_release_an_acceptance_the_relay_took_back() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    let dir = common::temp_dir();
+    let (phone, _h, modem) = start_phone(&dir, url);
+
+    let mut relay = accept(&listener).await;
+    assert!(matches!(relay.recv().await, PhoneFrame::Hello { .. }));
+    relay.send(&welcome(0)).await;
+    let m = msg("moved", &["+15551230003"], "routed elsewhere");
+    relay.send(&RelayFrame::Send { seq: 1, message: m }).await;
+    let ev = relay.events(1, Some(1)).await;
+    let queued_seq = ev[0].0;
+    drop(relay); // the cancel and the ack were written but never arrived
+
+    let mut relay = accept(&listener).await;
+    assert!(matches!(
+        relay.recv().await,
+        PhoneFrame::Hello { acked: 1, .. }
+    ));
+    relay.send(&welcome(queued_seq)).await;
+    // The phone resends what it has no ack for; only then does the relay resend its frames.
+    let ev = relay.events(1, None).await;
+    assert_eq!(ev[0].0, queued_seq);
+    relay
+        .send(&RelayFrame::Cancel {
+            seq: 2,
+            message_id: "moved".into(),
+        })
+        .await;
+    relay.send(&RelayFrame::Ack { seq: queued_seq }).await;
+    let ev = relay.events(1, Some(2)).await;
+    assert_eq!(
+        states(&ev),
+        vec![("moved".to_string(), RecipientState::Cancelled)]
+    );
+    assert_eq!(modem.with_radio(|r| r.total_transmitted()), 0);
+    phone.shutdown().await;
+}
