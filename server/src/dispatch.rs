@@ -1,13 +1,15 @@
 //! The routing task: wakes on new messages, phones coming and going, and freed capacity,
-//! asks the [`Router`] where waiting recipients go, stores the decisions as `send` frames and
+//! asks the SIM router ([`crate::rack::Rack::plan`], [`crate::pool_router`]) which (phone, SIM)
+//! each waiting recipient goes to, stores the decisions as `send` frames and
 //! wakes the links of the phones that got frames. Also expires recipients that waited past
 //! their `valid_until` without reaching a phone.
 
 use std::time::Duration;
 
 use crate::AppState;
-use crate::router::{PhoneCapacity, Router};
-use crate::store::{Result, now_ms};
+use crate::pool_router::{Pending, Target};
+use crate::store::sqlite_pools::RoutingInput;
+use crate::store::{Assignment, Result, Unrouted, now_ms};
 
 /// Recipients considered per account and pass.
 const PASS_LIMIT: u32 = 2000;
@@ -19,15 +21,12 @@ const COALESCE: Duration = Duration::from_millis(2);
 /// Runs until shutdown.
 pub async fn run(state: AppState) {
     let mut shutdown = state.shutdown.subscribe();
-    let router = Router {
-        max_outstanding: state.config.phone_queue_max,
-    };
     // An interval, not a fresh sleep per loop: expiry runs even while kicks keep coming.
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         loop {
-            match pass(&state, &router).await {
+            match pass(&state).await {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(e) => {
@@ -56,13 +55,39 @@ pub async fn run(state: AppState) {
     }
 }
 
+/// The router's view of a waiting recipient.
+fn request(u: &Unrouted, input: &RoutingInput) -> Pending {
+    let target = match (&u.pool, &u.phone, u.sim) {
+        (Some(pool), _, _) => Target::Pool(pool.clone()),
+        (None, phone, Some(sub_id)) => Target::Sim {
+            phone: phone.clone(),
+            sub_id,
+        },
+        (None, Some(phone), None) => Target::Phone(phone.clone()),
+        (None, None, None) => Target::Any,
+    };
+    Pending {
+        mseq: u.mseq,
+        idx: u.idx,
+        parts: u.parts,
+        to: u.to.clone(),
+        sticky: u
+            .pool
+            .as_ref()
+            .is_some_and(|p| input.sticky_pools.contains(p)),
+        target,
+        avoid_phones: u.tried.iter().map(|k| k.phone.clone()).collect(),
+        bound: u.bound.clone(),
+    }
+}
+
 /// One routing pass over every account with online phones; true if it may have left work.
-async fn pass(state: &AppState, router: &Router) -> Result<bool> {
+async fn pass(state: &AppState) -> Result<bool> {
     let mut more = false;
     for (account, phones) in state.hub.online_by_account() {
-        let router = router.clone();
         let now = now_ms();
         let online: Vec<String> = phones.iter().map(|p| p.id.clone()).collect();
+        let st = state.clone();
         let (routed, full) = state
             .db
             .call(move |s| {
@@ -70,15 +95,19 @@ async fn pass(state: &AppState, router: &Router) -> Result<bool> {
                 if pending.is_empty() {
                     return Ok((Vec::new(), false));
                 }
-                let mut caps = Vec::with_capacity(phones.len());
-                for p in phones {
-                    caps.push(PhoneCapacity {
-                        outstanding: s.outstanding(&p.id)?,
-                        id: p.id,
-                        sims: p.status.sims,
-                    });
-                }
-                let plan = router.plan(&pending, &caps);
+                let input = s.routing_input(&account, now)?;
+                let requests: Vec<Pending> = pending.iter().map(|u| request(u, &input)).collect();
+                let planned = st.rack.plan(&input, &phones, &requests, now);
+                let plan: Vec<Assignment> = planned
+                    .routes
+                    .into_iter()
+                    .map(|r| Assignment {
+                        mseq: r.mseq,
+                        idx: r.idx,
+                        phone: r.sim.phone,
+                        sim: Some(r.sim.sub_id),
+                    })
+                    .collect();
                 let full = plan.len() == pending.len() && pending.len() == PASS_LIMIT as usize;
                 Ok((s.commit_routes(&plan, now)?, full))
             })

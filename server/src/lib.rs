@@ -13,8 +13,11 @@ pub mod error;
 pub mod hub;
 pub mod link;
 pub mod metrics;
-pub mod router;
+pub mod pool_router;
+pub mod rack;
+pub mod rack_sim;
 pub mod serve_http;
+pub mod sim_health;
 pub mod sim_phones;
 pub mod store;
 pub mod time_fmt;
@@ -69,6 +72,8 @@ pub struct Inner {
     pub updates: watch::Sender<u64>,
     /// Set once shutdown starts.
     pub shutdown: watch::Sender<bool>,
+    /// SIM health and stickiness for routing across a rack.
+    pub rack: rack::Rack,
 }
 
 impl Deref for AppState {
@@ -121,6 +126,7 @@ impl AppState {
                 webhook_kick: Arc::new(Notify::new()),
                 tls_fingerprint,
                 shutdown,
+                rack: rack::Rack::default(),
             }),
         })
     }

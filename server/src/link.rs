@@ -22,6 +22,8 @@ use crate::AppState;
 use crate::api::phones::normalize_code;
 use crate::api::{hash_secret, random_secret};
 use crate::hub::{Registration, start_grace};
+use crate::pool_router::SimKey;
+use crate::sim_health::{HealthEvent, Outcome};
 use crate::store::{StoreError, now_ms};
 
 /// Most frames read before a batch is applied.
@@ -350,6 +352,9 @@ impl Link<'_> {
         if applied.freed {
             self.state.route_kick.notify_one();
         }
+        if !applied.sim_outcomes.is_empty() {
+            sim_health(self.state, &applied.sim_outcomes, now).await?;
+        }
         if ack.is_some() {
             self.pump(None).await?;
         }
@@ -396,4 +401,35 @@ impl Link<'_> {
             }
         }
     }
+}
+
+/// Feeds SIM outcomes to the rack's health tracker and queues `sim.quarantined` /
+/// `sim.recovered` webhooks for the changes.
+async fn sim_health(
+    state: &AppState,
+    outcomes: &[(SimKey, Outcome)],
+    now: i64,
+) -> Result<(), LinkError> {
+    for (key, outcome) in outcomes {
+        let event = match state.rack.record(key, *outcome, now) {
+            Some(HealthEvent::Quarantined(_)) => "sim.quarantined",
+            Some(HealthEvent::Recovered(_)) => "sim.recovered",
+            None => continue,
+        };
+        tracing::info!(event, sub_id = key.sub_id, "SIM health changed");
+        let (k, data) = (
+            key.clone(),
+            serde_json::json!({"phone": key.phone, "sub_id": key.sub_id}),
+        );
+        let queued = state
+            .db
+            .call(move |s| s.phone_event(&k.phone, event, data, now))
+            .await?;
+        if queued > 0 {
+            state.webhook_kick.notify_one();
+        }
+    }
+    // A cooldown or quarantine changes where the next recipients go.
+    state.route_kick.notify_one();
+    Ok(())
 }

@@ -16,6 +16,7 @@ fn message(account: &str, id: &str, phone: Option<&str>, priority: i32) -> NewMe
         schedule_at: None,
         phone_id: phone.map(str::to_string),
         sim: None,
+        pool: None,
         delivery_report: true,
         created_at: 1,
     }
@@ -90,6 +91,7 @@ fn only_the_owner_applies_events_and_a_late_acceptance_gets_a_cancel()
             mseq: u[0].mseq,
             idx: 0,
             phone: "A".into(),
+            sim: None,
         }],
         5,
     )?;
@@ -110,6 +112,7 @@ fn only_the_owner_applies_events_and_a_late_acceptance_gets_a_cancel()
             mseq: u[0].mseq,
             idx: 0,
             phone: "B".into(),
+            sim: None,
         }],
         8,
     )?;

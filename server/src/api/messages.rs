@@ -40,6 +40,9 @@ pub struct SendRequest {
     pub phone: Option<String>,
     #[serde(default)]
     pub sim: Option<i32>,
+    /// A SIM pool of the account (not with `phone` or `sim`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
     #[serde(default)]
     pub delivery_report: Option<bool>,
 }
@@ -138,6 +141,20 @@ pub fn validate(account: &str, req: &SendRequest, now: i64) -> Result<NewMessage
             "phone is not a phone id",
         ));
     }
+    if let Some(pool) = &req.pool {
+        if req.phone.is_some() || req.sim.is_some() {
+            return Err(AppError::bad_request(
+                "invalid_target",
+                "pool cannot be combined with phone or sim",
+            ));
+        }
+        if !super::pools::valid_pool_name(pool) {
+            return Err(AppError::bad_request(
+                "unknown_pool",
+                "pool is not one of this account's pools",
+            ));
+        }
+    }
     let body_hash = hex::encode(Sha256::digest(
         serde_json::to_vec(req).expect("the request serialises"),
     ));
@@ -155,6 +172,7 @@ pub fn validate(account: &str, req: &SendRequest, now: i64) -> Result<NewMessage
         schedule_at,
         phone_id: req.phone.clone(),
         sim: req.sim,
+        pool: req.pool.clone(),
         delivery_report: req.delivery_report.unwrap_or(true),
         created_at: now,
     })
@@ -238,6 +256,10 @@ pub async fn create(
         CreateOutcome::UnknownPhone => Err(AppError::bad_request(
             "unknown_phone",
             "phone is not one of this account's phones",
+        )),
+        CreateOutcome::UnknownPool => Err(AppError::bad_request(
+            "unknown_pool",
+            "pool is not one of this account's pools",
         )),
     }
 }

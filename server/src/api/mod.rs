@@ -7,6 +7,7 @@
 pub mod inbox;
 pub mod messages;
 pub mod phones;
+pub mod pools;
 pub mod webhooks;
 
 use axum::Router;
@@ -33,6 +34,14 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/inbox/wait", get(inbox::wait))
         .route("/v1/phones", get(phones::list))
         .route("/v1/pairing-codes", post(phones::create_pairing_code))
+        .route("/v1/pools", post(pools::create).get(pools::list))
+        .route("/v1/pools/{name}", axum::routing::delete(pools::delete))
+        .route("/v1/pools/{name}/stats", get(pools::stats))
+        .route("/v1/sims", get(pools::sims))
+        .route(
+            "/v1/sims/{phone}/{sub_id}",
+            axum::routing::patch(pools::patch_sim),
+        )
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route(simrelay_protocol::WS_PATH, get(crate::hub::upgrade))

@@ -15,13 +15,15 @@ use crate::store::{Webhook, now_ms};
 use crate::time_fmt::fmt_ms;
 
 /// Events a webhook may subscribe to.
-pub const EVENTS: [&str; 6] = [
+pub const EVENTS: [&str; 8] = [
     "message.sent",
     "message.delivered",
     "message.failed",
     "message.received",
     "phone.online",
     "phone.offline",
+    "sim.quarantined",
+    "sim.recovered",
 ];
 
 /// Body of `POST /v1/webhooks`.

@@ -11,11 +11,18 @@ pub mod schema;
 pub mod sqlite;
 mod sqlite_messages;
 mod sqlite_phones;
+pub mod sqlite_pools;
+mod sqlite_routing;
 mod sqlite_webhooks;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use simrelay_protocol::{Event, PhoneStatus};
+
+use crate::pool_router::SimKey;
+use crate::sim_health::Outcome;
+use sqlite_pools::{Pool, PoolOutcome, RoutingInput, SimSettings};
 
 /// Unix time in milliseconds.
 pub type Millis = i64;
@@ -66,6 +73,8 @@ pub struct NewMessage {
     pub schedule_at: Option<Millis>,
     pub phone_id: Option<String>,
     pub sim: Option<i32>,
+    /// A SIM pool of the account (exclusive with `phone_id` and `sim`).
+    pub pool: Option<String>,
     pub delivery_report: bool,
     pub created_at: Millis,
 }
@@ -95,6 +104,8 @@ pub enum CreateOutcome {
     Conflict,
     /// The requested phone is not one of the account's phones.
     UnknownPhone,
+    /// The requested pool is not one of the account's pools.
+    UnknownPool,
 }
 
 /// A message as the API shows it.
@@ -224,6 +235,8 @@ pub struct Applied {
     pub freed: bool,
     /// Webhook deliveries queued by this batch.
     pub webhooks: usize,
+    /// Outcomes that tell about a SIM's health: (SIM, outcome), in order.
+    pub sim_outcomes: Vec<(SimKey, Outcome)>,
 }
 
 /// A recipient waiting to be routed (input of the router).
@@ -234,6 +247,13 @@ pub struct Unrouted {
     pub priority: i32,
     pub phone: Option<String>,
     pub sim: Option<i32>,
+    pub pool: Option<String>,
+    pub to: String,
+    pub parts: u32,
+    /// SIMs that reported this recipient unsent (failover never returns to their phones).
+    pub tried: Vec<SimKey>,
+    /// SIMs the message is on already, per phone (a phone holds one SIM per message id).
+    pub bound: Vec<SimKey>,
 }
 
 /// A webhook registration.
@@ -273,6 +293,8 @@ pub struct Assignment {
     pub mseq: i64,
     pub idx: u32,
     pub phone: String,
+    /// The SIM chosen by the router (set in the frame's message).
+    pub sim: Option<i32>,
 }
 
 /// The relay's durable state.
@@ -355,6 +377,26 @@ pub trait Store: Send + Sync + 'static {
     fn prune_deliveries(&self, before: Millis) -> Result<usize>;
 
     fn counts(&self) -> Result<Counts>;
+
+    fn create_pool(&self, account: &str, pool: &Pool) -> Result<PoolOutcome>;
+    fn list_pools(&self, account: &str) -> Result<Vec<Pool>>;
+    fn delete_pool(&self, account: &str, name: &str) -> Result<bool>;
+    /// Stores a SIM's relay-side settings; false when the phone is not the account's.
+    fn set_sim_settings(&self, account: &str, key: &SimKey, s: &SimSettings) -> Result<bool>;
+    /// Pools, prefix rules, SIM settings, usage today and unsent parts of an account.
+    fn routing_input(&self, account: &str, now: Millis) -> Result<RoutingInput>;
+    /// Parts sent per SIM by recipients that changed since `since`.
+    fn sent_since(&self, account: &str, since: Millis) -> Result<HashMap<SimKey, u32>>;
+    /// Waiting recipients and parts by target pool.
+    fn unrouted_by_pool(&self, account: &str) -> Result<HashMap<Option<String>, (u32, u32)>>;
+    /// Queues a webhook event for the account of `phone` (SIM health changes).
+    fn phone_event(
+        &self,
+        phone: &str,
+        event: &str,
+        data: serde_json::Value,
+        now: Millis,
+    ) -> Result<usize>;
 }
 
 /// Outcome of one webhook attempt.

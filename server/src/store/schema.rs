@@ -8,7 +8,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The version [`CURRENT_SQL`] creates.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// Version 1 (frozen: never edit, the migration test opens databases made by it).
 pub const V1_SQL: &str = r#"
@@ -150,6 +150,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 pub fn upgrade_from(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> {
     if version < 2 {
         tx.execute_batch(V2_UPGRADE)?;
+    }
+    if version < 3 {
+        tx.execute_batch(super::sqlite_pools::V3_UPGRADE)?;
     }
     Ok(())
 }

@@ -20,7 +20,11 @@ use super::{
     DeliveryOutcome, InboxFilter, InboxItem, MessageFilter, MessageView, Millis, NewMessage,
     PhoneAuth, PhoneBatch, PhoneRow, Result, Store, StoreError, Unrouted, Webhook, schema,
 };
-use super::{sqlite_messages as msg, sqlite_phones as ph, sqlite_webhooks as wh};
+use super::{
+    sqlite_messages as msg, sqlite_phones as ph, sqlite_pools as pl, sqlite_routing as rt,
+    sqlite_webhooks as wh,
+};
+use crate::pool_router::SimKey;
 
 const MAX_IDLE_READERS: usize = 8;
 
@@ -202,7 +206,7 @@ impl Store for SqliteStore {
     }
 
     fn unrouted(&self, account: &str, online: &[String], limit: u32) -> Result<Vec<Unrouted>> {
-        self.read(|c| ph::unrouted(c, account, online, limit))
+        self.read(|c| rt::unrouted(c, account, online, limit))
     }
 
     fn outstanding(&self, phone: &str) -> Result<u32> {
@@ -210,7 +214,7 @@ impl Store for SqliteStore {
     }
 
     fn commit_routes(&self, routes: &[Assignment], now: Millis) -> Result<Vec<String>> {
-        self.write(|tx| ph::commit_routes(tx, routes, now))
+        self.write(|tx| rt::commit_routes(tx, routes, now))
     }
 
     fn expire_unrouted(&self, now: Millis, default_validity: Millis) -> Result<u32> {
@@ -247,5 +251,50 @@ impl Store for SqliteStore {
 
     fn counts(&self) -> Result<Counts> {
         self.read(wh::counts)
+    }
+
+    fn create_pool(&self, account: &str, pool: &pl::Pool) -> Result<pl::PoolOutcome> {
+        self.write(|tx| pl::create_pool(tx, account, pool))
+    }
+
+    fn list_pools(&self, account: &str) -> Result<Vec<pl::Pool>> {
+        self.read(|c| pl::list_pools(c, account))
+    }
+
+    fn delete_pool(&self, account: &str, name: &str) -> Result<bool> {
+        self.write(|tx| pl::delete_pool(tx, account, name))
+    }
+
+    fn set_sim_settings(&self, account: &str, key: &SimKey, s: &pl::SimSettings) -> Result<bool> {
+        self.write(|tx| pl::set_sim_settings(tx, account, key, s))
+    }
+
+    fn routing_input(&self, account: &str, now: Millis) -> Result<pl::RoutingInput> {
+        self.read(|c| pl::routing_input(c, account, now))
+    }
+
+    fn sent_since(
+        &self,
+        account: &str,
+        since: Millis,
+    ) -> Result<std::collections::HashMap<SimKey, u32>> {
+        self.read(|c| pl::sent_since(c, account, since))
+    }
+
+    fn unrouted_by_pool(
+        &self,
+        account: &str,
+    ) -> Result<std::collections::HashMap<Option<String>, (u32, u32)>> {
+        self.read(|c| pl::unrouted_by_pool(c, account))
+    }
+
+    fn phone_event(
+        &self,
+        phone: &str,
+        event: &str,
+        data: serde_json::Value,
+        now: Millis,
+    ) -> Result<usize> {
+        self.write(|tx| pl::phone_event(tx, phone, event, data, now))
     }
 }

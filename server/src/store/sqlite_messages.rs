@@ -105,10 +105,15 @@ pub fn create_message(tx: &Transaction<'_>, m: &NewMessage) -> Result<CreateOutc
             return Ok(CreateOutcome::UnknownPhone);
         }
     }
+    if let Some(pool) = &m.pool
+        && !super::sqlite_pools::pool_exists(tx, &m.account_id, pool)?
+    {
+        return Ok(CreateOutcome::UnknownPool);
+    }
     tx.prepare_cached(
         "INSERT INTO messages (account_id, id, body_hash, text, priority, valid_until,
-             schedule_at, phone_id, sim, delivery_report, state, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11)",
+             schedule_at, phone_id, sim, delivery_report, state, created_at, updated_at, pool)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12)",
     )?
     .execute(params![
         m.account_id,
@@ -121,7 +126,8 @@ pub fn create_message(tx: &Transaction<'_>, m: &NewMessage) -> Result<CreateOutc
         m.phone_id,
         m.sim,
         m.delivery_report,
-        m.created_at
+        m.created_at,
+        m.pool
     ])?;
     let mseq = tx.last_insert_rowid();
     let mut ins = tx.prepare_cached(

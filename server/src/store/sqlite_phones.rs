@@ -6,18 +6,15 @@
 //! makes the relay queue a `cancel` frame for that phone, which the hub writes before the ack
 //! covering the event, so that phone never hands the recipient to its radio.
 
-use std::collections::BTreeMap;
-
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::json;
 use simrelay_protocol::{
-    Event, IncomingSms, OutboundMessage, PhoneStatus, Recipient, RecipientState, RecipientUpdate,
-    RelayFrame, encode,
+    Event, IncomingSms, PhoneStatus, RecipientState, RecipientUpdate, RelayFrame, encode,
 };
 
 use super::sqlite_messages::recompute_state;
 use super::sqlite_webhooks::{enqueue_event, recipient_webhook};
-use super::{Applied, Assignment, Connected, Millis, PhoneAuth, PhoneRow, Result, Unrouted};
+use super::{Applied, Connected, Millis, PhoneAuth, PhoneRow, Result};
 
 /// Recipient states that still occupy a phone's queue (keep in sync with `apply_recipient`).
 const OUTSTANDING: &str = "('pending', 'queued', 'sending', 'cancelling')";
@@ -296,6 +293,9 @@ fn apply_recipient<'e>(
     if RecipientState::parse(&current).is_some_and(RecipientState::is_final) {
         return Ok(false);
     }
+    if super::sqlite_routing::failover(tx, mseq, phone, &current, u, now, out)? {
+        return Ok(true);
+    }
     let new = if current == "cancelling" && u.state == RecipientState::Queued {
         "cancelling"
     } else {
@@ -373,93 +373,8 @@ fn store_incoming(
     Ok(true)
 }
 
-pub fn unrouted(
-    c: &Connection,
-    account: &str,
-    online: &[String],
-    limit: u32,
-) -> Result<Vec<Unrouted>> {
-    // Recipients pinned to an offline phone are left out, so they cannot crowd out the rest.
-    let online = serde_json::to_string(online)?;
-    Ok(c.prepare_cached(
-        "SELECT r.mseq, r.idx, m.priority, m.phone_id, m.sim
-         FROM recipients r JOIN messages m USING (mseq)
-         WHERE r.phone_id IS NULL AND r.state = 'pending' AND m.account_id = ?1
-           AND (m.phone_id IS NULL OR m.phone_id IN (SELECT value FROM json_each(?3)))
-         ORDER BY m.priority DESC, r.mseq, r.idx LIMIT ?2",
-    )?
-    .query_map(params![account, limit, online], |r| {
-        Ok(Unrouted {
-            mseq: r.get(0)?,
-            idx: r.get(1)?,
-            priority: r.get(2)?,
-            phone: r.get(3)?,
-            sim: r.get(4)?,
-        })
-    })?
-    .collect::<rusqlite::Result<_>>()?)
-}
-
 pub fn outstanding(c: &Connection, phone: &str) -> Result<u32> {
     let sql =
         format!("SELECT count(*) FROM recipients WHERE phone_id = ?1 AND state IN {OUTSTANDING}");
     Ok(c.prepare_cached(&sql)?.query_row([phone], |r| r.get(0))?)
-}
-
-pub fn commit_routes(
-    tx: &Transaction<'_>,
-    routes: &[Assignment],
-    now: Millis,
-) -> Result<Vec<String>> {
-    let mut groups: BTreeMap<(&str, i64), Vec<u32>> = BTreeMap::new();
-    for a in routes {
-        groups
-            .entry((a.phone.as_str(), a.mseq))
-            .or_default()
-            .push(a.idx);
-    }
-    let mut phones: Vec<String> = Vec::new();
-    for ((phone, mseq), idxs) in groups {
-        let mut recipients = Vec::new();
-        for idx in idxs {
-            let to: Option<String> = tx
-                .prepare_cached(
-                    "UPDATE recipients SET phone_id = ?3, updated_at = ?4
-                     WHERE mseq = ?1 AND idx = ?2 AND phone_id IS NULL AND state = 'pending'
-                     RETURNING to_number",
-                )?
-                .query_row(params![mseq, idx, phone, now], |r| r.get(0))
-                .optional()?;
-            if let Some(to) = to {
-                recipients.push(Recipient { idx, to });
-            }
-        }
-        if recipients.is_empty() {
-            continue;
-        }
-        let mut message = tx
-            .prepare_cached(
-                "SELECT id, text, priority, valid_until, schedule_at, sim, delivery_report
-                 FROM messages WHERE mseq = ?1",
-            )?
-            .query_row([mseq], |r| {
-                Ok(OutboundMessage {
-                    id: r.get(0)?,
-                    recipients: Vec::new(),
-                    text: r.get(1)?,
-                    priority: r.get(2)?,
-                    valid_until: r.get(3)?,
-                    schedule_at: r.get(4)?,
-                    sim: r.get(5)?,
-                    delivery_report: r.get(6)?,
-                    resend_unknown: false,
-                })
-            })?;
-        message.recipients = recipients;
-        insert_frame(tx, phone, now, |seq| RelayFrame::Send { seq, message })?;
-        if !phones.iter().any(|p| p == phone) {
-            phones.push(phone.to_string());
-        }
-    }
-    Ok(phones)
 }

@@ -1,0 +1,50 @@
+//! Rack benchmark: 50 phones × 2 SIMs at 20 parts/min, 10,000 messages of mixed length, with
+//! phone deaths and returns and SIMs that start failing with SIM-bound errors, on virtual time
+//! (see `simrelay_server::rack_sim`). Prints lost, duplicates and throughput against the
+//! theoretical limit. `cargo bench -p simrelay-server --bench rack` (`-- --quick` for the
+//! reduced size).
+
+use std::time::Instant;
+
+use simrelay_server::rack_sim::{Scenario, run};
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scenario = if quick {
+        Scenario::reduced()
+    } else {
+        Scenario::full()
+    };
+    let started = Instant::now();
+    let r = run(&scenario);
+    let wall = started.elapsed();
+    println!(
+        "rack: {} phones x {} SIMs, {} parts/min, {} messages, seed {}",
+        scenario.phones,
+        scenario.sims_per_phone,
+        scenario.parts_per_minute,
+        scenario.messages,
+        scenario.seed
+    );
+    println!(
+        "faults: {} phone deaths, {} failing SIMs; {} quarantined, {} recovered; {} failovers, {} re-routes",
+        r.phone_deaths, r.failing_sims, r.quarantined, r.recovered, r.failovers, r.reroutes
+    );
+    println!(
+        "outcome: {} delivered, {} failed after 3 SIMs, {} lost, {} parts transmitted twice",
+        r.delivered, r.failed, r.lost, r.duplicates
+    );
+    println!(
+        "throughput while the relay had a backlog ({:.1} virtual min): ratio {:.3} of the limit ({:.0} parts)",
+        r.backlog_ms as f64 / 60_000.0,
+        r.ratio,
+        r.capacity_parts
+    );
+    println!(
+        "whole run incl. drain ({:.1} virtual min, {} parts): ratio {:.3}",
+        r.virtual_ms as f64 / 60_000.0,
+        r.parts_transmitted,
+        r.ratio_to_end
+    );
+    println!("wall time: {:.1} s", wall.as_secs_f64());
+}

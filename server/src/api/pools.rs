@@ -1,0 +1,379 @@
+//! `/v1/pools` and `/v1/sims`: SIM pools (named sets of an account's SIMs, by phone id and
+//! sub_id, with optional destination-prefix preferences and stickiness), per-SIM settings
+//! (relay-side daily cap, working hours with a UTC offset) and per-pool and per-SIM figures.
+//!
+//! Every bad input is answered with a JSON 4xx before anything is stored.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Value, json};
+
+use super::Account;
+use crate::AppState;
+use crate::error::{ApiJson, AppError};
+use crate::pool_router::{Hours, SimKey};
+use crate::rack::SimStat;
+use crate::store::now_ms;
+use crate::store::sqlite_pools::{Pool, PoolOutcome, SimSettings};
+use crate::time_fmt::fmt_ms;
+
+/// Most SIMs in one pool.
+const MAX_MEMBERS: usize = 1000;
+
+/// A SIM in a request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimRef {
+    phone: String,
+    sub_id: i64,
+}
+
+/// A prefix preference in a request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixRef {
+    prefix: String,
+    sims: Vec<SimRef>,
+}
+
+/// Body of `POST /v1/pools`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePool {
+    name: String,
+    members: Vec<SimRef>,
+    #[serde(default)]
+    prefixes: Vec<PrefixRef>,
+    #[serde(default)]
+    sticky: bool,
+}
+
+/// A pool name: 1 to 64 of `A-Z a-z 0-9 _ -`.
+pub fn valid_pool_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn sim_key(r: &SimRef) -> Result<SimKey, AppError> {
+    let sub_id = i32::try_from(r.sub_id)
+        .ok()
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| AppError::bad_request("invalid_sim", "sub_id must be 0 or more"))?;
+    if r.phone.is_empty() || r.phone.len() > 64 {
+        return Err(AppError::bad_request(
+            "unknown_phone",
+            "phone is not a phone id",
+        ));
+    }
+    Ok(SimKey::new(r.phone.clone(), sub_id))
+}
+
+fn valid_prefix(p: &str) -> bool {
+    p.strip_prefix('+')
+        .is_some_and(|d| (1..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn pool_json(p: &Pool) -> Value {
+    let sims = |v: &[SimKey]| -> Vec<Value> {
+        v.iter()
+            .map(|k| json!({"phone": k.phone, "sub_id": k.sub_id}))
+            .collect()
+    };
+    json!({
+        "name": p.name,
+        "members": sims(&p.members),
+        "prefixes": p.prefixes.iter()
+            .map(|(prefix, s)| json!({"prefix": prefix, "sims": sims(s)}))
+            .collect::<Vec<_>>(),
+        "sticky": p.sticky,
+        "created_at": fmt_ms(p.created_at),
+    })
+}
+
+fn validate_pool(req: &CreatePool, now: i64) -> Result<Pool, AppError> {
+    if !valid_pool_name(&req.name) {
+        return Err(AppError::bad_request(
+            "invalid_pool",
+            "name must be 1 to 64 letters, digits, '_' or '-'",
+        ));
+    }
+    if req.members.is_empty() || req.members.len() > MAX_MEMBERS {
+        return Err(AppError::bad_request(
+            "invalid_pool",
+            "members must hold 1 to 1000 SIMs",
+        ));
+    }
+    let members: BTreeSet<SimKey> = req.members.iter().map(sim_key).collect::<Result<_, _>>()?;
+    let mut prefixes = Vec::new();
+    for p in &req.prefixes {
+        if !valid_prefix(&p.prefix) {
+            return Err(AppError::bad_request(
+                "invalid_prefix",
+                "prefix must be + and 1 to 15 digits",
+            ));
+        }
+        let sims: Vec<SimKey> = p.sims.iter().map(sim_key).collect::<Result<_, _>>()?;
+        if sims.is_empty() || sims.iter().any(|k| !members.contains(k)) {
+            return Err(AppError::bad_request(
+                "invalid_prefix",
+                "a prefix names 1 or more SIMs of the pool",
+            ));
+        }
+        prefixes.push((p.prefix.clone(), sims));
+    }
+    Ok(Pool {
+        name: req.name.clone(),
+        members: members.into_iter().collect(),
+        prefixes,
+        sticky: req.sticky,
+        created_at: now,
+    })
+}
+
+/// `POST /v1/pools`.
+pub async fn create(
+    State(state): State<AppState>,
+    Account(account): Account,
+    ApiJson(req): ApiJson<CreatePool>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let pool = validate_pool(&req, now_ms())?;
+    let p = pool.clone();
+    match state.db.call(move |s| s.create_pool(&account, &p)).await? {
+        PoolOutcome::Created => {
+            state.route_kick.notify_one();
+            Ok((StatusCode::CREATED, Json(pool_json(&pool))))
+        }
+        PoolOutcome::Exists => Err(AppError::new(
+            StatusCode::CONFLICT,
+            "pool_exists",
+            "a pool of that name exists; delete it first",
+        )),
+        PoolOutcome::UnknownPhone => Err(AppError::bad_request(
+            "unknown_phone",
+            "a SIM names a phone that is not one of this account's phones",
+        )),
+    }
+}
+
+/// `GET /v1/pools`.
+pub async fn list(
+    State(state): State<AppState>,
+    Account(account): Account,
+) -> Result<Json<Value>, AppError> {
+    let pools = state.db.call(move |s| s.list_pools(&account)).await?;
+    Ok(Json(
+        json!({ "pools": pools.iter().map(pool_json).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `DELETE /v1/pools/{name}`. Messages that target it wait until a pool of that name exists
+/// again (or expire).
+pub async fn delete(
+    State(state): State<AppState>,
+    Account(account): Account,
+    Path(name): Path<String>,
+) -> Result<StatusCode, AppError> {
+    if !valid_pool_name(&name) {
+        return Err(AppError::not_found());
+    }
+    if state
+        .db
+        .call(move |s| s.delete_pool(&account, &name))
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::not_found())
+    }
+}
+
+/// Figures of the account's SIMs and the recipients waiting per pool.
+async fn figures(
+    state: &AppState,
+    account: String,
+) -> Result<(Vec<SimStat>, HashMap<Option<String>, (u32, u32)>, Vec<Pool>), AppError> {
+    let now = now_ms();
+    let (input, phones, sent, waiting, pools) = state
+        .db
+        .call(move |s| {
+            Ok((
+                s.routing_input(&account, now)?,
+                s.list_phones(&account)?,
+                s.sent_since(&account, now - 600_000)?,
+                s.unrouted_by_pool(&account)?,
+                s.list_pools(&account)?,
+            ))
+        })
+        .await?;
+    let phones: Vec<_> = phones
+        .into_iter()
+        .map(|p| {
+            let online = state.hub.is_connected(&p.id);
+            (p.id, online, p.status.map(|s| s.sims).unwrap_or_default())
+        })
+        .collect();
+    let stats = state.rack.sim_stats(&input, &phones, &sent, now);
+    Ok((stats, waiting, pools))
+}
+
+fn totals(sims: &[&SimStat], waiting: (u32, u32)) -> Value {
+    let usable: Vec<&&SimStat> = sims
+        .iter()
+        .filter(|s| s.online && s.state == "healthy")
+        .collect();
+    let pace: u32 = usable.iter().map(|s| s.parts_per_minute).sum();
+    let queue: u32 = sims.iter().map(|s| s.queue_parts).sum();
+    let tput: f64 = sims.iter().map(|s| s.throughput_per_min).sum();
+    let drain = f64::from(queue + waiting.1) * 60.0 / f64::from(pace.max(1));
+    json!({
+        "sims": sims.len(),
+        "usable_sims": usable.len(),
+        "parts_per_minute": pace,
+        "queue_parts": queue,
+        "waiting_recipients": waiting.0,
+        "waiting_parts": waiting.1,
+        "throughput_per_min": tput,
+        "pace_utilisation": if pace == 0 { 0.0 } else { tput / f64::from(pace) },
+        "drain_seconds": if pace == 0 && queue + waiting.1 > 0 { Value::Null } else { json!(drain) },
+    })
+}
+
+/// `GET /v1/sims`: every SIM of the account's phones with its settings, state and figures.
+pub async fn sims(
+    State(state): State<AppState>,
+    Account(account): Account,
+) -> Result<Json<Value>, AppError> {
+    let (stats, waiting, _) = figures(&state, account).await?;
+    let all: Vec<&SimStat> = stats.iter().collect();
+    let w = waiting
+        .values()
+        .fold((0, 0), |a, (r, p)| (a.0 + r, a.1 + p));
+    Ok(Json(json!({ "sims": stats, "totals": totals(&all, w) })))
+}
+
+/// `GET /v1/pools/{name}/stats`.
+pub async fn stats(
+    State(state): State<AppState>,
+    Account(account): Account,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let (stats, waiting, pools) = figures(&state, account).await?;
+    let pool = pools
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(AppError::not_found)?;
+    let members: BTreeSet<&SimKey> = pool.members.iter().collect();
+    let sims: Vec<&SimStat> = stats
+        .iter()
+        .filter(|s| members.contains(&SimKey::new(s.phone.clone(), s.sub_id)))
+        .collect();
+    let w = waiting.get(&Some(name.clone())).copied().unwrap_or((0, 0));
+    Ok(Json(
+        json!({ "name": name, "sims": sims, "totals": totals(&sims, w) }),
+    ))
+}
+
+fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Body of `PATCH /v1/sims/{phone}/{sub_id}`: absent fields keep their value, `null` clears.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSim {
+    #[serde(default, deserialize_with = "double_option")]
+    daily_cap: Option<Option<u32>>,
+    /// `"HH:MM-HH:MM"` in local time.
+    #[serde(default, deserialize_with = "double_option")]
+    hours: Option<Option<String>>,
+    /// Local time minus UTC, in minutes (-840 to 840).
+    #[serde(default)]
+    utc_offset_min: Option<i16>,
+}
+
+/// `PATCH /v1/sims/{phone}/{sub_id}`.
+pub async fn patch_sim(
+    State(state): State<AppState>,
+    Account(account): Account,
+    Path((phone, sub_id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<PatchSim>,
+) -> Result<Json<Value>, AppError> {
+    let sub_id: i32 = sub_id
+        .parse()
+        .ok()
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| AppError::bad_request("invalid_sim", "sub_id must be 0 or more"))?;
+    let key = SimKey::new(phone, sub_id);
+    let now = now_ms();
+    let acc = account.clone();
+    let (input, phones) = state
+        .db
+        .call(move |s| Ok((s.routing_input(&acc, now)?, s.list_phones(&acc)?)))
+        .await?;
+    let Some(row) = phones.iter().find(|p| p.id == key.phone) else {
+        return Err(AppError::not_found());
+    };
+    let known = row
+        .status
+        .as_ref()
+        .is_none_or(|s| s.sims.iter().any(|x| x.sub_id == sub_id));
+    if !known {
+        return Err(AppError::bad_request(
+            "invalid_sim",
+            "the phone reports no SIM with that sub_id",
+        ));
+    }
+    let mut settings = input.settings.get(&key).cloned().unwrap_or_default();
+    if let Some(cap) = req.daily_cap {
+        settings.daily_cap = cap;
+    }
+    if let Some(offset) = req.utc_offset_min {
+        settings.utc_offset_min = offset;
+    }
+    if let Some(hours) = req.hours {
+        settings.hours = hours;
+    }
+    if !(-840..=840).contains(&settings.utc_offset_min) {
+        return Err(AppError::bad_request(
+            "invalid_hours",
+            "utc_offset_min must be within -840..=840",
+        ));
+    }
+    if let Some(h) = &settings.hours {
+        let parsed = Hours::parse(h, settings.utc_offset_min).ok_or_else(|| {
+            AppError::bad_request(
+                "invalid_hours",
+                "hours must be \"HH:MM-HH:MM\" with distinct start and end",
+            )
+        })?;
+        settings.hours = Some(parsed.window());
+    }
+    let (k, s2) = (key.clone(), settings.clone());
+    let stored = state
+        .db
+        .call(move |s| s.set_sim_settings(&account, &k, &s2))
+        .await?;
+    if !stored {
+        return Err(AppError::not_found());
+    }
+    state.route_kick.notify_one();
+    Ok(Json(sim_settings_json(&key, &settings)))
+}
+
+fn sim_settings_json(key: &SimKey, s: &SimSettings) -> Value {
+    json!({
+        "phone": key.phone,
+        "sub_id": key.sub_id,
+        "daily_cap": s.daily_cap,
+        "hours": s.hours,
+        "utc_offset_min": s.utc_offset_min,
+    })
+}

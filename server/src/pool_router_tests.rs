@@ -1,0 +1,236 @@
+//! Unit tests of the SIM-level router.
+
+use super::*;
+use crate::sim_health::{HealthPolicy, Outcome, SimHealth};
+
+fn slot(phone: &str, sub_id: i32, ppm: u32) -> SimSlot {
+    SimSlot {
+        key: SimKey::new(phone, sub_id),
+        parts_per_minute: ppm,
+        phone_capped: false,
+        limits: SimLimits::default(),
+        routed_today: 0,
+        unsent_parts: 0,
+        gate: Gate::Open,
+    }
+}
+
+fn pending(n: usize, to: &str) -> Vec<Pending> {
+    (0..n)
+        .map(|i| Pending {
+            mseq: i as i64,
+            idx: 0,
+            parts: 1,
+            to: to.into(),
+            target: Target::Any,
+            avoid_phones: Vec::new(),
+            bound: Vec::new(),
+            sticky: false,
+        })
+        .collect()
+}
+
+fn policy() -> Policy {
+    Policy {
+        lookahead_ms: 30_000,
+        ..Policy::default()
+    }
+}
+
+fn run(policy: &Policy, p: &[Pending], sims: &mut [SimSlot]) -> Vec<Route> {
+    plan(policy, &mut HashMap::new(), p, sims, 0).routes
+}
+
+fn on(routes: &[Route], phone: &str, sub: i32) -> usize {
+    routes
+        .iter()
+        .filter(|r| r.sim == SimKey::new(phone, sub))
+        .count()
+}
+
+#[test]
+fn headroom_is_pace_times_lookahead_and_spreads_by_pace() {
+    // 20 ppm × 30 s = 10 parts; 40 ppm = 20 parts.
+    let mut sims = [slot("a", 1, 20), slot("b", 1, 40)];
+    let routes = run(&policy(), &pending(100, "+15550001"), &mut sims);
+    assert_eq!(on(&routes, "a", 1), 10);
+    assert_eq!(on(&routes, "b", 1), 20);
+    assert_eq!(routes.len(), 30, "the rest waits at the relay");
+    // A SIM with nothing in hand takes a long text beyond its headroom.
+    let mut sims = [slot("a", 1, 20)];
+    let mut long = pending(2, "+15550001");
+    long[0].parts = 15;
+    let routes = run(&policy(), &long, &mut sims);
+    assert_eq!(routes.len(), 1);
+    assert_eq!(sims[0].unsent_parts, 15);
+}
+
+#[test]
+fn pool_phone_and_sim_targets() {
+    let mut pol = policy();
+    pol.pools.insert(
+        "eu".into(),
+        [SimKey::new("b", 2), SimKey::new("c", 1)].into(),
+    );
+    let mut p = pending(4, "+15550001");
+    p[0].target = Target::Pool("eu".into());
+    p[1].target = Target::Phone("a".into());
+    p[2].target = Target::Sim {
+        phone: None,
+        sub_id: 2,
+    };
+    p[3].target = Target::Pool("unknown".into());
+    let mut sims = [
+        slot("a", 1, 20),
+        slot("a", 2, 20),
+        slot("b", 2, 20),
+        slot("c", 1, 20),
+    ];
+    sims[3].unsent_parts = 5; // c is busier: the pool's b/2 wins
+    let routes = run(&pol, &p, &mut sims);
+    assert_eq!(routes.len(), 3, "an unknown pool routes nowhere");
+    assert_eq!(routes[0].sim, SimKey::new("b", 2));
+    assert_eq!(routes[1].sim.phone, "a");
+    assert_eq!(routes[2].sim, SimKey::new("a", 2));
+}
+
+#[test]
+fn failover_avoids_phones_that_had_the_recipient_and_keeps_one_sim_per_message() {
+    let mut p = pending(2, "+15550001");
+    p[0].avoid_phones = vec!["a".into()];
+    p[1].bound = vec![SimKey::new("b", 2)];
+    let mut sims = [slot("a", 1, 20), slot("b", 1, 20), slot("b", 2, 20)];
+    sims[1].unsent_parts = 0;
+    sims[2].unsent_parts = 3;
+    sims[0].unsent_parts = 9; // would otherwise lose to b anyway for p[1]
+    let routes = run(&policy(), &p, &mut sims);
+    assert_eq!(routes[0].sim, SimKey::new("b", 1));
+    assert_eq!(
+        routes[1].sim,
+        SimKey::new("b", 2),
+        "the message is on b/2 already"
+    );
+}
+
+#[test]
+fn sticky_numbers_keep_their_sim_while_it_is_eligible() {
+    let mut pol = policy();
+    pol.sticky = true;
+    let mut sticky = HashMap::new();
+    let mut sims = [slot("a", 1, 20), slot("b", 1, 20)];
+    let first = plan(&pol, &mut sticky, &pending(1, "+15550001"), &mut sims, 0);
+    let home = first.routes[0].sim.clone();
+    // The home SIM is now the busier one, yet the number stays with it.
+    let again = plan(&pol, &mut sticky, &pending(5, "+15550001"), &mut sims, 0);
+    assert!(again.routes.iter().all(|r| r.sim == home));
+    // Without headroom it waits rather than moving.
+    let i = sims.iter().position(|s| s.key == home).expect("home");
+    sims[i].unsent_parts = 10;
+    let wait = plan(&pol, &mut sticky, &pending(1, "+15550001"), &mut sims, 0);
+    assert!(wait.routes.is_empty());
+    // When the home SIM is closed (cooldown), the number moves and sticks to the new SIM.
+    sims[i].gate = Gate::Closed;
+    let moved = plan(&pol, &mut sticky, &pending(1, "+15550001"), &mut sims, 0);
+    assert_ne!(moved.routes[0].sim, home);
+    assert_eq!(sticky.get("+15550001"), Some(&moved.routes[0].sim));
+}
+
+#[test]
+fn prefix_rules_prefer_their_sims_then_fall_back() {
+    let mut pol = policy();
+    pol.prefixes.push(PrefixRule {
+        prefix: "+44".into(),
+        sims: [SimKey::new("uk", 1)].into(),
+    });
+    pol.prefixes.push(PrefixRule {
+        prefix: "+447".into(),
+        sims: [SimKey::new("uk", 2)].into(),
+    });
+    let mut sims = [slot("uk", 1, 20), slot("uk", 2, 20), slot("us", 1, 20)];
+    sims[0].unsent_parts = 4;
+    sims[1].unsent_parts = 4;
+    let routes = run(&pol, &pending(1, "+447700900"), &mut sims);
+    assert_eq!(routes[0].sim, SimKey::new("uk", 2), "longest prefix wins");
+    let routes = run(&pol, &pending(1, "+441632960"), &mut sims);
+    assert_eq!(routes[0].sim, SimKey::new("uk", 1));
+    let routes = run(&pol, &pending(1, "+15550001"), &mut sims);
+    assert_eq!(routes[0].sim, SimKey::new("us", 1), "no rule: least loaded");
+    // Preferred SIMs without headroom: fall back to any.
+    sims[1].unsent_parts = 10;
+    let routes = run(&pol, &pending(1, "+447700900"), &mut sims);
+    assert_eq!(routes[0].sim, SimKey::new("us", 1));
+}
+
+#[test]
+fn cooldown_and_quarantine_close_a_sim_and_the_probe_lets_one_through() {
+    let mut health = SimHealth::new(HealthPolicy::default());
+    let bad = SimKey::new("a", 1);
+    let mut sims = [slot("a", 1, 20), slot("b", 1, 20)];
+    health.record(&bad, Outcome::SimBound(Some(4)), 0);
+    sims[0].gate = health.gate(&bad, 1);
+    let routes = run(&policy(), &pending(5, "+15550001"), &mut sims);
+    assert_eq!(on(&routes, "a", 1), 0, "cooling down");
+    for t in 1..3 {
+        health.record(&bad, Outcome::SimBound(Some(120)), t);
+    }
+    assert_eq!(health.state(&bad, 10), "quarantined");
+    let later = 10 + HealthPolicy::default().quarantine_ms;
+    let mut sims = [slot("a", 1, 20), slot("b", 1, 20)];
+    sims[0].gate = health.gate(&bad, later);
+    assert_eq!(sims[0].gate, Gate::Probe);
+    let planned = plan(
+        &policy(),
+        &mut HashMap::new(),
+        &pending(20, "+1555"),
+        &mut sims,
+        later,
+    );
+    assert_eq!(on(&planned.routes, "a", 1), 1, "exactly one probe");
+    assert_eq!(planned.probes, vec![bad.clone()]);
+}
+
+#[test]
+fn working_hours_and_daily_caps() {
+    let hours = Hours::parse("08:00-20:00", 120).expect("valid");
+    let eight_utc = 8 * 3_600_000; // 10:00 local
+    let nineteen_utc = 19 * 3_600_000; // 21:00 local
+    assert!(hours.contains(eight_utc));
+    assert!(!hours.contains(nineteen_utc));
+    let night = Hours::parse("22:00-06:00", 0).expect("wraps");
+    assert!(night.contains(23 * 3_600_000) && night.contains(3_600_000));
+    assert!(!night.contains(12 * 3_600_000));
+    for bad in [
+        "",
+        "8-20",
+        "25:00-20:00",
+        "08:00-08:00",
+        "08:60-09:00",
+        "+8:00-9:00",
+    ] {
+        assert_eq!(Hours::parse(bad, 0), None, "{bad:?}");
+    }
+    assert_eq!(
+        Hours::parse("08:00-20:00", 15 * 60),
+        None,
+        "offset out of range"
+    );
+    assert_eq!(hours.window(), "08:00-20:00");
+
+    let mut sims = [slot("a", 1, 20), slot("b", 1, 20)];
+    sims[0].limits.hours = Some(hours);
+    sims[1].limits.daily_cap = Some(3);
+    sims[1].routed_today = 1;
+    let p = pending(10, "+15550001");
+    let r = plan(&policy(), &mut HashMap::new(), &p, &mut sims, nineteen_utc).routes;
+    assert_eq!(on(&r, "a", 1), 0, "outside working hours");
+    assert_eq!(on(&r, "b", 1), 2, "cap of 3 with 1 routed today");
+    let mut sims = [slot("a", 1, 20)];
+    sims[0].limits.hours = Some(hours);
+    let r = plan(&policy(), &mut HashMap::new(), &p, &mut sims, eight_utc).routes;
+    assert_eq!(r.len(), 10);
+    let mut capped = [slot("a", 1, 20)];
+    capped[0].phone_capped = true;
+    assert!(run(&policy(), &p, &mut capped).is_empty());
+    assert_eq!(local_day(23 * 3_600_000, 120), 1);
+    assert_eq!(local_day(23 * 3_600_000, 0), 0);
+}

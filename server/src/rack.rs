@@ -1,0 +1,171 @@
+//! The relay's rack state kept in memory: SIM health (cooldown, quarantine, probe) and the
+//! number → SIM stickiness, plus the glue that turns store rows and online phones into
+//! [`pool_router`] input and the per-SIM figures of `GET /v1/sims` and pool stats.
+//!
+//! Health and stickiness start fresh when the relay restarts: every SIM is healthy again and
+//! numbers pick a SIM anew. Pools, SIM settings and usage are durable (`store::sqlite_pools`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::hub::OnlinePhone;
+use crate::pool_router::{self, Pending, Planned, Policy, SimKey, SimSlot};
+use crate::sim_health::{HealthEvent, HealthPolicy, Millis, Outcome, SimHealth};
+use crate::store::sqlite_pools::RoutingInput;
+
+/// Default pace lookahead: a SIM holds at most this much of its pace in routed, unsent parts.
+pub const LOOKAHEAD_MS: Millis = 15_000;
+/// Most SIMs (on distinct phones) one recipient tries before it ends `failed`.
+pub const MAX_SIMS: usize = 3;
+
+/// Health and stickiness of every SIM.
+#[derive(Debug)]
+pub struct Rack {
+    health: Mutex<SimHealth>,
+    sticky: Mutex<HashMap<String, SimKey>>,
+    pub lookahead_ms: Millis,
+    pub max_sims: usize,
+}
+
+impl Default for Rack {
+    fn default() -> Self {
+        Self::new(HealthPolicy::default())
+    }
+}
+
+/// One SIM's figures for the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimStat {
+    pub phone: String,
+    pub sub_id: i32,
+    pub online: bool,
+    /// `healthy`, `cooldown`, `quarantined` or `probing`.
+    pub state: &'static str,
+    pub parts_per_minute: u32,
+    /// Parts routed to the SIM and not yet sent.
+    pub queue_parts: u32,
+    pub routed_today: u32,
+    pub daily_cap: Option<u32>,
+    pub hours: Option<String>,
+    pub utc_offset_min: i16,
+    /// Parts sent over the last ten minutes, per minute.
+    pub throughput_per_min: f64,
+    /// `throughput_per_min / parts_per_minute`.
+    pub pace_utilisation: f64,
+    /// Recipients that left this SIM since the relay started.
+    pub sent: u64,
+    /// SIM-bound failures by reason since the relay started.
+    pub failures: BTreeMap<String, u64>,
+    /// Seconds to send what the SIM holds, at its pace.
+    pub drain_seconds: f64,
+}
+
+impl Rack {
+    pub fn new(policy: HealthPolicy) -> Self {
+        Self {
+            health: Mutex::new(SimHealth::new(policy)),
+            sticky: Mutex::new(HashMap::new()),
+            lookahead_ms: LOOKAHEAD_MS,
+            max_sims: MAX_SIMS,
+        }
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, SimHealth> {
+        self.health.lock().expect("rack health lock")
+    }
+
+    /// Plans one routing pass for an account's online phones.
+    pub fn plan(
+        &self,
+        input: &RoutingInput,
+        phones: &[OnlinePhone],
+        pending: &[Pending],
+        now: Millis,
+    ) -> Planned {
+        let mut slots = Vec::new();
+        {
+            let health = self.health();
+            for p in phones {
+                for s in &p.status.sims {
+                    let key = SimKey::new(p.id.clone(), s.sub_id);
+                    let settings = input.settings.get(&key).cloned().unwrap_or_default();
+                    slots.push(SimSlot {
+                        gate: health.gate(&key, now),
+                        parts_per_minute: s.parts_per_minute,
+                        phone_capped: s.daily_cap > 0 && s.sent_today >= s.daily_cap,
+                        limits: settings.limits(),
+                        routed_today: input.routed_today.get(&key).copied().unwrap_or(0),
+                        unsent_parts: input.unsent.get(&key).copied().unwrap_or(0),
+                        key,
+                    });
+                }
+            }
+        }
+        let policy = Policy {
+            lookahead_ms: self.lookahead_ms,
+            sticky: false,
+            pools: input.pools.clone(),
+            prefixes: input.prefixes.clone(),
+        };
+        let planned = {
+            let mut sticky = self.sticky.lock().expect("rack sticky lock");
+            pool_router::plan(&policy, &mut sticky, pending, &mut slots, now)
+        };
+        let mut health = self.health();
+        for k in &planned.probes {
+            health.probe_started(k);
+        }
+        planned
+    }
+
+    /// Records an outcome reported by a phone; returns a change worth a webhook.
+    pub fn record(&self, key: &SimKey, outcome: Outcome, now: Millis) -> Option<HealthEvent> {
+        self.health().record(key, outcome, now)
+    }
+
+    pub fn state(&self, key: &SimKey, now: Millis) -> &'static str {
+        self.health().state(key, now)
+    }
+
+    /// Figures of every SIM of `phones` (all the account's phones; `online` marks live ones).
+    pub fn sim_stats(
+        &self,
+        input: &RoutingInput,
+        phones: &[(String, bool, Vec<simrelay_protocol::SimInfo>)],
+        sent_10min: &HashMap<SimKey, u32>,
+        now: Millis,
+    ) -> Vec<SimStat> {
+        let health = self.health();
+        let mut out = Vec::new();
+        for (phone, online, sims) in phones {
+            for s in sims {
+                let key = SimKey::new(phone.clone(), s.sub_id);
+                let settings = input.settings.get(&key).cloned().unwrap_or_default();
+                let (sent, failures) = health.figures(&key);
+                let ppm = f64::from(s.parts_per_minute.max(1));
+                let tput = f64::from(sent_10min.get(&key).copied().unwrap_or(0)) / 10.0;
+                let queue = input.unsent.get(&key).copied().unwrap_or(0);
+                out.push(SimStat {
+                    phone: phone.clone(),
+                    sub_id: s.sub_id,
+                    online: *online,
+                    state: health.state(&key, now),
+                    parts_per_minute: s.parts_per_minute,
+                    queue_parts: queue,
+                    routed_today: input.routed_today.get(&key).copied().unwrap_or(0),
+                    daily_cap: settings.daily_cap,
+                    hours: settings.hours.clone(),
+                    utc_offset_min: settings.utc_offset_min,
+                    throughput_per_min: tput,
+                    pace_utilisation: tput / ppm,
+                    sent,
+                    failures,
+                    drain_seconds: f64::from(queue) * 60.0 / ppm,
+                });
+            }
+        }
+        out
+    }
+}

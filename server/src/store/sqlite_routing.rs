@@ -1,0 +1,227 @@
+//! SQL for SIM-level routing: the recipients waiting for a SIM (with what the router needs:
+//! target, parts, SIMs tried, SIMs the message is bound to per phone), storing the router's
+//! (phone, SIM) decisions as `send` frames, and failover of a recipient a SIM reported
+//! definitively unsent (`failed` + `unsent`).
+//!
+//! Failover rule: only `failed` with `unsent: true` moves a recipient (no part left the phone,
+//! so no duplicate is possible); it goes back to the router with the SIM recorded in `tried`,
+//! and the router never returns it to a phone in `tried` (that phone keeps the message id). A
+//! recipient pinned to a phone, or that has tried [`crate::rack::MAX_SIMS`] SIMs, stays
+//! `failed`. Any other state (`sending`, `sent`, `unknown`, failed without `unsent`) never
+//! moves.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use simrelay_protocol::{OutboundMessage, Recipient, RecipientUpdate, RelayFrame};
+
+use super::sqlite_messages::recompute_state;
+use super::sqlite_phones::insert_frame;
+use super::sqlite_pools::add_usage;
+use super::{Applied, Assignment, Millis, Result, Unrouted};
+use crate::pool_router::SimKey;
+use crate::sim_health::Outcome;
+
+fn parse_tried(json: Option<&str>) -> Vec<SimKey> {
+    json.and_then(|j| serde_json::from_str::<Vec<(String, i32)>>(j).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(p, s)| SimKey::new(p, s))
+        .collect()
+}
+
+fn tried_json(tried: &[SimKey]) -> String {
+    let v: Vec<(&str, i32)> = tried.iter().map(|k| (k.phone.as_str(), k.sub_id)).collect();
+    serde_json::to_string(&v).expect("a list of pairs serialises")
+}
+
+/// Waiting recipients of an account that one of the `online` phones could take (not pinned to
+/// another phone), highest priority first.
+pub fn unrouted(
+    c: &Connection,
+    account: &str,
+    online: &[String],
+    limit: u32,
+) -> Result<Vec<Unrouted>> {
+    // Recipients pinned to an offline phone are left out, so they cannot crowd out the rest.
+    let online = serde_json::to_string(online)?;
+    let mut out: Vec<Unrouted> = c
+        .prepare_cached(
+            "SELECT r.mseq, r.idx, m.priority, m.phone_id, m.sim, m.pool, r.to_number, m.text,
+                r.tried
+             FROM recipients r JOIN messages m USING (mseq)
+             WHERE r.phone_id IS NULL AND r.state = 'pending' AND m.account_id = ?1
+               AND (m.phone_id IS NULL OR m.phone_id IN (SELECT value FROM json_each(?3)))
+             ORDER BY m.priority DESC, r.mseq, r.idx LIMIT ?2",
+        )?
+        .query_map(params![account, limit, online], |r| {
+            let text: String = r.get(7)?;
+            let tried: Option<String> = r.get(8)?;
+            Ok(Unrouted {
+                mseq: r.get(0)?,
+                idx: r.get(1)?,
+                priority: r.get(2)?,
+                phone: r.get(3)?,
+                sim: r.get(4)?,
+                pool: r.get(5)?,
+                to: r.get(6)?,
+                parts: simrelay_core::segment::count_parts(&text),
+                tried: parse_tried(tried.as_deref()),
+                bound: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut bound: HashMap<i64, Vec<SimKey>> = HashMap::new();
+    for u in &out {
+        if bound.contains_key(&u.mseq) {
+            continue;
+        }
+        let rows: Vec<(Option<String>, Option<i32>, Option<String>)> = c
+            .prepare_cached("SELECT phone_id, sim, tried FROM recipients WHERE mseq = ?1")?
+            .query_map([u.mseq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut keys: Vec<SimKey> = Vec::new();
+        for (phone, sim, tried) in rows {
+            if let (Some(p), Some(s)) = (phone, sim) {
+                keys.push(SimKey::new(p, s));
+            }
+            keys.extend(parse_tried(tried.as_deref()));
+        }
+        keys.sort();
+        keys.dedup_by(|a, b| a.phone == b.phone);
+        bound.insert(u.mseq, keys);
+    }
+    for u in &mut out {
+        u.bound = bound.get(&u.mseq).cloned().unwrap_or_default();
+    }
+    Ok(out)
+}
+
+/// Stores routing decisions as `send` frames (one per phone, message and SIM, with the SIM in
+/// the frame's message); returns the phones that got frames. Recipients no longer waiting
+/// (cancelled meanwhile) are skipped.
+pub fn commit_routes(
+    tx: &Transaction<'_>,
+    routes: &[Assignment],
+    now: Millis,
+) -> Result<Vec<String>> {
+    let mut groups: BTreeMap<(&str, i64, Option<i32>), Vec<u32>> = BTreeMap::new();
+    for a in routes {
+        groups
+            .entry((a.phone.as_str(), a.mseq, a.sim))
+            .or_default()
+            .push(a.idx);
+    }
+    let mut phones: Vec<String> = Vec::new();
+    for ((phone, mseq, sim), idxs) in groups {
+        let mut recipients = Vec::new();
+        for idx in idxs {
+            let to: Option<String> = tx
+                .prepare_cached(
+                    "UPDATE recipients SET phone_id = ?3, sim = coalesce(?5, sim), updated_at = ?4
+                     WHERE mseq = ?1 AND idx = ?2 AND phone_id IS NULL AND state = 'pending'
+                     RETURNING to_number",
+                )?
+                .query_row(params![mseq, idx, phone, now, sim], |r| r.get(0))
+                .optional()?;
+            if let Some(to) = to {
+                recipients.push(Recipient { idx, to });
+            }
+        }
+        if recipients.is_empty() {
+            continue;
+        }
+        let mut message = tx
+            .prepare_cached(
+                "SELECT id, text, priority, valid_until, schedule_at, sim, delivery_report
+                 FROM messages WHERE mseq = ?1",
+            )?
+            .query_row([mseq], |r| {
+                Ok(OutboundMessage {
+                    id: r.get(0)?,
+                    recipients: Vec::new(),
+                    text: r.get(1)?,
+                    priority: r.get(2)?,
+                    valid_until: r.get(3)?,
+                    schedule_at: r.get(4)?,
+                    sim: r.get(5)?,
+                    delivery_report: r.get(6)?,
+                    resend_unknown: false,
+                })
+            })?;
+        if let Some(s) = sim {
+            message.sim = Some(s);
+            let parts = simrelay_core::segment::count_parts(&message.text);
+            let offset: i16 = tx
+                .prepare_cached(
+                    "SELECT utc_offset_min FROM sim_settings WHERE phone_id = ?1 AND sub_id = ?2",
+                )?
+                .query_row(params![phone, s], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            let n = u32::try_from(recipients.len()).unwrap_or(u32::MAX);
+            add_usage(tx, &SimKey::new(phone, s), parts * n, offset, now)?;
+        }
+        message.recipients = recipients;
+        insert_frame(tx, phone, now, |seq| RelayFrame::Send { seq, message })?;
+        if !phones.iter().any(|p| p == phone) {
+            phones.push(phone.to_string());
+        }
+    }
+    Ok(phones)
+}
+
+/// Records the SIM outcome of an update from the owning phone and, for `failed` + `unsent`,
+/// hands the recipient back to the router when failover is allowed. Returns true when the
+/// recipient was handed back (the caller then stores nothing else for this update).
+pub fn failover(
+    tx: &Transaction<'_>,
+    mseq: i64,
+    phone: &str,
+    current: &str,
+    u: &RecipientUpdate,
+    now: Millis,
+    out: &mut Applied,
+) -> Result<bool> {
+    use simrelay_protocol::RecipientState as S;
+    let (sim, tried, pinned): (Option<i32>, Option<String>, Option<String>) = tx
+        .prepare_cached(
+            "SELECT r.sim, r.tried, m.phone_id FROM recipients r JOIN messages m USING (mseq)
+             WHERE r.mseq = ?1 AND r.idx = ?2",
+        )?
+        .query_row(params![mseq, u.idx], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    let Some(sub) = u.sim.or(sim) else {
+        return Ok(false);
+    };
+    let key = SimKey::new(phone, sub);
+    let left = matches!(u.state, S::Sent | S::Delivered);
+    if left && !matches!(current, "sent" | "delivered") {
+        out.sim_outcomes.push((key, Outcome::Sent));
+        return Ok(false);
+    }
+    if !(u.state == S::Failed && u.unsent) {
+        return Ok(false);
+    }
+    out.sim_outcomes
+        .push((key.clone(), Outcome::SimBound(u.code)));
+    let mut tried = parse_tried(tried.as_deref());
+    tried.push(key);
+    let again = pinned.is_none() && tried.len() < crate::rack::MAX_SIMS;
+    tx.prepare_cached("UPDATE recipients SET tried = ?3 WHERE mseq = ?1 AND idx = ?2")?
+        .execute(params![mseq, u.idx, tried_json(&tried)])?;
+    if !again {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "UPDATE recipients SET phone_id = NULL, sim = NULL, state = 'pending', accepted = 0,
+             error = ?3, code = ?4, updated_at = ?5
+         WHERE mseq = ?1 AND idx = ?2",
+    )?
+    .execute(params![mseq, u.idx, u.reason, u.code, now])?;
+    recompute_state(tx, mseq, now)?;
+    out.changed = true;
+    out.freed = true;
+    Ok(true)
+}
