@@ -1,8 +1,9 @@
 //! Rack benchmark: 50 phones × 2 SIMs at 20 parts/min, 10,000 messages of mixed length, with
 //! phone deaths and returns and SIMs that start failing with SIM-bound errors, on virtual time
 //! (see `simrelay_server::rack_sim`). Prints lost, duplicates and throughput against the
-//! theoretical limit. `cargo bench -p simrelay-server --bench rack` (`-- --quick` for the
-//! reduced size).
+//! theoretical limit, once with the relay's real store and routing pass and once with the
+//! in-memory model. `cargo bench -p simrelay-server --bench rack` (`-- --quick` for the
+//! reduced size, `-- --model` for the model only).
 
 use std::time::Instant;
 
@@ -10,16 +11,44 @@ use simrelay_server::rack_sim::{Scenario, run};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let scenario = if quick {
+    let model_only = std::env::args().any(|a| a == "--model");
+    let base = if quick {
         Scenario::reduced()
     } else {
         Scenario::full()
     };
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .expect("a temporary directory");
+    let relays = [
+        (
+            "real store and routing pass",
+            Some(dir.path().to_path_buf()),
+        ),
+        ("in-memory relay model", None),
+    ];
+    for (what, store_dir) in relays {
+        if model_only && store_dir.is_some() {
+            continue;
+        }
+        let scenario = Scenario {
+            store_dir,
+            ..base.clone()
+        };
+        report(what, &scenario);
+    }
+}
+
+fn report(what: &str, scenario: &Scenario) {
     let started = Instant::now();
-    let r = run(&scenario);
+    let r = run(scenario);
     let wall = started.elapsed();
     println!(
-        "rack: {} phones x {} SIMs, {} parts/min, {} messages, seed {}",
+        "rack ({what}): {} phones x {} SIMs, {} parts/min, {} messages, seed {}",
         scenario.phones,
         scenario.sims_per_phone,
         scenario.parts_per_minute,

@@ -7,9 +7,11 @@
 use std::time::Duration;
 
 use crate::AppState;
+use crate::hub::OnlinePhone;
 use crate::pool_router::{Pending, Target};
+use crate::rack::Rack;
 use crate::store::sqlite_pools::RoutingInput;
-use crate::store::{Assignment, Result, Unrouted, now_ms};
+use crate::store::{Assignment, Millis, Result, Store, Unrouted, now_ms};
 
 /// Recipients considered per account and pass.
 const PASS_LIMIT: u32 = 2000;
@@ -81,36 +83,48 @@ fn request(u: &Unrouted, input: &RoutingInput) -> Pending {
     }
 }
 
+/// Routes the waiting recipients of one account to SIMs of its `phones` at `now` and stores
+/// the decisions; returns the phones that got frames and whether the pass was full (more may
+/// wait). Synchronous on a [`Store`]: the routing task runs it on the blocking pool, the rack
+/// simulator (`crate::rack_sim`) on virtual time.
+pub fn route_account(
+    s: &dyn Store,
+    rack: &Rack,
+    account: &str,
+    phones: &[OnlinePhone],
+    now: Millis,
+) -> Result<(Vec<String>, bool)> {
+    let online: Vec<String> = phones.iter().map(|p| p.id.clone()).collect();
+    let pending = s.unrouted(account, &online, PASS_LIMIT)?;
+    if pending.is_empty() {
+        return Ok((Vec::new(), false));
+    }
+    let input = s.routing_input(account, now)?;
+    let requests: Vec<Pending> = pending.iter().map(|u| request(u, &input)).collect();
+    let planned = rack.plan(&input, phones, &requests, now);
+    let plan: Vec<Assignment> = planned
+        .routes
+        .into_iter()
+        .map(|r| Assignment {
+            mseq: r.mseq,
+            idx: r.idx,
+            phone: r.sim.phone,
+            sim: Some(r.sim.sub_id),
+        })
+        .collect();
+    let full = plan.len() == pending.len() && pending.len() == PASS_LIMIT as usize;
+    Ok((s.commit_routes(&plan, now)?, full))
+}
+
 /// One routing pass over every account with online phones; true if it may have left work.
 async fn pass(state: &AppState) -> Result<bool> {
     let mut more = false;
     for (account, phones) in state.hub.online_by_account() {
         let now = now_ms();
-        let online: Vec<String> = phones.iter().map(|p| p.id.clone()).collect();
         let st = state.clone();
         let (routed, full) = state
             .db
-            .call(move |s| {
-                let pending = s.unrouted(&account, &online, PASS_LIMIT)?;
-                if pending.is_empty() {
-                    return Ok((Vec::new(), false));
-                }
-                let input = s.routing_input(&account, now)?;
-                let requests: Vec<Pending> = pending.iter().map(|u| request(u, &input)).collect();
-                let planned = st.rack.plan(&input, &phones, &requests, now);
-                let plan: Vec<Assignment> = planned
-                    .routes
-                    .into_iter()
-                    .map(|r| Assignment {
-                        mseq: r.mseq,
-                        idx: r.idx,
-                        phone: r.sim.phone,
-                        sim: Some(r.sim.sub_id),
-                    })
-                    .collect();
-                let full = plan.len() == pending.len() && pending.len() == PASS_LIMIT as usize;
-                Ok((s.commit_routes(&plan, now)?, full))
-            })
+            .call(move |s| route_account(s, &st.rack, &account, &phones, now))
             .await?;
         for phone in &routed {
             state.hub.kick(phone);

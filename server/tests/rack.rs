@@ -1,13 +1,11 @@
 //! The rack simulator at reduced size (10 phones × 2 SIMs, 1,200 messages, phone deaths and
-//! failing SIMs): nothing lost, nothing transmitted twice, throughput at least 0.9 of the
-//! theoretical limit (the full-size bench reaches more; see docs/BENCHMARKS.md, "Rack").
+//! failing SIMs), with the relay's real store and routing pass and with the in-memory model:
+//! nothing lost, nothing transmitted twice, throughput at least 0.9 of the theoretical limit
+//! while the relay has a backlog (the full-size bench reaches more; docs/BENCHMARKS.md, "Rack").
 
-use simrelay_server::rack_sim::{Scenario, run};
+use simrelay_server::rack_sim::{Report, Scenario, run};
 
-#[test]
-fn a_reduced_rack_loses_nothing_sends_nothing_twice_and_keeps_pace() {
-    let s = Scenario::reduced();
-    let r = run(&s);
+fn check(s: &Scenario, r: &Report) {
     assert_eq!(r.recipients, s.messages);
     assert_eq!(r.lost, 0, "{r:?}");
     assert_eq!(r.duplicates, 0, "{r:?}");
@@ -22,4 +20,20 @@ fn a_reduced_rack_loses_nothing_sends_nothing_twice_and_keeps_pace() {
     assert!(r.quarantined > 0, "{r:?}");
     assert_eq!(r.delivered + r.failed, s.messages);
     assert!(r.ratio >= 0.9, "throughput ratio {:.3}: {r:?}", r.ratio);
+}
+
+#[test]
+fn a_reduced_rack_on_the_real_store_loses_nothing_sends_nothing_twice_and_keeps_pace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Scenario {
+        store_dir: Some(dir.path().to_path_buf()),
+        ..Scenario::reduced()
+    };
+    check(&s, &run(&s));
+}
+
+#[test]
+fn a_reduced_rack_on_the_relay_model_loses_nothing_sends_nothing_twice_and_keeps_pace() {
+    let s = Scenario::reduced();
+    check(&s, &run(&s));
 }

@@ -1,7 +1,9 @@
 //! The rack simulator: many phones with several SIMs each, on virtual time, so hours of traffic
 //! run in seconds. The phones are the real core engines (`Engine::open_in_memory`) with
-//! simulated radios; the relay is [`relay_model::RelayModel`] around the real SIM router and
-//! health tracker. A link is modelled as frames and events exchanged every step while the
+//! simulated radios. The relay is either the real store and routing pass
+//! ([`store_relay::StoreRelay`]: SQLite, `dispatch::route_account`, the store's acceptance,
+//! re-routing and failover) or [`relay_model::RelayModel`], an in-memory model of the same
+//! bookkeeping around the real SIM router and health tracker (fast enough for big sweeps). A link is modelled as frames and events exchanged every step while the
 //! phone is alive; a dead phone neither steps nor talks, keeps its accepted work and resumes
 //! when it returns. SIMs start failing with a SIM-bound code (`RESULT_RIL_SIM_ABSENT`), some
 //! recover later.
@@ -13,12 +15,14 @@
 //! and `tests/rack.rs` (reduced size).
 
 pub mod relay_model;
+pub mod store_relay;
 
 use std::collections::{BTreeMap, HashMap};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use simrelay_core::protocol::{RecipientState, SimInfo};
+use simrelay_core::RelayOp;
+use simrelay_core::protocol::{Event, RecipientState, SimInfo};
 use simrelay_core::sim_modem::{SimBehaviour, SimModemConfig, SimRadio};
 use simrelay_core::{Engine, EngineConfig, SimConfig};
 
@@ -50,6 +54,38 @@ pub struct Scenario {
     pub offline_grace_ms: Millis,
     /// Give up after this much virtual time.
     pub max_virtual_ms: Millis,
+    /// Run the real store (a fresh SQLite file in this directory) and routing pass instead of
+    /// the in-memory model.
+    pub store_dir: Option<std::path::PathBuf>,
+}
+
+/// The relay side of the simulation (see the module comment).
+pub trait Relay: std::fmt::Debug {
+    /// `POST /v1/messages`, one recipient each: (id, to, text).
+    fn submit(&mut self, messages: &[(String, String, String)], now: Millis);
+    fn connected(&mut self, phone: &str, now: Millis);
+    /// The offline grace ran out.
+    fn phone_offline(&mut self, phone: &str, now: Millis);
+    /// One routing pass over the online phones and their SIMs.
+    fn route(&mut self, online: &[(String, Vec<SimInfo>)], now: Millis);
+    /// Frames the phone's link writes (after `after`).
+    fn frames_after(&mut self, phone: &str, after: u64) -> Vec<RelayOp>;
+    fn frames_acked(&mut self, phone: &str, seq: u64, now: Millis);
+    /// Applies a batch of events; returns the cancel frames to write before the ack, and the ack.
+    fn apply_events(
+        &mut self,
+        phone: &str,
+        events: &[(u64, Event)],
+        now: Millis,
+    ) -> (Vec<RelayOp>, u64);
+    fn open_recipients(&self) -> usize;
+    fn unrouted_len(&self) -> usize;
+    fn outcomes(&self) -> Vec<RecipientState>;
+    fn health_events(&self) -> &[(Millis, HealthEvent)];
+    fn failovers(&self) -> u64;
+    fn reroutes(&self) -> u64 {
+        0
+    }
 }
 
 impl Scenario {
@@ -67,6 +103,7 @@ impl Scenario {
             fault_span_ms: 6 * MINUTE,
             offline_grace_ms: 30_000,
             max_virtual_ms: 3 * 60 * MINUTE,
+            store_dir: None,
         }
     }
 
@@ -206,17 +243,25 @@ pub fn run(s: &Scenario) -> Report {
         lookahead_ms: 15_000,
         ..Policy::default()
     };
-    let health = SimHealth::new(HealthPolicy {
+    let health_policy = HealthPolicy {
         quarantine_ms: MINUTE,
         ..HealthPolicy::default()
-    });
-    let mut relay = RelayModel::new(policy, health, 3);
-    for i in 0..s.messages {
-        let to = format!("+1555{:07}", rng.random_range(0..10_000_000));
-        relay.submit(&format!("m{i:06}"), &to, &text(&mut rng, i));
-    }
+    };
+    let ids: Vec<String> = phones.iter().map(|p| p.id.clone()).collect();
+    let mut relay: Box<dyn Relay> = if let Some(dir) = &s.store_dir {
+        Box::new(store_relay::StoreRelay::new(dir, &ids, health_policy, t0))
+    } else {
+        Box::new(RelayModel::new(policy, SimHealth::new(health_policy), 3))
+    };
+    let messages: Vec<(String, String, String)> = (0..s.messages)
+        .map(|i| {
+            let to = format!("+1555{:07}", rng.random_range(0..10_000_000));
+            (format!("m{i:06}"), to, text(&mut rng, i))
+        })
+        .collect();
+    relay.submit(&messages, t0);
     for p in &phones {
-        relay.connected(&p.id);
+        relay.connected(&p.id, t0);
     }
     let healthy = |fails: &HashMap<(usize, i32), FailSpan>, i: usize, sub: i32, now: Millis| {
         fails
@@ -241,12 +286,12 @@ pub fn run(s: &Scenario) -> Report {
             if !dead && !p.alive {
                 p.alive = true;
                 p.down_since = None;
-                relay.connected(&p.id);
+                relay.connected(&p.id, now);
             }
             if let Some(since) = p.down_since
                 && now - since >= s.offline_grace_ms
             {
-                relay.phone_offline(&p.id);
+                relay.phone_offline(&p.id, now);
                 p.down_since = Some(Millis::MAX / 2);
             }
             if !p.alive {
@@ -266,7 +311,7 @@ pub fn run(s: &Scenario) -> Report {
                     capacity += f64::from(s.parts_per_minute) * s.step_ms as f64 / MINUTE as f64;
                 }
             }
-            for (sub, parts) in step_phone(p, &mut relay, now) {
+            for (sub, parts) in step_phone(p, relay.as_mut(), now) {
                 let b = booked.entry((i, sub)).or_insert(now);
                 *b = (*b).max(now) + Millis::from(parts) * interval;
                 booked_until = booked_until.max(*b);
@@ -297,7 +342,6 @@ pub fn run(s: &Scenario) -> Report {
         }
     }
     let mut report = Report {
-        recipients: relay.recs.len(),
         duplicates: counts.values().filter(|n| **n > 1).count(),
         parts_transmitted: transmitted,
         capacity_parts: backlog.map_or(capacity, |b| b.1),
@@ -305,20 +349,21 @@ pub fn run(s: &Scenario) -> Report {
         backlog_ms: backlog.map_or(now, |b| b.2) - t0,
         ratio_to_end: transmitted as f64 / capacity.max(1.0),
         virtual_ms: now - t0,
-        failovers: relay.failovers,
-        reroutes: relay.reroutes,
+        failovers: relay.failovers(),
+        reroutes: relay.reroutes(),
         phone_deaths: phones.iter().filter(|p| p.death.is_some()).count(),
         failing_sims: fails.len(),
         ..Report::default()
     };
-    for r in relay.recs.values() {
-        match r.state {
+    report.recipients = s.messages;
+    for state in relay.outcomes() {
+        match state {
             RecipientState::Delivered => report.delivered += 1,
             RecipientState::Failed => report.failed += 1,
             _ => report.lost += 1,
         }
     }
-    for (_, e) in &relay.health_events {
+    for (_, e) in relay.health_events() {
         match e {
             HealthEvent::Quarantined(_) => report.quarantined += 1,
             HealthEvent::Recovered(_) => report.recovered += 1,
@@ -329,13 +374,13 @@ pub fn run(s: &Scenario) -> Report {
 
 /// One round of a live phone: link exchange in both directions, then engine and radio.
 /// Returns the parts handed to each SIM's radio.
-fn step_phone(p: &mut SimPhone, relay: &mut RelayModel, now: Millis) -> HashMap<i32, u32> {
+fn step_phone(p: &mut SimPhone, relay: &mut dyn Relay, now: Millis) -> HashMap<i32, u32> {
     let e = &mut p.engine;
     let after = e.relay_seq().expect("relay seq");
     let frames = relay.frames_after(&p.id, after);
     if !frames.is_empty() {
         let applied = e.apply_relay(&frames, now).expect("frames apply");
-        relay.frames_acked(&p.id, applied);
+        relay.frames_acked(&p.id, applied, now);
     }
     let events = e
         .events_after(e.acked_seq().expect("acked seq"), 10_000)
@@ -344,7 +389,7 @@ fn step_phone(p: &mut SimPhone, relay: &mut RelayModel, now: Millis) -> HashMap<
         let (cancels, ack) = relay.apply_events(&p.id, &events, now);
         if !cancels.is_empty() {
             let applied = e.apply_relay(&cancels, now).expect("cancels apply");
-            relay.frames_acked(&p.id, applied);
+            relay.frames_acked(&p.id, applied, now);
         }
         e.ack_events(ack).expect("ack");
     }

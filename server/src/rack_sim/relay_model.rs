@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use simrelay_core::RelayOp;
 use simrelay_core::protocol::{Event, OutboundMessage, Recipient, RecipientState, SimInfo};
 
+use super::Relay;
 use crate::pool_router::{Pending, Policy, SimKey, SimLimits, SimSlot, Target, plan};
 use crate::sim_health::{HealthEvent, Millis, Outcome, SimHealth};
 
@@ -84,8 +85,7 @@ impl RelayModel {
         }
     }
 
-    /// `POST /v1/messages` with one recipient.
-    pub fn submit(&mut self, id: &str, to: &str, text: &str) {
+    fn submit_one(&mut self, id: &str, to: &str, text: &str) {
         let key = (id.to_string(), 0);
         self.recs.insert(
             key.clone(),
@@ -106,12 +106,31 @@ impl RelayModel {
         self.unrouted.insert(key);
     }
 
-    pub fn connected(&mut self, phone: &str) {
+    fn unroute(&mut self, k: &RecipientKey) {
+        let r = self.recs.get_mut(k).expect("known recipient");
+        r.phone = None;
+        r.sim = None;
+        r.accepted = false;
+        r.unrouted = true;
+        r.state = RecipientState::Queued;
+        self.in_hand.remove(k);
+        self.unrouted.insert(k.clone());
+    }
+}
+
+impl Relay for RelayModel {
+    fn submit(&mut self, messages: &[(String, String, String)], _now: Millis) {
+        for (id, to, text) in messages {
+            self.submit_one(id, to, text);
+        }
+    }
+
+    fn connected(&mut self, phone: &str, _now: Millis) {
         self.phones.entry(phone.to_string()).or_default().online = true;
     }
 
     /// After the offline grace: unaccepted recipients of the phone go back to the router.
-    pub fn phone_offline(&mut self, phone: &str) {
+    fn phone_offline(&mut self, phone: &str, _now: Millis) {
         self.phones.entry(phone.to_string()).or_default().online = false;
         let back: Vec<RecipientKey> = self
             .in_hand
@@ -128,19 +147,8 @@ impl RelayModel {
         }
     }
 
-    fn unroute(&mut self, k: &RecipientKey) {
-        let r = self.recs.get_mut(k).expect("known recipient");
-        r.phone = None;
-        r.sim = None;
-        r.accepted = false;
-        r.unrouted = true;
-        r.state = RecipientState::Queued;
-        self.in_hand.remove(k);
-        self.unrouted.insert(k.clone());
-    }
-
     /// One routing pass over the online phones (`sims` as their status reports them).
-    pub fn route(&mut self, online: &[(String, Vec<SimInfo>)], now: Millis) -> Vec<String> {
+    fn route(&mut self, online: &[(String, Vec<SimInfo>)], now: Millis) {
         let mut unsent: HashMap<SimKey, u32> = HashMap::new();
         for k in &self.in_hand {
             let r = &self.recs[k];
@@ -194,7 +202,6 @@ impl RelayModel {
         for p in &planned.probes {
             self.health.probe_started(p);
         }
-        let mut kicked = Vec::new();
         for route in planned.routes {
             let k = keys[usize::try_from(route.mseq).expect("index")].clone();
             let r = self.recs.get_mut(&k).expect("known recipient");
@@ -229,15 +236,11 @@ impl RelayModel {
             log.next_seq += 1;
             let seq = log.next_seq;
             log.frames.push((seq, RelayOp::Send { seq, message }));
-            if !kicked.contains(&route.sim.phone) {
-                kicked.push(route.sim.phone);
-            }
         }
-        kicked
     }
 
     /// Frames of `phone` after `after` (what its link writes).
-    pub fn frames_after(&self, phone: &str, after: u64) -> Vec<RelayOp> {
+    fn frames_after(&mut self, phone: &str, after: u64) -> Vec<RelayOp> {
         self.phones.get(phone).map_or_else(Vec::new, |l| {
             l.frames
                 .iter()
@@ -248,14 +251,14 @@ impl RelayModel {
     }
 
     /// The phone acknowledged frames up to `seq`.
-    pub fn frames_acked(&mut self, phone: &str, seq: u64) {
+    fn frames_acked(&mut self, phone: &str, seq: u64, _now: Millis) {
         if let Some(l) = self.phones.get_mut(phone) {
             l.frames.retain(|(s, _)| *s > seq);
         }
     }
 
     /// Applies events from `phone`; returns the cancel frames to write first and the ack.
-    pub fn apply_events(
+    fn apply_events(
         &mut self,
         phone: &str,
         events: &[(u64, Event)],
@@ -325,13 +328,27 @@ impl RelayModel {
         (ops, event_seq)
     }
 
-    /// Recipients waiting at the relay for a SIM.
-    pub fn unrouted_len(&self) -> usize {
+    fn unrouted_len(&self) -> usize {
         self.unrouted.len()
     }
 
-    /// Recipients not yet in a final state.
-    pub fn open_recipients(&self) -> usize {
+    fn open_recipients(&self) -> usize {
         self.recs.values().filter(|r| !is_final(r.state)).count()
+    }
+
+    fn outcomes(&self) -> Vec<RecipientState> {
+        self.recs.values().map(|r| r.state).collect()
+    }
+
+    fn health_events(&self) -> &[(Millis, HealthEvent)] {
+        &self.health_events
+    }
+
+    fn failovers(&self) -> u64 {
+        self.failovers
+    }
+
+    fn reroutes(&self) -> u64 {
+        self.reroutes
     }
 }
