@@ -1,7 +1,9 @@
 //! A small rack over real WebSockets: a relay on 127.0.0.1:0 and 6 phones × 2 SIMs running the
 //! real core engine with simulated radios. Two SIMs fail every attempt with a SIM-bound code
 //! (`RESULT_RIL_SIM_ABSENT`), one phone is killed and restarted mid-run. Every message of the
-//! pool is delivered, by a healthy SIM, and no part leaves any radio twice.
+//! pool is delivered, by a healthy SIM, and no part leaves any radio twice; the failing SIMs
+//! are cooled down or quarantined (`sim.quarantined` queued) and show up in `/v1/sims` and
+//! `/metrics`.
 
 mod common;
 
@@ -148,6 +150,22 @@ async fn a_rack_fails_over_sim_bound_failures_and_a_dead_phone_without_duplicate
         let _ =
             tokio::time::timeout(Duration::from_millis(20), srv.state.route_kick.notified()).await;
     }
+    // A webhook for SIM health (its URL refuses connections: deliveries stay queued).
+    let hook =
+        json!({"url": "http://127.0.0.1:9/hook", "events": ["sim.quarantined", "sim.recovered"]});
+    let (s, v) = http.req("POST", "/v1/webhooks", KEY_A, Some(hook)).await;
+    assert_eq!(s, 201, "{v}");
+    // Three recipients pinned to a failing SIM: three SIM-bound failures at once quarantine it
+    // (pinned to the phone, they are not moved and end `failed`).
+    let pinned = json!({"to": ["+15553100001", "+15553100002", "+15553100003"], "text": "pinned",
+        "id": "pinned", "phone": phones[FAILING[0].0].id, "sim": FAILING[0].1});
+    let (s, v) = http.req("POST", "/v1/messages", KEY_A, Some(pinned)).await;
+    assert_eq!(s, 202, "{v}");
+    wait_until(&srv.state, "the pinned message failed", || async {
+        let (_, m) = http.req("GET", "/v1/messages/pinned", KEY_A, None).await;
+        m["state"] == "failed"
+    })
+    .await;
     let members: Vec<Value> = phones
         .iter()
         .flat_map(|p| (1..=2).map(move |s| json!({"phone": p.id, "sub_id": s})))
@@ -199,7 +217,8 @@ async fn a_rack_fails_over_sim_bound_failures_and_a_dead_phone_without_duplicate
         .iter()
         .map(|(p, s)| (phones[*p].id.clone(), i64::from(*s)))
         .collect();
-    for m in messages(&http).await {
+    for m in messages(&http).await.iter().filter(|m| m["id"] != "pinned") {
+        assert_eq!(m["state"], "delivered", "{m}");
         let r = &m["recipients"][0];
         let used = (
             r["phone"].as_str().unwrap_or("").to_string(),
@@ -237,6 +256,31 @@ async fn a_rack_fails_over_sim_bound_failures_and_a_dead_phone_without_duplicate
         (200, &json!(0)),
         "{stats}"
     );
+    let queued = srv
+        .state
+        .db
+        .call(|s| s.due_deliveries(i64::MAX / 2, 1000))
+        .await
+        .expect("deliveries");
+    let quarantined: Vec<Value> = queued
+        .iter()
+        .filter(|d| d.event == "sim.quarantined")
+        .map(|d| serde_json::from_str::<Value>(&d.body).expect("json body")["data"].clone())
+        .collect();
+    assert!(
+        !quarantined.is_empty(),
+        "sim.quarantined queued: {sims} {queued:?}"
+    );
+    for data in &quarantined {
+        let key = (
+            data["phone"].as_str().unwrap_or("").to_string(),
+            data["sub_id"].as_i64().unwrap_or(-1),
+        );
+        assert!(
+            failing.contains(&key),
+            "only failing SIMs are quarantined: {data}"
+        );
+    }
     let metrics = http
         .client
         .get(format!("{}/metrics", srv.url))
