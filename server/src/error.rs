@@ -135,13 +135,25 @@ where
                 "send the body as Content-Type: application/json",
             ));
         }
+        let too_large = || {
+            AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body exceeds {} bytes", crate::MAX_BODY_BYTES),
+            )
+        };
+        // An announced oversize body is refused before any of it is read.
+        let announced = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > crate::MAX_BODY_BYTES as u64) {
+            return Err(too_large());
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("the body exceeds {} bytes", crate::MAX_BODY_BYTES),
-                )
+                too_large()
             } else {
                 AppError::bad_request("invalid_body", "the body could not be read")
             }

@@ -212,7 +212,10 @@ pub async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match ws {
+        // tungstenite allocates its read buffer up front (128 KiB by default); most links only
+        // heartbeat, so 4 KiB (grown on demand for big frames) keeps a link near 10 KiB.
         Ok(ws) => ws
+            .read_buffer_size(4 * 1024)
             .max_message_size(2 * MAX_FRAME_BYTES)
             .max_frame_size(2 * MAX_FRAME_BYTES)
             .on_upgrade(move |socket| crate::link::serve(state, socket)),

@@ -1,0 +1,516 @@
+//! Load benchmarks against `simrelay serve` as its own process (not timed tests). Run through
+//! `scripts/load.sh`, which raises the fd limit, or directly:
+//!
+//! ```sh
+//! cargo bench -p simrelay-server --bench load -- accept [--secs 10] [--concurrency 64]
+//! cargo bench -p simrelay-server --bench load -- rate --rate 2000 [--secs 10]
+//! cargo bench -p simrelay-server --bench load -- e2e [--phones 100] [--messages 20000]
+//! cargo bench -p simrelay-server --bench load -- conns [--count 10000] [--secs 60]
+//! cargo bench -p simrelay-server --bench load -- soak [--rate 300] [--secs 150] [--phones 20]
+//! ```
+//!
+//! * accept: closed loop, `concurrency` clients posting one-recipient messages; each 202 comes
+//!   after the durable group commit. Accepted/s and latency percentiles.
+//! * rate: open loop at a fixed rate; latency measured from the scheduled send time (no
+//!   coordinated omission). p50/p99/max.
+//! * e2e: `simrelay sim-phones` with N phones at zero radio latency; messages/s from the first
+//!   POST until every message is `delivered`.
+//! * conns: N raw WebSocket phones (paired through the API) that say hello and heartbeat;
+//!   the relay's RSS per connection and its CPU while they only heartbeat.
+//! * soak: a steady rate through simulated phones; RSS sampled every 10 s, errors counted.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use simrelay_protocol::{PROTOCOL_VERSION, PhoneFrame, PhoneStatus, RelayFrame, SimInfo};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+const KEY: &str = "load-key";
+
+fn arg(args: &[String], name: &str, default: u64) -> u64 {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A child `simrelay` process, once it printed its `ready` line.
+async fn spawn(args: &[&str], ready: &str, log: &Path) -> (Child, String) {
+    let log = std::fs::File::create(log).expect("log file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simrelay"))
+        .args(args)
+        .env("SIMRELAY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("simrelay starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(300), lines.next_line())
+            .await
+            .expect("ready in time")
+            .expect("stdout readable")
+            .expect("process still running");
+        if line.starts_with(ready) {
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, line);
+        }
+    }
+}
+
+async fn relay(dir: &Path, heartbeat_ms: u64) -> (Child, String) {
+    let data = dir.join("relay").display().to_string();
+    let hb = heartbeat_ms.to_string();
+    let (child, line) = spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            &data,
+            "--api-key",
+            KEY,
+            "--heartbeat-ms",
+            &hb,
+        ],
+        "listening on",
+        &dir.join("relay.log"),
+    )
+    .await;
+    let url = line.trim_start_matches("listening on ").to_string();
+    (child, url)
+}
+
+async fn phones(dir: &Path, url: &str, count: u64) -> Child {
+    let data = dir.join("phones").display().to_string();
+    let n = count.to_string();
+    spawn(
+        &[
+            "sim-phones",
+            "--relay",
+            url,
+            "--count",
+            &n,
+            "--data",
+            &data,
+            "--api-key",
+            KEY,
+        ],
+        "sim-phones ready",
+        &dir.join("phones.log"),
+    )
+    .await
+    .0
+}
+
+/// (RSS in KiB, CPU seconds user+system) of a process, from /proc.
+fn proc_stats(pid: u32) -> (u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 (utime, stime) are 11 and 12 after the command name; 100 ticks/s.
+    (rss, (ticks(11) + ticks(12)) / 100.0)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+async fn post(http: &reqwest::Client, url: &str, n: u64) -> bool {
+    let body = json!({"to": [format!("+1555{:07}", n % 10_000_000)], "text": format!("load {n}")});
+    matches!(
+        http.post(format!("{url}/v1/messages")).bearer_auth(KEY).json(&body).send().await,
+        Ok(r) if r.status().as_u16() == 202
+    )
+}
+
+fn percentiles(mut v: Vec<Duration>) -> String {
+    if v.is_empty() {
+        return "no samples".into();
+    }
+    v.sort();
+    let p = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)].as_secs_f64() * 1e3;
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        p(0.5),
+        p(0.99),
+        p(1.0)
+    )
+}
+
+async fn accept(url: &str, secs: u64, concurrency: u64) {
+    let http = client();
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, next, errors) =
+            (http.clone(), url.to_string(), next.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < end {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                if post(&http, &url, n).await {
+                    lat.push(t.elapsed());
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.expect("client task"));
+    }
+    let el = start.elapsed().as_secs_f64();
+    println!(
+        "accept: {} accepted in {el:.1} s = {:.0}/s with {concurrency} clients, {} errors; {}",
+        lat.len(),
+        lat.len() as f64 / el,
+        errors.load(Ordering::Relaxed),
+        percentiles(lat)
+    );
+}
+
+async fn rate(url: &str, rate: u64, secs: u64) {
+    let http = client();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = tokio::time::Instant::now();
+    let total = rate * secs;
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        let at = start + interval * n as u32;
+        tokio::time::sleep_until(at).await;
+        let (http, url, errors) = (http.clone(), url.to_string(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let ok = post(&http, &url, n).await;
+            if !ok {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+            at.elapsed()
+        }));
+    }
+    let mut lat = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        lat.push(t.await.expect("request task"));
+    }
+    println!(
+        "rate: {total} messages at {rate}/s for {secs} s, {} errors; latency from schedule: {}",
+        errors.load(Ordering::Relaxed),
+        percentiles(lat)
+    );
+}
+
+async fn delivered(http: &reqwest::Client, url: &str) -> u64 {
+    let Ok(r) = http.get(format!("{url}/metrics")).send().await else {
+        return 0;
+    };
+    let text = r.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("simrelay_messages{state=\"delivered\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn e2e(dir: &Path, url: &str, phone_count: u64, messages: u64) {
+    let _phones = phones(dir, url, phone_count).await;
+    let http = client();
+    let start = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (http, url, next) = (http.clone(), url.to_string(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= messages {
+                    return;
+                }
+                while !post(&http, &url, n).await {}
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("poster");
+    }
+    let posted = start.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut done;
+    loop {
+        done = delivered(&http, url).await;
+        if done >= messages || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let el = start.elapsed().as_secs_f64();
+    println!(
+        "e2e: {done}/{messages} delivered through {phone_count} phones in {el:.1} s = {:.0} msg/s (posting took {posted:.1} s)",
+        done as f64 / el
+    );
+}
+
+fn status() -> PhoneStatus {
+    PhoneStatus {
+        sims: vec![SimInfo {
+            sub_id: 1,
+            slot: 0,
+            carrier: None,
+            parts_per_minute: 30,
+            daily_cap: 0,
+            sent_today: 0,
+        }],
+        queue_depth: 0,
+        battery: None,
+        charging: None,
+        app_version: "load".into(),
+    }
+}
+
+/// Pairs one raw phone; returns its device token.
+async fn pair(http: &reqwest::Client, url: &str, ws: &str) -> String {
+    let code: serde_json::Value = http
+        .post(format!("{url}/v1/pairing-codes"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("pairing code")
+        .json()
+        .await
+        .expect("json");
+    let (mut s, _) = tokio_tungstenite::connect_async(ws).await.expect("ws");
+    let frame = PhoneFrame::Pair {
+        version: PROTOCOL_VERSION,
+        code: code["code"].as_str().expect("code").into(),
+        name: None,
+    };
+    s.send(Message::text(simrelay_protocol::encode(&frame)))
+        .await
+        .expect("pair sent");
+    while let Some(Ok(m)) = s.next().await {
+        if let Message::Text(t) = m
+            && let Ok(RelayFrame::Paired { token, .. }) = simrelay_protocol::decode_relay_frame(&t)
+        {
+            return token;
+        }
+    }
+    panic!("pairing failed");
+}
+
+/// A phone that says hello, answers with heartbeats, and counts its welcome.
+async fn hold(ws: String, token: String, heartbeat: Duration, online: Arc<AtomicU64>) {
+    let Ok((s, _)) = tokio_tungstenite::connect_async(&ws).await else {
+        return;
+    };
+    let (mut tx, mut rx) = s.split();
+    let hello = PhoneFrame::Hello {
+        version: PROTOCOL_VERSION,
+        token,
+        acked: 0,
+        status: status(),
+    };
+    if tx
+        .send(Message::text(simrelay_protocol::encode(&hello)))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut tick = tokio::time::interval(heartbeat);
+    loop {
+        tokio::select! {
+            m = rx.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    if let Ok(RelayFrame::Welcome { .. }) = simrelay_protocol::decode_relay_frame(&t) {
+                        online.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+            _ = tick.tick() => {
+                let hb = PhoneFrame::Heartbeat { at: 0 };
+                if tx.send(Message::text(simrelay_protocol::encode(&hb))).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn conns(url: &str, pid: u32, count: u64, secs: u64, heartbeat: Duration) {
+    let http = client();
+    let ws = format!("{}/v1/link", url.replacen("http", "ws", 1));
+    let t = Instant::now();
+    let mut tokens = Vec::with_capacity(count as usize);
+    let mut pairing = Vec::new();
+    for chunk in 0..16 {
+        let (http, url, ws) = (http.clone(), url.to_string(), ws.clone());
+        let n = count / 16 + u64::from(chunk < count % 16);
+        pairing.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                out.push(pair(&http, &url, &ws).await);
+            }
+            out
+        }));
+    }
+    for p in pairing {
+        tokens.extend(p.await.expect("pairing task"));
+    }
+    println!(
+        "conns: paired {count} phones in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let (rss0, _) = proc_stats(pid);
+    let online = Arc::new(AtomicU64::new(0));
+    let t = Instant::now();
+    for token in tokens {
+        tokio::spawn(hold(ws.clone(), token, heartbeat, online.clone()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while online.load(Ordering::Relaxed) < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let up = online.load(Ordering::Relaxed);
+    println!(
+        "conns: {up}/{count} online in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    // Let connection buffers and the presence writes settle before measuring.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (rss1, cpu1) = proc_stats(pid);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (rss2, cpu2) = proc_stats(pid);
+    println!(
+        "conns: relay RSS {} MiB idle -> {} MiB with {up} links = {:.1} KiB per link; \
+         heartbeat phase ({secs} s, one heartbeat per {} ms each way): relay CPU {:.1}% of one core, RSS {} MiB after",
+        rss0 / 1024,
+        rss1 / 1024,
+        (rss1.saturating_sub(rss0)) as f64 / up.max(1) as f64,
+        heartbeat.as_millis(),
+        (cpu2 - cpu1) / secs as f64 * 100.0,
+        rss2 / 1024
+    );
+}
+
+async fn soak(dir: &Path, url: &str, pid: u32, rate: u64, secs: u64, phone_count: u64) {
+    let _phones = phones(dir, url, phone_count).await;
+    let http = client();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = tokio::time::Instant::now();
+    let mut next_sample = Instant::now();
+    let mut samples = Vec::new();
+    for n in 0..rate * secs {
+        if Instant::now() >= next_sample {
+            let (rss, cpu) = proc_stats(pid);
+            samples.push(format!(
+                "{:.0}s {} MiB cpu {cpu:.1}s",
+                start.elapsed().as_secs_f64(),
+                rss / 1024
+            ));
+            next_sample += Duration::from_secs(10);
+        }
+        tokio::time::sleep_until(start + interval * n as u32).await;
+        let (http, url, errors) = (http.clone(), url.to_string(), errors.clone());
+        tokio::spawn(async move {
+            if !post(&http, &url, n).await {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    let total = rate * secs;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut done = delivered(&http, url).await;
+    while done < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        done = delivered(&http, url).await;
+    }
+    let (rss, _) = proc_stats(pid);
+    println!(
+        "soak: {total} messages at {rate}/s for {secs} s through {phone_count} phones: {done} delivered, {} errors; relay RSS {}; final {} MiB",
+        errors.load(Ordering::Relaxed),
+        samples.join(", "),
+        rss / 1024
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(mode) = args
+        .iter()
+        .find(|a| !a.starts_with('-') && a.parse::<u64>().is_err())
+        .cloned()
+    else {
+        // `cargo bench` without a mode (e.g. every bench of the crate): nothing to do.
+        println!("load: pass a mode: accept, rate, e2e, conns or soak (see scripts/load.sh)");
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        rustls::crypto::ring::default_provider()
+            .install_default()
+            .ok();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hb = Duration::from_millis(arg(&args, "--heartbeat-ms", 15_000));
+        let (relay_proc, url) = relay(dir.path(), hb.as_millis() as u64).await;
+        let pid = relay_proc.id().expect("relay pid");
+        let secs = arg(&args, "--secs", 10);
+        match mode.as_str() {
+            "accept" => accept(&url, secs, arg(&args, "--concurrency", 64)).await,
+            "rate" => rate(&url, arg(&args, "--rate", 2000), secs).await,
+            "e2e" => {
+                e2e(
+                    dir.path(),
+                    &url,
+                    arg(&args, "--phones", 100),
+                    arg(&args, "--messages", 20_000),
+                )
+                .await
+            }
+            "conns" => conns(&url, pid, arg(&args, "--count", 10_000), secs, hb).await,
+            "soak" => {
+                soak(
+                    dir.path(),
+                    &url,
+                    pid,
+                    arg(&args, "--rate", 300),
+                    secs,
+                    arg(&args, "--phones", 20),
+                )
+                .await
+            }
+            other => eprintln!("unknown mode {other}: accept, rate, e2e, conns or soak"),
+        }
+        drop(relay_proc);
+    });
+}
