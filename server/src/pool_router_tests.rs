@@ -234,3 +234,114 @@ fn working_hours_and_daily_caps() {
     assert_eq!(local_day(23 * 3_600_000, 120), 1);
     assert_eq!(local_day(23 * 3_600_000, 0), 0);
 }
+
+fn gate_of(n: u8) -> Gate {
+    match n {
+        0 => Gate::Closed,
+        1 => Gate::Probe,
+        _ => Gate::Open,
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn plans_respect_every_rule(
+        sims in proptest::collection::vec(
+            (0u8..4, 1i32..3, 1u32..60, 0u32..20, 0u8..4, proptest::bool::weighted(0.1),
+             proptest::option::of(0u32..12), 0u32..10),
+            0..10,
+        ),
+        pending in proptest::collection::vec(
+            (1u32..5, 0u8..5, proptest::option::of(0u8..4), 0u8..3),
+            0..40,
+        ),
+    ) {
+        let mut slots: Vec<SimSlot> = Vec::new();
+        for (phone, sub, ppm, unsent, gate, capped, cap, today) in sims {
+            let key = SimKey::new(format!("p{phone}"), sub);
+            if slots.iter().any(|s| s.key == key) {
+                continue;
+            }
+            slots.push(SimSlot {
+                key,
+                parts_per_minute: ppm,
+                phone_capped: capped,
+                limits: SimLimits { daily_cap: cap, hours: None },
+                routed_today: today,
+                unsent_parts: unsent,
+                gate: gate_of(gate),
+            });
+        }
+        let mut pol = policy();
+        pol.pools.insert("pool".into(), slots.iter().step_by(2).map(|s| s.key.clone()).collect());
+        let reqs: Vec<Pending> = pending
+            .iter()
+            .enumerate()
+            .map(|(i, (parts, target, avoid, to))| Pending {
+                mseq: i as i64,
+                idx: 0,
+                parts: *parts,
+                to: format!("+1555000{to}"),
+                target: match target {
+                    0 => Target::Pool("pool".into()),
+                    1 => Target::Phone("p1".into()),
+                    2 => Target::Sim { phone: None, sub_id: 2 },
+                    _ => Target::Any,
+                },
+                avoid_phones: avoid.map(|a| vec![format!("p{a}")]).unwrap_or_default(),
+                bound: Vec::new(),
+                sticky: false,
+            })
+            .collect();
+        let before = slots.clone();
+        let planned = plan(&pol, &mut HashMap::new(), &reqs, &mut slots, 0);
+        let mut seen = std::collections::HashSet::new();
+        for r in &planned.routes {
+            proptest::prop_assert!(seen.insert(r.mseq), "assigned twice");
+            let req = &reqs[r.mseq as usize];
+            let s = before.iter().find(|s| s.key == r.sim).expect("a known SIM");
+            proptest::prop_assert!(targets(&pol, &req.target, &s.key), "target");
+            proptest::prop_assert!(!req.avoid_phones.contains(&s.key.phone), "avoided phone");
+            proptest::prop_assert!(s.gate != Gate::Closed && !s.phone_capped, "eligible");
+        }
+        for (b, a) in before.iter().zip(&slots) {
+            let added: Vec<&Pending> = planned
+                .routes
+                .iter()
+                .filter(|r| r.sim == b.key)
+                .map(|r| &reqs[r.mseq as usize])
+                .collect();
+            let parts: u32 = added.iter().map(|p| p.parts).sum();
+            proptest::prop_assert_eq!(a.unsent_parts, b.unsent_parts + parts);
+            if !added.is_empty() {
+                let budget = b.budget(pol.lookahead_ms);
+                proptest::prop_assert!(
+                    u64::from(a.unsent_parts) <= budget || (b.unsent_parts == 0 && added.len() == 1),
+                    "headroom"
+                );
+                if let Some(cap) = b.limits.daily_cap {
+                    proptest::prop_assert!(
+                        a.routed_today <= cap || (b.routed_today == 0 && added.len() == 1),
+                        "daily cap"
+                    );
+                }
+            }
+            if b.gate == Gate::Probe {
+                proptest::prop_assert!(added.len() <= 1, "one probe");
+            }
+        }
+        // Nothing waits while a SIM it could use still has room.
+        for (i, req) in reqs.iter().enumerate() {
+            if seen.contains(&(i as i64)) {
+                continue;
+            }
+            for s in &slots {
+                let usable = targets(&pol, &req.target, &s.key)
+                    && !req.avoid_phones.contains(&s.key.phone)
+                    && s.eligible(req.parts, 0)
+                    && s.has_room(req.parts, pol.lookahead_ms);
+                proptest::prop_assert!(!usable, "left waiting with room on {:?}", s.key);
+            }
+        }
+    }
+}
