@@ -32,13 +32,13 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 /// The message the test sends as number `i`: some long (2 parts), some to two numbers.
 fn message(i: usize) -> Value {
-    let text = if i % 5 == 0 {
+    let text = if i.is_multiple_of(5) {
         format!("chaos {i} {}", "long ".repeat(34))
     } else {
         format!("chaos {i}")
     };
     let mut to = vec![format!("+1555{:07}", i)];
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         to.push(format!("+1666{:07}", i));
     }
     json!({"id": format!("c-{i}"), "to": to, "text": text})
