@@ -71,25 +71,30 @@ pub fn unrouted(
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    // SIMs each message is on already (routed or tried), in one query for the whole page.
+    let mut mseqs: Vec<i64> = out.iter().map(|u| u.mseq).collect();
+    mseqs.dedup();
+    let rows: Vec<(i64, Option<String>, Option<i32>, Option<String>)> = c
+        .prepare_cached(
+            "SELECT mseq, phone_id, sim, tried FROM recipients
+             WHERE mseq IN (SELECT value FROM json_each(?1))
+               AND ((phone_id IS NOT NULL AND sim IS NOT NULL) OR tried IS NOT NULL)",
+        )?
+        .query_map([serde_json::to_string(&mseqs)?], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
     let mut bound: HashMap<i64, Vec<SimKey>> = HashMap::new();
-    for u in &out {
-        if bound.contains_key(&u.mseq) {
-            continue;
+    for (mseq, phone, sim, tried) in rows {
+        let keys = bound.entry(mseq).or_default();
+        if let (Some(p), Some(s)) = (phone, sim) {
+            keys.push(SimKey::new(p, s));
         }
-        let rows: Vec<(Option<String>, Option<i32>, Option<String>)> = c
-            .prepare_cached("SELECT phone_id, sim, tried FROM recipients WHERE mseq = ?1")?
-            .query_map([u.mseq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut keys: Vec<SimKey> = Vec::new();
-        for (phone, sim, tried) in rows {
-            if let (Some(p), Some(s)) = (phone, sim) {
-                keys.push(SimKey::new(p, s));
-            }
-            keys.extend(parse_tried(tried.as_deref()));
-        }
+        keys.extend(parse_tried(tried.as_deref()));
+    }
+    for keys in bound.values_mut() {
         keys.sort();
         keys.dedup_by(|a, b| a.phone == b.phone);
-        bound.insert(u.mseq, keys);
     }
     for u in &mut out {
         u.bound = bound.get(&u.mseq).cloned().unwrap_or_default();
