@@ -22,6 +22,9 @@ use super::{Applied, Assignment, Millis, Result, Unrouted};
 use crate::pool_router::SimKey;
 use crate::sim_health::Outcome;
 
+/// (mseq, phone_id, sim, tried) of a recipient already placed or tried somewhere.
+type BoundRow = (i64, Option<String>, Option<i32>, Option<String>);
+
 fn parse_tried(json: Option<&str>) -> Vec<SimKey> {
     json.and_then(|j| serde_json::from_str::<Vec<(String, i32)>>(j).ok())
         .unwrap_or_default()
@@ -74,7 +77,7 @@ pub fn unrouted(
     // SIMs each message is on already (routed or tried), in one query for the whole page.
     let mut mseqs: Vec<i64> = out.iter().map(|u| u.mseq).collect();
     mseqs.dedup();
-    let rows: Vec<(i64, Option<String>, Option<i32>, Option<String>)> = c
+    let rows: Vec<BoundRow> = c
         .prepare_cached(
             "SELECT mseq, phone_id, sim, tried FROM recipients
              WHERE mseq IN (SELECT value FROM json_each(?1))
