@@ -14,8 +14,8 @@
 //!    in hand always takes one recipient, however long).
 //! 5. Stickiness: a number keeps the SIM it last used while that SIM is eligible (it waits for
 //!    headroom there), so replies come back to the same SIM.
-//! 6. Prefix rules: SIMs preferred for the longest matching destination prefix win when they
-//!    have headroom; otherwise any SIM.
+//! 6. Prefix rules (a pool's rules apply to recipients of that pool): SIMs preferred for the
+//!    longest matching destination prefix win when they have headroom; otherwise any SIM.
 //! 7. Among the rest, the lowest load per unit of pace wins (ties by key).
 
 use std::collections::{BTreeSet, HashMap};
@@ -147,11 +147,13 @@ pub struct Route {
     pub sim: SimKey,
 }
 
-/// Destination prefix `prefix` prefers the SIMs in `sims`.
+/// Destination prefix `prefix` prefers the SIMs in `sims`, for recipients of `pool` (a pool's
+/// rule) or of every recipient (`None`).
 #[derive(Debug, Clone)]
 pub struct PrefixRule {
     pub prefix: String,
     pub sims: BTreeSet<SimKey>,
+    pub pool: Option<String>,
 }
 
 /// Routing settings and the state routing keeps between passes.
@@ -239,6 +241,11 @@ pub fn plan(
                 .prefixes
                 .iter()
                 .filter(|p| r.to.starts_with(&p.prefix))
+                .filter(|p| {
+                    p.pool
+                        .as_ref()
+                        .is_none_or(|name| r.target == Target::Pool(name.clone()))
+                })
                 .max_by_key(|p| p.prefix.len());
             let best = |pool: &mut dyn Iterator<Item = usize>| {
                 pool.min_by(|&a, &b| {

@@ -141,10 +141,12 @@ fn prefix_rules_prefer_their_sims_then_fall_back() {
     pol.prefixes.push(PrefixRule {
         prefix: "+44".into(),
         sims: [SimKey::new("uk", 1)].into(),
+        pool: None,
     });
     pol.prefixes.push(PrefixRule {
         prefix: "+447".into(),
         sims: [SimKey::new("uk", 2)].into(),
+        pool: None,
     });
     let mut sims = [slot("uk", 1, 20), slot("uk", 2, 20), slot("us", 1, 20)];
     sims[0].unsent_parts = 4;
@@ -159,6 +161,19 @@ fn prefix_rules_prefer_their_sims_then_fall_back() {
     sims[1].unsent_parts = 10;
     let routes = run(&pol, &pending(1, "+447700900"), &mut sims);
     assert_eq!(routes[0].sim, SimKey::new("us", 1));
+    // A pool's rule applies to that pool's recipients only.
+    sims[1].unsent_parts = 4;
+    pol.prefixes[1].pool = Some("uk-pool".into());
+    pol.pools.insert(
+        "uk-pool".into(),
+        [SimKey::new("uk", 2), SimKey::new("us", 1)].into(),
+    );
+    let routes = run(&pol, &pending(1, "+447700900"), &mut sims);
+    assert_eq!(routes[0].sim, SimKey::new("uk", 1), "the global +44 rule");
+    let mut p = pending(1, "+447700900");
+    p[0].target = Target::Pool("uk-pool".into());
+    let routes = run(&pol, &p, &mut sims);
+    assert_eq!(routes[0].sim, SimKey::new("uk", 2), "the pool's +447 rule");
 }
 
 #[test]

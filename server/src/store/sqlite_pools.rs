@@ -330,6 +330,7 @@ pub fn routing_input(c: &Connection, account: &str, now: Millis) -> Result<Routi
             input.prefixes.push(PrefixRule {
                 prefix,
                 sims: sims.into_iter().collect(),
+                pool: Some(p.name.clone()),
             });
         }
         input
