@@ -187,3 +187,47 @@ fn unknown_outcomes_and_pinned_messages_never_move() -> R<()> {
     );
     Ok(())
 }
+
+#[test]
+fn routed_parts_count_per_sim_and_local_day() -> R<()> {
+    use simrelay_server::store::sqlite_pools::SimSettings;
+    let (_dir, store, account) = setup()?;
+    let day = 86_400_000;
+    let t = 20_000 * day + 23 * 3_600_000; // 23:00 UTC
+    let key = SimKey::new("A", 1);
+    let settings = SimSettings {
+        daily_cap: Some(2),
+        hours: None,
+        utc_offset_min: 120,
+    };
+    assert!(store.set_sim_settings(&account, &key, &settings)?);
+    assert!(
+        !store.set_sim_settings("other", &key, &settings)?,
+        "not its phone"
+    );
+    store.create_messages(&[message(&account, "a", None), message(&account, "b", None)])?;
+    let u = store.unrouted(&account, &["A".into()], 10)?;
+    let routes: Vec<Assignment> = u
+        .iter()
+        .map(|r| Assignment {
+            mseq: r.mseq,
+            idx: 0,
+            phone: "A".into(),
+            sim: Some(1),
+        })
+        .collect();
+    store.commit_routes(&routes, t)?;
+    let input = store.routing_input(&account, t)?;
+    assert_eq!(input.routed_today.get(&key), Some(&2));
+    assert_eq!(input.unsent.get(&key), Some(&2), "routed, not yet sent");
+    assert_eq!(input.settings.get(&key), Some(&settings));
+    // 23:00 UTC is 01:00 the next day at UTC+2: that day has the 2 parts; the day after, none.
+    assert_eq!(
+        store
+            .routing_input(&account, t + day)?
+            .routed_today
+            .get(&key),
+        None
+    );
+    Ok(())
+}

@@ -176,6 +176,12 @@ pub fn commit_routes(
             phones.push(phone.to_string());
         }
     }
+    if !phones.is_empty() {
+        // Usage older than yesterday (in any time zone) is never read again.
+        let old = crate::pool_router::local_day(now, 0) - 2;
+        tx.prepare_cached("DELETE FROM sim_usage WHERE day < ?1")?
+            .execute([old])?;
+    }
     Ok(phones)
 }
 
