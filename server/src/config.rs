@@ -36,8 +36,12 @@ pub struct Config {
     pub offline_grace: Duration,
     /// Most relay frames sent to a phone and not yet acknowledged.
     pub window: u64,
-    /// Most recipients routed to one phone and not yet handed to its radio.
+    /// Read for compatibility; routing is bounded by each SIM's pace headroom instead.
     pub phone_queue_max: u32,
+    /// How long a SIM takes no new work after a SIM-bound failure.
+    pub sim_cooldown: Duration,
+    /// How long a quarantined SIM waits for its probe.
+    pub sim_quarantine: Duration,
     /// First webhook retry delay; doubles per attempt up to six hours.
     pub webhook_backoff: Duration,
     /// Attempts before a webhook delivery is `dead`.
@@ -62,6 +66,8 @@ impl Config {
             offline_grace: Duration::from_secs(30),
             window: 64,
             phone_queue_max: 1000,
+            sim_cooldown: Duration::from_secs(30),
+            sim_quarantine: Duration::from_secs(300),
             webhook_backoff: Duration::from_secs(10),
             webhook_max_attempts: 20,
             default_validity: Duration::from_secs(7 * 24 * 3600),
@@ -86,6 +92,8 @@ pub struct FileConfig {
     pub offline_grace_ms: Option<u64>,
     pub window: Option<u64>,
     pub phone_queue_max: Option<u32>,
+    pub sim_cooldown_ms: Option<u64>,
+    pub sim_quarantine_ms: Option<u64>,
     pub webhook_backoff_ms: Option<u64>,
     pub webhook_max_attempts: Option<u32>,
     pub default_validity_secs: Option<u64>,
@@ -212,6 +220,12 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
     }
     if let Some(q) = file.phone_queue_max {
         c.phone_queue_max = q;
+    }
+    if let Some(ms) = file.sim_cooldown_ms {
+        c.sim_cooldown = Duration::from_millis(ms);
+    }
+    if let Some(ms) = file.sim_quarantine_ms {
+        c.sim_quarantine = Duration::from_millis(ms);
     }
     if let Some(ms) = file.webhook_backoff_ms {
         c.webhook_backoff = Duration::from_millis(ms);

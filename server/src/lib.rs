@@ -113,6 +113,11 @@ impl AppState {
         let route_kick = Arc::new(Notify::new());
         let committer = Committer::start(db.clone(), route_kick.clone());
         let (shutdown, _) = watch::channel(false);
+        let rack = rack::Rack::new(sim_health::HealthPolicy {
+            cooldown_ms: millis(config.sim_cooldown),
+            quarantine_ms: millis(config.sim_quarantine),
+            ..sim_health::HealthPolicy::default()
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 hub: Hub::new(),
@@ -126,7 +131,7 @@ impl AppState {
                 webhook_kick: Arc::new(Notify::new()),
                 tls_fingerprint,
                 shutdown,
-                rack: rack::Rack::default(),
+                rack,
             }),
         })
     }
@@ -155,6 +160,11 @@ impl AppState {
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
+}
+
+/// A duration in (saturated) milliseconds.
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Resolves once `rx` reports shutdown (the guard of `wait_for` must not live across awaits).
