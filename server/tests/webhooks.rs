@@ -61,7 +61,7 @@ async fn receiver(
 }
 
 async fn next(rx: &mut mpsc::UnboundedReceiver<Value>) -> Value {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+    tokio::time::timeout(Duration::from_secs(60), rx.recv())
         .await
         .expect("a webhook within 10 s")
         .expect("open")
@@ -193,7 +193,7 @@ async fn a_failing_endpoint_ends_dead_after_the_attempt_limit() {
     let (_, token) = paired_phone(&http, &srv.ws_url(), KEY_A).await;
     let (_p, _) = RawPhone::hello(&srv.ws_url(), &token, 0).await;
     // Wait for the third (last) attempt, then for the store to record it as dead.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut counts = srv.state.db.call(|s| s.counts()).await.expect("counts");
     while counts.webhooks_dead == 0 {
         assert!(
