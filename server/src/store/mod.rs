@@ -10,6 +10,7 @@ pub mod committer;
 pub mod schema;
 pub mod sqlite;
 mod sqlite_messages;
+pub use sqlite_messages::PHONE_SILENCE_MS;
 mod sqlite_phones;
 pub mod sqlite_pools;
 mod sqlite_routing;
@@ -362,7 +363,8 @@ pub trait Store: Send + Sync + 'static {
     /// Recipients no longer unrouted (cancelled meanwhile) are skipped.
     fn commit_routes(&self, routes: &[Assignment], now: Millis) -> Result<Vec<String>>;
     /// Expires unrouted recipients past their `valid_until` (or, without one, older than
-    /// `default_validity` ms).
+    /// `default_validity` ms), and ends `unknown` the routed ones whose phone stayed silent
+    /// past every deadline of its own (`sqlite_messages::PHONE_SILENCE_MS`).
     fn expire_unrouted(&self, now: Millis, default_validity: Millis) -> Result<u32>;
 
     fn create_webhook(&self, account: &str, hook: &Webhook) -> Result<()>;

@@ -333,6 +333,42 @@ pub fn expire_unrouted(tx: &Transaction<'_>, now: Millis, default_validity: Mill
         recompute_state(tx, *mseq, now)?;
         recipient_webhook(tx, account, *mseq, *idx, "expired", now)?;
     }
+    let silent = end_silent(tx, now, default_validity)?;
+    Ok(u32::try_from(rows.len())
+        .unwrap_or(u32::MAX)
+        .saturating_add(silent))
+}
+
+/// How long after a routed recipient's validity (or its last change, if later) the relay
+/// still waits for its phone: longer than every deadline the phone keeps itself (10 min for a
+/// sent result, 78 h for delivery reports), so a phone that is only offline for a while ends
+/// the recipient itself and reports it.
+pub const PHONE_SILENCE_MS: Millis = 80 * 3_600_000;
+
+/// Ends `unknown` (error `phone_silent`) the routed recipients whose phone never reported
+/// an end: nothing waits forever. A late report from the phone still applies (`unknown` is
+/// not final).
+fn end_silent(tx: &Transaction<'_>, now: Millis, default_validity: Millis) -> Result<u32> {
+    let rows: Vec<(i64, u32)> = tx
+        .prepare_cached(
+            "SELECT r.mseq, r.idx FROM recipients r JOIN messages m USING (mseq)
+             WHERE r.phone_id IS NOT NULL
+               AND r.state IN ('pending', 'queued', 'sending', 'sent', 'cancelling')
+               AND max(coalesce(m.valid_until, m.created_at + ?2), r.updated_at) + ?3 < ?1
+             LIMIT 10000",
+        )?
+        .query_map(params![now, default_validity, PHONE_SILENCE_MS], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (mseq, idx) in &rows {
+        tx.prepare_cached(
+            "UPDATE recipients SET state = 'unknown', error = 'phone_silent', updated_at = ?3
+             WHERE mseq = ?1 AND idx = ?2",
+        )?
+        .execute(params![mseq, idx, now])?;
+        recompute_state(tx, *mseq, now)?;
+    }
     Ok(u32::try_from(rows.len()).unwrap_or(u32::MAX))
 }
 
