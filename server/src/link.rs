@@ -217,7 +217,17 @@ async fn session(
     };
     let result = async {
         send(link.socket, &welcome).await?;
-        link.pump(None).await?;
+        // A `cancel` written on the last link may have been lost with it, after the phone's
+        // `queued` event was stored. The phone resends that event and waits for our `ack`
+        // before its radio may have the recipient, so every pending `cancel` must be on the
+        // wire before any `ack` of this link, whatever the window.
+        let (p, after) = (link.phone.clone(), link.sent_upto);
+        let last_cancel = link
+            .state
+            .db
+            .call(move |s| s.last_cancel_after(&p, after))
+            .await?;
+        link.pump(last_cancel).await?;
         link.run().await
     }
     .await;

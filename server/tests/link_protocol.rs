@@ -468,3 +468,88 @@ async fn shutdown_does_not_wait_for_inbox_waiters() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "shutting_down");
 }
+
+/// The relay wrote `cancel` then `ack` for an acceptance it had routed elsewhere, and the
+/// phone lost both with the link. On the next link the phone resends that `queued` event
+/// (already stored: nothing new is decided) and will release the acceptance on our `ack`: the
+/// pending `cancel` must be on the wire first, even when the window would hold it back.
+#[tokio::test]
+async fn a_lost_cancel_is_resent_before_any_ack_whatever_the_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server(dir.path(), |c| {
+        c.offline_grace = Duration::from_millis(100);
+        c.window = 1;
+    })
+    .await;
+    let http = Http::new(&srv.url);
+    let (a_id, a_token) = paired_phone(&http, &srv.ws_url(), KEY_A).await;
+    let (_b_id, b_token) = paired_phone(&http, &srv.ws_url(), KEY_A).await;
+
+    let (mut a, _) = RawPhone::hello(&srv.ws_url(), &a_token, 0).await;
+    http.req(
+        "POST",
+        "/v1/messages",
+        KEY_A,
+        Some(json!({"to": ["+15551230001"], "text": "hi", "id": "moves"})),
+    )
+    .await;
+    let Some(RelayFrame::Send { seq: 1, .. }) = a.recv().await else {
+        panic!("A gets the frame")
+    };
+    a.send(&PhoneFrame::Ack { seq: 1 }).await;
+    http.req(
+        "POST",
+        "/v1/messages",
+        KEY_A,
+        Some(json!({"to": ["+15551230002"], "text": "stays", "id": "pinned", "phone": a_id})),
+    )
+    .await;
+    let Some(RelayFrame::Send { seq: 2, .. }) = a.recv().await else {
+        panic!("A gets the pinned frame")
+    };
+    drop(a); // seq 2 never acknowledged
+
+    // B takes "moves" after A's grace.
+    let (mut b, _) = RawPhone::hello(&srv.ws_url(), &b_token, 0).await;
+    let Some(RelayFrame::Send { message, .. }) = b.recv().await else {
+        panic!("B gets it")
+    };
+    assert_eq!(message.id, "moves");
+
+    // A returns and reports its acceptance: cancel, then ack; A loses both.
+    let (mut a, _) = RawPhone::hello(&srv.ws_url(), &a_token, 1).await;
+    assert!(matches!(
+        a.recv().await,
+        Some(RelayFrame::Send { seq: 2, .. })
+    ));
+    a.send(&PhoneFrame::Event {
+        seq: 1,
+        event: update("moves", 0, RecipientState::Queued),
+    })
+    .await;
+    assert!(matches!(
+        a.recv().await,
+        Some(RelayFrame::Cancel { seq: 3, .. })
+    ));
+    assert_eq!(a.recv().await, Some(RelayFrame::Ack { seq: 1 }));
+    drop(a);
+
+    // Again, still holding only relay frame 1 and no ack for its event 1.
+    let (mut a, _) = RawPhone::hello(&srv.ws_url(), &a_token, 1).await;
+    assert!(matches!(
+        a.recv().await,
+        Some(RelayFrame::Send { seq: 2, .. })
+    ));
+    match a.recv().await {
+        Some(RelayFrame::Cancel { seq: 3, message_id }) => assert_eq!(message_id, "moves"),
+        other => panic!("the pending cancel must come before any ack, got {other:?}"),
+    }
+    a.send(&PhoneFrame::Event {
+        seq: 1,
+        event: update("moves", 0, RecipientState::Queued),
+    })
+    .await;
+    assert_eq!(a.recv().await, Some(RelayFrame::Ack { seq: 1 }));
+    drop(b);
+    srv.stop().await.expect("stops");
+}

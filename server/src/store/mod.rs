@@ -345,6 +345,8 @@ pub trait Store: Send + Sync + 'static {
     fn online_phones(&self) -> Result<Vec<String>>;
     /// Stored relay frames of a phone with seq > `after`, oldest first.
     fn frames_after(&self, phone: &str, after: u64, limit: u32) -> Result<Vec<(u64, String)>>;
+    /// Highest seq of a stored `cancel` frame for the phone after `after`.
+    fn last_cancel_after(&self, phone: &str, after: u64) -> Result<Option<u64>>;
     /// Applies the phone's ack and events in one transaction.
     fn apply_from_phone(
         &self,

@@ -195,6 +195,10 @@ impl Store for SqliteStore {
         self.read(|c| ph::frames_after(c, phone, after, limit))
     }
 
+    fn last_cancel_after(&self, phone: &str, after: u64) -> Result<Option<u64>> {
+        self.read(|c| ph::last_cancel_after(c, phone, after))
+    }
+
     fn apply_from_phone(
         &self,
         phone: &str,

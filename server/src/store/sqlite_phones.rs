@@ -209,6 +209,16 @@ pub fn frames_after(
     .collect::<rusqlite::Result<_>>()?)
 }
 
+/// Highest seq of a `cancel` frame for the phone after `after`. Frames are stored encoded by
+/// `simrelay_protocol::encode`, whose output starts with the `type` tag.
+pub fn last_cancel_after(c: &Connection, phone: &str, after: u64) -> Result<Option<u64>> {
+    Ok(c.prepare_cached(
+        "SELECT max(seq) FROM frames
+         WHERE phone_id = ?1 AND seq > ?2 AND body LIKE '{\"type\":\"cancel\"%'",
+    )?
+    .query_row(params![phone, after], |r| r.get(0))?)
+}
+
 pub fn apply_from_phone(
     tx: &Transaction<'_>,
     phone: &str,
