@@ -231,3 +231,42 @@ fn routed_parts_count_per_sim_and_local_day() -> R<()> {
     );
     Ok(())
 }
+
+#[test]
+fn with_no_other_phone_a_sim_bound_failure_stands() -> R<()> {
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(&dir.path().join("relay.sqlite"))?;
+    let account = store.ensure_api_key("key-hash", 1)?;
+    store.create_pairing_code(&account, "code-only", 1, 1000)?;
+    store.pair_phone("code-only", "only", "token-only", None, 2)?;
+    store.create_messages(&[message(&account, "m", None)])?;
+    let u = store.unrouted(&account, &["only".into()], 10)?;
+    store.commit_routes(
+        &[Assignment {
+            mseq: u[0].mseq,
+            idx: 0,
+            phone: "only".into(),
+            sim: Some(1),
+        }],
+        3,
+    )?;
+    store.apply_from_phone(
+        "only",
+        None,
+        &[(1, update("m", RecipientState::Queued, 1, false))],
+        4,
+    )?;
+    let failed = update("m", RecipientState::Failed, 1, true);
+    let out = store.apply_from_phone("only", None, &[(2, failed)], 5)?;
+    assert_eq!(
+        out.sim_outcomes.len(),
+        1,
+        "the SIM's health still learns of it"
+    );
+    assert_eq!(
+        state_of(&store, &account, "m")?,
+        ("failed".into(), Some("only".into())),
+        "a one-phone account sees the failure, not a recipient pending for days"
+    );
+    Ok(())
+}

@@ -188,6 +188,28 @@ pub fn commit_routes(
 /// Records the SIM outcome of an update from the owning phone and, for `failed` + `unsent`,
 /// hands the recipient back to the router when failover is allowed. Returns true when the
 /// recipient was handed back (the caller then stores nothing else for this update).
+/// Whether a phone that has not had the recipient could take it: in its pool, or else any
+/// other paired phone of the account. Without one the failure stands, rather than
+/// the recipient waiting in `pending` for a SIM that does not exist (a one-phone account).
+fn has_alternative(tx: &Transaction<'_>, mseq: i64, tried: &[SimKey]) -> Result<bool> {
+    let (account, pool): (String, Option<String>) = tx
+        .prepare_cached("SELECT account_id, pool FROM messages WHERE mseq = ?1")?
+        .query_row([mseq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let phones: Vec<String> = match &pool {
+        Some(pool) => tx
+            .prepare_cached(
+                "SELECT DISTINCT phone_id FROM pool_members WHERE account_id = ?1 AND name = ?2",
+            )?
+            .query_map(params![account, pool], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?,
+        None => tx
+            .prepare_cached("SELECT id FROM phones WHERE account_id = ?1")?
+            .query_map([&account], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?,
+    };
+    Ok(phones.iter().any(|p| !tried.iter().any(|t| &t.phone == p)))
+}
+
 pub fn failover(
     tx: &Transaction<'_>,
     mseq: i64,
@@ -222,7 +244,9 @@ pub fn failover(
         .push((key.clone(), Outcome::SimBound(u.code)));
     let mut tried = parse_tried(tried.as_deref());
     tried.push(key);
-    let again = pinned.is_none() && tried.len() < crate::rack::MAX_SIMS;
+    let again = pinned.is_none()
+        && tried.len() < crate::rack::MAX_SIMS
+        && has_alternative(tx, mseq, &tried)?;
     tx.prepare_cached("UPDATE recipients SET tried = ?3 WHERE mseq = ?1 AND idx = ?2")?
         .execute(params![mseq, u.idx, tried_json(&tried)])?;
     if !again {
