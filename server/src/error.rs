@@ -81,31 +81,7 @@ impl IntoResponse for AppError {
     }
 }
 
-/// Describes a serde_json error without quoting the input (which may hold numbers or text).
-pub fn describe_json_error(e: &serde_json::Error) -> (&'static str, String) {
-    use serde_json::error::Category;
-    let at = format!("at line {} column {}", e.line(), e.column());
-    match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            ("invalid_json", format!("the body is not valid JSON ({at})"))
-        }
-        Category::Data => {
-            let text = e.to_string();
-            // serde's field messages quote field names (ours or the caller's keys), not values.
-            let field_msg = ["unknown field", "missing field", "duplicate field"]
-                .iter()
-                .any(|p| text.starts_with(p));
-            let message = if field_msg {
-                let head = text.split(", expected").next().unwrap_or(&text);
-                let head = head.split(" at line").next().unwrap_or(head);
-                format!("{head} ({at})")
-            } else {
-                format!("a field has the wrong type or an invalid value ({at})")
-            };
-            ("invalid_body", message)
-        }
-    }
-}
+pub use simrelay_protocol::describe_json_error;
 
 /// A JSON body: the content type must be JSON, the size within the body limit, unknown fields
 /// are refused by the target type; every failure becomes an [`AppError`].

@@ -288,9 +288,40 @@ pub enum DecodeError {
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            // serde_json's message names the field and position, never the value.
             Self::TooLarge(n) => write!(f, "frame of {n} bytes exceeds {MAX_FRAME_BYTES}"),
-            Self::Invalid(e) => write!(f, "invalid frame: {e}"),
+            Self::Invalid(e) => write!(f, "invalid frame: {}", describe_json_error(e).1),
+        }
+    }
+}
+
+/// Describes a serde_json error without quoting the input (which may hold numbers or text).
+pub fn describe_json_error(e: &serde_json::Error) -> (&'static str, String) {
+    use serde_json::error::Category;
+    // Errors inside tagged enums are found on buffered content, where serde_json has no
+    // position (line 0).
+    let at = if e.line() > 0 {
+        format!(" (at line {} column {})", e.line(), e.column())
+    } else {
+        String::new()
+    };
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            ("invalid_json", format!("the body is not valid JSON{at}"))
+        }
+        Category::Data => {
+            let text = e.to_string();
+            // serde's field messages quote field names (ours or the caller's keys), not values.
+            let field_msg = ["unknown field", "missing field", "duplicate field"]
+                .iter()
+                .any(|p| text.starts_with(p));
+            let message = if field_msg {
+                let head = text.split(", expected").next().unwrap_or(&text);
+                let head = head.split(" at line").next().unwrap_or(head);
+                format!("{head}{at}")
+            } else {
+                format!("a field has the wrong type or an invalid value{at}")
+            };
+            ("invalid_body", message)
         }
     }
 }

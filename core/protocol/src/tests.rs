@@ -131,3 +131,23 @@ fn final_states() {
         assert_eq!(RecipientState::parse(s.as_str()), Some(s));
     }
 }
+
+#[test]
+fn decode_errors_never_quote_values() {
+    for bad in [
+        r#"{"type":"ack","seq":"+15551230001"}"#,
+        r#"{"type":"event","seq":1,"event":{"kind":"incoming","id":"i","from":15551230001,"text":"t","received_at":1}}"#,
+        r#"{"type":"event","seq":1,"event":{"kind":"incoming","id":"i","from":"x","text":["secret body"],"received_at":1}}"#,
+        r#"{"type":"hello","version":1,"token":"secret-token","acked":"x"}"#,
+    ] {
+        let text = decode_phone_frame(bad).expect_err("refused").to_string();
+        for leak in ["5551230001", "secret"] {
+            assert!(!text.contains(leak), "{text}");
+        }
+        assert!(text.contains("wrong type or an invalid value"), "{text}");
+    }
+    let unknown = decode_phone_frame(r#"{"type":"ack","seq":1,"colour":1}"#)
+        .expect_err("refused")
+        .to_string();
+    assert!(unknown.contains("unknown field `colour`"), "{unknown}");
+}
