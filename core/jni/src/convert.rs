@@ -6,7 +6,7 @@
 use jni::Env;
 use jni::objects::{JByteArray, JString};
 use jni::refs::Reference as _;
-use simrelay_core::{Command, Next};
+use simrelay_core::{Command, Next, PartKey};
 
 use crate::error::JniError;
 
@@ -43,6 +43,22 @@ pub fn bytes_arg(env: &Env<'_>, a: &JByteArray<'_>, what: &str) -> Result<Vec<u8
 }
 
 /// A count or index that must not be negative.
+/// The part a sent or delivery intent names (its PendingIntent extras).
+pub fn part_key(
+    env: &Env<'_>,
+    message_id: &JString<'_>,
+    idx: i32,
+    attempt: i32,
+    part: i32,
+) -> Result<PartKey, JniError> {
+    Ok(PartKey {
+        message_id: string_arg(env, message_id, "messageId")?,
+        idx: u32_arg(idx, "idx")?,
+        attempt: u32_arg(attempt, "attempt")?,
+        part: u32_arg(part, "part")?,
+    })
+}
+
 pub fn u32_arg(v: i32, what: &str) -> Result<u32, JniError> {
     u32::try_from(v).map_err(|_| JniError::bad(format!("{what} is negative")))
 }

@@ -10,11 +10,11 @@ use jni::sys::{jint, jlong};
 use jni::{Env, EnvUnowned};
 use serde::Serialize;
 use simrelay_core::phone::PhoneView;
-use simrelay_core::{ModemEvent, PartKey, SimConfig};
+use simrelay_core::{ModemEvent, SimConfig};
 
 use crate::convert::{
-    bytes_arg, new_string, next_json, opt_string_arg, optional_i32, relay_url, string_arg, u32_arg,
-    wait_ms,
+    bytes_arg, new_string, next_json, opt_string_arg, optional_i32, part_key, relay_url,
+    string_arg, u32_arg, wait_ms,
 };
 use crate::error::{JniError, ThrowJava};
 use crate::handle::{self, CreateConfig};
@@ -96,12 +96,7 @@ pub extern "system" fn Java_dev_simrelay_app_NativeCore_nativeOnSent<'local>(
 ) {
     run(&mut env, |env| {
         let core = handle::get(handle)?;
-        let key = PartKey {
-            message_id: string_arg(env, &message_id, "messageId")?,
-            idx: u32_arg(idx, "idx")?,
-            attempt: u32_arg(attempt, "attempt")?,
-            part: u32_arg(part, "part")?,
-        };
+        let key = part_key(env, &message_id, idx, attempt, part)?;
         let parts = u32_arg(parts, "parts")?;
         if parts == 0 || key.part >= parts {
             return Err(JniError::bad("part must be below parts"));
@@ -132,12 +127,7 @@ pub extern "system" fn Java_dev_simrelay_app_NativeCore_nativeOnDelivered<'local
 ) {
     run(&mut env, |env| {
         let core = handle::get(handle)?;
-        let key = PartKey {
-            message_id: string_arg(env, &message_id, "messageId")?,
-            idx: u32_arg(idx, "idx")?,
-            attempt: u32_arg(attempt, "attempt")?,
-            part: u32_arg(part, "part")?,
-        };
+        let key = part_key(env, &message_id, idx, attempt, part)?;
         let event = ModemEvent::Report {
             key,
             pdu: bytes_arg(env, &pdu, "pdu")?,
