@@ -3,6 +3,7 @@
 //! `sending` durably *before* its command is returned, so a crash can never hand it over
 //! twice: at worst it is handed over zero times and ends `unknown`.
 
+use rand::Rng;
 use rusqlite::{Connection, params};
 use simrelay_protocol::{Millis, RecipientState};
 
@@ -31,15 +32,17 @@ struct Candidate {
 impl Engine {
     /// Commands for the radio that are due at `now`, already recorded as handed over.
     pub fn due(&mut self, now: Millis) -> Result<Vec<SendCommand>> {
-        let jitter: Vec<f64> = (0..SCAN).map(|_| self.jitter()).collect();
-        let config = self.config.clone();
-        let tx = self.conn.transaction()?;
+        // Split borrows: the transaction holds the connection while jitter draws from the rng.
+        let Engine {
+            conn, rng, config, ..
+        } = self;
+        let tx = conn.transaction()?;
         let acked = crate::outbox::acked_in(&tx)?;
-        let mut sims = load_sims(&tx, &config)?;
+        let mut sims = load_sims(&tx, config)?;
         let candidates = candidates(&tx, now, acked)?;
         let mut out = Vec::new();
         let mut wait: Option<Millis> = None;
-        for (c, jitter) in candidates.into_iter().zip(jitter) {
+        for c in candidates {
             if c.valid_until <= now {
                 set_state(
                     &tx,
@@ -57,7 +60,7 @@ impl Engine {
                 if c.sim.is_some_and(|want| want != s.sub_id) {
                     continue;
                 }
-                match s.check(c.parts, expedited, now, &config) {
+                match s.check(c.parts, expedited, now, config) {
                     Ok(()) if best.is_none_or(|(_, t)| s.next_free_at < t) => {
                         best = Some((i, s.next_free_at));
                     }
@@ -72,7 +75,13 @@ impl Engine {
                 continue;
             };
             let sim = &mut sims[i];
-            sim.charge(c.parts, expedited, now, jitter, &config);
+            sim.charge(
+                c.parts,
+                expedited,
+                now,
+                rng.random_range(0.0..=1.0),
+                config,
+            );
             let attempt = c.attempt + 1;
             tx.execute(
                 "UPDATE recipients SET state = 'sending', attempt = ?3, sim = ?4,
