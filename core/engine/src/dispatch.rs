@@ -75,13 +75,7 @@ impl Engine {
                 continue;
             };
             let sim = &mut sims[i];
-            sim.charge(
-                c.parts,
-                expedited,
-                now,
-                rng.random_range(0.0..=1.0),
-                config,
-            );
+            sim.charge(c.parts, expedited, now, rng.random_range(0.0..=1.0), config);
             let attempt = c.attempt + 1;
             tx.execute(
                 "UPDATE recipients SET state = 'sending', attempt = ?3, sim = ?4,
