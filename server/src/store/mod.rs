@@ -11,6 +11,8 @@ pub mod schema;
 pub mod sqlite;
 mod sqlite_messages;
 pub use sqlite_messages::PHONE_SILENCE_MS;
+#[cfg(test)]
+mod scaling_tests;
 mod sqlite_phones;
 pub mod sqlite_pools;
 mod sqlite_routing;

@@ -1,14 +1,14 @@
 //! The relay's SQLite schema and its migrations.
 //!
-//! The version lives in `PRAGMA user_version`. A fresh database gets [`CURRENT_SQL`] at once;
-//! an older one is upgraded step by step by [`upgrade_from`], each step in the same
-//! transaction as the version bump. `V1_SQL` is frozen: it is what version 1 of the relay
+//! The version lives in `PRAGMA user_version`. A fresh database gets [`V1_SQL`] and every
+//! upgrade after it; an older one is upgraded step by step by [`upgrade_from`], all in the
+//! same transaction as the version bump. `V1_SQL` is frozen: it is what version 1 of the relay
 //! created, and the migration test starts from it.
 
 use rusqlite::{Connection, Transaction};
 
-/// The version [`CURRENT_SQL`] creates.
-pub const VERSION: i64 = 3;
+/// The version [`migrate`] brings a database to.
+pub const VERSION: i64 = 4;
 
 /// Version 1 (frozen: never edit, the migration test opens databases made by it).
 pub const V1_SQL: &str = r#"
@@ -128,6 +128,17 @@ CREATE TABLE webhook_outbox (
 CREATE INDEX webhook_outbox_due ON webhook_outbox(next_at) WHERE state = 'pending';
 "#;
 
+/// What version 4 added: partial indexes so that what runs on every routing pass and every
+/// deadline tick reads the recipients still in flight, not the whole history (the router's
+/// per-SIM backlog scanned every message of the account: relay CPU grew with the store).
+const V4_UPGRADE: &str = r#"
+CREATE INDEX recipients_unsent ON recipients(mseq)
+    WHERE phone_id IS NOT NULL AND state IN ('pending', 'queued', 'sending', 'cancelling');
+CREATE INDEX recipients_waiting ON recipients(updated_at)
+    WHERE phone_id IS NOT NULL AND state IN ('pending', 'queued', 'sending', 'sent', 'cancelling');
+CREATE INDEX recipients_done ON recipients(updated_at) WHERE state IN ('sent', 'delivered');
+"#;
+
 /// Brings `conn` to [`VERSION`], creating or upgrading as needed.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -153,6 +164,9 @@ pub fn upgrade_from(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> 
     }
     if version < 3 {
         tx.execute_batch(super::sqlite_pools::V3_UPGRADE)?;
+    }
+    if version < 4 {
+        tx.execute_batch(V4_UPGRADE)?;
     }
     Ok(())
 }

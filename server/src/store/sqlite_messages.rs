@@ -345,18 +345,20 @@ pub fn expire_unrouted(tx: &Transaction<'_>, now: Millis, default_validity: Mill
 /// the recipient itself and reports it.
 pub const PHONE_SILENCE_MS: Millis = 80 * 3_600_000;
 
+pub(crate) const END_SILENT_SQL: &str = "SELECT r.mseq, r.idx
+     FROM recipients r INDEXED BY recipients_waiting CROSS JOIN messages m USING (mseq)
+     WHERE r.phone_id IS NOT NULL
+       AND r.state IN ('pending', 'queued', 'sending', 'sent', 'cancelling')
+       AND r.updated_at < ?1 - ?3
+       AND max(coalesce(m.valid_until, m.created_at + ?2), r.updated_at) + ?3 < ?1
+       LIMIT 10000";
+
 /// Ends `unknown` (error `phone_silent`) the routed recipients whose phone never reported
 /// an end: nothing waits forever. A late report from the phone still applies (`unknown` is
 /// not final).
 fn end_silent(tx: &Transaction<'_>, now: Millis, default_validity: Millis) -> Result<u32> {
     let rows: Vec<(i64, u32)> = tx
-        .prepare_cached(
-            "SELECT r.mseq, r.idx FROM recipients r JOIN messages m USING (mseq)
-             WHERE r.phone_id IS NOT NULL
-               AND r.state IN ('pending', 'queued', 'sending', 'sent', 'cancelling')
-               AND max(coalesce(m.valid_until, m.created_at + ?2), r.updated_at) + ?3 < ?1
-             LIMIT 10000",
-        )?
+        .prepare_cached(END_SILENT_SQL)?
         .query_map(params![now, default_validity, PHONE_SILENCE_MS], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?

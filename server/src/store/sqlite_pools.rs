@@ -293,16 +293,17 @@ pub fn add_usage(
     Ok(())
 }
 
+// INDEXED BY here and below: without it the planner walks the account's whole history.
+pub(crate) const UNSENT_SQL: &str = "SELECT r.phone_id, r.sim, m.text, r.parts_sent
+     FROM recipients r INDEXED BY recipients_unsent CROSS JOIN messages m USING (mseq)
+     WHERE m.account_id = ?1 AND r.phone_id IS NOT NULL AND r.sim IS NOT NULL
+       AND r.state IN ('pending', 'queued', 'sending', 'cancelling')";
+
 /// Parts routed and not yet sent, per SIM of the account (recipients still in a phone's
 /// queue: their parts minus those sent).
 pub fn unsent_parts(c: &Connection, account: &str) -> Result<HashMap<SimKey, u32>> {
     let rows: Vec<(String, i32, String, u32)> = c
-        .prepare_cached(
-            "SELECT r.phone_id, r.sim, m.text, r.parts_sent FROM recipients r
-             JOIN messages m USING (mseq)
-             WHERE m.account_id = ?1 AND r.phone_id IS NOT NULL AND r.sim IS NOT NULL
-               AND r.state IN ('pending', 'queued', 'sending', 'cancelling')",
-        )?
+        .prepare_cached(UNSENT_SQL)?
         .query_map([account], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
@@ -356,20 +357,25 @@ pub fn routing_input(c: &Connection, account: &str, now: Millis) -> Result<Routi
     Ok(input)
 }
 
+pub(crate) const SENT_SINCE_SQL: &str = "SELECT r.phone_id, r.sim, sum(r.parts_sent)
+     FROM recipients r INDEXED BY recipients_done CROSS JOIN messages m USING (mseq)
+     WHERE m.account_id = ?1 AND r.updated_at >= ?2 AND r.state IN ('sent', 'delivered')
+       AND r.phone_id IS NOT NULL AND r.sim IS NOT NULL
+       GROUP BY r.phone_id, r.sim";
+
 /// Parts that left each SIM of the account since `since` (recipients now `sent` or
 /// `delivered` whose last change is that recent: throughput over a short window).
 pub fn sent_since(c: &Connection, account: &str, since: Millis) -> Result<HashMap<SimKey, u32>> {
-    Ok(c.prepare_cached(
-        "SELECT r.phone_id, r.sim, sum(r.parts_sent) FROM recipients r JOIN messages m USING (mseq)
-         WHERE m.account_id = ?1 AND r.updated_at >= ?2 AND r.state IN ('sent', 'delivered')
-           AND r.phone_id IS NOT NULL AND r.sim IS NOT NULL
-         GROUP BY r.phone_id, r.sim",
-    )?
-    .query_map(params![account, since], |r| {
-        Ok((SimKey::new(r.get::<_, String>(0)?, r.get(1)?), r.get(2)?))
-    })?
-    .collect::<rusqlite::Result<_>>()?)
+    Ok(c.prepare_cached(SENT_SINCE_SQL)?
+        .query_map(params![account, since], |r| {
+            Ok((SimKey::new(r.get::<_, String>(0)?, r.get(1)?), r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?)
 }
+
+pub(crate) const UNROUTED_BY_POOL_SQL: &str = "SELECT m.pool, m.text
+     FROM recipients r INDEXED BY recipients_unrouted CROSS JOIN messages m USING (mseq)
+     WHERE m.account_id = ?1 AND r.phone_id IS NULL AND r.state = 'pending'";
 
 /// Recipients waiting for a SIM and their parts, by the pool they target (`None`: no pool).
 pub fn unrouted_by_pool(
@@ -377,10 +383,7 @@ pub fn unrouted_by_pool(
     account: &str,
 ) -> Result<HashMap<Option<String>, (u32, u32)>> {
     let rows: Vec<(Option<String>, String)> = c
-        .prepare_cached(
-            "SELECT m.pool, m.text FROM recipients r JOIN messages m USING (mseq)
-             WHERE m.account_id = ?1 AND r.phone_id IS NULL AND r.state = 'pending'",
-        )?
+        .prepare_cached(UNROUTED_BY_POOL_SQL)?
         .query_map([account], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut out: HashMap<Option<String>, (u32, u32)> = HashMap::new();

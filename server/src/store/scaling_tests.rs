@@ -1,0 +1,128 @@
+//! The queries that run on every routing pass, deadline tick or pools view must cost the
+//! same whatever the size of the history: measured in SQLite VM steps, not time.
+
+use rusqlite::{Connection, StatementStatus, params};
+
+use super::schema;
+use super::sqlite_messages::END_SILENT_SQL;
+use super::sqlite_pools::{SENT_SINCE_SQL, UNROUTED_BY_POOL_SQL, UNSENT_SQL};
+
+const NOW: i64 = 1_000_000_000;
+
+fn db() -> Connection {
+    let mut c = Connection::open_in_memory().expect("in-memory database");
+    schema::migrate(&mut c).expect("schema");
+    c.execute("INSERT INTO accounts VALUES ('acc', 0)", [])
+        .expect("account");
+    // What is in flight: one recipient in each waiting state, one unrouted.
+    for (i, state) in ["pending", "queued", "sending", "sent", "cancelling"]
+        .iter()
+        .enumerate()
+    {
+        add(
+            &c,
+            &format!("live-{i}"),
+            state,
+            Some("phone-1"),
+            NOW - 1_000,
+        );
+    }
+    add(&c, "unrouted", "pending", None, NOW - 1_000);
+    c
+}
+
+fn add(c: &Connection, id: &str, state: &str, phone: Option<&str>, at: i64) {
+    c.execute(
+        "INSERT INTO messages (account_id, id, body_hash, text, priority, delivery_report,
+             state, created_at, updated_at) VALUES ('acc', ?1, 'h', 'hello', 0, 1, ?2, ?3, ?3)",
+        params![id, state, at],
+    )
+    .expect("message");
+    c.execute(
+        "INSERT INTO recipients (mseq, idx, to_number, state, phone_id, sim, parts,
+             parts_sent, updated_at)
+         VALUES (last_insert_rowid(), 0, '+15550000000', ?1, ?2, 0, 1, 0, ?3)",
+        params![state, phone, at],
+    )
+    .expect("recipient");
+}
+
+/// Delivered (or failed) a day ago: history the hot queries must not walk.
+fn add_history(c: &Connection, from: usize, count: usize) {
+    let tx = c.unchecked_transaction().expect("tx");
+    for n in from..from + count {
+        let state = if n % 10 == 0 { "failed" } else { "delivered" };
+        add(
+            c,
+            &format!("old-{n}"),
+            state,
+            Some("phone-1"),
+            NOW - 86_400_000,
+        );
+    }
+    tx.commit().expect("commit");
+}
+
+/// VM steps one run of `sql` with `args` takes.
+fn steps(c: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> i32 {
+    let mut stmt = c.prepare(sql).expect("prepare");
+    let rows = stmt.query_map(args, |_| Ok(())).expect("query");
+    assert!(rows.count() < 100, "the fixture keeps little in flight");
+    stmt.get_status(StatementStatus::VmStep)
+}
+
+fn all_steps(c: &Connection) -> Vec<i32> {
+    let since = NOW - 600_000;
+    vec![
+        steps(c, UNSENT_SQL, &[&"acc"]),
+        steps(c, SENT_SINCE_SQL, &[&"acc", &since]),
+        steps(c, UNROUTED_BY_POOL_SQL, &[&"acc"]),
+        steps(
+            c,
+            END_SILENT_SQL,
+            &[&NOW, &604_800_000_i64, &288_000_000_i64],
+        ),
+    ]
+}
+
+#[test]
+fn hot_queries_do_not_walk_the_history() {
+    let c = db();
+    add_history(&c, 0, 200);
+    let small = all_steps(&c);
+    add_history(&c, 200, 5_000);
+    let large = all_steps(&c);
+    assert_eq!(
+        small, large,
+        "VM steps per query with 200 vs 5,200 old messages"
+    );
+}
+
+#[test]
+fn the_hot_queries_still_find_what_is_in_flight() {
+    let c = db();
+    add_history(&c, 0, 50);
+    let count = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> usize {
+        let mut stmt = c.prepare(sql).expect("prepare");
+        stmt.query_map(args, |_| Ok(())).expect("query").count()
+    };
+    assert_eq!(
+        count(UNSENT_SQL, &[&"acc"]),
+        4,
+        "pending, queued, sending, cancelling"
+    );
+    assert_eq!(count(UNROUTED_BY_POOL_SQL, &[&"acc"]), 1);
+    // Silent for longer than the wait: every routed, unfinished recipient ends.
+    let later = NOW + 2 * 288_000_000_i64 + 604_800_000;
+    assert_eq!(
+        count(
+            END_SILENT_SQL,
+            &[&later, &604_800_000_i64, &288_000_000_i64]
+        ),
+        5
+    );
+    assert_eq!(
+        count(END_SILENT_SQL, &[&NOW, &604_800_000_i64, &288_000_000_i64]),
+        0
+    );
+}
