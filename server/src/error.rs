@@ -134,11 +134,17 @@ where
                 AppError::bad_request("invalid_body", "the body could not be read")
             }
         })?;
-        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
-            let (code, message) = describe_json_error(&e);
-            AppError::bad_request(code, message)
-        })
+        decode_json(&bytes).map(ApiJson)
     }
+}
+
+/// Decodes a JSON request body into `T`; a failure is a 400 that names the rule or field at
+/// fault and never quotes the body. [`ApiJson`] uses it after its header and size checks.
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let (code, message) = describe_json_error(&e);
+        AppError::bad_request(code, message)
+    })
 }
 
 /// Query parameters with unknown ones refused by the target type.

@@ -4,6 +4,7 @@
 //! token) needs `Authorization: Bearer <api key>`. Keys are stored as SHA-256 hashes; a key
 //! sees only its own account, and a resource of another account is answered 404.
 
+pub mod bodies;
 pub mod inbox;
 pub mod messages;
 pub mod phones;

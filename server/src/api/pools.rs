@@ -96,7 +96,9 @@ fn pool_json(p: &Pool) -> Value {
     })
 }
 
-fn validate_pool(req: &CreatePool, now: i64) -> Result<Pool, AppError> {
+/// Checks a pool request and turns it into a [`Pool`] created at `now` (whether its phones
+/// are the account's is checked when it is stored).
+pub fn validate_pool(req: &CreatePool, now: i64) -> Result<Pool, AppError> {
     if !valid_pool_name(&req.name) {
         return Err(AppError::bad_request(
             "invalid_pool",
@@ -331,7 +333,23 @@ pub async fn patch_sim(
             "the phone reports no SIM with that sub_id",
         ));
     }
-    let mut settings = input.settings.get(&key).cloned().unwrap_or_default();
+    let current = input.settings.get(&key).cloned().unwrap_or_default();
+    let settings = apply_patch(req, current)?;
+    let (k, s2) = (key.clone(), settings.clone());
+    let stored = state
+        .db
+        .call(move |s| s.set_sim_settings(&account, &k, &s2))
+        .await?;
+    if !stored {
+        return Err(AppError::not_found());
+    }
+    state.route_kick.notify_one();
+    Ok(Json(sim_settings_json(&key, &settings)))
+}
+
+/// Applies a patch to a SIM's current settings and checks the result: the UTC offset within
+/// -840..=840 minutes, the hours a non-empty `"HH:MM-HH:MM"` window (stored normalised).
+pub fn apply_patch(req: PatchSim, mut settings: SimSettings) -> Result<SimSettings, AppError> {
     if let Some(cap) = req.daily_cap {
         settings.daily_cap = cap;
     }
@@ -356,16 +374,7 @@ pub async fn patch_sim(
         })?;
         settings.hours = Some(parsed.window());
     }
-    let (k, s2) = (key.clone(), settings.clone());
-    let stored = state
-        .db
-        .call(move |s| s.set_sim_settings(&account, &k, &s2))
-        .await?;
-    if !stored {
-        return Err(AppError::not_found());
-    }
-    state.route_kick.notify_one();
-    Ok(Json(sim_settings_json(&key, &settings)))
+    Ok(settings)
 }
 
 fn sim_settings_json(key: &SimKey, s: &SimSettings) -> Value {

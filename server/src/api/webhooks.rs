@@ -50,12 +50,20 @@ fn hook_json(h: &Webhook, with_secret: bool) -> Value {
     v
 }
 
-/// `POST /v1/webhooks`.
-pub async fn create(
-    State(state): State<AppState>,
-    Account(account): Account,
-    ApiJson(req): ApiJson<CreateWebhook>,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+/// A webhook request that passed [`validate_webhook`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedWebhook {
+    /// The URL, normalised.
+    pub url: String,
+    /// Sorted, without repeats.
+    pub events: Vec<String>,
+    /// The client's secret, if it gave one.
+    pub secret: Option<String>,
+}
+
+/// Checks a webhook request: an http(s) URL with a host, 1 or more known events, a secret
+/// (if given) of 16 to 256 bytes.
+pub fn validate_webhook(req: CreateWebhook) -> Result<CheckedWebhook, AppError> {
     let url = reqwest::Url::parse(&req.url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
@@ -82,14 +90,28 @@ pub async fn create(
             "secret must have 16 to 256 bytes",
         ));
     }
-    let mut events = req.events.clone();
+    let mut events = req.events;
     events.sort();
     events.dedup();
-    let hook = Webhook {
-        id: uuid::Uuid::now_v7().to_string(),
+    Ok(CheckedWebhook {
         url: url.to_string(),
         events,
-        secret: req.secret.unwrap_or_else(|| random_secret(32)),
+        secret: req.secret,
+    })
+}
+
+/// `POST /v1/webhooks`.
+pub async fn create(
+    State(state): State<AppState>,
+    Account(account): Account,
+    ApiJson(req): ApiJson<CreateWebhook>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let checked = validate_webhook(req)?;
+    let hook = Webhook {
+        id: uuid::Uuid::now_v7().to_string(),
+        url: checked.url,
+        events: checked.events,
+        secret: checked.secret.unwrap_or_else(|| random_secret(32)),
         created_at: now_ms(),
     };
     let h = hook.clone();
