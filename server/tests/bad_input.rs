@@ -73,25 +73,34 @@ async fn huge_body(addr: std::net::SocketAddr) -> (u16, Value) {
         2 * 1024 * 1024
     );
     s.write_all(head.as_bytes()).await.expect("head sent");
+    let answer = tokio::time::timeout(Duration::from_secs(10), read_answer(&mut s))
+        .await
+        .expect("no answer to a 2 MiB body");
+    parse_answer(&answer)
+}
+
+/// Reads an HTTP answer until its body is a whole JSON value or the connection ends.
+async fn read_answer(s: &mut (impl AsyncReadExt + Unpin)) -> Vec<u8> {
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-            }
-            let text = String::from_utf8_lossy(&answer);
-            if let Some((_, body)) = text.split_once("\r\n\r\n")
-                && serde_json::from_str::<Value>(body).is_ok()
-            {
-                break;
-            }
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
         }
-    })
-    .await;
-    assert!(read.is_ok(), "no answer to a 2 MiB body");
-    let text = String::from_utf8_lossy(&answer).to_string();
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((_, body)) = text.split_once("\r\n\r\n")
+            && serde_json::from_str::<Value>(body).is_ok()
+        {
+            break;
+        }
+    }
+    answer
+}
+
+/// (status, JSON body or Null) of a raw HTTP answer.
+fn parse_answer(answer: &[u8]) -> (u16, Value) {
+    let text = String::from_utf8_lossy(answer).to_string();
     let status = text
         .split_whitespace()
         .nth(1)
@@ -102,6 +111,61 @@ async fn huge_body(addr: std::net::SocketAddr) -> (u16, Value) {
         .and_then(|(_, b)| serde_json::from_str(b).ok())
         .unwrap_or(Value::Null);
     (status, body)
+}
+
+/// Most bytes [`endless_chunked_body`] streams: far past the body limit and the socket
+/// buffers, so a relay that answers only at the end of the body is caught, not waited for.
+const STREAM_BOUND: usize = 64 * simrelay_server::MAX_BODY_BYTES;
+
+/// Streams a chunked JSON body without Content-Length that never ends (no last chunk), 64 KiB
+/// at a time, until the answer is in, a write fails or [`STREAM_BOUND`] bytes are sent.
+/// Returns (status, JSON body, body bytes sent).
+async fn endless_chunked_body(addr: std::net::SocketAddr) -> (u16, Value, usize) {
+    let s = TcpStream::connect(addr).await.expect("connects");
+    let (mut rd, mut wr) = s.into_split();
+    let head = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer {KEY_A}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    wr.write_all(head.as_bytes()).await.expect("head sent");
+    // Read while writing: the answer comes while the body is still streaming.
+    let mut reader = tokio::spawn(async move { read_answer(&mut rd).await });
+    let chunk = |payload: &[u8]| {
+        let mut c = format!("{:x}\r\n", payload.len()).into_bytes();
+        c.extend_from_slice(payload);
+        c.extend_from_slice(b"\r\n");
+        c
+    };
+    let first = chunk(br#"{"to":["+15551230001"],"text":""#);
+    let filler = chunk(&[b'x'; 64 * 1024]);
+    let mut sent = 0;
+    let mut answer = None;
+    let mut next = first;
+    while sent < STREAM_BOUND {
+        tokio::select! {
+            biased;
+            a = &mut reader => {
+                answer = Some(a.expect("reader task"));
+                break;
+            }
+            w = wr.write_all(&next) => {
+                if w.is_err() {
+                    break; // the relay closed (or reset) the connection
+                }
+                sent += next.len();
+                next = filler.clone();
+            }
+        }
+    }
+    let answer = match answer {
+        Some(a) => a,
+        None => tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .expect("no answer to an endless chunked body")
+            .expect("reader task"),
+    };
+    let (status, body) = parse_answer(&answer);
+    (status, body, sent)
 }
 
 async fn healthy(http: &Http) {
@@ -572,6 +636,35 @@ async fn slow_loris_clients_are_dropped_while_others_are_served() {
         .await
         .expect("a silent client is dropped within the bound");
     assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+    healthy(&http).await;
+    server.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_streaming_past_the_limit_is_refused_before_its_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::server(dir.path(), |_| {}).await;
+    let http = Http::new(&server.url);
+    // No Content-Length to refuse it by: the relay must count what it reads.
+    let (st, v, sent) = endless_chunked_body(server.addr).await;
+    assert_eq!(st, 413, "{v}");
+    assert_eq!(v["error"]["code"], "body_too_large", "{v}");
+    assert!(
+        sent < STREAM_BOUND,
+        "the relay answered only after {sent} bytes"
+    );
+    let (st, list) = http.req("GET", "/v1/messages", KEY_A, None).await;
+    assert_eq!(st, 200, "{list}");
+    assert_eq!(list["items"], json!([]), "a refused body stored something");
+    let (st, v) = http
+        .req(
+            "POST",
+            "/v1/messages",
+            KEY_A,
+            Some(json!({"to": ["+15551230001"], "text": "after the flood"})),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
     healthy(&http).await;
     server.stop().await.expect("stops");
 }
