@@ -55,7 +55,8 @@ impl Hours {
         let minute = |s: &str| -> Option<u16> {
             let (h, m) = s.trim().split_once(':')?;
             let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-            (h < 24 && m < 60 && !s.trim().starts_with('+')).then_some(h * 60 + m)
+            // Computed only once in range: 9999 hours would overflow u16.
+            (h < 24 && m < 60 && !s.trim().starts_with('+')).then(|| h * 60 + m)
         };
         let (start_min, end_min) = (minute(a)?, minute(b)?);
         let offset_ok = (-14 * 60..=14 * 60).contains(&utc_offset_min);

@@ -204,6 +204,20 @@ fn cooldown_and_quarantine_close_a_sim_and_the_probe_lets_one_through() {
     assert_eq!(planned.probes, vec![bad.clone()]);
 }
 
+/// Found by the `http_body` fuzz target: `"9999:00-01:00"` overflowed `u16` (a panic in the
+/// `PATCH /v1/sims` handler of a debug build) before the range check refused it.
+#[test]
+fn hours_out_of_range_are_refused_without_overflow() {
+    for bad in [
+        "9999:00-01:00",
+        "01:00-65535:65535",
+        "1093:00-01:00",
+        "00:9999-01:00",
+    ] {
+        assert_eq!(Hours::parse(bad, 0), None, "{bad:?}");
+    }
+}
+
 #[test]
 fn working_hours_and_daily_caps() {
     let hours = Hours::parse("08:00-20:00", 120).expect("valid");

@@ -110,6 +110,13 @@ mod tests {
         }
     }
 
+    /// Found by the fuzz target: an hour of 9999 overflowed in `Hours::parse`.
+    #[test]
+    fn hours_far_out_of_range_are_a_400() {
+        let body = r#"{"hours":"9999:00-01:00"}"#;
+        assert_eq!(code(BodyKind::PatchSim, body), Err("invalid_hours"));
+    }
+
     #[test]
     fn from_byte_covers_every_kind() {
         let kinds: Vec<BodyKind> = (0..4).map(BodyKind::from_byte).collect();
