@@ -28,6 +28,11 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
         .get_message("acc", "old-1")?
         .expect("the old message survives");
     assert_eq!(m.recipients[0].to, "+15551230001");
+    // Counts per state (kept by triggers since v4) start from what the old database held.
+    assert_eq!(
+        store.counts()?.messages_by_state,
+        vec![("pending".to_string(), 1)]
+    );
     store.create_webhook(
         "acc",
         &Webhook {

@@ -126,3 +126,47 @@ fn the_hot_queries_still_find_what_is_in_flight() {
         0
     );
 }
+
+#[test]
+fn message_counts_follow_every_change_of_state() {
+    let c = db();
+    add_history(&c, 0, 300);
+    c.execute("UPDATE messages SET state = 'sent' WHERE mseq % 7 = 0", [])
+        .expect("update");
+    // An update that leaves the state as it was changes nothing.
+    c.execute("UPDATE messages SET state = state, updated_at = 5", [])
+        .expect("touch");
+    c.execute("DELETE FROM recipients WHERE mseq % 11 = 0", [])
+        .expect("delete recipients");
+    c.execute("DELETE FROM messages WHERE mseq % 11 = 0", [])
+        .expect("delete");
+    let kept: Vec<(String, i64)> = c
+        .prepare(super::sqlite_webhooks::COUNTS_SQL)
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows");
+    let counted: Vec<(String, i64)> = c
+        .prepare("SELECT state, count(*) FROM messages GROUP BY state ORDER BY state")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows");
+    let nonzero: Vec<_> = kept.into_iter().filter(|(_, n)| *n != 0).collect();
+    assert_eq!(nonzero, counted);
+    assert!(
+        counted.len() >= 4,
+        "several states in the fixture: {counted:?}"
+    );
+}
+
+#[test]
+fn counts_do_not_walk_the_history() {
+    let c = db();
+    add_history(&c, 0, 200);
+    let small = steps(&c, super::sqlite_webhooks::COUNTS_SQL, &[]);
+    add_history(&c, 200, 5_000);
+    assert_eq!(small, steps(&c, super::sqlite_webhooks::COUNTS_SQL, &[]));
+}

@@ -130,13 +130,31 @@ CREATE INDEX webhook_outbox_due ON webhook_outbox(next_at) WHERE state = 'pendin
 
 /// What version 4 added: partial indexes so that what runs on every routing pass and every
 /// deadline tick reads the recipients still in flight, not the whole history (the router's
-/// per-SIM backlog scanned every message of the account: relay CPU grew with the store).
+/// per-SIM backlog scanned every message of the account: relay CPU grew with the store), and
+/// message counts per state kept by triggers so `/metrics` does not count the history on
+/// every scrape.
 const V4_UPGRADE: &str = r#"
 CREATE INDEX recipients_unsent ON recipients(mseq)
     WHERE phone_id IS NOT NULL AND state IN ('pending', 'queued', 'sending', 'cancelling');
 CREATE INDEX recipients_waiting ON recipients(updated_at)
     WHERE phone_id IS NOT NULL AND state IN ('pending', 'queued', 'sending', 'sent', 'cancelling');
 CREATE INDEX recipients_done ON recipients(updated_at) WHERE state IN ('sent', 'delivered');
+CREATE TABLE message_counts (
+    state   TEXT PRIMARY KEY,
+    n       INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO message_counts SELECT state, count(*) FROM messages GROUP BY state;
+CREATE TRIGGER message_counts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO message_counts VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER message_counts_update AFTER UPDATE OF state ON messages
+WHEN OLD.state IS NOT NEW.state BEGIN
+    UPDATE message_counts SET n = n - 1 WHERE state = OLD.state;
+    INSERT INTO message_counts VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER message_counts_delete AFTER DELETE ON messages BEGIN
+    UPDATE message_counts SET n = n - 1 WHERE state = OLD.state;
+END;
 "#;
 
 /// Brings `conn` to [`VERSION`], creating or upgrading as needed.

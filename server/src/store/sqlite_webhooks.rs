@@ -202,9 +202,12 @@ pub fn prune_deliveries(tx: &Transaction<'_>, before: Millis) -> Result<usize> {
     )?)
 }
 
+/// Messages per state, kept by triggers (schema v4); a state once seen stays, at 0 when empty.
+pub(crate) const COUNTS_SQL: &str = "SELECT state, n FROM message_counts ORDER BY state";
+
 pub fn counts(c: &Connection) -> Result<Counts> {
     let messages_by_state = c
-        .prepare("SELECT state, count(*) FROM messages GROUP BY state ORDER BY state")?
+        .prepare_cached(COUNTS_SQL)?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let count = |sql: &str| -> rusqlite::Result<i64> { c.query_row(sql, [], |r| r.get(0)) };
