@@ -14,7 +14,7 @@ use clap::Args;
 use simrelay_core::link::pair;
 use simrelay_core::phone::{LinkConfig, Phone, PhoneConfig};
 use simrelay_core::sim_modem::{SimBehaviour, SimModem, SimModemConfig};
-use simrelay_core::{EngineConfig, SimConfig};
+use simrelay_core::EngineConfig;
 
 use crate::api::{hash_secret, random_secret};
 use crate::config::Config;
@@ -116,22 +116,15 @@ pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
             token: paired.token,
             pin_sha256: None,
         };
-        let phone = Phone::start(
+        let phone = crate::sim_phones::start_phone(
             PhoneConfig {
                 link: Some(link),
                 engine: engine_config(),
                 app_version: format!("demo-{}", env!("CARGO_PKG_VERSION")),
                 ..PhoneConfig::new(data.join(format!("{name}.sqlite")))
             },
-            Box::new(modem.clone()),
+            &modem,
         )?;
-        phone.handle().set_sims(vec![SimConfig {
-            sub_id: 1,
-            slot: 0,
-            carrier: Some("Simulated".into()),
-            parts_per_minute: None,
-            daily_cap: None,
-        }])?;
         phones.push((paired.phone_id, phone, modem));
     }
     Ok(Demo {

@@ -191,6 +191,20 @@ async fn pair_phone(
     }
 }
 
+/// Starts one simulated phone on `modem` with one SIM (sub id 1, slot 0), as the demo and
+/// `sim-phones` both run them.
+pub fn start_phone(config: PhoneConfig, modem: &SimModem) -> Result<Phone, simrelay_core::Error> {
+    let phone = Phone::start(config, Box::new(modem.clone()))?;
+    phone.handle().set_sims(vec![SimConfig {
+        sub_id: 1,
+        slot: 0,
+        carrier: Some("Simulated".into()),
+        parts_per_minute: None,
+        daily_cap: None,
+    }])?;
+    Ok(phone)
+}
+
 /// Starts (pairing first where needed) `args.count` simulated phones; prints one
 /// `phone <i> paired` or `phone <i> resumed` line per phone.
 pub async fn start(args: &SimPhonesArgs) -> Result<SimPhones, SimPhonesError> {
@@ -224,22 +238,15 @@ pub async fn start(args: &SimPhonesArgs) -> Result<SimPhones, SimPhonesError> {
             ledger: Some(ledger_path(&args.data, i)),
             ..SimModemConfig::default()
         });
-        let phone = Phone::start(
+        let phone = start_phone(
             PhoneConfig {
                 link,
                 engine: config.clone(),
                 app_version: format!("sim-phones-{}", env!("CARGO_PKG_VERSION")),
                 ..PhoneConfig::new(db)
             },
-            Box::new(modem.clone()),
+            &modem,
         )?;
-        phone.handle().set_sims(vec![SimConfig {
-            sub_id: 1,
-            slot: 0,
-            carrier: Some("Simulated".into()),
-            parts_per_minute: None,
-            daily_cap: None,
-        }])?;
         phones.push((i, phone, modem));
     }
     Ok(SimPhones { phones })
