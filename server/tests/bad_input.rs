@@ -1,6 +1,7 @@
 //! Bad input against a running relay (real HTTP on 127.0.0.1:0, real WebSockets): every
-//! malformed, oversized (a 2 MiB body, frames over the limit), wrongly typed, unauthorised or slow request gets a clear error, the
-//! relay keeps serving, and nothing stored changes (list endpoints compared before and after).
+//! malformed, oversized (a 2 MiB body announced or streamed chunked, frames over the limit),
+//! wrongly typed, unauthorised or slow request gets a clear error, the relay keeps serving,
+//! and nothing stored changes (list endpoints compared before and after).
 
 mod common;
 
