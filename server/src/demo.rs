@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use simrelay_core::EngineConfig;
 use simrelay_core::link::pair;
 use simrelay_core::phone::{LinkConfig, Phone, PhoneConfig};
 use simrelay_core::sim_modem::{SimBehaviour, SimModem, SimModemConfig};
-use simrelay_core::EngineConfig;
 
 use crate::api::{hash_secret, random_secret};
 use crate::config::Config;
