@@ -9,6 +9,8 @@
 //! cargo bench -p simrelay-server --bench load -- soak [--rate 300] [--secs 150] [--phones 20]
 //! ```
 //!
+//! Every mode takes `--cache-kib N` (the relay's `store_cache_kib`) and `--heartbeat-ms N`.
+//!
 //! * accept: closed loop, `concurrency` clients posting one-recipient messages; each 202 comes
 //!   after the durable group commit. Accepted/s and latency percentiles.
 //! * rate: open loop at a fixed rate; latency measured from the scheduled send time (no
@@ -17,7 +19,9 @@
 //!   POST until every message is `delivered`.
 //! * conns: N raw WebSocket phones (paired through the API) that say hello and heartbeat;
 //!   the relay's RSS per connection and its CPU while they only heartbeat.
-//! * soak: a steady rate through simulated phones; RSS sampled every 10 s, errors counted.
+//! * soak: a steady rate through simulated phones; every 10 s the relay's RSS (heap and
+//!   mapped files apart), its CPU over the interval, the store's size and errors so far; at
+//!   the end the RSS growth over the second half of the run.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -67,12 +71,19 @@ async fn spawn(args: &[&str], ready: &str, log: &Path) -> (Child, String) {
     }
 }
 
-async fn relay(dir: &Path, heartbeat_ms: u64) -> (Child, String) {
+/// `simrelay serve` on `dir/relay`; `cache_kib` sets `store_cache_kib` through a config file.
+async fn relay(dir: &Path, heartbeat_ms: u64, cache_kib: Option<u64>) -> (Child, String) {
     let data = dir.join("relay").display().to_string();
     let hb = heartbeat_ms.to_string();
+    let config = dir.join("relay.toml");
+    let toml = cache_kib.map_or(String::new(), |k| format!("store_cache_kib = {k}\n"));
+    std::fs::write(&config, toml).expect("config file");
+    let config = config.display().to_string();
     let (child, line) = spawn(
         &[
             "serve",
+            "--config",
+            &config,
             "--listen",
             "127.0.0.1:0",
             "--data",
@@ -112,20 +123,52 @@ async fn phones(dir: &Path, url: &str, count: u64) -> Child {
     .0
 }
 
-/// (RSS in KiB, CPU seconds user+system) of a process, from /proc.
-fn proc_stats(pid: u32) -> (u64, f64) {
+/// A process's memory (KiB) and CPU time, from /proc.
+#[derive(Debug, Clone, Copy, Default)]
+struct ProcStats {
+    rss: u64,
+    /// Heap and stacks: what the process allocated itself.
+    anon: u64,
+    /// Mapped files (the binary, SQLite's `-shm` index).
+    file: u64,
+    /// User + system CPU seconds.
+    cpu: f64,
+}
+
+fn proc_stats(pid: u32) -> ProcStats {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 (utime, stime) are 11 and 12 after the command name; 100 ticks/s.
-    (rss, (ticks(11) + ticks(12)) / 100.0)
+    ProcStats {
+        rss: kib("VmRSS:"),
+        anon: kib("RssAnon:"),
+        file: kib("RssFile:") + kib("RssShmem:"),
+        // Fields 14 and 15 (utime, stime) are 11 and 12 after the command name; 100 ticks/s.
+        cpu: (ticks(11) + ticks(12)) / 100.0,
+    }
+}
+
+/// Size in MiB of the files under `dir` whose names start with `prefix`.
+fn files_mib(dir: &Path, prefix: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len() as f64)
+        .sum::<f64>()
+        / (1024.0 * 1024.0)
 }
 
 fn client() -> reqwest::Client {
@@ -387,7 +430,7 @@ async fn conns(url: &str, pid: u32, count: u64, secs: u64, heartbeat: Duration) 
         "conns: paired {count} phones in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let (rss0, _) = proc_stats(pid);
+    let rss0 = proc_stats(pid).rss;
     let online = Arc::new(AtomicU64::new(0));
     let t = Instant::now();
     for token in tokens {
@@ -404,9 +447,17 @@ async fn conns(url: &str, pid: u32, count: u64, secs: u64, heartbeat: Duration) 
     );
     // Let connection buffers and the presence writes settle before measuring.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (rss1, cpu1) = proc_stats(pid);
+    let ProcStats {
+        rss: rss1,
+        cpu: cpu1,
+        ..
+    } = proc_stats(pid);
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let (rss2, cpu2) = proc_stats(pid);
+    let ProcStats {
+        rss: rss2,
+        cpu: cpu2,
+        ..
+    } = proc_stats(pid);
     println!(
         "conns: relay RSS {} MiB idle -> {} MiB with {up} links = {:.1} KiB per link; \
          heartbeat phase ({secs} s, one heartbeat per {} ms each way): relay CPU {:.1}% of one core, RSS {} MiB after",
@@ -420,21 +471,40 @@ async fn conns(url: &str, pid: u32, count: u64, secs: u64, heartbeat: Duration) 
 }
 
 async fn soak(dir: &Path, url: &str, pid: u32, rate: u64, secs: u64, phone_count: u64) {
-    let _phones = phones(dir, url, phone_count).await;
+    let phones_child = phones(dir, url, phone_count).await;
+    let phones_pid = phones_child.id().unwrap_or(0);
     let http = client();
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let errors = Arc::new(AtomicU64::new(0));
     let start = tokio::time::Instant::now();
+    let relay_dir = dir.join("relay");
     let mut next_sample = Instant::now();
-    let mut samples = Vec::new();
+    let mut last = proc_stats(pid);
+    let mut last_at = Instant::now();
+    // (seconds, relay RSS KiB) per sample, for the verdict below.
+    let mut rss_at: Vec<(u64, u64)> = Vec::new();
+    let mut cpu_pcts = Vec::new();
+    println!("soak: t_s rss_mib anon_mib file_mib cpu_pct db_mib wal_mib phones_rss_mib errors");
     for n in 0..rate * secs {
         if Instant::now() >= next_sample {
-            let (rss, cpu) = proc_stats(pid);
-            samples.push(format!(
-                "{:.0}s {} MiB cpu {cpu:.1}s",
-                start.elapsed().as_secs_f64(),
-                rss / 1024
-            ));
+            let now = proc_stats(pid);
+            let pct = (now.cpu - last.cpu) / last_at.elapsed().as_secs_f64().max(1e-3) * 100.0;
+            let t = start.elapsed().as_secs();
+            if n > 0 {
+                cpu_pcts.push(pct);
+            }
+            rss_at.push((t, now.rss));
+            println!(
+                "soak: {t} {:.1} {:.1} {:.1} {pct:.0} {:.0} {:.1} {:.1} {}",
+                now.rss as f64 / 1024.0,
+                now.anon as f64 / 1024.0,
+                now.file as f64 / 1024.0,
+                files_mib(&relay_dir, "relay.sqlite") - files_mib(&relay_dir, "relay.sqlite-"),
+                files_mib(&relay_dir, "relay.sqlite-wal"),
+                proc_stats(phones_pid).rss as f64 / 1024.0,
+                errors.load(Ordering::Relaxed)
+            );
+            (last, last_at) = (now, Instant::now());
             next_sample += Duration::from_secs(10);
         }
         tokio::time::sleep_until(start + interval * n as u32).await;
@@ -452,12 +522,30 @@ async fn soak(dir: &Path, url: &str, pid: u32, rate: u64, secs: u64, phone_count
         tokio::time::sleep(Duration::from_millis(200)).await;
         done = delivered(&http, url).await;
     }
-    let (rss, _) = proc_stats(pid);
+    let end = proc_stats(pid);
+    // Flat means: the second half of the run adds (almost) nothing to what the first half
+    // reached. The first half includes the caches filling.
+    let at = |frac: f64| {
+        let t = (secs as f64 * frac) as u64;
+        rss_at
+            .iter()
+            .rev()
+            .find(|(s, _)| *s <= t)
+            .map_or(0, |(_, r)| *r)
+    };
+    let (half, last_rss) = (at(0.5), rss_at.last().map_or(0, |(_, r)| *r));
+    let cpu_mean = cpu_pcts.iter().sum::<f64>() / cpu_pcts.len().max(1) as f64;
     println!(
-        "soak: {total} messages at {rate}/s for {secs} s through {phone_count} phones: {done} delivered, {} errors; relay RSS {}; final {} MiB",
+        "soak: {total} messages at {rate}/s for {secs} s through {phone_count} phones: {done} delivered, {} errors; \
+         relay RSS {:.1} MiB at {} s, {:.1} MiB at half time, {:.1} MiB at the end of posting \
+         ({:+.1} MiB over the second half), {:.1} MiB after the drain; relay CPU {cpu_mean:.0}% of one core on average",
         errors.load(Ordering::Relaxed),
-        samples.join(", "),
-        rss / 1024
+        at(0.1) as f64 / 1024.0,
+        secs / 10,
+        half as f64 / 1024.0,
+        last_rss as f64 / 1024.0,
+        (last_rss as f64 - half as f64) / 1024.0,
+        end.rss as f64 / 1024.0,
     );
 }
 
@@ -482,7 +570,11 @@ fn main() {
             .ok();
         let dir = tempfile::tempdir().expect("tempdir");
         let hb = Duration::from_millis(arg(&args, "--heartbeat-ms", 15_000));
-        let (relay_proc, url) = relay(dir.path(), hb.as_millis() as u64).await;
+        let cache_kib = args
+            .iter()
+            .any(|a| a == "--cache-kib")
+            .then(|| arg(&args, "--cache-kib", 2000));
+        let (relay_proc, url) = relay(dir.path(), hb.as_millis() as u64, cache_kib).await;
         let pid = relay_proc.id().expect("relay pid");
         let secs = arg(&args, "--secs", 10);
         match mode.as_str() {
