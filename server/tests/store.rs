@@ -219,3 +219,35 @@ fn delivered_webhooks_are_pruned_dead_ones_stay() -> Result<(), Box<dyn std::err
     assert_eq!(store.counts()?.webhooks_dead, 1);
     Ok(())
 }
+
+#[test]
+fn expired_pairing_codes_pair_nothing() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, account) = setup()?;
+    store.create_pairing_code(&account, "late", 10, 600)?;
+    store.create_pairing_code(&account, "in-time", 10, 600)?;
+    let before = store.list_phones(&account)?.len();
+    assert!(
+        store
+            .pair_phone("late", "L", "token-L", None, 600)?
+            .is_none(),
+        "a code is dead at its expiry instant"
+    );
+    assert!(
+        store
+            .pair_phone("late", "L", "token-L", None, 10_000)?
+            .is_none()
+    );
+    assert_eq!(
+        store.list_phones(&account)?.len(),
+        before,
+        "no phone was created"
+    );
+    assert!(
+        store
+            .pair_phone("in-time", "T", "token-T", None, 599)?
+            .is_some(),
+        "a code pairs until the instant before it expires"
+    );
+    assert!(store.phone_by_token("token-L")?.is_none());
+    Ok(())
+}
