@@ -159,6 +159,13 @@ impl Hub {
         }
     }
 
+    /// Closes the phone's link, if it has one, without a grace (the phone was removed).
+    pub fn close(&self, phone: &str) {
+        if let Some(c) = self.conns().remove(phone) {
+            c.close.notify_one();
+        }
+    }
+
     pub fn is_connected(&self, phone: &str) -> bool {
         self.conns().contains_key(phone)
     }

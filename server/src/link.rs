@@ -183,6 +183,12 @@ async fn session(
             .await
         {
             Ok(c) => (reg, c),
+            // Removed between the token check and here (`DELETE /v1/phones/{id}`).
+            Err(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows)) => {
+                state.hub.unregister(&phone, reg.id);
+                refuse(socket, "unauthorized", "unknown device token").await;
+                return Ok(());
+            }
             Err(e) => {
                 state.hub.unregister(&phone, reg.id);
                 refuse(

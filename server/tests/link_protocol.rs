@@ -5,27 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Http, KEY_A, KEY_B, RawPhone, paired_phone, server, status};
+use common::{Http, KEY_A, KEY_B, RawPhone, paired_phone, server, status, update};
 use serde_json::json;
 use simrelay_protocol::{
-    Event, IncomingSms, PROTOCOL_VERSION, PhoneFrame, RecipientState, RecipientUpdate, RelayFrame,
+    Event, IncomingSms, PROTOCOL_VERSION, PhoneFrame, RecipientState, RelayFrame,
 };
-
-fn update(message_id: &str, idx: u32, state: RecipientState) -> Event {
-    Event::Recipient(RecipientUpdate {
-        message_id: message_id.into(),
-        idx,
-        state,
-        at: 1,
-        reason: None,
-        code: None,
-        sim: Some(1),
-        parts: 1,
-        parts_sent: u32::from(state >= RecipientState::Sent),
-        parts_delivered: u32::from(state == RecipientState::Delivered),
-        unsent: false,
-    })
-}
 
 async fn expect_error(p: &mut RawPhone, code: &str) {
     match p.recv().await {

@@ -19,7 +19,9 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
              INSERT INTO messages (account_id, id, body_hash, text, priority, delivery_report,
                  state, created_at, updated_at) VALUES ('acc', 'old-1', 'h', 'hi', 0, 1, 'pending', 1, 1);
              INSERT INTO recipients (mseq, idx, to_number, state, updated_at)
-                 VALUES (1, 0, '+15551230001', 'pending', 1);",
+                 VALUES (1, 0, '+15551230001', 'pending', 1);
+             INSERT INTO phones (id, account_id, token_hash, created_at)
+                 VALUES ('old-phone', 'acc', 'old-token-hash', 1);",
         )?;
     }
     let store = SqliteStore::open(&path)?;
@@ -45,6 +47,10 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     assert_eq!(store.list_webhooks("acc")?.len(), 1);
     store.create_pairing_code("acc", "code-hash", 2, 10)?;
+    // A phone paired before removal existed (v5) still authenticates, and can be removed.
+    assert!(store.phone_by_token("old-token-hash")?.is_some());
+    assert!(store.remove_phone("acc", "old-phone", 3)?.is_some());
+    assert!(store.phone_by_token("old-token-hash")?.is_none());
     drop(store);
     let c = Connection::open(&path)?;
     let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/inbox", get(inbox::list))
         .route("/v1/inbox/wait", get(inbox::wait))
         .route("/v1/phones", get(phones::list))
+        .route("/v1/phones/{id}", axum::routing::delete(phones::remove))
         .route("/v1/pairing-codes", post(phones::create_pairing_code))
         .route("/v1/pools", post(pools::create).get(pools::list))
         .route("/v1/pools/{name}", axum::routing::delete(pools::delete))

@@ -1,8 +1,8 @@
-//! `/v1/phones` (presence, SIMs, queue depth) and `/v1/pairing-codes` (one-time codes a phone
-//! exchanges for its device token over `/v1/link`).
+//! `/v1/phones` (presence, SIMs, queue depth; removing a phone) and `/v1/pairing-codes`
+//! (one-time codes a phone exchanges for its device token over `/v1/link`).
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
@@ -60,6 +60,37 @@ pub async fn list(
         })
         .collect();
     Ok(Json(json!({ "items": items })))
+}
+
+/// `DELETE /v1/phones/{id}`: the phone's token stops working, its link is closed, and its
+/// recipients end as `store::sqlite_removal` describes. 404 for another account's phone.
+pub async fn remove(
+    State(state): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let now = now_ms();
+    let removed = {
+        // Under the presence lock, so that a link authenticating right now either registers
+        // before (and is closed below) or finds the phone removed.
+        let _presence = state.hub.presence().await;
+        let phone = id.clone();
+        let removed = state
+            .db
+            .call(move |s| s.remove_phone(&account, &phone, now))
+            .await?
+            .ok_or_else(AppError::not_found)?;
+        state.hub.close(&id);
+        removed
+    };
+    tracing::info!(phone = %id, "phone removed");
+    state.route_kick.notify_one();
+    state.webhook_kick.notify_one();
+    Ok(Json(json!({
+        "id": id,
+        "removed_at": fmt_ms(now),
+        "recipients": removed,
+    })))
 }
 
 /// The relay's WebSocket base URL (`ws://host:port`) as a client reached us; phones connect

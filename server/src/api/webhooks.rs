@@ -15,13 +15,14 @@ use crate::store::{Webhook, now_ms};
 use crate::time_fmt::fmt_ms;
 
 /// Events a webhook may subscribe to.
-pub const EVENTS: [&str; 8] = [
+pub const EVENTS: [&str; 9] = [
     "message.sent",
     "message.delivered",
     "message.failed",
     "message.received",
     "phone.online",
     "phone.offline",
+    "phone.removed",
     "sim.quarantined",
     "sim.recovered",
 ];

@@ -15,6 +15,7 @@ pub use sqlite_messages::PHONE_SILENCE_MS;
 mod scaling_tests;
 mod sqlite_phones;
 pub mod sqlite_pools;
+pub mod sqlite_removal;
 mod sqlite_routing;
 mod sqlite_webhooks;
 
@@ -337,6 +338,14 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> Result<Option<String>>;
     fn phone_by_token(&self, token_hash: &str) -> Result<Option<PhoneAuth>>;
+    /// Removes a phone of the account: its token stops working and its recipients end as
+    /// `sqlite_removal` describes. `None` if the account has no such phone.
+    fn remove_phone(
+        &self,
+        account: &str,
+        phone: &str,
+        now: Millis,
+    ) -> Result<Option<sqlite_removal::Removal>>;
     /// Marks the phone online with this status; queues `phone.online` if it was offline.
     fn phone_connected(&self, phone: &str, status: &PhoneStatus, now: Millis) -> Result<Connected>;
     fn phone_status(&self, phone: &str, status: &PhoneStatus, now: Millis) -> Result<()>;

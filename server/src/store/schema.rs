@@ -8,7 +8,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The version [`migrate`] brings a database to.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 /// Version 1 (frozen: never edit, the migration test opens databases made by it).
 pub const V1_SQL: &str = r#"
@@ -157,6 +157,11 @@ CREATE TRIGGER message_counts_delete AFTER DELETE ON messages BEGIN
 END;
 "#;
 
+/// What version 5 added: phones can be removed (`DELETE /v1/phones/{id}`). The row stays, so
+/// that the messages it sent still name it; its token hash is replaced by a value no token
+/// hashes to.
+const V5_UPGRADE: &str = "ALTER TABLE phones ADD COLUMN removed_at INTEGER;";
+
 /// Brings `conn` to [`VERSION`], creating or upgrading as needed.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -185,6 +190,9 @@ pub fn upgrade_from(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> 
     }
     if version < 4 {
         tx.execute_batch(V4_UPGRADE)?;
+    }
+    if version < 5 {
+        tx.execute_batch(V5_UPGRADE)?;
     }
     Ok(())
 }

@@ -183,6 +183,15 @@ impl Store for SqliteStore {
         self.write(|tx| ph::phone_status(tx, phone, status, now))
     }
 
+    fn remove_phone(
+        &self,
+        account: &str,
+        phone: &str,
+        now: Millis,
+    ) -> Result<Option<super::sqlite_removal::Removal>> {
+        self.write(|tx| super::sqlite_removal::remove_phone(tx, account, phone, now))
+    }
+
     fn phone_offline(&self, phone: &str, now: Millis) -> Result<bool> {
         self.write(|tx| ph::phone_offline(tx, phone, now))
     }

@@ -98,7 +98,9 @@ pub fn create_message(tx: &Transaction<'_>, m: &NewMessage) -> Result<CreateOutc
     }
     if let Some(phone) = &m.phone_id {
         let known: Option<i64> = tx
-            .prepare_cached("SELECT 1 FROM phones WHERE id = ?1 AND account_id = ?2")?
+            .prepare_cached(
+                "SELECT 1 FROM phones WHERE id = ?1 AND account_id = ?2 AND removed_at IS NULL",
+            )?
             .query_row(params![phone, m.account_id], |r| r.get(0))
             .optional()?;
         if known.is_none() {

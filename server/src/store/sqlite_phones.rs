@@ -86,16 +86,16 @@ pub fn pair_phone(
 }
 
 pub fn phone_by_token(c: &Connection, token_hash: &str) -> Result<Option<PhoneAuth>> {
-    Ok(
-        c.prepare_cached("SELECT id, account_id FROM phones WHERE token_hash = ?1")?
-            .query_row([token_hash], |r| {
-                Ok(PhoneAuth {
-                    id: r.get(0)?,
-                    account_id: r.get(1)?,
-                })
-            })
-            .optional()?,
-    )
+    Ok(c.prepare_cached(
+        "SELECT id, account_id FROM phones WHERE token_hash = ?1 AND removed_at IS NULL",
+    )?
+    .query_row([token_hash], |r| {
+        Ok(PhoneAuth {
+            id: r.get(0)?,
+            account_id: r.get(1)?,
+        })
+    })
+    .optional()?)
 }
 
 pub fn phone_connected(
@@ -105,7 +105,8 @@ pub fn phone_connected(
     now: Millis,
 ) -> Result<Connected> {
     let (account, online, event_seq, acked_seq): (String, bool, u64, u64) = tx.query_row(
-        "SELECT account_id, online, event_seq, acked_seq FROM phones WHERE id = ?1",
+        "SELECT account_id, online, event_seq, acked_seq FROM phones
+         WHERE id = ?1 AND removed_at IS NULL",
         [phone],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
@@ -176,7 +177,7 @@ pub fn list_phones(c: &Connection, account: &str) -> Result<Vec<PhoneRow>> {
     let mut rows: Vec<PhoneRow> = c
         .prepare(
             "SELECT id, name, status_json, last_seen, created_at FROM phones
-             WHERE account_id = ?1 ORDER BY created_at, id",
+             WHERE account_id = ?1 AND removed_at IS NULL ORDER BY created_at, id",
         )?
         .query_map([account], |r| {
             let status: Option<String> = r.get(2)?;

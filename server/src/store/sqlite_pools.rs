@@ -109,12 +109,12 @@ pub struct RoutingInput {
 }
 
 fn phone_of_account(c: &Connection, account: &str, phone: &str) -> Result<bool> {
-    Ok(
-        c.prepare_cached("SELECT 1 FROM phones WHERE id = ?1 AND account_id = ?2")?
-            .query_row(params![phone, account], |_| Ok(()))
-            .optional()?
-            .is_some(),
-    )
+    Ok(c.prepare_cached(
+        "SELECT 1 FROM phones WHERE id = ?1 AND account_id = ?2 AND removed_at IS NULL",
+    )?
+    .query_row(params![phone, account], |_| Ok(()))
+    .optional()?
+    .is_some())
 }
 
 pub fn create_pool(tx: &Transaction<'_>, account: &str, pool: &Pool) -> Result<PoolOutcome> {

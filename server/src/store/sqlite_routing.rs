@@ -203,7 +203,7 @@ fn has_alternative(tx: &Transaction<'_>, mseq: i64, tried: &[SimKey]) -> Result<
             .query_map(params![account, pool], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?,
         None => tx
-            .prepare_cached("SELECT id FROM phones WHERE account_id = ?1")?
+            .prepare_cached("SELECT id FROM phones WHERE account_id = ?1 AND removed_at IS NULL")?
             .query_map([&account], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?,
     };

@@ -11,7 +11,8 @@ use futures_util::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use simrelay_protocol::{
-    PROTOCOL_VERSION, PhoneFrame, PhoneStatus, RelayFrame, SimInfo, decode_relay_frame, encode,
+    Event, PROTOCOL_VERSION, PhoneFrame, PhoneStatus, RecipientState, RecipientUpdate, RelayFrame,
+    SimInfo, decode_relay_frame, encode,
 };
 use simrelay_server::config::Config;
 use simrelay_server::{AppState, Server, api, app, store};
@@ -147,6 +148,23 @@ pub fn status() -> PhoneStatus {
         charging: None,
         app_version: "test".into(),
     }
+}
+
+/// A phone's report that recipient `idx` of `message_id` reached `state` (one part, SIM 1).
+pub fn update(message_id: &str, idx: u32, state: RecipientState) -> Event {
+    Event::Recipient(RecipientUpdate {
+        message_id: message_id.into(),
+        idx,
+        state,
+        at: 1,
+        reason: None,
+        code: None,
+        sim: Some(1),
+        parts: 1,
+        parts_sent: u32::from(state >= RecipientState::Sent),
+        parts_delivered: u32::from(state == RecipientState::Delivered),
+        unsent: false,
+    })
 }
 
 type Ws =
