@@ -51,6 +51,9 @@ pub struct Config {
     pub default_validity: Duration,
     /// Longest a client may take to send a request's head (slow clients are dropped).
     pub header_read_timeout: Duration,
+    /// SQLite page cache per store connection, in KiB (the relay's memory grows to about
+    /// 9 × this as the store grows past it).
+    pub store_cache_kib: u32,
 }
 
 impl Config {
@@ -72,6 +75,7 @@ impl Config {
             webhook_max_attempts: 20,
             default_validity: Duration::from_secs(7 * 24 * 3600),
             header_read_timeout: Duration::from_secs(10),
+            store_cache_kib: crate::store::sqlite::DEFAULT_CACHE_KIB,
         }
     }
 }
@@ -98,6 +102,7 @@ pub struct FileConfig {
     pub webhook_max_attempts: Option<u32>,
     pub default_validity_secs: Option<u64>,
     pub header_read_timeout_ms: Option<u64>,
+    pub store_cache_kib: Option<u32>,
 }
 
 /// Flags of `simrelay serve` (each also read from its environment variable).
@@ -239,6 +244,9 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
     if let Some(ms) = file.header_read_timeout_ms {
         c.header_read_timeout = Duration::from_millis(ms.max(1));
     }
+    if let Some(kib) = file.store_cache_kib {
+        c.store_cache_kib = kib.max(64);
+    }
     Ok(c)
 }
 
@@ -262,6 +270,10 @@ mod tests {
         assert_eq!(c.heartbeat, Duration::from_secs(5));
         assert_eq!(c.tls, TlsMode::Off);
         assert_eq!(c.window, 64);
+        assert_eq!(c.store_cache_kib, 2000);
+        let small = parse_file("store_cache_kib = 256\n").expect("valid toml");
+        let c = merge(small, &ServeArgs::default()).expect("valid config");
+        assert_eq!(c.store_cache_kib, 256);
     }
 
     #[test]

@@ -101,9 +101,11 @@ impl AppState {
         install_crypto_provider();
         std::fs::create_dir_all(&config.data)?;
         let path = config.data.join("relay.sqlite");
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-            .await
-            .map_err(|_| StoreError::Join)??;
+        let cache_kib = config.store_cache_kib;
+        let store =
+            tokio::task::spawn_blocking(move || SqliteStore::open_with_cache(&path, cache_kib))
+                .await
+                .map_err(|_| StoreError::Join)??;
         let db = Db::new(Arc::new(store));
         if let Some(key) = &config.api_key {
             let hash = api::hash_secret(key);

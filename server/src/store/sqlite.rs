@@ -27,6 +27,9 @@ use super::{
 use crate::pool_router::SimKey;
 
 const MAX_IDLE_READERS: usize = 8;
+/// Page cache per connection, in KiB: SQLite's own default. The relay holds one writer and up
+/// to [`MAX_IDLE_READERS`] idle readers, so the caches together stay under 9 × this.
+pub const DEFAULT_CACHE_KIB: u32 = 2000;
 
 /// The SQLite store.
 #[derive(Debug)]
@@ -34,10 +37,12 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    cache_kib: u32,
 }
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+fn configure(conn: &Connection, cache_kib: u32) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "cache_size", -i64::from(cache_kib))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -48,13 +53,19 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 impl SqliteStore {
     /// Opens (creating or migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with_cache(path, DEFAULT_CACHE_KIB)
+    }
+
+    /// [`Self::open`] with a page cache of `cache_kib` KiB per connection.
+    pub fn open_with_cache(path: &Path, cache_kib: u32) -> Result<Self> {
         let mut writer = Connection::open(path).map_err(StoreError::from_sqlite)?;
-        configure(&writer)?;
+        configure(&writer, cache_kib)?;
         schema::migrate(&mut writer).map_err(StoreError::from_sqlite)?;
         Ok(Self {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            cache_kib,
         })
     }
 
@@ -80,6 +91,7 @@ impl SqliteStore {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
                 c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c.pragma_update(None, "cache_size", -i64::from(self.cache_kib))?;
                 c.set_prepared_statement_cache_capacity(64);
                 c
             }
