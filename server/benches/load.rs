@@ -12,7 +12,9 @@
 //! Every mode takes `--cache-kib N` (the relay's `store_cache_kib`) and `--heartbeat-ms N`.
 //!
 //! * accept: closed loop, `concurrency` clients posting one-recipient messages; each 202 comes
-//!   after the durable group commit. Accepted/s and latency percentiles.
+//!   after the durable group commit. Accepted/s and latency percentiles, and the ratio to a
+//!   baseline run first against the same relay: `GET /healthz` (HTTP and a store read, no
+//!   commit) at the same concurrency.
 //! * rate: open loop at a fixed rate; latency measured from the scheduled send time (no
 //!   coordinated omission). p50/p99/max.
 //! * e2e: `simrelay sim-phones` with N phones at zero radio latency; messages/s from the first
@@ -201,7 +203,10 @@ fn percentiles(mut v: Vec<Duration>) -> String {
     )
 }
 
-async fn accept(url: &str, secs: u64, concurrency: u64) {
+/// Closed loop: `concurrency` clients for `secs`; `healthz` sends `GET /healthz` (the
+/// baseline: the same HTTP stack and a store read, no commit) instead of posting messages.
+/// Returns the answers per second.
+async fn closed_loop(url: &str, secs: u64, concurrency: u64, healthz: bool) -> f64 {
     let http = client();
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -216,7 +221,13 @@ async fn accept(url: &str, secs: u64, concurrency: u64) {
             while Instant::now() < end {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let t = Instant::now();
-                if post(&http, &url, n).await {
+                let ok = if healthz {
+                    matches!(http.get(format!("{url}/healthz")).send().await,
+                        Ok(r) if r.status().is_success())
+                } else {
+                    post(&http, &url, n).await
+                };
+                if ok {
                     lat.push(t.elapsed());
                 } else {
                     errors.fetch_add(1, Ordering::Relaxed);
@@ -230,12 +241,27 @@ async fn accept(url: &str, secs: u64, concurrency: u64) {
         lat.extend(t.await.expect("client task"));
     }
     let el = start.elapsed().as_secs_f64();
+    let what = if healthz {
+        "baseline GET /healthz"
+    } else {
+        "accept"
+    };
+    let per_sec = lat.len() as f64 / el;
     println!(
-        "accept: {} accepted in {el:.1} s = {:.0}/s with {concurrency} clients, {} errors; {}",
+        "{what}: {} answered in {el:.1} s = {per_sec:.0}/s with {concurrency} clients, {} errors; {}",
         lat.len(),
-        lat.len() as f64 / el,
         errors.load(Ordering::Relaxed),
         percentiles(lat)
+    );
+    per_sec
+}
+
+async fn accept(url: &str, secs: u64, concurrency: u64) {
+    let base = closed_loop(url, secs, concurrency, true).await;
+    let rate = closed_loop(url, secs, concurrency, false).await;
+    println!(
+        "accept: {rate:.0}/s durable against {base:.0}/s baseline = ratio {:.2}",
+        rate / base.max(1.0)
     );
 }
 
@@ -484,7 +510,9 @@ async fn soak(dir: &Path, url: &str, pid: u32, rate: u64, secs: u64, phone_count
     // (seconds, relay RSS KiB) per sample, for the verdict below.
     let mut rss_at: Vec<(u64, u64)> = Vec::new();
     let mut cpu_pcts = Vec::new();
-    println!("soak: t_s rss_mib anon_mib file_mib cpu_pct db_mib wal_mib phones_rss_mib errors");
+    println!(
+        "soak: t_s rss_mib anon_mib file_mib cpu_pct db_mib wal_mib phones_rss_mib errors metrics_ms"
+    );
     for n in 0..rate * secs {
         if Instant::now() >= next_sample {
             let now = proc_stats(pid);
@@ -494,8 +522,12 @@ async fn soak(dir: &Path, url: &str, pid: u32, rate: u64, secs: u64, phone_count
                 cpu_pcts.push(pct);
             }
             rss_at.push((t, now.rss));
+            // What one scrape costs while the store grows (it reads ten minutes of sends).
+            let scrape = Instant::now();
+            delivered(&http, url).await;
+            let scrape_ms = scrape.elapsed().as_secs_f64() * 1e3;
             println!(
-                "soak: {t} {:.1} {:.1} {:.1} {pct:.0} {:.0} {:.1} {:.1} {}",
+                "soak: {t} {:.1} {:.1} {:.1} {pct:.0} {:.0} {:.1} {:.1} {} {scrape_ms:.1}",
                 now.rss as f64 / 1024.0,
                 now.anon as f64 / 1024.0,
                 now.file as f64 / 1024.0,
