@@ -270,3 +270,44 @@ fn with_no_other_phone_a_sim_bound_failure_stands() -> R<()> {
     );
     Ok(())
 }
+
+#[test]
+fn sent_parts_count_per_sim_over_the_last_ten_minutes_once_each() -> R<()> {
+    let (_dir, store, account) = setup()?;
+    let mut seq = 0;
+    for id in ["s1", "s2"] {
+        store.create_messages(&[message(&account, id, None)])?;
+        route_and_report(
+            &store,
+            &account,
+            "A",
+            1,
+            &mut seq,
+            update(id, RecipientState::Sent, 1, false),
+        )?;
+    }
+    // A repeated report of the same sent part and a delivery report add nothing.
+    seq += 1;
+    store.apply_from_phone(
+        "A",
+        None,
+        &[(seq, update("s1", RecipientState::Sent, 1, false))],
+        6,
+    )?;
+    let mut delivered = update("s2", RecipientState::Delivered, 1, false);
+    if let Event::Recipient(r) = &mut delivered {
+        r.parts_sent = 1;
+        r.parts_delivered = 1;
+    }
+    seq += 1;
+    store.apply_from_phone("A", None, &[(seq, delivered)], 7)?;
+    let key = SimKey::new("A", 1);
+    let sent = store.sent_since(&account, 5 - 600_000)?;
+    assert_eq!(sent.get(&key), Some(&2), "{sent:?}");
+    assert_eq!(sent.len(), 1, "no other SIM sent anything");
+    assert!(store.sent_since("other-account", 5 - 600_000)?.is_empty());
+    // Ten minutes on, the window holds nothing.
+    let later = 11 * 60_000;
+    assert!(store.sent_since(&account, later - 600_000)?.is_empty());
+    Ok(())
+}

@@ -170,3 +170,28 @@ fn counts_do_not_walk_the_history() {
     add_history(&c, 200, 5_000);
     assert_eq!(small, steps(&c, super::sqlite_webhooks::COUNTS_SQL, &[]));
 }
+
+#[test]
+fn sent_counters_keep_only_the_window() {
+    let mut c = db();
+    c.execute(
+        "INSERT INTO phones (id, account_id, token_hash, created_at) VALUES ('phone-1', 'acc', 't', 0)",
+        [],
+    )
+    .expect("phone");
+    let tx = c.transaction().expect("tx");
+    for minute in 0..1_000_i64 {
+        for sim in [1, 2] {
+            super::sqlite_pools::count_sent(&tx, "phone-1", sim, 3, minute * 60_000 + 5)
+                .expect("count");
+        }
+    }
+    tx.commit().expect("commit");
+    let rows: i64 = c
+        .query_row("SELECT count(*) FROM sim_sent", [], |r| r.get(0))
+        .expect("count rows");
+    assert_eq!(rows, 2 * 11, "ten minutes and the current one, per SIM");
+    let now = 999 * 60_000 + 5;
+    let sent = super::sqlite_pools::sent_since(&c, "acc", now - 600_000).expect("sent");
+    assert_eq!(sent.values().copied().collect::<Vec<_>>(), [30, 30]);
+}

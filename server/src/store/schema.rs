@@ -157,10 +157,21 @@ CREATE TRIGGER message_counts_delete AFTER DELETE ON messages BEGIN
 END;
 "#;
 
-/// What version 5 added: phones can be removed (`DELETE /v1/phones/{id}`). The row stays, so
-/// that the messages it sent still name it; its token hash is replaced by a value no token
-/// hashes to.
-const V5_UPGRADE: &str = "ALTER TABLE phones ADD COLUMN removed_at INTEGER;";
+/// What version 5 added: phones can be removed (`DELETE /v1/phones/{id}`; the row stays, so
+/// that the messages it sent still name it, and its token hash is replaced by a value no
+/// token hashes to), and parts sent per SIM and minute, kept for the last ten minutes, so
+/// that `/metrics` and the pools view read a few rows per SIM instead of every recipient
+/// sent in the last ten minutes.
+const V5_UPGRADE: &str = r#"
+ALTER TABLE phones ADD COLUMN removed_at INTEGER;
+CREATE TABLE sim_sent (
+    phone_id    TEXT NOT NULL,
+    sub_id      INTEGER NOT NULL,
+    minute      INTEGER NOT NULL,
+    parts       INTEGER NOT NULL,
+    PRIMARY KEY (phone_id, sub_id, minute)
+) WITHOUT ROWID;
+"#;
 
 /// Brings `conn` to [`VERSION`], creating or upgrading as needed.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

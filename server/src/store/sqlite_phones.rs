@@ -283,16 +283,18 @@ fn apply_recipient<'e>(
     cancels: &mut Vec<&'e str>,
     out: &mut Applied,
 ) -> Result<bool> {
-    let row: Option<(i64, String, Option<String>)> = tx
+    type Row = (i64, String, Option<String>, u32, Option<i32>);
+    let row: Option<Row> = tx
         .prepare_cached(
-            "SELECT r.mseq, r.state, r.phone_id FROM recipients r JOIN messages m USING (mseq)
+            "SELECT r.mseq, r.state, r.phone_id, r.parts_sent, r.sim
+             FROM recipients r JOIN messages m USING (mseq)
              WHERE m.account_id = ?1 AND m.id = ?2 AND r.idx = ?3",
         )?
         .query_row(params![account, u.message_id, u.idx], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?;
-    let Some((mseq, current, owner)) = row else {
+    let Some((mseq, current, owner, was_sent, was_sim)) = row else {
         return Ok(false);
     };
     if owner.as_deref() != Some(phone) {
@@ -330,6 +332,10 @@ fn apply_recipient<'e>(
         u.sim,
         now
     ])?;
+    let newly_sent = u.parts_sent.saturating_sub(was_sent);
+    if let (true, Some(sim)) = (newly_sent > 0, u.sim.or(was_sim)) {
+        super::sqlite_pools::count_sent(tx, phone, sim, newly_sent, now)?;
+    }
     if new == current {
         return Ok(false);
     }

@@ -357,17 +357,39 @@ pub fn routing_input(c: &Connection, account: &str, now: Millis) -> Result<Routi
     Ok(input)
 }
 
-pub(crate) const SENT_SINCE_SQL: &str = "SELECT r.phone_id, r.sim, sum(r.parts_sent)
-     FROM recipients r INDEXED BY recipients_done CROSS JOIN messages m USING (mseq)
-     WHERE m.account_id = ?1 AND r.updated_at >= ?2 AND r.state IN ('sent', 'delivered')
-       AND r.phone_id IS NOT NULL AND r.sim IS NOT NULL
-       GROUP BY r.phone_id, r.sim";
+pub(crate) const SENT_SINCE_SQL: &str = "SELECT s.phone_id, s.sub_id, sum(s.parts)
+     FROM phones p JOIN sim_sent s ON s.phone_id = p.id
+     WHERE p.account_id = ?1 AND s.minute > ?2
+     GROUP BY s.phone_id, s.sub_id";
 
-/// Parts that left each SIM of the account since `since` (recipients now `sent` or
-/// `delivered` whose last change is that recent: throughput over a short window).
+/// Minutes of `sim_sent` kept per SIM: the ten minutes `sent_since` reads, and the current one.
+const SENT_MINUTES_KEPT: i64 = 11;
+
+/// Counts `parts` that just left SIM `sub_id` of `phone`, in the bucket of the minute `now`,
+/// and drops that SIM's buckets older than the window (a seek on the key, no scan).
+pub fn count_sent(
+    tx: &Transaction<'_>,
+    phone: &str,
+    sub_id: i32,
+    parts: u32,
+    now: Millis,
+) -> Result<()> {
+    let minute = now.div_euclid(60_000);
+    tx.prepare_cached(
+        "INSERT INTO sim_sent (phone_id, sub_id, minute, parts) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (phone_id, sub_id, minute) DO UPDATE SET parts = parts + excluded.parts",
+    )?
+    .execute(params![phone, sub_id, minute, parts])?;
+    tx.prepare_cached("DELETE FROM sim_sent WHERE phone_id = ?1 AND sub_id = ?2 AND minute <= ?3")?
+        .execute(params![phone, sub_id, minute - SENT_MINUTES_KEPT])?;
+    Ok(())
+}
+
+/// Parts that left each SIM of the account in the minutes after the one holding `since` (the
+/// minute buckets of [`count_sent`]: throughput over a short window).
 pub fn sent_since(c: &Connection, account: &str, since: Millis) -> Result<HashMap<SimKey, u32>> {
     Ok(c.prepare_cached(SENT_SINCE_SQL)?
-        .query_map(params![account, since], |r| {
+        .query_map(params![account, since.div_euclid(60_000)], |r| {
             Ok((SimKey::new(r.get::<_, String>(0)?, r.get(1)?), r.get(2)?))
         })?
         .collect::<rusqlite::Result<_>>()?)
