@@ -51,6 +51,8 @@ pub struct Config {
     pub default_validity: Duration,
     /// Longest a client may take to send a request's head (slow clients are dropped).
     pub header_read_timeout: Duration,
+    /// How long a kept-alive HTTP connection may wait for its next request.
+    pub keep_alive_idle: Duration,
     /// SQLite page cache per store connection, in KiB (the relay's memory grows to about
     /// 9 × this as the store grows past it).
     pub store_cache_kib: u32,
@@ -75,6 +77,7 @@ impl Config {
             webhook_max_attempts: 20,
             default_validity: Duration::from_secs(7 * 24 * 3600),
             header_read_timeout: Duration::from_secs(10),
+            keep_alive_idle: Duration::from_secs(120),
             store_cache_kib: crate::store::sqlite::DEFAULT_CACHE_KIB,
         }
     }
@@ -102,6 +105,7 @@ pub struct FileConfig {
     pub webhook_max_attempts: Option<u32>,
     pub default_validity_secs: Option<u64>,
     pub header_read_timeout_ms: Option<u64>,
+    pub keep_alive_idle_ms: Option<u64>,
     pub store_cache_kib: Option<u32>,
 }
 
@@ -243,6 +247,9 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
     }
     if let Some(ms) = file.header_read_timeout_ms {
         c.header_read_timeout = Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = file.keep_alive_idle_ms {
+        c.keep_alive_idle = Duration::from_millis(ms.max(1));
     }
     if let Some(kib) = file.store_cache_kib {
         c.store_cache_kib = kib.max(64);

@@ -21,6 +21,7 @@ pub mod sim_health;
 pub mod sim_phones;
 pub mod store;
 pub mod time_fmt;
+pub mod timed_io;
 pub mod tls;
 pub mod webhooks;
 
@@ -207,7 +208,10 @@ where
     let result = serve_http::serve(
         listener,
         app(state.clone()),
-        state.config.header_read_timeout,
+        serve_http::Timeouts {
+            header: state.config.header_read_timeout,
+            idle: state.config.keep_alive_idle,
+        },
         async move {
             shutdown.await;
             st.shutdown.send_replace(true);

@@ -1,28 +1,41 @@
-//! The HTTP accept loop: the axum router on hyper, with a header read timeout.
+//! The HTTP accept loop: the axum router on hyper, with a header timeout and an idle timeout.
 //!
-//! `axum::serve` sets no timer on hyper's connection builder, so hyper's header read timeout
-//! is off and a client that sends its request head byte by byte and never finishes (slow
-//! loris) holds a connection and a task forever. This loop is `axum::serve` with graceful
-//! shutdown plus that timeout: a connection whose request head is not complete within
-//! `header_timeout` is closed. Upgraded connections (the phones' WebSockets) leave hyper once
-//! upgraded; the hub closes them at shutdown.
+//! `axum::serve` has neither, so a client that sends its request head byte by byte and never
+//! finishes (slow loris) holds a connection and a task forever. This loop is `axum::serve`
+//! with graceful shutdown plus [`crate::timed_io`]: a connection whose request head is not
+//! complete within `header` of its first byte is closed, and a kept-alive connection may wait
+//! `idle` between requests (longer than the 90 s client pools commonly keep idle connections,
+//! so the relay does not close one under a client's request). Upgraded connections (the
+//! phones' WebSockets) leave both timeouts; the hub closes them at shutdown.
 
 use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use axum::serve::Listener;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
+use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::timed_io::{Phase, TimedIo};
+
+/// How long a request head may take, and how long a kept-alive connection may idle.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub header: Duration,
+    pub idle: Duration,
+}
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets every
 /// connection finish its request in flight and returns once all have closed.
 pub async fn serve<L>(
     mut listener: L,
     app: Router,
-    header_timeout: Duration,
+    timeouts: Timeouts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
@@ -39,16 +52,27 @@ where
             conn = listener.accept() => conn,
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        let phase = Phase::new(timeouts.header, timeouts.idle);
+        let io = TokioIo::new(TimedIo::new(io, phase.clone()));
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let serving = phase.serving();
+            let answer = app.clone().oneshot(req.map(Body::new));
+            async move {
+                let res = answer.await;
+                if matches!(&res, Ok(r) if r.status() == StatusCode::SWITCHING_PROTOCOLS) {
+                    serving.upgraded();
+                }
+                res
+            }
+        });
         let mut stop = stop_rx.clone();
         let done = done_rx.clone();
         tokio::spawn(async move {
             // HTTP/1 only (the relay is built without HTTP/2): no version sniffing, so the
-            // header timer runs from the first read, silent clients included.
+            // header deadline runs from the connection's start, silent clients included.
             let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(io), service)
+                .serve_connection(io, service)
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {

@@ -129,6 +129,19 @@ impl Http {
     }
 }
 
+impl Http {
+    /// Asserts that the relay answers `GET /healthz` with 200.
+    pub async fn healthy(&self) {
+        let res = self
+            .client
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .expect("relay answers");
+        assert_eq!(res.status(), 200);
+    }
+}
+
 pub fn sim(sub_id: i32) -> SimInfo {
     SimInfo {
         sub_id,

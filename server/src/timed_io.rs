@@ -1,0 +1,314 @@
+//! Two connection timeouts that hyper does not keep apart: a request head must be complete
+//! within `header` of its first byte (of the connection, for the first request), while a
+//! kept-alive connection may wait `idle` for its next request.
+//!
+//! hyper's own `header_read_timeout` also runs while a kept-alive connection waits, so a short
+//! one (against slow-loris clients) closes connections that clients still hold in their
+//! pools, and a request sent on one just as the relay closes it fails ("connection closed
+//! before message completed"), a `POST` included. Here [`TimedIo`] wraps the socket and fails
+//! a read once the deadline of the connection's [`Phase`] has passed; the service tells the
+//! phase when hyper handed it a request (the head is complete) and when it answered.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for (the rest of) a request head, until the deadline.
+    Head(Instant),
+    /// Between requests with nothing read yet, until the deadline.
+    Idle(Instant),
+    /// A request is being served (its body read, its answer computed): no deadline.
+    Serving,
+    /// Upgraded to a WebSocket, whose link keeps its own heartbeats: no deadline.
+    Upgraded,
+}
+
+/// Where one connection is, shared by its socket wrapper and its service.
+#[derive(Debug)]
+pub struct Phase {
+    state: Mutex<State>,
+    /// The task last left waiting in a read, woken when a deadline starts while it waits.
+    reader: Mutex<Option<Waker>>,
+    header: Duration,
+    idle: Duration,
+}
+
+impl Phase {
+    pub fn new(header: Duration, idle: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State::Head(Instant::now() + header)),
+            reader: Mutex::new(None),
+            header,
+            idle,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// hyper handed the service a request: its head is complete. The guard marks the end.
+    pub fn serving(self: &Arc<Self>) -> Serving {
+        *self.lock() = State::Serving;
+        Serving(self.clone())
+    }
+
+    /// Bytes arrived: on an idle connection, a new request head has begun.
+    fn bytes_read(&self) {
+        let mut s = self.lock();
+        if let State::Idle(_) = *s {
+            *s = State::Head(Instant::now() + self.header);
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match *self.lock() {
+            State::Head(d) | State::Idle(d) => Some(d),
+            State::Serving | State::Upgraded => None,
+        }
+    }
+}
+
+/// Held while a request is served; dropping it (answered, failed or cancelled) starts the
+/// idle wait, unless [`Serving::upgraded`] was called.
+#[derive(Debug)]
+pub struct Serving(Arc<Phase>);
+
+impl Serving {
+    /// The answer was `101 Switching Protocols`: the connection is no longer HTTP.
+    pub fn upgraded(&self) {
+        *self.0.lock() = State::Upgraded;
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        if *s == State::Serving {
+            *s = State::Idle(Instant::now() + self.0.idle);
+            drop(s);
+            // hyper may already wait in a read, polled while there was no deadline.
+            let waiting = self
+                .0
+                .reader
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(w) = waiting {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// A socket whose reads fail with `TimedOut` once its phase's deadline has passed.
+#[derive(Debug)]
+pub struct TimedIo<S> {
+    inner: S,
+    phase: Arc<Phase>,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl<S> TimedIo<S> {
+    pub fn new(inner: S, phase: Arc<Phase>) -> Self {
+        let first = phase.deadline().unwrap_or_else(Instant::now);
+        Self {
+            inner,
+            phase,
+            sleep: Box::pin(tokio::time::sleep_until(first)),
+        }
+    }
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "no complete request head in time, or idle too long",
+    )
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for TimedIo<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = read {
+            if buf.filled().len() > before {
+                self.phase.bytes_read();
+            }
+        }
+        let Some(deadline) = self.phase.deadline() else {
+            if read.is_pending() {
+                *self.phase.reader.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(cx.waker().clone());
+            }
+            return read;
+        };
+        if Instant::now() >= deadline {
+            return Poll::Ready(Err(timed_out()));
+        }
+        if read.is_ready() {
+            return read;
+        }
+        // Waiting for bytes: wake at the deadline too.
+        if self.sleep.deadline() != deadline {
+            self.sleep.as_mut().reset(deadline);
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for TimedIo<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const HEAD: Duration = Duration::from_secs(10);
+    const IDLE: Duration = Duration::from_secs(120);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_ends_after_the_header_timeout() {
+        let (_client, server) = tokio::io::duplex(64);
+        let mut io = TimedIo::new(server, Phase::new(HEAD, IDLE));
+        let t = Instant::now();
+        let err = io.read(&mut [0; 8]).await.expect_err("times out");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(t.elapsed(), HEAD);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickled_head_does_not_extend_its_deadline() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut io = TimedIo::new(server, Phase::new(HEAD, IDLE));
+        let t = Instant::now();
+        let writer = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if client.write_all(b"G").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut buf = [0; 8];
+        let err = loop {
+            match io.read(&mut buf).await {
+                Ok(n) => assert_eq!(n, 1),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(t.elapsed(), HEAD);
+        writer.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_alive_connection_idles_longer_than_a_head_may_take() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let phase = Phase::new(HEAD, IDLE);
+        let mut io = TimedIo::new(server, phase.clone());
+        client.write_all(b"GET").await.expect("write");
+        assert_eq!(io.read(&mut [0; 8]).await.expect("read"), 3);
+        // The head completed and the request was served, taking longer than HEAD.
+        let serving = phase.serving();
+        tokio::time::sleep(HEAD * 3).await;
+        drop(serving);
+        // Idle for most of IDLE (far past HEAD): the next request still gets through.
+        tokio::time::sleep(IDLE - Duration::from_secs(1)).await;
+        client.write_all(b"GET").await.expect("write");
+        assert_eq!(io.read(&mut [0; 8]).await.expect("still open"), 3);
+        // Its head must now complete within HEAD of its first byte.
+        let t = Instant::now();
+        let err = io.read(&mut [0; 8]).await.expect_err("times out");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(t.elapsed(), HEAD);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_ends_after_the_idle_timeout_and_an_upgrade_never_ends() {
+        let (_client, server) = tokio::io::duplex(64);
+        let phase = Phase::new(HEAD, IDLE);
+        let mut io = TimedIo::new(server, phase.clone());
+        drop(phase.serving());
+        let t = Instant::now();
+        let err = io.read(&mut [0; 8]).await.expect_err("times out");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(t.elapsed(), IDLE);
+
+        let (mut client, server) = tokio::io::duplex(64);
+        let phase = Phase::new(HEAD, IDLE);
+        let mut io = TimedIo::new(server, phase.clone());
+        phase.serving().upgraded();
+        tokio::time::sleep(IDLE * 10).await;
+        client.write_all(b"frame").await.expect("write");
+        assert_eq!(
+            io.read(&mut [0; 8]).await.expect("upgraded: no deadline"),
+            5
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_waiting_when_the_answer_goes_out_gets_the_idle_deadline() {
+        let (_client, server) = tokio::io::duplex(64);
+        let phase = Phase::new(HEAD, IDLE);
+        let mut io = TimedIo::new(server, phase.clone());
+        let serving = phase.serving();
+        let t = Instant::now();
+        let read = tokio::spawn(async move { io.read(&mut [0; 8]).await });
+        // The read now waits with no deadline (a request is being served) ...
+        tokio::task::yield_now().await;
+        // ... and the answer goes out: the waiting read gets the idle deadline.
+        drop(serving);
+        let out = tokio::time::timeout(IDLE * 2, read)
+            .await
+            .expect("the waiting read is woken for its deadline")
+            .expect("read task");
+        assert_eq!(
+            out.expect_err("times out").kind(),
+            std::io::ErrorKind::TimedOut
+        );
+        assert_eq!(t.elapsed(), IDLE);
+    }
+}
