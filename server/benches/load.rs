@@ -10,6 +10,8 @@
 //! ```
 //!
 //! Every mode takes `--cache-kib N` (the relay's `store_cache_kib`) and `--heartbeat-ms N`.
+//! `LOAD_SIMRELAY_BIN=path` starts that `simrelay` instead of this build's (a baseline built
+//! from another commit, or a wrapper script that runs it under a profiler).
 //!
 //! * accept: closed loop, `concurrency` clients posting one-recipient messages; each 202 comes
 //!   after the durable group commit. Accepted/s and latency percentiles, and the ratio to a
@@ -51,7 +53,10 @@ fn arg(args: &[String], name: &str, default: u64) -> u64 {
 /// A child `simrelay` process, once it printed its `ready` line.
 async fn spawn(args: &[&str], ready: &str, log: &Path) -> (Child, String) {
     let log = std::fs::File::create(log).expect("log file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_simrelay"))
+    // `LOAD_SIMRELAY_BIN`: another build (a baseline commit) or a wrapper (a profiler).
+    let bin = std::env::var("LOAD_SIMRELAY_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_simrelay").to_string());
+    let mut child = Command::new(bin)
         .args(args)
         .env("SIMRELAY_LOG", "warn")
         .stdout(Stdio::piped())
@@ -183,10 +188,32 @@ fn client() -> reqwest::Client {
 
 async fn post(http: &reqwest::Client, url: &str, n: u64) -> bool {
     let body = json!({"to": [format!("+1555{:07}", n % 10_000_000)], "text": format!("load {n}")});
-    matches!(
-        http.post(format!("{url}/v1/messages")).bearer_auth(KEY).json(&body).send().await,
-        Ok(r) if r.status().as_u16() == 202
-    )
+    let res = http
+        .post(format!("{url}/v1/messages"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await;
+    match res {
+        Ok(r) if r.status().as_u16() == 202 => true,
+        // Say what failed, so that an error count can be told apart: the relay's answer, the
+        // client's timeout, or the connection (the load generator's own limits).
+        Ok(r) => {
+            eprintln!("load: POST answered {}", r.status());
+            false
+        }
+        Err(e) => {
+            let kind = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "could not connect"
+            } else {
+                "failed"
+            };
+            eprintln!("load: POST {kind}: {e}");
+            false
+        }
+    }
 }
 
 fn percentiles(mut v: Vec<Duration>) -> String {
