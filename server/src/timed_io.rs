@@ -142,10 +142,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for TimedIo<S> {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let read = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = read {
-            if buf.filled().len() > before {
-                self.phase.bytes_read();
-            }
+        if let Poll::Ready(Ok(())) = read
+            && buf.filled().len() > before
+        {
+            self.phase.bytes_read();
         }
         let Some(deadline) = self.phase.deadline() else {
             if read.is_pending() {
