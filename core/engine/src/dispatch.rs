@@ -77,20 +77,20 @@ impl Engine {
             let sim = &mut sims[i];
             sim.charge(c.parts, expedited, now, rng.random_range(0.0..=1.0), config);
             let attempt = c.attempt + 1;
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE recipients SET state = 'sending', attempt = ?3, sim = ?4,
                     parts_sent = 0, parts_delivered = 0, reason = NULL, code = NULL,
                     deadline = ?5, updated_at = ?6
                  WHERE message_id = ?1 AND idx = ?2",
-                params![
-                    c.message_id,
-                    c.idx,
-                    attempt,
-                    sim.sub_id,
-                    now + config.sent_timeout_ms,
-                    now
-                ],
-            )?;
+            )?
+            .execute(params![
+                c.message_id,
+                c.idx,
+                attempt,
+                sim.sub_id,
+                now + config.sent_timeout_ms,
+                now
+            ])?;
             emit_recipient(&tx, &c.message_id, c.idx, now)?;
             out.push(SendCommand {
                 message_id: c.message_id,
@@ -115,22 +115,21 @@ impl Engine {
     /// assuming nothing arrives before. `None`: nothing until an input arrives.
     pub fn next_wakeup(&self, now: Millis) -> Result<Option<Millis>> {
         let acked = crate::outbox::acked_in(&self.conn)?;
-        let deadline: Option<Millis> = self.conn.query_row(
-            "SELECT MIN(deadline) FROM recipients WHERE deadline IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )?;
-        let ready: Option<Millis> = self.conn.query_row(
-            "SELECT MIN(next_at) FROM recipients
-             WHERE state = 'queued' AND (accept_seq IS NULL OR accept_seq <= ?1)",
-            [acked as i64],
-            |r| r.get(0),
-        )?;
-        let has_sims: bool = self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sims WHERE active = 1)",
-            [],
-            |r| r.get(0),
-        )?;
+        let deadline: Option<Millis> = self
+            .conn
+            .prepare_cached("SELECT MIN(deadline) FROM recipients WHERE deadline IS NOT NULL")?
+            .query_row([], |r| r.get(0))?;
+        let ready: Option<Millis> = self
+            .conn
+            .prepare_cached(
+                "SELECT MIN(next_at) FROM recipients
+                 WHERE state = 'queued' AND (accept_seq IS NULL OR accept_seq <= ?1)",
+            )?
+            .query_row([acked as i64], |r| r.get(0))?;
+        let has_sims: bool = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM sims WHERE active = 1)")?
+            .query_row([], |r| r.get(0))?;
         let send = match ready {
             Some(t) if t > now => Some(t),
             // Due now but the last dispatch left it queued: the pace decides.

@@ -305,11 +305,8 @@ pub(crate) fn insert_message(
         .valid_until
         .unwrap_or(m.schedule_at.unwrap_or(now).max(now) + config.default_validity_ms);
     let stored: Option<(String, i32, Option<i32>)> = tx
-        .query_row(
-            "SELECT body, priority, sim FROM messages WHERE id = ?1",
-            [&m.id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .prepare_cached("SELECT body, priority, sim FROM messages WHERE id = ?1")?
+        .query_row([&m.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     match stored {
         Some((body, priority, sim)) if body != m.text || priority != m.priority || sim != m.sim => {

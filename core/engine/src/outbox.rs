@@ -43,7 +43,8 @@ pub(crate) fn push(tx: &Connection, event: &Event) -> Result<u64> {
 
 fn meta_u64(conn: &Connection, key: &str) -> Result<u64> {
     let v: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
         .optional()?;
     v.map_or(Ok(0), |s| {
         s.parse()
@@ -52,11 +53,11 @@ fn meta_u64(conn: &Connection, key: &str) -> Result<u64> {
 }
 
 fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = ?2",
-        params![key, value],
-    )?;
+    )?
+    .execute(params![key, value])?;
     Ok(())
 }
 

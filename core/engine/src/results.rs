@@ -27,21 +27,20 @@ struct Current {
 
 fn current(tx: &Connection, key: &PartKey) -> Result<Option<Current>> {
     let row = tx
-        .query_row(
+        .prepare_cached(
             "SELECT r.state, r.attempt, r.parts, m.delivery_report, m.valid_until
              FROM recipients r JOIN messages m ON m.id = r.message_id
              WHERE r.message_id = ?1 AND r.idx = ?2",
-            params![key.message_id, key.idx],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                ))
-            },
-        )
+        )?
+        .query_row(params![key.message_id, key.idx], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })
         .optional()?;
     let Some((state, attempt, parts, delivery_report, valid_until)) = row else {
         return Ok(None);
