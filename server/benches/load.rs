@@ -15,12 +15,13 @@
 //!
 //! * accept: closed loop, `concurrency` clients posting one-recipient messages; each 202 comes
 //!   after the durable group commit. Accepted/s and latency percentiles, and the ratio to a
-//!   baseline run first against the same relay: `GET /healthz` (HTTP and a store read, no
-//!   commit) at the same concurrency.
+//!   baseline run first against the same relay at the same concurrency: requests refused
+//!   401 before any store access (HTTP alone).
 //! * rate: open loop at a fixed rate; latency measured from the scheduled send time (no
 //!   coordinated omission). p50/p99/max.
 //! * e2e: `simrelay sim-phones` with N phones at zero radio latency; messages/s from the first
-//!   POST until every message is `delivered`.
+//!   POST until every message is `delivered`, and the CPU time per message of the relay and
+//!   of the phones' process.
 //! * conns: N raw WebSocket phones (paired through the API) that say hello and heartbeat;
 //!   the relay's RSS per connection and its CPU while they only heartbeat.
 //! * soak: a steady rate through simulated phones; every 10 s the relay's RSS (heap and
@@ -230,10 +231,10 @@ fn percentiles(mut v: Vec<Duration>) -> String {
     )
 }
 
-/// Closed loop: `concurrency` clients for `secs`; `healthz` sends `GET /healthz` (the
-/// baseline: the same HTTP stack and a store read, no commit) instead of posting messages.
-/// Returns the answers per second.
-async fn closed_loop(url: &str, secs: u64, concurrency: u64, healthz: bool) -> f64 {
+/// Closed loop: `concurrency` clients for `secs`; `baseline` sends `GET /v1/phones` without a
+/// key instead of posting messages (the same HTTP stack, connection handling and routing,
+/// answered 401 without touching the store). Returns the answers per second.
+async fn closed_loop(url: &str, secs: u64, concurrency: u64, baseline: bool) -> f64 {
     let http = client();
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -248,9 +249,10 @@ async fn closed_loop(url: &str, secs: u64, concurrency: u64, healthz: bool) -> f
             while Instant::now() < end {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let t = Instant::now();
-                let ok = if healthz {
-                    matches!(http.get(format!("{url}/healthz")).send().await,
-                        Ok(r) if r.status().is_success())
+                let ok = if baseline {
+                    // No key: refused before any store access.
+                    matches!(http.get(format!("{url}/v1/phones")).send().await,
+                        Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED)
                 } else {
                     post(&http, &url, n).await
                 };
@@ -268,8 +270,8 @@ async fn closed_loop(url: &str, secs: u64, concurrency: u64, healthz: bool) -> f
         lat.extend(t.await.expect("client task"));
     }
     let el = start.elapsed().as_secs_f64();
-    let what = if healthz {
-        "baseline GET /healthz"
+    let what = if baseline {
+        "baseline GET /v1/phones without a key (401)"
     } else {
         "accept"
     };
@@ -333,9 +335,11 @@ async fn delivered(http: &reqwest::Client, url: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn e2e(dir: &Path, url: &str, phone_count: u64, messages: u64) {
-    let _phones = phones(dir, url, phone_count).await;
+async fn e2e(dir: &Path, url: &str, pid: u32, phone_count: u64, messages: u64) {
+    let phones_child = phones(dir, url, phone_count).await;
+    let phones_pid = phones_child.id().unwrap_or(0);
     let http = client();
+    let (relay0, phones0) = (proc_stats(pid).cpu, proc_stats(phones_pid).cpu);
     let start = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -365,9 +369,14 @@ async fn e2e(dir: &Path, url: &str, phone_count: u64, messages: u64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let el = start.elapsed().as_secs_f64();
+    // CPU per message is steadier than the rate on a shared machine.
+    let per_msg = |cpu: f64| cpu / done.max(1) as f64 * 1e3;
     println!(
-        "e2e: {done}/{messages} delivered through {phone_count} phones in {el:.1} s = {:.0} msg/s (posting took {posted:.1} s)",
-        done as f64 / el
+        "e2e: {done}/{messages} delivered through {phone_count} phones in {el:.1} s = {:.0} msg/s (posting took {posted:.1} s); \
+         CPU per message: relay {:.3} ms, phones {:.3} ms",
+        done as f64 / el,
+        per_msg(proc_stats(pid).cpu - relay0),
+        per_msg(proc_stats(phones_pid).cpu - phones0),
     );
 }
 
@@ -643,6 +652,7 @@ fn main() {
                 e2e(
                     dir.path(),
                     &url,
+                    pid,
                     arg(&args, "--phones", 100),
                     arg(&args, "--messages", 20_000),
                 )
