@@ -113,16 +113,17 @@ impl Drop for Serving {
 pub struct TimedIo<S> {
     inner: S,
     phase: Arc<Phase>,
-    sleep: Pin<Box<Sleep>>,
+    /// Made when a read first waits under a deadline; dropped once upgraded (a phone's link
+    /// lives for days and never needs it).
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> TimedIo<S> {
     pub fn new(inner: S, phase: Arc<Phase>) -> Self {
-        let first = phase.deadline().unwrap_or_else(Instant::now);
         Self {
             inner,
             phase,
-            sleep: Box::pin(tokio::time::sleep_until(first)),
+            sleep: None,
         }
     }
 }
@@ -148,7 +149,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for TimedIo<S> {
             self.phase.bytes_read();
         }
         let Some(deadline) = self.phase.deadline() else {
-            if read.is_pending() {
+            if *self.phase.lock() == State::Upgraded {
+                self.sleep = None;
+            } else if read.is_pending() {
                 *self.phase.reader.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(cx.waker().clone());
             }
@@ -161,10 +164,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for TimedIo<S> {
             return read;
         }
         // Waiting for bytes: wake at the deadline too.
-        if self.sleep.deadline() != deadline {
-            self.sleep.as_mut().reset(deadline);
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.deadline() != deadline {
+            sleep.as_mut().reset(deadline);
         }
-        match self.sleep.as_mut().poll(cx) {
+        match sleep.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(timed_out())),
             Poll::Pending => Poll::Pending,
         }
