@@ -213,7 +213,18 @@ async fn offline_phone_is_rerouted_and_late_acceptance_is_cancelled_before_ack()
     })
     .await;
     match a.recv().await {
-        Some(RelayFrame::Cancel { seq: 2, message_id }) => assert_eq!(message_id, "r1"),
+        Some(RelayFrame::Cancel {
+            seq: 2,
+            message_id,
+            recipients,
+        }) => {
+            assert_eq!(message_id, "r1");
+            assert_eq!(
+                recipients,
+                Some(vec![0]),
+                "only the recipient it no longer owns"
+            );
+        }
         other => panic!("expected cancel before the ack, got {other:?}"),
     }
     assert_eq!(a.recv().await, Some(RelayFrame::Ack { seq: 1 }));
@@ -269,7 +280,8 @@ async fn cancel_of_a_routed_message_goes_to_the_phone() {
         p.recv().await,
         Some(RelayFrame::Cancel {
             seq: 2,
-            message_id: "c1".into()
+            message_id: "c1".into(),
+            recipients: None,
         })
     );
     p.send(&PhoneFrame::Ack { seq: 2 }).await;
@@ -525,7 +537,9 @@ async fn a_lost_cancel_is_resent_before_any_ack_whatever_the_window() {
         Some(RelayFrame::Send { seq: 2, .. })
     ));
     match a.recv().await {
-        Some(RelayFrame::Cancel { seq: 3, message_id }) => assert_eq!(message_id, "moves"),
+        Some(RelayFrame::Cancel {
+            seq: 3, message_id, ..
+        }) => assert_eq!(message_id, "moves"),
         other => panic!("the pending cancel must come before any ack, got {other:?}"),
     }
     a.send(&PhoneFrame::Event {

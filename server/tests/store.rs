@@ -251,3 +251,63 @@ fn expired_pairing_codes_pair_nothing() -> Result<(), Box<dyn std::error::Error>
     assert!(store.phone_by_token("token-L")?.is_none());
     Ok(())
 }
+
+#[test]
+fn a_late_acceptance_cancels_only_the_recipients_the_phone_lost()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, account) = setup()?;
+    let mut m = message(&account, "split", None, 0);
+    m.to = vec!["+15551230001".into(), "+15551230002".into()];
+    store.create_messages(&[m])?;
+    let u = store.unrouted(&account, &["A".into()], 10)?;
+    let route = |idx: u32, phone: &str| Assignment {
+        mseq: u[0].mseq,
+        idx,
+        phone: phone.into(),
+        sim: None,
+    };
+    store.commit_routes(&[route(0, "A"), route(1, "A")], 5)?;
+    // A drops before its acceptances arrive; after the grace both go back to the router,
+    // which gives recipient 0 to B and recipient 1 to A again.
+    store.phone_connected("A", &Default::default(), 6)?;
+    assert!(store.phone_offline("A", 7)?);
+    store.commit_routes(&[route(0, "B"), route(1, "A")], 8)?;
+    let accepted = |idx: u32| match queued("split") {
+        Event::Recipient(mut r) => {
+            r.idx = idx;
+            Event::Recipient(r)
+        }
+        other => other,
+    };
+    let applied = store.apply_from_phone("A", Some(2), &[(1, accepted(0)), (2, accepted(1))], 9)?;
+    assert!(
+        applied.changed,
+        "recipient 1 is A's: its acceptance applies"
+    );
+    let frames = store.frames_after("A", 2, 10)?;
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    match decode_relay_frame(&frames[0].1)? {
+        RelayFrame::Cancel {
+            message_id,
+            recipients,
+            ..
+        } => {
+            assert_eq!(message_id, "split");
+            assert_eq!(
+                recipients,
+                Some(vec![0]),
+                "not recipient 1, which A still owns"
+            );
+        }
+        other => panic!("expected a cancel, got {other:?}"),
+    }
+    let m = store.get_message(&account, "split")?.expect("message");
+    assert_eq!(
+        (
+            m.recipients[0].state.as_str(),
+            m.recipients[1].state.as_str()
+        ),
+        ("pending", "queued")
+    );
+    Ok(())
+}

@@ -176,7 +176,7 @@ impl Engine {
     /// many were cancelled.
     pub fn cancel(&mut self, message_id: &str, now: Millis) -> Result<u32> {
         let tx = self.conn.transaction()?;
-        let n = cancel_in(&tx, message_id, now)?;
+        let n = cancel_in(&tx, message_id, None, now)?;
         tx.commit()?;
         Ok(n)
     }
@@ -378,12 +378,19 @@ pub(crate) fn insert_message(
     })
 }
 
-pub(crate) fn cancel_in(tx: &Connection, message_id: &str, now: Millis) -> Result<u32> {
+/// Cancels the recipients of `message_id` still queued: those in `only`, or all of them.
+pub(crate) fn cancel_in(
+    tx: &Connection,
+    message_id: &str,
+    only: Option<&[u32]>,
+    now: Millis,
+) -> Result<u32> {
     let idxs: Vec<u32> = {
-        let mut stmt = tx.prepare(
+        let mut stmt = tx.prepare_cached(
             "SELECT idx FROM recipients WHERE message_id = ?1 AND state = 'queued' ORDER BY idx",
         )?;
         stmt.query_map([message_id], |r| r.get(0))?
+            .filter(|idx| !matches!((idx, only), (Ok(i), Some(list)) if !list.contains(i)))
             .collect::<rusqlite::Result<_>>()?
     };
     for &idx in &idxs {

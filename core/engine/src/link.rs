@@ -236,7 +236,15 @@ async fn handle_frames(
     for frame in frames {
         match frame {
             RelayFrame::Send { seq, message } => ops.push(RelayOp::Send { seq, message }),
-            RelayFrame::Cancel { seq, message_id } => ops.push(RelayOp::Cancel { seq, message_id }),
+            RelayFrame::Cancel {
+                seq,
+                message_id,
+                recipients,
+            } => ops.push(RelayOp::Cancel {
+                seq,
+                message_id,
+                recipients,
+            }),
             RelayFrame::Ack { seq } => acked = Some(acked.map_or(seq, |a: u64| a.max(seq))),
             RelayFrame::Heartbeat { .. } => {}
             RelayFrame::Error { code, message } => {

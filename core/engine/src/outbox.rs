@@ -19,8 +19,16 @@ use crate::error::{Error, Result};
 /// A relay frame that changes the engine's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelayOp {
-    Send { seq: u64, message: OutboundMessage },
-    Cancel { seq: u64, message_id: String },
+    Send {
+        seq: u64,
+        message: OutboundMessage,
+    },
+    /// `recipients`: the indexes to cancel; `None`, all of the message.
+    Cancel {
+        seq: u64,
+        message_id: String,
+        recipients: Option<Vec<u32>>,
+    },
 }
 
 impl RelayOp {
@@ -141,8 +149,12 @@ impl Engine {
                         reject(&tx, message, now)?;
                     }
                 }
-                RelayOp::Cancel { message_id, .. } => {
-                    cancel_in(&tx, message_id, now)?;
+                RelayOp::Cancel {
+                    message_id,
+                    recipients,
+                    ..
+                } => {
+                    cancel_in(&tx, message_id, recipients.as_deref(), now)?;
                 }
             }
             applied = op.seq();

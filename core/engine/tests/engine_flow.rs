@@ -6,7 +6,7 @@ use common::{Rig, T0, msg, reported_states};
 use simrelay_core::config::{DAY, HOUR, MINUTE};
 use simrelay_core::protocol::{Event, RecipientState::*};
 use simrelay_core::sim_modem::{SimBehaviour, SimModemConfig};
-use simrelay_core::{EngineConfig, Error, ModemEvent, Origin, PartKey, Submitted, pdu};
+use simrelay_core::{EngineConfig, Error, ModemEvent, Origin, PartKey, RelayOp, Submitted, pdu};
 
 fn config() -> EngineConfig {
     EngineConfig {
@@ -435,6 +435,50 @@ fn cancel_stops_what_the_radio_has_not_got() {
         (Cancelled, Cancelled)
     );
     assert_eq!(rig.radio.total_transmitted(), 1);
+}
+
+#[test]
+fn a_relay_cancel_naming_recipients_leaves_the_others() {
+    // The relay took recipient 0 back (re-routed elsewhere) while this phone still owns
+    // recipient 1 of the same message: its cancel names 0 only, and 1 is still sent.
+    let mut rig = Rig::new(config(), radio(SimBehaviour::default()), &[1]);
+    let m = msg("split", &["+15551230001", "+15551230002"], "x");
+    let now = rig.now;
+    let ops = [
+        RelayOp::Send { seq: 1, message: m },
+        RelayOp::Cancel {
+            seq: 2,
+            message_id: "split".into(),
+            recipients: Some(vec![0]),
+        },
+    ];
+    assert_eq!(rig.engine.apply_relay(&ops, now).expect("apply"), 2);
+    rig.engine
+        .ack_events(1_000)
+        .expect("the relay acknowledged the acceptances");
+    rig.run_until(T0 + HOUR);
+    assert_eq!(rig.state("split", 0), Cancelled);
+    assert_eq!(rig.state("split", 1), Delivered);
+    assert_eq!(rig.radio.total_transmitted(), 1);
+    // A cancel without a list still takes every recipient not yet on air.
+    let now = rig.now;
+    let ops = [
+        RelayOp::Send {
+            seq: 3,
+            message: msg("all", &["+15551230001", "+15551230002"], "y"),
+        },
+        RelayOp::Cancel {
+            seq: 4,
+            message_id: "all".into(),
+            recipients: None,
+        },
+    ];
+    rig.engine.apply_relay(&ops, now).expect("apply");
+    rig.run_until(T0 + 2 * HOUR);
+    assert_eq!(
+        (rig.state("all", 0), rig.state("all", 1)),
+        (Cancelled, Cancelled)
+    );
 }
 
 #[test]

@@ -182,6 +182,7 @@ async fn acceptance_waits_for_the_relay_cancel_before_ack_and_resend_after_a_cut
         .send(&RelayFrame::Cancel {
             seq: 3,
             message_id: "m2".into(),
+            recipients: None,
         })
         .await;
     relay.send(&RelayFrame::Ack { seq: queued_seq }).await;
@@ -378,6 +379,7 @@ async fn a_reconnect_does_not_release_an_acceptance_the_relay_took_back() {
         .send(&RelayFrame::Cancel {
             seq: 2,
             message_id: "moved".into(),
+            recipients: None,
         })
         .await;
     relay.send(&RelayFrame::Ack { seq: queued_seq }).await;

@@ -256,10 +256,13 @@ pub enum RelayFrame {
         seq: u64,
         message: OutboundMessage,
     },
-    /// Cancel whatever of this message has not reached the radio.
+    /// Cancel whatever of this message has not reached the radio: the recipients listed in
+    /// `recipients` (by index), or all of them when it is absent.
     Cancel {
         seq: u64,
         message_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recipients: Option<Vec<u32>>,
     },
     /// Every phone event up to `seq` is stored by the relay.
     Ack {

@@ -33,6 +33,12 @@ fn frames_round_trip() {
         RelayFrame::Cancel {
             seq: 2,
             message_id: "m1".into(),
+            recipients: None,
+        },
+        RelayFrame::Cancel {
+            seq: 3,
+            message_id: "m1".into(),
+            recipients: Some(vec![0, 2]),
         },
         RelayFrame::Ack { seq: 9 },
     ];
@@ -150,4 +156,22 @@ fn decode_errors_never_quote_values() {
         .expect_err("refused")
         .to_string();
     assert!(unknown.contains("unknown field `colour`"), "{unknown}");
+}
+
+#[test]
+fn a_cancel_without_recipients_means_the_whole_message() {
+    let f =
+        decode_relay_frame(r#"{"type":"cancel","seq":8,"message_id":"order-1"}"#).expect("decodes");
+    assert_eq!(
+        f,
+        RelayFrame::Cancel {
+            seq: 8,
+            message_id: "order-1".into(),
+            recipients: None,
+        }
+    );
+    assert!(
+        !encode(&f).contains("recipients"),
+        "absent, not null, when it is the whole message"
+    );
 }

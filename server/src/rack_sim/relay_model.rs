@@ -264,7 +264,7 @@ impl Relay for RelayModel {
         events: &[(u64, Event)],
         now: Millis,
     ) -> (Vec<RelayOp>, u64) {
-        let mut cancels: Vec<String> = Vec::new();
+        let mut cancels: Vec<(String, u32)> = Vec::new();
         let mut event_seq = self.phones.entry(phone.to_string()).or_default().event_seq;
         for (seq, event) in events {
             if *seq <= event_seq {
@@ -280,8 +280,9 @@ impl Relay for RelayModel {
                 continue;
             };
             if r.phone.as_deref() != Some(phone) {
-                if u.state == RecipientState::Queued && !cancels.contains(&u.message_id) {
-                    cancels.push(u.message_id.clone());
+                let key = (u.message_id.clone(), u.idx);
+                if u.state == RecipientState::Queued && !cancels.contains(&key) {
+                    cancels.push(key);
                 }
                 continue;
             }
@@ -318,10 +319,14 @@ impl Relay for RelayModel {
         let log = self.phones.entry(phone.to_string()).or_default();
         log.event_seq = event_seq;
         let mut ops = Vec::new();
-        for message_id in cancels {
+        for (message_id, idx) in cancels {
             log.next_seq += 1;
             let seq = log.next_seq;
-            let op = RelayOp::Cancel { seq, message_id };
+            let op = RelayOp::Cancel {
+                seq,
+                message_id,
+                recipients: Some(vec![idx]),
+            };
             log.frames.push((seq, op.clone()));
             ops.push(op);
         }

@@ -66,9 +66,15 @@ impl StoreRelay {
             .filter(|(seq, _)| *seq <= upto)
             .filter_map(|(_, body)| match decode_relay_frame(&body) {
                 Ok(RelayFrame::Send { seq, message }) => Some(RelayOp::Send { seq, message }),
-                Ok(RelayFrame::Cancel { seq, message_id }) => {
-                    Some(RelayOp::Cancel { seq, message_id })
-                }
+                Ok(RelayFrame::Cancel {
+                    seq,
+                    message_id,
+                    recipients,
+                }) => Some(RelayOp::Cancel {
+                    seq,
+                    message_id,
+                    recipients,
+                }),
                 _ => None,
             })
             .collect()

@@ -305,6 +305,7 @@ pub fn cancel_message(
         insert_frame(tx, phone, now, |seq| RelayFrame::Cancel {
             seq,
             message_id: id.to_string(),
+            recipients: None,
         })?;
     }
     recompute_state(tx, mseq, now)?;

@@ -238,7 +238,8 @@ pub fn apply_from_phone(
         tx.prepare_cached("DELETE FROM frames WHERE phone_id = ?1 AND seq <= ?2")?
             .execute(params![phone, a])?;
     }
-    let mut cancels: Vec<&str> = Vec::new();
+    // Per message, the recipients this phone reported accepted but no longer owns.
+    let mut cancels: Vec<(&str, Vec<u32>)> = Vec::new();
     for (seq, event) in events {
         if *seq <= event_seq {
             continue; // already stored: idempotent
@@ -262,10 +263,11 @@ pub fn apply_from_phone(
     }
     tx.prepare_cached("UPDATE phones SET event_seq = ?2, last_seen = ?3 WHERE id = ?1")?
         .execute(params![phone, event_seq, now])?;
-    for message_id in cancels {
+    for (message_id, recipients) in cancels {
         let seq = insert_frame(tx, phone, now, |seq| RelayFrame::Cancel {
             seq,
             message_id: message_id.to_string(),
+            recipients: Some(recipients),
         })?;
         out.cancel_upto = Some(seq);
     }
@@ -280,7 +282,7 @@ fn apply_recipient<'e>(
     phone: &str,
     u: &'e RecipientUpdate,
     now: Millis,
-    cancels: &mut Vec<&'e str>,
+    cancels: &mut Vec<(&'e str, Vec<u32>)>,
     out: &mut Applied,
 ) -> Result<bool> {
     type Row = (i64, String, Option<String>, u32, Option<i32>);
@@ -298,8 +300,13 @@ fn apply_recipient<'e>(
         return Ok(false);
     };
     if owner.as_deref() != Some(phone) {
-        if u.state == RecipientState::Queued && !cancels.contains(&u.message_id.as_str()) {
-            cancels.push(&u.message_id);
+        if u.state == RecipientState::Queued {
+            // Only this recipient: the phone may still own others of the same message.
+            match cancels.iter_mut().find(|(id, _)| *id == u.message_id) {
+                Some((_, idxs)) if !idxs.contains(&u.idx) => idxs.push(u.idx),
+                Some(_) => {}
+                None => cancels.push((&u.message_id, vec![u.idx])),
+            }
         }
         return Ok(false);
     }
