@@ -327,6 +327,11 @@ async fn nothing_lost_nothing_twice_under_kills_cuts_and_stalls() {
             }
         }
     }
+    // The run cancels nothing: a `cancelled` recipient is a cancel meant for another copy.
+    assert!(
+        !counts.contains_key("cancelled"),
+        "cancelled recipients though none was cancelled: {counts:?}"
+    );
     let total_tx: u32 = ledgers.values().flatten().map(|(_, t)| t).sum();
     assert_eq!(
         u64::from(total_tx),

@@ -311,3 +311,71 @@ fn a_late_acceptance_cancels_only_the_recipients_the_phone_lost()
     );
     Ok(())
 }
+
+#[test]
+fn a_late_acceptance_keeps_a_waiting_recipient_and_a_cancelled_copy_never_returns()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, account) = setup()?;
+    store.create_messages(&[
+        message(&account, "m1", None, 0),
+        message(&account, "m2", None, 0),
+    ])?;
+    let u = store.unrouted(&account, &["A".into()], 10)?;
+    let route = |i: usize, phone: &str| Assignment {
+        mseq: u[i].mseq,
+        idx: 0,
+        phone: phone.into(),
+        sim: None,
+    };
+    store.commit_routes(&[route(0, "A"), route(1, "A")], 5)?;
+    store.phone_connected("A", &Default::default(), 6)?;
+    assert!(store.phone_offline("A", 7)?, "both go back to the router");
+    store.commit_routes(&[route(1, "B")], 8)?;
+
+    // m1 still waits: A's late acceptance makes it A's, with no cancel; m2 is B's now.
+    let applied =
+        store.apply_from_phone("A", Some(2), &[(1, queued("m1")), (2, queued("m2"))], 9)?;
+    assert!(applied.changed);
+    let frames = store.frames_after("A", 2, 10)?;
+    assert_eq!(frames.len(), 1, "one cancel, for m2 only: {frames:?}");
+    assert!(matches!(
+        decode_relay_frame(&frames[0].1)?,
+        RelayFrame::Cancel { ref message_id, .. } if message_id == "m2"
+    ));
+    let m1 = store.get_message(&account, "m1")?.expect("m1");
+    assert_eq!(
+        (
+            m1.recipients[0].state.as_str(),
+            m1.recipients[0].phone.as_deref()
+        ),
+        ("queued", Some("A"))
+    );
+    assert!(
+        store.commit_routes(&[route(0, "B")], 10)?.is_empty(),
+        "an adopted recipient is not routed again"
+    );
+
+    // B drops before accepting m2: it waits again, and never for A, whose copy is cancelled.
+    store.phone_connected("B", &Default::default(), 11)?;
+    assert!(store.phone_offline("B", 12)?);
+    let waiting = store.unrouted(&account, &["A".into(), "B".into()], 10)?;
+    assert_eq!(waiting.len(), 1);
+    assert!(
+        waiting[0].tried.iter().any(|k| k.phone == "A"),
+        "{:?}",
+        waiting[0].tried
+    );
+    assert!(waiting[0].bound.is_empty(), "an unknown SIM binds nothing");
+    // A's `queued` for m2 again (a replayed frame) changes nothing and adopts nothing.
+    let again = store.apply_from_phone("A", None, &[(3, queued("m2"))], 13)?;
+    assert!(!again.changed);
+    let m2 = store.get_message(&account, "m2")?.expect("m2");
+    assert_eq!(
+        (
+            m2.recipients[0].state.as_str(),
+            m2.recipients[0].phone.as_deref()
+        ),
+        ("pending", None)
+    );
+    Ok(())
+}

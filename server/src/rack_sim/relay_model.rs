@@ -30,7 +30,7 @@ pub struct Rec {
     pub accepted: bool,
     pub state: RecipientState,
     pub parts_sent: u32,
-    /// Phones that had it and reported it unsent.
+    /// Phones that had it and reported it unsent, or whose late copy was cancelled.
     pub avoid: Vec<String>,
     /// Relay-side state: waiting for a phone (the protocol's `pending`).
     pub unrouted: bool,
@@ -280,11 +280,26 @@ impl Relay for RelayModel {
                 continue;
             };
             if r.phone.as_deref() != Some(phone) {
-                let key = (u.message_id.clone(), u.idx);
-                if u.state == RecipientState::Queued && !cancels.contains(&key) {
-                    cancels.push(key);
+                if u.state != RecipientState::Queued {
+                    continue;
                 }
-                continue;
+                let had = r.avoid.iter().any(|p| p == phone);
+                if r.unrouted && !had {
+                    // A late acceptance of a recipient still waiting: it is this phone's.
+                    r.phone = Some(phone.to_string());
+                    r.sim = u.sim;
+                    r.unrouted = false;
+                    self.unrouted.remove(&k);
+                    self.in_hand.insert(k.clone());
+                } else {
+                    if !had && !is_final(r.state) {
+                        r.avoid.push(phone.to_string());
+                    }
+                    if !cancels.contains(&k) {
+                        cancels.push(k);
+                    }
+                    continue;
+                }
             }
             if is_final(r.state) {
                 continue;

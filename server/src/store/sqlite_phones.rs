@@ -300,15 +300,23 @@ fn apply_recipient<'e>(
         return Ok(false);
     };
     if owner.as_deref() != Some(phone) {
-        if u.state == RecipientState::Queued {
+        if u.state != RecipientState::Queued {
+            return Ok(false);
+        }
+        let waiting = owner.is_none() && current == "pending";
+        if !(waiting && super::sqlite_routing::adopt(tx, mseq, u.idx, phone, now)?) {
+            if !RecipientState::parse(&current).is_some_and(RecipientState::is_final) {
+                // Never routed back here: this phone's copy is about to be cancelled.
+                super::sqlite_routing::avoid_phone(tx, mseq, u.idx, phone)?;
+            }
             // Only this recipient: the phone may still own others of the same message.
             match cancels.iter_mut().find(|(id, _)| *id == u.message_id) {
                 Some((_, idxs)) if !idxs.contains(&u.idx) => idxs.push(u.idx),
                 Some(_) => {}
                 None => cancels.push((&u.message_id, vec![u.idx])),
             }
+            return Ok(false);
         }
-        return Ok(false);
     }
     if RecipientState::parse(&current).is_some_and(RecipientState::is_final) {
         return Ok(false);

@@ -9,6 +9,13 @@
 //! recipient pinned to a phone, or that has tried [`crate::rack::MAX_SIMS`] SIMs, stays
 //! `failed`. Any other state (`sending`, `sent`, `unknown`, failed without `unsent`) never
 //! moves.
+//!
+//! Late acceptance: a phone may accept a recipient from a `send` frame after the relay took it
+//! back (the phone was offline past the grace). If the recipient still waits for a SIM, it is
+//! the phone's ([`adopt`]); if it has gone elsewhere, the phone gets a `cancel` for it and goes
+//! into `tried` with [`UNKNOWN_SIM`] ([`avoid_phone`]), so the recipient never returns to a
+//! phone whose copy is cancelled (there a second `send` would be a duplicate the phone ignores,
+//! and its `cancelled` would be taken for the owner's word).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,6 +31,9 @@ use crate::sim_health::Outcome;
 
 /// (mseq, phone_id, sim, tried) of a recipient already placed or tried somewhere.
 type BoundRow = (i64, Option<String>, Option<i32>, Option<String>);
+
+/// The SIM of a `tried` entry for a phone that had the recipient taken away before it sent.
+pub const UNKNOWN_SIM: i32 = -1;
 
 fn parse_tried(json: Option<&str>) -> Vec<SimKey> {
     json.and_then(|j| serde_json::from_str::<Vec<(String, i32)>>(j).ok())
@@ -93,7 +103,8 @@ pub fn unrouted(
         if let (Some(p), Some(s)) = (phone, sim) {
             keys.push(SimKey::new(p, s));
         }
-        keys.extend(parse_tried(tried.as_deref()));
+        let tried = parse_tried(tried.as_deref());
+        keys.extend(tried.into_iter().filter(|k| k.sub_id != UNKNOWN_SIM));
     }
     for keys in bound.values_mut() {
         keys.sort();
@@ -262,4 +273,43 @@ pub fn failover(
     out.changed = true;
     out.freed = true;
     Ok(true)
+}
+
+/// Gives a recipient waiting for a SIM to `phone`, which reports it accepted, unless the
+/// phone is in its `tried` or the message is pinned to another phone. Returns whether it did.
+pub fn adopt(tx: &Transaction<'_>, mseq: i64, idx: u32, phone: &str, now: Millis) -> Result<bool> {
+    let (tried, pinned): (Option<String>, Option<String>) = tx
+        .prepare_cached(
+            "SELECT r.tried, m.phone_id FROM recipients r JOIN messages m USING (mseq)
+             WHERE r.mseq = ?1 AND r.idx = ?2",
+        )?
+        .query_row(params![mseq, idx], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let had = parse_tried(tried.as_deref())
+        .iter()
+        .any(|k| k.phone == phone);
+    if had || pinned.is_some_and(|p| p != phone) {
+        return Ok(false);
+    }
+    let n = tx
+        .prepare_cached(
+            "UPDATE recipients SET phone_id = ?3, updated_at = ?4
+             WHERE mseq = ?1 AND idx = ?2 AND phone_id IS NULL AND state = 'pending'",
+        )?
+        .execute(params![mseq, idx, phone, now])?;
+    Ok(n == 1)
+}
+
+/// Adds `phone` to the recipient's `tried` (with [`UNKNOWN_SIM`]) unless it is there.
+pub fn avoid_phone(tx: &Transaction<'_>, mseq: i64, idx: u32, phone: &str) -> Result<()> {
+    let tried: Option<String> = tx
+        .prepare_cached("SELECT tried FROM recipients WHERE mseq = ?1 AND idx = ?2")?
+        .query_row(params![mseq, idx], |r| r.get(0))?;
+    let mut tried = parse_tried(tried.as_deref());
+    if tried.iter().any(|k| k.phone == phone) {
+        return Ok(());
+    }
+    tried.push(SimKey::new(phone, UNKNOWN_SIM));
+    tx.prepare_cached("UPDATE recipients SET tried = ?3 WHERE mseq = ?1 AND idx = ?2")?
+        .execute(params![mseq, idx, tried_json(&tried)])?;
+    Ok(())
 }
