@@ -349,14 +349,17 @@ async fn schedule(phone: PhoneHandle) {
     let shared = phone.shared.clone();
     loop {
         let step = phone.with_engine(|e, now| {
-            e.tick(now)?;
+            let ended = e.tick(now)?;
             let due = e.due(now)?;
-            Ok((due, e.next_wakeup(now)?, now))
+            Ok((ended, due, e.next_wakeup(now)?, now))
         });
         let wait = match step {
-            Ok((due, next, now)) => {
-                if !due.is_empty() {
+            Ok((ended, due, next, now)) => {
+                // Both append events: the link sends them now, not with the next radio result.
+                if ended > 0 || !due.is_empty() {
                     shared.events.notify_one();
+                }
+                if !due.is_empty() {
                     let mut modem = lock(&shared.modem);
                     for cmd in due {
                         modem.transmit(Command::Send(cmd));

@@ -391,3 +391,54 @@ async fn a_reconnect_does_not_release_an_acceptance_the_relay_took_back() {
     assert_eq!(modem.with_radio(|r| r.total_transmitted()), 0);
     phone.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_deadline_ending_a_state_is_reported_without_other_traffic() {
+    // The radio never answers: the sent-result deadline ends the recipient `unknown`, and
+    // that change alone must reach the relay (it used to wait for the next radio result).
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    let dir = common::temp_dir();
+    let silent = simrelay_core::sim_modem::SimBehaviour {
+        silent: true,
+        ..Default::default()
+    };
+    let modem = SimModem::new(SimModemConfig {
+        default: silent,
+        ..SimModemConfig::default()
+    });
+    let phone = Phone::start(
+        PhoneConfig {
+            engine: EngineConfig {
+                sent_timeout_ms: 200,
+                ..EngineConfig::unpaced()
+            },
+            link: Some(LinkConfig {
+                url,
+                token: "device-token".into(),
+                pin_sha256: None,
+            }),
+            ..PhoneConfig::new(dir.path().join("phone.db"))
+        },
+        Box::new(modem),
+    )
+    .expect("start");
+    phone.handle().set_sims(sim_configs(&[1])).expect("sims");
+    let mut relay = accept(&listener).await;
+    assert!(matches!(relay.recv().await, PhoneFrame::Hello { .. }));
+    relay.send(&welcome(0)).await;
+    relay
+        .send(&RelayFrame::Send {
+            seq: 1,
+            message: msg("lost", &["+15551230001"], "hello"),
+        })
+        .await;
+    let ev = relay.events(1, Some(1)).await;
+    relay.send(&RelayFrame::Ack { seq: ev[0].0 }).await;
+    let ev = relay.events(2, None).await;
+    assert_eq!(
+        states(&ev).into_iter().map(|(_, s)| s).collect::<Vec<_>>(),
+        vec![RecipientState::Sending, RecipientState::Unknown]
+    );
+    phone.shutdown().await;
+}
