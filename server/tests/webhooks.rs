@@ -9,11 +9,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use common::{Http, KEY_A, RawPhone, paired_phone, server};
+use common::{Http, KEY_A, RawPhone, paired_phone, server, update};
 use serde_json::{Value, json};
-use simrelay_protocol::{
-    Event, IncomingSms, PhoneFrame, RecipientState, RecipientUpdate, RelayFrame,
-};
+use simrelay_protocol::{Event, IncomingSms, PhoneFrame, RecipientState, RelayFrame};
 use tokio::sync::mpsc;
 
 /// A receiver on 127.0.0.1:0 that answers 500 to the first `fail_first` calls, then 200, and
@@ -118,19 +116,7 @@ async fn events_are_signed_retried_and_carry_stable_ids() {
     };
     let upd = |seq: u64, state| PhoneFrame::Event {
         seq,
-        event: Event::Recipient(RecipientUpdate {
-            message_id: "w1".into(),
-            idx: 0,
-            state,
-            at: 1,
-            reason: None,
-            code: None,
-            sim: Some(1),
-            parts: 1,
-            parts_sent: 1,
-            parts_delivered: u32::from(state == RecipientState::Delivered),
-            unsent: false,
-        }),
+        event: update("w1", 0, state),
     };
     p.send(&upd(1, RecipientState::Queued)).await;
     p.send(&upd(2, RecipientState::Sent)).await;
