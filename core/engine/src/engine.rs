@@ -385,14 +385,14 @@ pub(crate) fn cancel_in(
     only: Option<&[u32]>,
     now: Millis,
 ) -> Result<u32> {
-    let idxs: Vec<u32> = {
+    let mut idxs: Vec<u32> = {
         let mut stmt = tx.prepare_cached(
             "SELECT idx FROM recipients WHERE message_id = ?1 AND state = 'queued' ORDER BY idx",
         )?;
         stmt.query_map([message_id], |r| r.get(0))?
-            .filter(|idx| !matches!((idx, only), (Ok(i), Some(list)) if !list.contains(i)))
             .collect::<rusqlite::Result<_>>()?
     };
+    idxs.retain(|i| only.is_none_or(|list| list.contains(i)));
     for &idx in &idxs {
         set_state(
             tx,

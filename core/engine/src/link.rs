@@ -235,16 +235,9 @@ async fn handle_frames(
     let mut acked = None;
     for frame in frames {
         match frame {
-            RelayFrame::Send { seq, message } => ops.push(RelayOp::Send { seq, message }),
-            RelayFrame::Cancel {
-                seq,
-                message_id,
-                recipients,
-            } => ops.push(RelayOp::Cancel {
-                seq,
-                message_id,
-                recipients,
-            }),
+            f @ (RelayFrame::Send { .. } | RelayFrame::Cancel { .. }) => {
+                ops.extend(RelayOp::from_frame(f));
+            }
             RelayFrame::Ack { seq } => acked = Some(acked.map_or(seq, |a: u64| a.max(seq))),
             RelayFrame::Heartbeat { .. } => {}
             RelayFrame::Error { code, message } => {

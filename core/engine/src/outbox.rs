@@ -10,7 +10,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use simrelay_protocol::{
-    Event, IncomingSms, Millis, OutboundMessage, RecipientState, RecipientUpdate,
+    Event, IncomingSms, Millis, OutboundMessage, RecipientState, RecipientUpdate, RelayFrame,
 };
 
 use crate::engine::{Engine, Origin, Submitted, cancel_in};
@@ -32,6 +32,23 @@ pub enum RelayOp {
 }
 
 impl RelayOp {
+    /// The op a `send` or `cancel` frame carries; `None` for the other frames.
+    pub fn from_frame(frame: RelayFrame) -> Option<Self> {
+        match frame {
+            RelayFrame::Send { seq, message } => Some(Self::Send { seq, message }),
+            RelayFrame::Cancel {
+                seq,
+                message_id,
+                recipients,
+            } => Some(Self::Cancel {
+                seq,
+                message_id,
+                recipients,
+            }),
+            _ => None,
+        }
+    }
+
     pub fn seq(&self) -> u64 {
         match self {
             Self::Send { seq, .. } | Self::Cancel { seq, .. } => *seq,

@@ -5,9 +5,7 @@
 //! over directly, as `link.rs` does after each batch.
 
 use simrelay_core::RelayOp;
-use simrelay_core::protocol::{
-    Event, PhoneStatus, RecipientState, RelayFrame, SimInfo, decode_relay_frame,
-};
+use simrelay_core::protocol::{Event, PhoneStatus, RecipientState, SimInfo, decode_relay_frame};
 
 use super::Relay;
 use crate::dispatch::route_account;
@@ -64,19 +62,7 @@ impl StoreRelay {
         frames
             .into_iter()
             .filter(|(seq, _)| *seq <= upto)
-            .filter_map(|(_, body)| match decode_relay_frame(&body) {
-                Ok(RelayFrame::Send { seq, message }) => Some(RelayOp::Send { seq, message }),
-                Ok(RelayFrame::Cancel {
-                    seq,
-                    message_id,
-                    recipients,
-                }) => Some(RelayOp::Cancel {
-                    seq,
-                    message_id,
-                    recipients,
-                }),
-                _ => None,
-            })
+            .filter_map(|(_, body)| decode_relay_frame(&body).ok().and_then(RelayOp::from_frame))
             .collect()
     }
 

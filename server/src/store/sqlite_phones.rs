@@ -303,8 +303,11 @@ fn apply_recipient<'e>(
         if u.state != RecipientState::Queued {
             return Ok(false);
         }
-        let waiting = owner.is_none() && current == "pending";
-        if !(waiting && super::sqlite_routing::adopt(tx, mseq, u.idx, phone, now)?) {
+        // A late acceptance of a recipient still waiting for a SIM makes it this phone's.
+        let adopted = owner.is_none()
+            && current == "pending"
+            && super::sqlite_routing::adopt(tx, mseq, u.idx, phone, now)?;
+        if !adopted {
             if !RecipientState::parse(&current).is_some_and(RecipientState::is_final) {
                 // Never routed back here: this phone's copy is about to be cancelled.
                 super::sqlite_routing::avoid_phone(tx, mseq, u.idx, phone)?;
