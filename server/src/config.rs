@@ -27,8 +27,8 @@ pub struct Config {
     /// An API key to make sure exists at start (its account is created if needed).
     pub api_key: Option<String>,
     pub tls: TlsMode,
-    /// The base URL phones and clients use (`https://relay.example.com`); derived from the
-    /// request's Host header when absent.
+    /// The base URL phones and clients use (`https://relay.example.com`), named in pairing
+    /// answers; when absent, they name the listen address (never the request's Host header).
     pub public_url: Option<String>,
     pub heartbeat: Duration,
     /// How long a phone may be disconnected before it counts as offline and its unaccepted
@@ -51,6 +51,9 @@ pub struct Config {
     pub default_validity: Duration,
     /// Longest a client may take to send a request's head (slow clients are dropped).
     pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request's body, from the end of its head (slow
+    /// clients are answered 408 and dropped).
+    pub body_read_timeout: Duration,
     /// How long a kept-alive HTTP connection may wait for its next request.
     pub keep_alive_idle: Duration,
     /// SQLite page cache per store connection, in KiB (the relay's memory grows to about
@@ -77,6 +80,7 @@ impl Config {
             webhook_max_attempts: 20,
             default_validity: Duration::from_secs(7 * 24 * 3600),
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             keep_alive_idle: Duration::from_secs(120),
             store_cache_kib: crate::store::sqlite::DEFAULT_CACHE_KIB,
         }
@@ -105,6 +109,7 @@ pub struct FileConfig {
     pub webhook_max_attempts: Option<u32>,
     pub default_validity_secs: Option<u64>,
     pub header_read_timeout_ms: Option<u64>,
+    pub body_read_timeout_ms: Option<u64>,
     pub keep_alive_idle_ms: Option<u64>,
     pub store_cache_kib: Option<u32>,
 }
@@ -199,6 +204,16 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     c.api_key = args.api_key.clone().or(file.api_key);
     c.public_url = args.public_url.clone().or(file.public_url);
+    if let Some(url) = &c.public_url {
+        let rest = ["https://", "http://", "wss://", "ws://"]
+            .iter()
+            .find_map(|s| url.strip_prefix(s));
+        if rest.is_none_or(|r| r.trim_end_matches('/').is_empty()) {
+            return Err(ConfigError::Invalid(
+                "public_url must be an http(s):// or ws(s):// URL with a host",
+            ));
+        }
+    }
     let cert = args.tls_cert.clone().or(file.tls_cert);
     let key = args.tls_key.clone().or(file.tls_key);
     let self_signed = args.tls_self_signed || file.tls_self_signed.unwrap_or(false);
@@ -248,6 +263,9 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
     if let Some(ms) = file.header_read_timeout_ms {
         c.header_read_timeout = Duration::from_millis(ms.max(1));
     }
+    if let Some(ms) = file.body_read_timeout_ms {
+        c.body_read_timeout = Duration::from_millis(ms.max(1));
+    }
     if let Some(ms) = file.keep_alive_idle_ms {
         c.keep_alive_idle = Duration::from_millis(ms.max(1));
     }
@@ -281,6 +299,24 @@ mod tests {
         let small = parse_file("store_cache_kib = 256\n").expect("valid toml");
         let c = merge(small, &ServeArgs::default()).expect("valid config");
         assert_eq!(c.store_cache_kib, 256);
+    }
+
+    #[test]
+    fn body_timeout_and_public_url_are_read_and_checked() {
+        let file =
+            parse_file("body_read_timeout_ms = 500\npublic_url = \"https://relay.example\"\n")
+                .expect("valid toml");
+        let c = merge(file, &ServeArgs::default()).expect("valid config");
+        assert_eq!(c.body_read_timeout, Duration::from_millis(500));
+        assert_eq!(c.public_url.as_deref(), Some("https://relay.example"));
+        assert_eq!(
+            Config::for_data_dir(Path::new("d")).body_read_timeout,
+            Duration::from_secs(30)
+        );
+        for bad in ["relay.example", "https://", "ftp://relay.example"] {
+            let file = parse_file(&format!("public_url = \"{bad}\"")).expect("valid toml");
+            assert!(merge(file, &ServeArgs::default()).is_err(), "{bad}");
+        }
     }
 
     #[test]

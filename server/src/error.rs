@@ -130,6 +130,12 @@ where
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 too_large()
+            } else if crate::timed_io::is_body_timeout(&e) {
+                AppError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "the body did not arrive within the body read timeout",
+                )
             } else {
                 AppError::bad_request("invalid_body", "the body could not be read")
             }

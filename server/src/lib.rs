@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod config;
+pub mod data_dir;
 pub mod demo;
 pub mod dispatch;
 pub mod error;
@@ -100,8 +101,9 @@ impl AppState {
     /// runtime. Background tasks start with [`run`].
     pub async fn open(config: Config, tls_fingerprint: Option<String>) -> Result<Self, StartError> {
         install_crypto_provider();
-        std::fs::create_dir_all(&config.data)?;
+        data_dir::prepare(&config.data)?;
         let path = config.data.join("relay.sqlite");
+        data_dir::private_store(&path)?;
         let cache_kib = config.store_cache_kib;
         let store =
             tokio::task::spawn_blocking(move || SqliteStore::open_with_cache(&path, cache_kib))
@@ -210,6 +212,7 @@ where
         app(state.clone()),
         serve_http::Timeouts {
             header: state.config.header_read_timeout,
+            body: state.config.body_read_timeout,
             idle: state.config.keep_alive_idle,
         },
         async move {
@@ -241,7 +244,7 @@ pub struct Server {
 
 impl Server {
     /// Opens the store, binds `config.listen` and serves until [`Server::stop`].
-    pub async fn start(config: Config) -> Result<Self, StartError> {
+    pub async fn start(mut config: Config) -> Result<Self, StartError> {
         install_crypto_provider();
         let tls = match &config.tls {
             TlsMode::Off => None,
@@ -249,6 +252,15 @@ impl Server {
         };
         let tcp = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = tcp.local_addr()?;
+        // Pairing answers name the bound address (not port 0) when no public URL is set.
+        config.listen = addr;
+        if config.public_url.is_none() && addr.ip().is_unspecified() {
+            tracing::warn!(
+                listen = %addr,
+                "no public_url: pairing answers name {addr}, which phones cannot reach; \
+                 set public_url to the address phones use"
+            );
+        }
         let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
         let state = AppState::open(config, fingerprint).await?;
         let (stop, stopped) = oneshot::channel::<()>();

@@ -6,7 +6,9 @@
 //! complete within `header` of its first byte is closed, and a kept-alive connection may wait
 //! `idle` between requests (longer than the 90 s client pools commonly keep idle connections,
 //! so the relay does not close one under a client's request). Upgraded connections (the
-//! phones' WebSockets) leave both timeouts; the hub closes them at shutdown.
+//! phones' WebSockets) leave both timeouts; the hub closes them at shutdown. A request's
+//! body must arrive whole within `body` of the end of its head ([`TimedBody`]); the JSON
+//! extractor answers a late one `408 body_timeout`, and the connection is closed.
 
 use std::future::Future;
 use std::time::Duration;
@@ -21,12 +23,14 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use crate::timed_io::{Phase, TimedIo};
+use crate::timed_io::{Phase, TimedBody, TimedIo};
 
-/// How long a request head may take, and how long a kept-alive connection may idle.
+/// How long a request head may take, how long its body may take after it, and how long a
+/// kept-alive connection may idle.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     pub header: Duration,
+    pub body: Duration,
     pub idle: Duration,
 }
 
@@ -57,7 +61,9 @@ where
         let app = app.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let serving = phase.serving();
-            let answer = app.clone().oneshot(req.map(Body::new));
+            let deadline = tokio::time::Instant::now() + timeouts.body;
+            let req = req.map(|b| Body::new(TimedBody::new(b, deadline)));
+            let answer = app.clone().oneshot(req);
             async move {
                 let res = answer.await;
                 if matches!(&res, Ok(r) if r.status() == StatusCode::SWITCHING_PROTOCOLS) {

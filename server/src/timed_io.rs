@@ -8,6 +8,11 @@
 //! before message completed"), a `POST` included. Here [`TimedIo`] wraps the socket and fails
 //! a read once the deadline of the connection's [`Phase`] has passed; the service tells the
 //! phase when hyper handed it a request (the head is complete) and when it answered.
+//!
+//! While a request is served the socket has no deadline (a long-poll may wait minutes for its
+//! answer), so the request's body gets its own: [`TimedBody`] wraps it and fails with
+//! [`BodyTimeout`] once the whole body has not arrived within `body_read_timeout` of the end of
+//! its head. A client trickling its body byte by byte is answered `408` and closed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use hyper::body::{Body, Bytes, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -207,6 +213,91 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimedIo<S> {
     }
 }
 
+/// The error of a [`TimedBody`] whose deadline passed before its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeout;
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body did not arrive in time")
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
+/// Whether `err` or one of its sources is a [`BodyTimeout`] (axum wraps body errors in its
+/// rejections).
+pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut e = Some(err);
+    while let Some(cur) = e {
+        if cur.is::<BodyTimeout>() {
+            return true;
+        }
+        e = cur.source();
+    }
+    false
+}
+
+/// A request body that must end by `deadline`: a frame asked for later fails with
+/// [`BodyTimeout`], and so does a wait for one that lasts past it.
+#[derive(Debug)]
+pub struct TimedBody<B> {
+    inner: B,
+    deadline: Instant,
+    /// Made when a frame is first waited for.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl<B> TimedBody<B> {
+    pub fn new(inner: B, deadline: Instant) -> Self {
+        Self {
+            inner,
+            deadline,
+            sleep: None,
+        }
+    }
+}
+
+impl<B> Body for TimedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        // Checked first: a client whose bytes are always ready when asked for (a steady
+        // trickle) must not outlast the deadline either.
+        if Instant::now() >= this.deadline {
+            return Poll::Ready(Some(Err(Box::new(BodyTimeout))));
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
+        }
+        let deadline = this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +407,68 @@ mod tests {
             std::io::ErrorKind::TimedOut
         );
         assert_eq!(t.elapsed(), IDLE);
+    }
+
+    /// A request body fed through a channel, one chunk at a time.
+    struct ChanBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+    impl Body for ChanBody {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            self.0.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    const BODY: Duration = Duration::from_secs(30);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_trickled_at_one_byte_a_second_fails_at_its_deadline() {
+        use http_body_util::BodyExt;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let t = Instant::now();
+        let mut body = TimedBody::new(ChanBody(rx), t + BODY);
+        let writer = tokio::spawn(async move {
+            while tx.send(Bytes::from_static(b"{")).await.is_ok() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let mut got = 0;
+        let err = loop {
+            match body.frame().await.expect("the body never ends by itself") {
+                Ok(_) => got += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(is_body_timeout(&*err), "{err}");
+        assert_eq!(t.elapsed(), BODY);
+        assert_eq!(got, 30, "every byte before the deadline was passed on");
+        writer.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_body_fails_at_its_deadline_and_a_whole_one_passes() {
+        use http_body_util::BodyExt;
+        let (_tx, rx) = tokio::sync::mpsc::channel(4);
+        let t = Instant::now();
+        let body = TimedBody::new(ChanBody(rx), t + BODY);
+        let err = body.collect().await.expect_err("times out");
+        assert!(is_body_timeout(&*err));
+        assert_eq!(t.elapsed(), BODY);
+
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let body = TimedBody::new(ChanBody(rx), Instant::now() + BODY);
+        tokio::spawn(async move {
+            tokio::time::sleep(BODY - Duration::from_secs(1)).await;
+            let _ = tx.send(Bytes::from_static(b"{}")).await;
+        });
+        let whole = body.collect().await.expect("in time").to_bytes();
+        assert_eq!(&whole[..], b"{}");
+        // Not every error is a timeout.
+        assert!(!is_body_timeout(&std::io::Error::other("reset")));
     }
 }

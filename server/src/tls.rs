@@ -3,8 +3,10 @@
 //! The certificate is either given (PEM chain and key) or self-signed with rcgen. The
 //! self-signed one is made on first start and kept in the data directory, so its
 //! fingerprint (SHA-256 of the leaf certificate's DER, lowercase hex), which phones pin,
-//! survives restarts. [`TlsListener`] lets `axum::serve` accept TLS connections: handshakes
-//! run in their own tasks so a slow client cannot hold up others.
+//! survives restarts; its key is private to the relay's user (`0600`, see [`data_dir`]).
+//! [`TlsListener`] lets `axum::serve` accept TLS connections: handshakes
+//! run in their own tasks so a slow client cannot hold up others, and a client that speaks
+//! plain HTTP to this port gets a one-line `400` saying it speaks HTTPS (not TLS alert bytes).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsMode;
+use crate::data_dir;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -69,10 +72,13 @@ pub fn load(mode: &TlsMode, data: &Path) -> Result<LoadedTls, TlsError> {
             let cert = data.join("tls-cert.pem");
             let key = data.join("tls-key.pem");
             if !cert.exists() || !key.exists() {
-                std::fs::create_dir_all(data)?;
+                data_dir::prepare(data)?;
                 let made = rcgen::generate_simple_self_signed(names.clone())?;
-                std::fs::write(&key, made.signing_key.serialize_pem())?;
+                data_dir::write_private(&key, made.signing_key.serialize_pem().as_bytes())?;
                 std::fs::write(&cert, made.cert.pem())?;
+            } else {
+                // Made by an older relay, perhaps readable by everyone.
+                data_dir::narrow(&key)?;
             }
             (cert, key)
         }
@@ -130,10 +136,11 @@ impl TlsListener {
                 };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(&acceptor, stream)).await {
+                        Ok(Ok(Some(tls))) => {
                             let _ = tx.send((tls, peer)).await;
                         }
+                        Ok(Ok(None)) => tracing::debug!("plain HTTP on the TLS port: hint sent"),
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
@@ -142,6 +149,52 @@ impl TlsListener {
         });
         Self { rx, local }
     }
+}
+
+/// The answer to a plain-HTTP request on the TLS port.
+pub const PLAIN_HTTP_HINT: &str = "this port speaks HTTPS: use https:// (phones: wss://)\n";
+
+/// Most bytes of a plain-HTTP request read before its hint is sent.
+const PLAIN_HEAD_MAX: usize = 16 * 1024;
+
+/// The TLS handshake on `stream`, or `None` once a client that spoke plain HTTP (its first
+/// byte an upper-case letter, as in `GET`; a TLS handshake starts with 0x16) got the hint.
+async fn accept(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+) -> std::io::Result<Option<TlsStream<TcpStream>>> {
+    let mut first = [0u8; 1];
+    // Peeking leaves the byte for the handshake.
+    if stream.peek(&mut first).await? == 1 && first[0].is_ascii_uppercase() {
+        plain_http_hint(stream).await?;
+        return Ok(None);
+    }
+    acceptor.accept(stream).await.map(Some)
+}
+
+/// Answers a plain-HTTP request `400` with [`PLAIN_HTTP_HINT`] and closes. The request head
+/// is read first and what follows is drained briefly, so that closing with unread bytes does
+/// not reset the connection before the client has read the answer.
+async fn plain_http_hint(mut stream: TcpStream) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < PLAIN_HEAD_MAX {
+        match stream.read(&mut buf).await? {
+            0 => break,
+            n => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{PLAIN_HTTP_HINT}",
+        PLAIN_HTTP_HINT.len()
+    );
+    stream.write_all(answer.as_bytes()).await?;
+    stream.shutdown().await?;
+    let drain = async { while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {} };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    Ok(())
 }
 
 impl axum::serve::Listener for TlsListener {

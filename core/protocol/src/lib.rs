@@ -318,14 +318,41 @@ pub fn describe_json_error(e: &serde_json::Error) -> (&'static str, String) {
                 .iter()
                 .any(|p| text.starts_with(p));
             let message = if field_msg {
-                let head = text.split(", expected").next().unwrap_or(&text);
-                let head = head.split(" at line").next().unwrap_or(head);
-                format!("{head}{at}")
+                format!("{}{at}", field_message(&text))
             } else {
                 format!("a field has the wrong type or an invalid value{at}")
             };
             ("invalid_body", message)
         }
+    }
+}
+
+/// Longest field name an error quotes.
+const MAX_QUOTED_FIELD: usize = 32;
+
+/// serde's `unknown field `x`, expected ...` (or `missing`/`duplicate`) without the list of
+/// expected fields, quoting the name only when it is a short identifier: a letter or `_`,
+/// then letters, digits and `_`, at most 32 characters and 4 digits. A caller's key can be
+/// anything (a phone number, a message text, a kilobyte of junk) and is never echoed.
+fn field_message(text: &str) -> String {
+    let (kind, rest) = text.split_once(" `").unwrap_or((text, ""));
+    // The name ends at the backtick before ", expected ..." or " at line ..." or the end; a
+    // name holding a backtick or these words fails the identifier rule below anyway.
+    let name = rest
+        .split_once("`, expected")
+        .or_else(|| rest.split_once("` at line"))
+        .map_or_else(|| rest.strip_suffix('`').unwrap_or(""), |(name, _)| name);
+    let identifier = name.len() <= MAX_QUOTED_FIELD
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && name.bytes().filter(u8::is_ascii_digit).count() <= 4;
+    if identifier {
+        format!("{kind} `{name}`")
+    } else {
+        kind.to_string()
     }
 }
 

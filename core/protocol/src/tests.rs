@@ -159,6 +159,44 @@ fn decode_errors_never_quote_values() {
 }
 
 #[test]
+fn unknown_field_names_are_quoted_only_when_short_identifiers() {
+    let long = "a".repeat(1024);
+    let digits = "x".to_string() + "9".repeat(10).as_str();
+    for (field, quoted) in [
+        ("colour", true),
+        ("sub_id2", true),
+        ("_x", true),
+        ("+15551234567", false),
+        ("15551234567", false),
+        (digits.as_str(), false),
+        ("hello there", false),
+        ("a`b", false),
+        ("x, expected", false),
+        ("", false),
+        (long.as_str(), false),
+        (&"b".repeat(33), false),
+    ] {
+        let frame = format!(r#"{{"type":"ack","seq":1,{}:1}}"#, serde_json::json!(field));
+        let text = decode_phone_frame(&frame).expect_err("refused").to_string();
+        assert!(text.contains("unknown field"), "{text}");
+        if quoted {
+            assert!(text.contains(&format!("unknown field `{field}`")), "{text}");
+        } else {
+            assert!(!text.contains('`'), "{field}: {text}");
+            if field.len() > 1 {
+                assert!(!text.contains(field), "{field}: {text}");
+            }
+        }
+        assert!(text.len() < 120, "{text}");
+    }
+    // Missing fields are ours and keep their name.
+    let missing = decode_phone_frame(r#"{"type":"ack"}"#)
+        .expect_err("refused")
+        .to_string();
+    assert!(missing.contains("missing field `seq`"), "{missing}");
+}
+
+#[test]
 fn a_cancel_without_recipients_means_the_whole_message() {
     let f =
         decode_relay_frame(r#"{"type":"cancel","seq":8,"message_id":"order-1"}"#).expect("decodes");

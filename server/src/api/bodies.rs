@@ -110,6 +110,14 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_negative_sim_is_refused_without_a_database() {
+        let body = r#"{"to":["+15551230001"],"text":"hello","sim":-1}"#;
+        assert_eq!(code(BodyKind::Send, body), Err("invalid_sim"));
+        let body = r#"{"to":["+15551230001"],"text":"hello","sim":0}"#;
+        assert_eq!(code(BodyKind::Send, body), Ok(()));
+    }
+
     /// Found by the fuzz target: an hour of 9999 overflowed in `Hours::parse`.
     #[test]
     fn hours_far_out_of_range_are_a_400() {

@@ -2,7 +2,8 @@
 //!
 //! Limits (documented in docs/protocol.md, "HTTP API"): 1 to 1000 recipients, each E.164
 //! (`^\+[1-9][0-9]{1,14}$`) and distinct; text of 1 to 1600 characters; a client id of at
-//! most 64 characters from `[A-Za-z0-9._:-]`; priority -128..=127.
+//! most 64 characters from `[A-Za-z0-9._:-]`; priority -128..=127; a `sim` (sub_id, 0 or
+//! more) that some phone could have (see [`check_sim`]).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -15,7 +16,9 @@ use sha2::{Digest, Sha256};
 use super::{Account, page_limit, parse_cursor, parse_time};
 use crate::AppState;
 use crate::error::{ApiJson, ApiQuery, AppError};
-use crate::store::{CancelOutcome, CreateOutcome, MessageFilter, MessageView, NewMessage, now_ms};
+use crate::store::{
+    CancelOutcome, CreateOutcome, MessageFilter, MessageView, NewMessage, PhoneRow, now_ms,
+};
 use crate::time_fmt::fmt_ms;
 
 pub const MAX_RECIPIENTS: usize = 1000;
@@ -141,6 +144,12 @@ pub fn validate(account: &str, req: &SendRequest, now: i64) -> Result<NewMessage
             "phone is not a phone id",
         ));
     }
+    if req.sim.is_some_and(|s| s < 0) {
+        return Err(AppError::bad_request(
+            "invalid_sim",
+            "sim must be a sub_id, 0 or more",
+        ));
+    }
     if let Some(pool) = &req.pool {
         if req.phone.is_some() || req.sim.is_some() {
             return Err(AppError::bad_request(
@@ -176,6 +185,28 @@ pub fn validate(account: &str, req: &SendRequest, now: i64) -> Result<NewMessage
         delivery_report: req.delivery_report.unwrap_or(true),
         created_at: now,
     })
+}
+
+/// Refuses a `sim` that can never be routed: with `phone`, a SIM that phone does not report;
+/// without, a SIM that no phone of the account reports. A phone that has reported no SIM yet
+/// (never connected, or listed none) may still have it, so it keeps the message acceptable.
+/// An unknown `phone` is left to the store (`unknown_phone`).
+pub fn check_sim(phones: &[PhoneRow], phone: Option<&str>, sim: i32) -> Result<(), AppError> {
+    let may_have = |p: &PhoneRow| super::pools::reports_sim(p, sim) != Some(false);
+    match phone {
+        Some(id) => match phones.iter().find(|p| p.id == id) {
+            Some(p) if !may_have(p) => Err(AppError::bad_request(
+                "unknown_sim",
+                "the phone reports no SIM with that sub_id",
+            )),
+            _ => Ok(()),
+        },
+        None if phones.iter().any(may_have) => Ok(()),
+        None => Err(AppError::bad_request(
+            "unknown_sim",
+            "no phone of this account reports a SIM with that sub_id",
+        )),
+    }
 }
 
 /// The state SMS Gateway for Android clients expect for one of ours.
@@ -244,6 +275,11 @@ pub async fn create(
     ApiJson(req): ApiJson<SendRequest>,
 ) -> Result<Response, AppError> {
     let m = validate(&account, &req, now_ms())?;
+    if let Some(sim) = req.sim {
+        let acc = account.clone();
+        let phones = state.db.call(move |s| s.list_phones(&acc)).await?;
+        check_sim(&phones, req.phone.as_deref(), sim)?;
+    }
     match state.committer.create(m).await? {
         CreateOutcome::Created(v) | CreateOutcome::Existing(v) => {
             Ok((StatusCode::ACCEPTED, Json(view_json(&v))).into_response())

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{Account, hash_secret};
@@ -93,9 +93,11 @@ pub async fn remove(
     })))
 }
 
-/// The relay's WebSocket base URL (`ws://host:port`) as a client reached us; phones connect
-/// to it plus `/v1/link`.
-fn ws_url(state: &AppState, headers: &HeaderMap) -> String {
+/// The relay's WebSocket base URL (`wss://host:port`) for phones, which connect to it plus
+/// `/v1/link`: from the configured `public_url`, else the address the relay listens on. Never
+/// from the request's `Host`, which the caller controls (a pairing answer shown to a phone's
+/// owner must not point the phone at a host of the caller's choosing).
+fn ws_url(state: &AppState) -> String {
     if let Some(base) = &state.config.public_url {
         let base = base.trim_end_matches('/');
         return if let Some(rest) = base.strip_prefix("https://") {
@@ -111,25 +113,19 @@ fn ws_url(state: &AppState, headers: &HeaderMap) -> String {
     } else {
         "ws"
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| state.config.listen.to_string());
-    format!("{scheme}://{host}")
+    format!("{scheme}://{}", state.config.listen)
 }
 
 /// `POST /v1/pairing-codes`: a code valid for ten minutes, usable once.
 pub async fn create_pairing_code(
     State(state): State<AppState>,
     Account(account): Account,
-    headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let code = new_pairing_code();
     let hash = hash_secret(&code);
     let now = now_ms();
     let expires = now + PAIRING_TTL_MS;
-    let base = ws_url(&state, &headers);
+    let base = ws_url(&state);
     state
         .db
         .call(move |s| s.create_pairing_code(&account, &hash, now, expires))

@@ -2,7 +2,8 @@
 //! sub_id, with optional destination-prefix preferences and stickiness), per-SIM settings
 //! (relay-side daily cap, working hours with a UTC offset) and per-pool and per-SIM figures.
 //!
-//! Every bad input is answered with a JSON 4xx before anything is stored.
+//! Every bad input is answered with a JSON 4xx before anything is stored, and so is a member
+//! that can never be routed (a SIM its phone does not report, see [`check_members`]).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -17,8 +18,8 @@ use crate::AppState;
 use crate::error::{ApiJson, AppError};
 use crate::pool_router::{Hours, SimKey};
 use crate::rack::SimStat;
-use crate::store::now_ms;
 use crate::store::sqlite_pools::{Pool, PoolOutcome, SimSettings};
+use crate::store::{PhoneRow, now_ms};
 use crate::time_fmt::fmt_ms;
 
 /// Most SIMs in one pool.
@@ -138,6 +139,29 @@ pub fn validate_pool(req: &CreatePool, now: i64) -> Result<Pool, AppError> {
     })
 }
 
+/// Whether a phone reports SIM `sub_id`: `None` while it has reported no SIM (it never
+/// connected, or listed none), when any may still turn up.
+pub fn reports_sim(phone: &PhoneRow, sub_id: i32) -> Option<bool> {
+    let sims = &phone.status.as_ref()?.sims;
+    (!sims.is_empty()).then(|| sims.iter().any(|s| s.sub_id == sub_id))
+}
+
+/// Refuses members that can never be routed: a SIM its phone does not report (a phone that
+/// has reported no SIM yet is given the benefit of the doubt). Phones that are not the
+/// account's are left to the store, which answers `unknown_phone`.
+pub fn check_members(phones: &[PhoneRow], pool: &Pool) -> Result<(), AppError> {
+    for k in &pool.members {
+        let row = phones.iter().find(|p| p.id == k.phone);
+        if row.and_then(|p| reports_sim(p, k.sub_id)) == Some(false) {
+            return Err(AppError::bad_request(
+                "unknown_sim",
+                "a member names a SIM (sub_id) that its phone does not report",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `POST /v1/pools`.
 pub async fn create(
     State(state): State<AppState>,
@@ -145,6 +169,9 @@ pub async fn create(
     ApiJson(req): ApiJson<CreatePool>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let pool = validate_pool(&req, now_ms())?;
+    let acc = account.clone();
+    let phones = state.db.call(move |s| s.list_phones(&acc)).await?;
+    check_members(&phones, &pool)?;
     let p = pool.clone();
     match state.db.call(move |s| s.create_pool(&account, &p)).await? {
         PoolOutcome::Created => {
