@@ -248,15 +248,21 @@ async fn the_data_dir_store_and_tls_key_are_private() {
     let body = json!({"to": ["+15551230001"], "text": "hi"});
     let (st, v) = http.req("POST", "/v1/messages", KEY_A, Some(body)).await;
     assert_eq!(st, 202, "{v}");
-    assert_eq!(mode(&data), 0o700, "data directory");
-    for f in [
+    let modes = |files: &[&str]| -> Vec<String> {
+        files
+            .iter()
+            .map(|f| format!("{f} {:o}", mode(&data.join(f))))
+            .collect()
+    };
+    assert_eq!(modes(&[""]), [" 700"], "the data directory");
+    let private = [
         "relay.sqlite",
         "relay.sqlite-wal",
         "relay.sqlite-shm",
         "tls-key.pem",
-    ] {
-        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
-    }
+    ];
+    let want: Vec<String> = private.iter().map(|f| format!("{f} 600")).collect();
+    assert_eq!(modes(&private), want);
     server.stop().await.expect("stops");
 
     // Files left world-readable (by an older relay) are narrowed at the next start.
@@ -265,8 +271,10 @@ async fn the_data_dir_store_and_tls_key_are_private() {
             .expect("chmod");
     }
     let server = common::server(&data, self_signed).await;
-    for f in ["relay.sqlite", "tls-key.pem"] {
-        assert_eq!(mode(&data.join(f)), 0o600, "{f} narrowed");
-    }
+    assert_eq!(
+        modes(&["relay.sqlite", "tls-key.pem"]),
+        ["relay.sqlite 600", "tls-key.pem 600"],
+        "narrowed"
+    );
     server.stop().await.expect("stops");
 }
