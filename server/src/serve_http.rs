@@ -61,7 +61,11 @@ where
         let app = app.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let serving = phase.serving();
-            let deadline = tokio::time::Instant::now() + timeouts.body;
+            let now = tokio::time::Instant::now();
+            // A configured timeout of decades means none (and must not overflow).
+            let deadline = now
+                .checked_add(timeouts.body)
+                .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
             let req = req.map(|b| Body::new(TimedBody::new(b, deadline)));
             let answer = app.clone().oneshot(req);
             async move {
