@@ -40,7 +40,7 @@ pub async fn serve<L>(
 ) -> std::io::Result<()>
 where
     L: Listener,
-    L::Addr: std::fmt::Debug,
+    L::Addr: std::fmt::Debug + Clone + Send + Sync + 'static,
 {
     // Dropping `stop_tx` tells every connection to finish; each holds a `done_rx` clone, so
     // `done_tx.closed()` resolves once the last one is gone.
@@ -48,7 +48,7 @@ where
     let (done_tx, done_rx) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (io, _addr) = tokio::select! {
+        let (io, addr) = tokio::select! {
             conn = listener.accept() => conn,
             () = &mut shutdown => break,
         };
@@ -57,7 +57,11 @@ where
         let app = app.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let serving = phase.serving();
-            let answer = app.clone().oneshot(req.map(Body::new));
+            // The peer address, for handlers that throttle per source (`ConnectInfo`).
+            let mut req = req.map(Body::new);
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(addr.clone()));
+            let answer = app.clone().oneshot(req);
             async move {
                 let res = answer.await;
                 if matches!(&res, Ok(r) if r.status() == StatusCode::SWITCHING_PROTOCOLS) {
