@@ -350,3 +350,75 @@ async fn pairing_is_throttled_globally_across_sources() {
     assert!(pair_from(&srv, [127, 0, 0, 9], &code).await.is_ok());
     srv.stop().await.expect("stops");
 }
+
+/// The real phone core keeps what the relay refused as over the rate and resends it on a later
+/// link: every SMS arrives once the allowance is back.
+#[tokio::test]
+async fn a_real_phone_resends_incoming_sms_the_relay_refused_as_over_its_rate() {
+    use simrelay_core::phone::{LinkConfig, Phone, PhoneConfig};
+    use simrelay_core::sim_modem::{SimModem, SimModemConfig};
+    use simrelay_core::{EngineConfig, SimConfig};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server(dir.path(), |c| c.incoming_per_minute = 2).await;
+    let http = Http::new(&srv.url);
+    let code = new_code(&http).await;
+    let paired = simrelay_core::link::pair(&srv.ws_base(), &code, None, None)
+        .await
+        .expect("pairs");
+    let modem = SimModem::new(SimModemConfig::default());
+    let config = PhoneConfig {
+        link: Some(LinkConfig {
+            url: srv.ws_base(),
+            token: paired.token,
+            pin_sha256: None,
+        }),
+        engine: EngineConfig::unpaced(),
+        ..PhoneConfig::new(&dir.path().join("phone.sqlite"))
+    };
+    let phone = Phone::start(config, Box::new(modem.clone())).expect("phone starts");
+    phone
+        .handle()
+        .set_sims(vec![SimConfig {
+            sub_id: 1,
+            slot: 0,
+            carrier: None,
+            parts_per_minute: None,
+            daily_cap: None,
+        }])
+        .expect("sims set");
+    let mut inbox = srv.state.inbox.subscribe();
+    for n in 0..4 {
+        modem.inject_incoming(Some(1), "+15557654321", &format!("code {n}"));
+    }
+    let refused = || {
+        let limits = srv.state.hub.limits();
+        let all = limits.refused();
+        all.iter()
+            .find(|(r, _)| *r == "rate_limited")
+            .map_or(0, |(_, n)| *n)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while refused() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never refused");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(inbox_len(&http).await, 2, "the allowance is stored");
+
+    // The allowance is back a minute later (on the relay's limiter clock): the phone's
+    // next link resends the rest.
+    srv.state
+        .hub
+        .limits()
+        .clock
+        .advance(Duration::from_secs(60));
+    while inbox_len(&http).await < 4 {
+        tokio::time::timeout_at(deadline, inbox.changed())
+            .await
+            .expect("the refused SMS arrive within 30 s")
+            .expect("relay running");
+    }
+    assert_eq!(inbox_len(&http).await, 4, "each once");
+    phone.shutdown().await;
+    srv.stop().await.expect("stops");
+}
