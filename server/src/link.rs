@@ -10,9 +10,11 @@
 //!
 //! What a phone cannot do here (docs/RELIABILITY.md, "Phones"): acknowledge frames it was
 //! never written (its `ack` and `hello.acked` are clamped to what was written, so unsent
-//! frames are never deleted), report more incoming SMS than its allowance (the rest are
-//! refused with `too_many_incoming`, unacknowledged, and the phone resends them on its next
-//! link), or guess pairing codes (attempts are throttled per source address and globally).
+//! frames are never deleted); report more incoming SMS than its allowance (the batch is cut
+//! before the first one over it, refused with `too_many_incoming` and not acknowledged, so the
+//! phone resends from there on its next link); report an incoming SMS outside the limits of
+//! `crate::limits` (not stored, its seq consumed, `incoming_refused`); or guess pairing codes
+//! (attempts are throttled per source address and globally, `too_many_attempts`).
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -125,7 +127,8 @@ async fn pair(
         };
         let wait = wait.as_secs().max(1);
         limits.pairing_refused.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(source = ?peer, scope, retry_after_s = wait, "pairing attempt refused: too many attempts");
+        let source = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+        tracing::info!(%source, scope, retry_after_s = wait, "pairing attempt refused: too many attempts");
         let msg = format!("too many pairing attempts; try again in {wait} s");
         return refuse(socket, "too_many_attempts", &msg).await;
     }
@@ -148,7 +151,8 @@ async fn pair(
             let _ = socket.send(Message::Close(None)).await;
         }
         Ok(None) => {
-            tracing::info!(source = ?peer, "pairing attempt with a bad code");
+            let source = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+            tracing::info!(%source, "pairing attempt with a bad code");
             refuse(
                 socket,
                 "bad_pairing_code",

@@ -374,7 +374,7 @@ async fn a_real_phone_resends_incoming_sms_the_relay_refused_as_over_its_rate() 
             pin_sha256: None,
         }),
         engine: EngineConfig::unpaced(),
-        ..PhoneConfig::new(&dir.path().join("phone.sqlite"))
+        ..PhoneConfig::new(dir.path().join("phone.sqlite"))
     };
     let phone = Phone::start(config, Box::new(modem.clone())).expect("phone starts");
     phone
