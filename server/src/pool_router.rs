@@ -194,7 +194,8 @@ impl SimSlot {
             && !self.phone_capped
             && self.limits.hours.is_none_or(|h| h.contains(now))
             && self.limits.daily_cap.is_none_or(|cap| {
-                self.routed_today == 0 || self.routed_today.saturating_add(parts) <= cap
+                self.routed_today == 0
+                    || u64::from(self.routed_today) + u64::from(parts) <= u64::from(cap)
             })
     }
 }
