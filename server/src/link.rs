@@ -54,7 +54,13 @@ async fn send(socket: &mut WebSocket, frame: &RelayFrame) -> Result<(), axum::Er
     socket.send(Message::Text(encode(frame).into())).await
 }
 
-/// Sends `error {code}` and closes.
+/// How long a refused link is read after our close, waiting for the phone's close.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
+
+/// Sends `error {code}` and closes. Then reads, and drops, what the phone still sends until
+/// its close (for at most [`CLOSE_DRAIN`]): a TCP connection closed with unread data is reset,
+/// and the reset can destroy the error frame (and the `ack` before it) before the phone reads
+/// them.
 async fn refuse(socket: &mut WebSocket, code: &str, message: &str) {
     tracing::debug!(code, "refusing a link");
     let frame = RelayFrame::Error {
@@ -63,6 +69,14 @@ async fn refuse(socket: &mut WebSocket, code: &str, message: &str) {
     };
     let _ = send(socket, &frame).await;
     let _ = socket.send(Message::Close(None)).await;
+    let drain = async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_DRAIN, drain).await;
 }
 
 /// Serves one upgraded socket until it closes.
