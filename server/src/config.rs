@@ -59,6 +59,13 @@ pub struct Config {
     /// SQLite page cache per store connection, in KiB (the relay's memory grows to about
     /// 9 × this as the store grows past it).
     pub store_cache_kib: u32,
+    /// Incoming SMS a phone may report per minute (a burst of one minute's worth); more are
+    /// refused with `too_many_incoming` and the phone resends them later.
+    pub incoming_per_minute: u32,
+    /// Failed pairing attempts a source address may make per minute before it is locked out.
+    pub pairing_per_source_per_minute: u32,
+    /// Pairing attempts (successes not counted) all sources together may make per minute.
+    pub pairing_global_per_minute: u32,
 }
 
 impl Config {
@@ -83,6 +90,9 @@ impl Config {
             body_read_timeout: Duration::from_secs(30),
             keep_alive_idle: Duration::from_secs(120),
             store_cache_kib: crate::store::sqlite::DEFAULT_CACHE_KIB,
+            incoming_per_minute: 600,
+            pairing_per_source_per_minute: 10,
+            pairing_global_per_minute: 100,
         }
     }
 }
@@ -112,6 +122,9 @@ pub struct FileConfig {
     pub body_read_timeout_ms: Option<u64>,
     pub keep_alive_idle_ms: Option<u64>,
     pub store_cache_kib: Option<u32>,
+    pub incoming_per_minute: Option<u32>,
+    pub pairing_per_source_per_minute: Option<u32>,
+    pub pairing_global_per_minute: Option<u32>,
 }
 
 /// Flags of `simrelay serve` (each also read from its environment variable).
@@ -272,6 +285,30 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
     if let Some(kib) = file.store_cache_kib {
         c.store_cache_kib = kib.max(64);
     }
+    let limits = [
+        (
+            file.incoming_per_minute,
+            &mut c.incoming_per_minute,
+            "incoming_per_minute must be at least 1",
+        ),
+        (
+            file.pairing_per_source_per_minute,
+            &mut c.pairing_per_source_per_minute,
+            "pairing_per_source_per_minute must be at least 1",
+        ),
+        (
+            file.pairing_global_per_minute,
+            &mut c.pairing_global_per_minute,
+            "pairing_global_per_minute must be at least 1",
+        ),
+    ];
+    for (value, field, error) in limits {
+        match value {
+            Some(0) => return Err(ConfigError::Invalid(error)),
+            Some(n) => *field = n,
+            None => {}
+        }
+    }
     Ok(c)
 }
 
@@ -299,6 +336,20 @@ mod tests {
         let small = parse_file("store_cache_kib = 256\n").expect("valid toml");
         let c = merge(small, &ServeArgs::default()).expect("valid config");
         assert_eq!(c.store_cache_kib, 256);
+        assert_eq!(c.incoming_per_minute, 600);
+        let limits = parse_file("incoming_per_minute = 60\npairing_global_per_minute = 5\n")
+            .expect("valid toml");
+        let c = merge(limits, &ServeArgs::default()).expect("valid config");
+        assert_eq!(
+            (
+                c.incoming_per_minute,
+                c.pairing_per_source_per_minute,
+                c.pairing_global_per_minute
+            ),
+            (60, 10, 5)
+        );
+        let zero = parse_file("incoming_per_minute = 0\n").expect("valid toml");
+        assert!(merge(zero, &ServeArgs::default()).is_err());
     }
 
     #[test]

@@ -9,21 +9,28 @@
 //! for the configured grace; then it is marked offline (webhook `phone.offline`) and its
 //! recipients not yet accepted go back to the router. Both changes happen under one async
 //! lock, so a reconnect can never interleave with the offline decision.
+//!
+//! The hub also remembers, per phone, the highest relay frame seq any link of this process
+//! wrote (a phone's acknowledgement is clamped to it: it cannot acknowledge, and so delete,
+//! frames it never got), and holds the [`Limits`] shared by every link.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::rejection::ExtensionRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use simrelay_protocol::{MAX_FRAME_BYTES, PhoneStatus};
 use tokio::sync::{Notify, watch};
 
 use crate::AppState;
 use crate::error::AppError;
+use crate::limits::Limits;
 use crate::store::now_ms;
 
 /// One registered link.
@@ -61,6 +68,9 @@ struct HubInner {
     presence: tokio::sync::Mutex<()>,
     /// Number of live link tasks.
     live: watch::Sender<usize>,
+    /// Highest relay frame seq written to each phone by this process.
+    written: Mutex<HashMap<String, u64>>,
+    limits: Limits,
 }
 
 /// Registry of live phone links.
@@ -87,14 +97,38 @@ impl Drop for LiveGuard {
 
 impl Hub {
     pub fn new() -> Self {
+        Self::with_limits(Limits::default())
+    }
+
+    pub fn with_limits(limits: Limits) -> Self {
         Self {
             inner: Arc::new(HubInner {
                 conns: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 presence: tokio::sync::Mutex::new(()),
                 live: watch::channel(0).0,
+                written: Mutex::new(HashMap::new()),
+                limits,
             }),
         }
+    }
+
+    /// The limiters every link shares.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Records that a link wrote the phone's frames up to `seq`.
+    pub fn note_written(&self, phone: &str, seq: u64) {
+        let mut w = self.inner.written.lock().expect("hub written lock");
+        let e = w.entry(phone.to_string()).or_default();
+        *e = (*e).max(seq);
+    }
+
+    /// Highest relay frame seq this process wrote to the phone (0 if none).
+    pub fn written(&self, phone: &str) -> u64 {
+        let w = self.inner.written.lock().expect("hub written lock");
+        w.get(phone).copied().unwrap_or(0)
     }
 
     fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<String, Conn>> {
@@ -164,6 +198,12 @@ impl Hub {
         if let Some(c) = self.conns().remove(phone) {
             c.close.notify_one();
         }
+        self.inner
+            .written
+            .lock()
+            .expect("hub written lock")
+            .remove(phone);
+        self.inner.limits.incoming.forget(phone);
     }
 
     pub fn is_connected(&self, phone: &str) -> bool {
@@ -216,8 +256,11 @@ impl Hub {
 /// `GET /v1/link`: the phones' WebSocket.
 pub async fn upgrade(
     State(state): State<AppState>,
+    peer: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // Absent when the app is served without connection info (in-process tests).
+    let peer = peer.ok().map(|ConnectInfo(a)| a.ip());
     match ws {
         // tungstenite allocates its read buffer up front (128 KiB by default); most links only
         // heartbeat, so 4 KiB (grown on demand for big frames) keeps a link near 10 KiB.
@@ -225,7 +268,7 @@ pub async fn upgrade(
             .read_buffer_size(4 * 1024)
             .max_message_size(2 * MAX_FRAME_BYTES)
             .max_frame_size(2 * MAX_FRAME_BYTES)
-            .on_upgrade(move |socket| crate::link::serve(state, socket)),
+            .on_upgrade(move |socket| crate::link::serve(state, socket, peer)),
         Err(_) => AppError::bad_request(
             "not_websocket",
             "this endpoint is the phones' WebSocket; send an upgrade request",

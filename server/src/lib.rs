@@ -12,6 +12,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod error;
 pub mod hub;
+pub mod limits;
 pub mod link;
 pub mod metrics;
 pub mod pool_router;
@@ -125,7 +126,7 @@ impl AppState {
         });
         Ok(Self {
             inner: Arc::new(Inner {
-                hub: Hub::new(),
+                hub: Hub::with_limits(limits::Limits::from_config(&config)),
                 db,
                 committer,
                 config,
@@ -199,7 +200,7 @@ pub async fn run<L>(
 ) -> std::io::Result<()>
 where
     L: Listener,
-    L::Addr: std::fmt::Debug,
+    L::Addr: std::fmt::Debug + Clone + Send + Sync + 'static,
 {
     let tasks = vec![
         tokio::spawn(dispatch::run(state.clone())),

@@ -7,7 +7,16 @@
 //! `ack`. When the batch made the relay queue `cancel` frames (a `queued` event from a phone
 //! that no longer owns the recipient), those frames are written before the `ack`, on the same
 //! socket, so the phone learns of the cancel before it may hand the recipient to its radio.
+//!
+//! What a phone cannot do here (docs/RELIABILITY.md, "Phones"): acknowledge frames it was
+//! never written (its `ack` and `hello.acked` are clamped to what was written, so unsent
+//! frames are never deleted); report more incoming SMS than its allowance (the batch is cut
+//! before the first one over it, refused with `too_many_incoming` and not acknowledged, so the
+//! phone resends from there on its next link); report an incoming SMS outside the limits of
+//! `crate::limits` (not stored, its seq consumed, `incoming_refused`); or guess pairing codes
+//! (attempts are throttled per source address and globally, `too_many_attempts`).
 
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -22,6 +31,7 @@ use crate::AppState;
 use crate::api::phones::normalize_code;
 use crate::api::{hash_secret, random_secret};
 use crate::hub::{Registration, start_grace};
+use crate::limits::PairingRefusal;
 use crate::pool_router::SimKey;
 use crate::sim_health::{HealthEvent, Outcome};
 use crate::store::{StoreError, now_ms};
@@ -44,7 +54,13 @@ async fn send(socket: &mut WebSocket, frame: &RelayFrame) -> Result<(), axum::Er
     socket.send(Message::Text(encode(frame).into())).await
 }
 
-/// Sends `error {code}` and closes.
+/// How long a refused link is read after our close, waiting for the phone's close.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
+
+/// Sends `error {code}` and closes. Then reads, and drops, what the phone still sends until
+/// its close (for at most [`CLOSE_DRAIN`]): a TCP connection closed with unread data is reset,
+/// and the reset can destroy the error frame (and the `ack` before it) before the phone reads
+/// them.
 async fn refuse(socket: &mut WebSocket, code: &str, message: &str) {
     tracing::debug!(code, "refusing a link");
     let frame = RelayFrame::Error {
@@ -53,10 +69,18 @@ async fn refuse(socket: &mut WebSocket, code: &str, message: &str) {
     };
     let _ = send(socket, &frame).await;
     let _ = socket.send(Message::Close(None)).await;
+    let drain = async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_DRAIN, drain).await;
 }
 
 /// Serves one upgraded socket until it closes.
-pub async fn serve(state: AppState, mut socket: WebSocket) {
+pub async fn serve(state: AppState, mut socket: WebSocket, peer: Option<IpAddr>) {
     let _live = state.hub.live_guard();
     let first = match tokio::time::timeout(FIRST_FRAME_TIMEOUT, socket.recv()).await {
         Ok(Some(Ok(Message::Text(t)))) => decode_phone_frame(t.as_str()),
@@ -70,7 +94,7 @@ pub async fn serve(state: AppState, mut socket: WebSocket) {
             version,
             code,
             name,
-        }) => pair(&state, &mut socket, version, &code, name.as_deref()).await,
+        }) => pair(&state, &mut socket, peer, version, &code, name.as_deref()).await,
         Ok(PhoneFrame::Hello {
             version,
             token,
@@ -100,6 +124,7 @@ pub async fn serve(state: AppState, mut socket: WebSocket) {
 async fn pair(
     state: &AppState,
     socket: &mut WebSocket,
+    peer: Option<IpAddr>,
     version: u32,
     code: &str,
     name: Option<&str>,
@@ -107,6 +132,19 @@ async fn pair(
     if version != PROTOCOL_VERSION {
         let msg = format!("this relay speaks protocol version {PROTOCOL_VERSION}");
         return refuse(socket, "unsupported_version", &msg).await;
+    }
+    let limits = state.hub.limits();
+    if let Err(refusal) = limits.pairing.begin(peer, limits.clock.now()) {
+        let (scope, wait) = match refusal {
+            PairingRefusal::Source { retry_after } => ("source", retry_after),
+            PairingRefusal::Global { retry_after } => ("all sources", retry_after),
+        };
+        let wait = wait.as_secs().max(1);
+        limits.pairing_refused.fetch_add(1, Ordering::Relaxed);
+        let source = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+        tracing::info!(%source, scope, retry_after_s = wait, "pairing attempt refused: too many attempts");
+        let msg = format!("too many pairing attempts; try again in {wait} s");
+        return refuse(socket, "too_many_attempts", &msg).await;
     }
     let code_hash = hash_secret(&normalize_code(code));
     let phone_id = uuid::Uuid::now_v7().to_string();
@@ -121,11 +159,14 @@ async fn pair(
         .await;
     match paired {
         Ok(Some(_)) => {
+            limits.pairing.succeeded(peer);
             tracing::info!(phone = %phone_id, "phone paired");
             let _ = send(socket, &RelayFrame::Paired { phone_id, token }).await;
             let _ = socket.send(Message::Close(None)).await;
         }
         Ok(None) => {
+            let source = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+            tracing::info!(%source, "pairing attempt with a bad code");
             refuse(
                 socket,
                 "bad_pairing_code",
@@ -134,6 +175,7 @@ async fn pair(
             .await;
         }
         Err(e) => {
+            limits.pairing.succeeded(peer); // the relay's fault, not a guess
             tracing::error!(error = %e, "pairing failed");
             refuse(socket, "internal", "the relay could not pair this phone").await;
         }
@@ -150,6 +192,8 @@ struct Link<'a> {
     sent_upto: u64,
     /// Highest relay seq the phone acknowledged.
     acked: u64,
+    /// Highest phone event seq stored.
+    events_stored: u64,
 }
 
 async fn session(
@@ -169,20 +213,29 @@ async fn session(
         return Ok(());
     };
     let phone = auth.id.clone();
-    let (reg, connected) = {
+    let (reg, connected, hello_acked) = {
         let _presence = state.hub.presence().await;
         let reg = state.hub.register(&phone, &auth.account_id, status.clone());
         let (p, now) = (phone.clone(), now_ms());
+        // `hello.acked` above every frame written to this phone (by this process, or acked
+        // before) is clamped: the frames after it were never written, and must not be deleted.
+        let written = state.hub.written(&phone);
         match state
             .db
             .call(move |s| {
                 let c = s.phone_connected(&p, &status, now)?;
-                s.apply_from_phone(&p, Some(hello_acked), &[], now)?;
-                Ok(c)
+                let acked = hello_acked.min(c.acked_seq.max(written));
+                s.apply_from_phone(&p, Some(acked), &[], now)?;
+                Ok((c, acked))
             })
             .await
         {
-            Ok(c) => (reg, c),
+            Ok((c, acked)) => {
+                if acked < hello_acked {
+                    tracing::debug!(phone = %phone, "hello.acked above the frames written, clamped");
+                }
+                (reg, c, acked)
+            }
             // Removed between the token check and here (`DELETE /v1/phones/{id}`).
             Err(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows)) => {
                 state.hub.unregister(&phone, reg.id);
@@ -220,6 +273,7 @@ async fn session(
         reg,
         sent_upto: hello_acked,
         acked: hello_acked,
+        events_stored: connected.event_seq,
     };
     let result = async {
         send(link.socket, &welcome).await?;
@@ -331,15 +385,21 @@ impl Link<'_> {
                 .await?;
             self.state.route_kick.notify_one();
         }
+        if let Some(a) = ack.filter(|a| *a > self.sent_upto) {
+            tracing::debug!(phone = %self.phone, acked = a, written = self.sent_upto, "ack above the frames written, clamped");
+        }
+        let ack = ack.map(|a| a.min(self.sent_upto));
         if events.is_empty() && ack.is_none() {
             return Ok(!closing);
         }
         let had_events = !events.is_empty();
+        let over_rate = self.admit_incoming(&mut events);
         let applied = self
             .state
             .committer
             .apply(self.phone.clone(), ack, events, now)
             .await?;
+        self.events_stored = self.events_stored.max(applied.event_seq);
         if let Some(a) = ack {
             self.acked = self.acked.max(a.min(self.sent_upto));
             self.update_in_flight();
@@ -374,7 +434,58 @@ impl Link<'_> {
         if ack.is_some() {
             self.pump(None).await?;
         }
+        let limits = self.state.hub.limits();
+        for reason in &applied.incoming_refused {
+            limits.count_refused(reason, 1);
+        }
+        if let Some(reason) = applied.incoming_refused.first() {
+            let n = applied.incoming_refused.len();
+            tracing::info!(phone = %self.phone, reason, n, "incoming SMS refused for good");
+        }
+        if over_rate > 0 {
+            limits.count_refused("rate_limited", over_rate);
+            tracing::info!(phone = %self.phone, n = over_rate, "incoming SMS over the phone's rate, refused for now");
+            let msg = "too many incoming SMS; resend the unacknowledged events later";
+            refuse(self.socket, "too_many_incoming", msg).await;
+            return Ok(false);
+        }
+        if let Some(reason) = applied.incoming_refused.first() {
+            let msg =
+                format!("incoming SMS refused for good ({reason}); see the protocol's limits");
+            refuse(self.socket, "incoming_refused", &msg).await;
+            return Ok(false);
+        }
         Ok(!closing)
+    }
+
+    /// Takes the batch's new incoming SMS from the phone's allowance, in seq order, and cuts
+    /// the batch before the first one over it (the store would stop at that gap anyway; the
+    /// phone resends from there on its next link). Returns how many incoming SMS were cut.
+    fn admit_incoming(&self, events: &mut Vec<(u64, Event)>) -> u64 {
+        let limits = self.state.hub.limits();
+        let now = limits.clock.now();
+        let mut next = self.events_stored + 1;
+        let mut cut = None;
+        for (i, (seq, event)) in events.iter().enumerate() {
+            if *seq < next {
+                continue; // stored already: free
+            }
+            if *seq != next {
+                break; // a gap: nothing after it is stored
+            }
+            next += 1;
+            if matches!(event, Event::Incoming(_)) && !limits.incoming.take(&self.phone, now) {
+                cut = Some(i);
+                break;
+            }
+        }
+        let Some(i) = cut else { return 0 };
+        let over = events[i..]
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Incoming(_)))
+            .count();
+        events.truncate(i);
+        u64::try_from(over).unwrap_or(u64::MAX)
     }
 
     fn update_in_flight(&self) {
@@ -410,6 +521,7 @@ impl Link<'_> {
             }
             if got > 0 {
                 self.socket.flush().await?;
+                self.state.hub.note_written(&self.phone, self.sent_upto);
             }
             self.update_in_flight();
             if got < want as usize {

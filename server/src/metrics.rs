@@ -54,6 +54,24 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     for (name, help, v) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
+    let limits = state.hub.limits();
+    let _ = writeln!(
+        out,
+        "# HELP simrelay_incoming_refused_total Incoming SMS refused since start, by reason.\n# TYPE simrelay_incoming_refused_total counter"
+    );
+    for (reason, n) in limits.refused() {
+        let _ = writeln!(
+            out,
+            "simrelay_incoming_refused_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP simrelay_pairing_refused_total Pairing attempts refused as too many since start.\n# TYPE simrelay_pairing_refused_total counter\nsimrelay_pairing_refused_total {}",
+        limits
+            .pairing_refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
     sim_metrics(&state, &mut out).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -177,8 +177,10 @@ pub struct Planned {
 }
 
 impl SimSlot {
+    // Pace figures come from phones and clients (up to u32::MAX): every sum saturates.
     fn budget(&self, lookahead_ms: Millis) -> u64 {
-        (u64::from(self.parts_per_minute) * u64::try_from(lookahead_ms).unwrap_or(0) / 60_000)
+        (u64::from(self.parts_per_minute).saturating_mul(u64::try_from(lookahead_ms).unwrap_or(0))
+            / 60_000)
             .max(1)
     }
 
@@ -191,10 +193,10 @@ impl SimSlot {
         self.gate != Gate::Closed
             && !self.phone_capped
             && self.limits.hours.is_none_or(|h| h.contains(now))
-            && self
-                .limits
-                .daily_cap
-                .is_none_or(|cap| self.routed_today == 0 || self.routed_today + parts <= cap)
+            && self.limits.daily_cap.is_none_or(|cap| {
+                self.routed_today == 0
+                    || u64::from(self.routed_today) + u64::from(parts) <= u64::from(cap)
+            })
     }
 }
 
@@ -269,8 +271,8 @@ pub fn plan(
         };
         let Some(i) = chosen else { continue };
         let s = &mut sims[i];
-        s.unsent_parts += r.parts;
-        s.routed_today += r.parts;
+        s.unsent_parts = s.unsent_parts.saturating_add(r.parts);
+        s.routed_today = s.routed_today.saturating_add(r.parts);
         if s.gate == Gate::Probe {
             s.gate = Gate::Closed;
             out.probes.push(s.key.clone());

@@ -374,3 +374,39 @@ proptest::proptest! {
         }
     }
 }
+
+/// A pace of u32::MAX (the phone's word) with loads near the top: every sum saturates, the
+/// router neither panics (debug) nor wraps (release) into taking more.
+#[test]
+fn extreme_paces_and_loads_saturate_instead_of_wrapping() {
+    let mut full = slot("a", 1, u32::MAX);
+    full.unsent_parts = u32::MAX - 1;
+    full.routed_today = u32::MAX - 1;
+    full.limits.daily_cap = Some(u32::MAX);
+    let mut sims = vec![full, slot("b", 1, u32::MAX)];
+    let pol = Policy {
+        lookahead_ms: i64::MAX,
+        ..policy()
+    };
+    let mut p = pending(3, "+1555");
+    for r in &mut p {
+        r.parts = 5;
+        r.target = Target::Sim {
+            phone: Some("a".into()),
+            sub_id: 1,
+        };
+    }
+    assert!(
+        run(&pol, &p, &mut sims).is_empty(),
+        "a's daily cap is reached"
+    );
+    sims[0].limits.daily_cap = None;
+    let routes = run(&pol, &p, &mut sims);
+    assert_eq!(
+        on(&routes, "a", 1),
+        3,
+        "the headroom saturates, it does not wrap"
+    );
+    assert_eq!(sims[0].unsent_parts, u32::MAX);
+    assert_eq!(sims[0].routed_today, u32::MAX);
+}

@@ -44,7 +44,7 @@ pub async fn serve<L>(
 ) -> std::io::Result<()>
 where
     L: Listener,
-    L::Addr: std::fmt::Debug,
+    L::Addr: std::fmt::Debug + Clone + Send + Sync + 'static,
 {
     // Dropping `stop_tx` tells every connection to finish; each holds a `done_rx` clone, so
     // `done_tx.closed()` resolves once the last one is gone.
@@ -52,7 +52,7 @@ where
     let (done_tx, done_rx) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (io, _addr) = tokio::select! {
+        let (io, addr) = tokio::select! {
             conn = listener.accept() => conn,
             () = &mut shutdown => break,
         };
@@ -66,7 +66,10 @@ where
             let deadline = now
                 .checked_add(timeouts.body)
                 .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
-            let req = req.map(|b| Body::new(TimedBody::new(b, deadline)));
+            let mut req = req.map(|b| Body::new(TimedBody::new(b, deadline)));
+            // The peer address, for handlers that throttle per source (`ConnectInfo`).
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(addr.clone()));
             let answer = app.clone().oneshot(req);
             async move {
                 let res = answer.await;

@@ -335,7 +335,7 @@ async fn incoming_sms_is_stored_once_and_wakes_waiters() {
         from: "+15557654321".into(),
         text: "your OTP is 123456".into(),
         sent_at: None,
-        received_at: 5,
+        received_at: simrelay_server::store::now_ms(),
     };
     p.send(&PhoneFrame::Event {
         seq: 1,

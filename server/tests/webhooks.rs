@@ -129,7 +129,7 @@ async fn events_are_signed_retried_and_carry_stable_ids() {
             from: "+15557654321".into(),
             text: "hello back".into(),
             sent_at: None,
-            received_at: 9,
+            received_at: simrelay_server::store::now_ms(),
         }),
     })
     .await;

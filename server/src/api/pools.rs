@@ -256,10 +256,16 @@ fn totals(sims: &[&SimStat], waiting: (u32, u32)) -> Value {
         .iter()
         .filter(|s| s.online && s.state == "healthy")
         .collect();
-    let pace: u32 = usable.iter().map(|s| s.parts_per_minute).sum();
-    let queue: u32 = sims.iter().map(|s| s.queue_parts).sum();
+    // Paces are the phones' word (up to u32::MAX each): the totals saturate.
+    let pace = usable
+        .iter()
+        .fold(0u32, |a, s| a.saturating_add(s.parts_per_minute));
+    let queue = sims
+        .iter()
+        .fold(0u32, |a, s| a.saturating_add(s.queue_parts));
     let tput: f64 = sims.iter().map(|s| s.throughput_per_min).sum();
-    let drain = f64::from(queue + waiting.1) * 60.0 / f64::from(pace.max(1));
+    let held = queue.saturating_add(waiting.1);
+    let drain = f64::from(held) * 60.0 / f64::from(pace.max(1));
     json!({
         "sims": sims.len(),
         "usable_sims": usable.len(),
@@ -269,7 +275,7 @@ fn totals(sims: &[&SimStat], waiting: (u32, u32)) -> Value {
         "waiting_parts": waiting.1,
         "throughput_per_min": tput,
         "pace_utilisation": if pace == 0 { 0.0 } else { tput / f64::from(pace) },
-        "drain_seconds": if pace == 0 && queue + waiting.1 > 0 { Value::Null } else { json!(drain) },
+        "drain_seconds": if pace == 0 && held > 0 { Value::Null } else { json!(drain) },
     })
 }
 
@@ -280,9 +286,9 @@ pub async fn sims(
 ) -> Result<Json<Value>, AppError> {
     let (stats, waiting, _) = figures(&state, account).await?;
     let all: Vec<&SimStat> = stats.iter().collect();
-    let w = waiting
-        .values()
-        .fold((0, 0), |a, (r, p)| (a.0 + r, a.1 + p));
+    let w = waiting.values().fold((0u32, 0u32), |a, (r, p)| {
+        (a.0.saturating_add(*r), a.1.saturating_add(*p))
+    });
     Ok(Json(json!({ "sims": stats, "totals": totals(&all, w) })))
 }
 

@@ -241,6 +241,9 @@ pub struct Applied {
     pub webhooks: usize,
     /// Outcomes that tell about a SIM's health: (SIM, outcome), in order.
     pub sim_outcomes: Vec<(SimKey, Outcome)>,
+    /// Incoming SMS refused for good (`crate::limits::check_incoming`), by reason: their
+    /// seqs are consumed, nothing of them is stored.
+    pub incoming_refused: Vec<&'static str>,
 }
 
 /// A recipient waiting to be routed (input of the router).

@@ -5,6 +5,9 @@
 //! the phone it is routed to (`recipients.phone_id`). A `queued` event from any other phone
 //! makes the relay queue a `cancel` frame for that phone, which the hub writes before the ack
 //! covering the event, so that phone never hands the recipient to its radio.
+//!
+//! An incoming SMS outside `crate::limits` (text, sender, id, time stamps) is not stored; its
+//! seq is consumed and the link tells the phone.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::json;
@@ -253,11 +256,16 @@ pub fn apply_from_phone(
                     out.changed = true;
                 }
             }
-            Event::Incoming(sms) => {
-                if store_incoming(tx, &account, phone, sms, now, &mut out)? {
-                    out.incoming = true;
+            // Refused for good: resending can never make it valid, so its seq is consumed
+            // (acknowledged) and the phone's later events are not held up behind it.
+            Event::Incoming(sms) => match crate::limits::check_incoming(sms, now) {
+                Err(fault) => out.incoming_refused.push(fault.as_str()),
+                Ok(()) => {
+                    if store_incoming(tx, &account, phone, sms, now, &mut out)? {
+                        out.incoming = true;
+                    }
                 }
-            }
+            },
         }
         event_seq = *seq;
     }
@@ -306,7 +314,7 @@ fn apply_recipient<'e>(
         // A late acceptance of a recipient still waiting for a SIM makes it this phone's.
         let adopted = owner.is_none()
             && current == "pending"
-            && super::sqlite_routing::adopt(tx, mseq, u.idx, phone, now)?;
+            && super::sqlite_routing::adopt(tx, mseq, u.idx, phone, u.sim, now)?;
         if !adopted {
             if !RecipientState::parse(&current).is_some_and(RecipientState::is_final) {
                 // Never routed back here: this phone's copy is about to be cancelled.

@@ -311,7 +311,8 @@ pub fn unsent_parts(c: &Connection, account: &str) -> Result<HashMap<SimKey, u32
     let mut out: HashMap<SimKey, u32> = HashMap::new();
     for (phone, sim, text, sent) in rows {
         let parts = simrelay_core::segment::count_parts(&text).saturating_sub(sent);
-        *out.entry(SimKey::new(phone, sim)).or_default() += parts;
+        let e = out.entry(SimKey::new(phone, sim)).or_default();
+        *e = e.saturating_add(parts);
     }
     Ok(out)
 }
@@ -411,8 +412,9 @@ pub fn unrouted_by_pool(
     let mut out: HashMap<Option<String>, (u32, u32)> = HashMap::new();
     for (pool, text) in rows {
         let e = out.entry(pool).or_default();
-        e.0 += 1;
-        e.1 += simrelay_core::segment::count_parts(&text);
+        e.0 = e.0.saturating_add(1);
+        e.1 =
+            e.1.saturating_add(simrelay_core::segment::count_parts(&text));
     }
     Ok(out)
 }

@@ -11,8 +11,9 @@
 //! moves.
 //!
 //! Late acceptance: a phone may accept a recipient from a `send` frame after the relay took it
-//! back (the phone was offline past the grace). If the recipient still waits for a SIM, it is
-//! the phone's ([`adopt`]); if it has gone elsewhere, the phone gets a `cancel` for it and goes
+//! back (the phone was offline past the grace). If the recipient still waits for a SIM and the
+//! router could have routed it to that phone, it is the phone's ([`adopt`]); otherwise, or if
+//! it has gone elsewhere, the phone gets a `cancel` for it and goes
 //! into `tried` with [`UNKNOWN_SIM`] ([`avoid_phone`]), so the recipient never returns to a
 //! phone whose copy is cancelled (there a second `send` would be a duplicate the phone ignores,
 //! and its `cancelled` would be taken for the owner's word).
@@ -179,7 +180,13 @@ pub fn commit_routes(
                 .optional()?
                 .unwrap_or(0);
             let n = u32::try_from(recipients.len()).unwrap_or(u32::MAX);
-            add_usage(tx, &SimKey::new(phone, s), parts * n, offset, now)?;
+            add_usage(
+                tx,
+                &SimKey::new(phone, s),
+                parts.saturating_mul(n),
+                offset,
+                now,
+            )?;
         }
         message.recipients = recipients;
         insert_frame(tx, phone, now, |seq| RelayFrame::Send { seq, message })?;
@@ -275,20 +282,56 @@ pub fn failover(
     Ok(true)
 }
 
-/// Gives a recipient waiting for a SIM to `phone`, which reports it accepted, unless the
-/// phone is in its `tried` or the message is pinned to another phone. Returns whether it did.
-pub fn adopt(tx: &Transaction<'_>, mseq: i64, idx: u32, phone: &str, now: Millis) -> Result<bool> {
-    let (tried, pinned): (Option<String>, Option<String>) = tx
+/// Gives a recipient waiting for a SIM to `phone`, which reports it accepted (on SIM `sim`,
+/// when it says), if the router could have routed it there; returns whether it did.
+///
+/// The router could not have when the phone is in the recipient's `tried`, the message is
+/// pinned to another phone or to another SIM, or the message targets a pool that holds no SIM
+/// of this phone (or not the SIM it names). Anything else a phone reports stays a claim: it
+/// gets a `cancel`, so no phone sends a recipient it was never offered. (The account is
+/// checked by the caller: a recipient of another account is never found.)
+pub fn adopt(
+    tx: &Transaction<'_>,
+    mseq: i64,
+    idx: u32,
+    phone: &str,
+    sim: Option<i32>,
+    now: Millis,
+) -> Result<bool> {
+    type Row = (
+        Option<String>,
+        Option<String>,
+        Option<i32>,
+        Option<String>,
+        String,
+    );
+    let (tried, pinned, pinned_sim, pool, account): Row = tx
         .prepare_cached(
-            "SELECT r.tried, m.phone_id FROM recipients r JOIN messages m USING (mseq)
+            "SELECT r.tried, m.phone_id, m.sim, m.pool, m.account_id
+             FROM recipients r JOIN messages m USING (mseq)
              WHERE r.mseq = ?1 AND r.idx = ?2",
         )?
-        .query_row(params![mseq, idx], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .query_row(params![mseq, idx], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
     let had = parse_tried(tried.as_deref())
         .iter()
         .any(|k| k.phone == phone);
-    if had || pinned.is_some_and(|p| p != phone) {
+    let other_sim = matches!((pinned_sim, sim), (Some(want), Some(got)) if want != got);
+    if had || other_sim || pinned.is_some_and(|p| p != phone) {
         return Ok(false);
+    }
+    if let Some(pool) = pool {
+        let member: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM pool_members
+                 WHERE account_id = ?1 AND name = ?2 AND phone_id = ?3
+                   AND (?4 IS NULL OR sub_id = ?4))",
+            )?
+            .query_row(params![account, pool, phone, sim], |r| r.get(0))?;
+        if !member {
+            return Ok(false);
+        }
     }
     let n = tx
         .prepare_cached(
