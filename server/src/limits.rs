@@ -35,7 +35,6 @@ pub enum IncomingFault {
     TextTooLong,
     BadSender,
     BadId,
-    BadTimestamp,
 }
 
 impl IncomingFault {
@@ -44,27 +43,41 @@ impl IncomingFault {
             Self::TextTooLong => "text_too_long",
             Self::BadSender => "bad_sender",
             Self::BadId => "bad_id",
-            Self::BadTimestamp => "bad_timestamp",
         }
     }
 }
 
-/// Checks an incoming SMS against the limits above at relay time `now`.
-pub fn check_incoming(sms: &IncomingSms, now: Millis) -> Result<(), IncomingFault> {
-    let sane = |t: Millis| (EARLIEST_MS..=now.saturating_add(FUTURE_SLACK_MS)).contains(&t);
+/// Checks an incoming SMS against the limits above. An empty sender is kept (some networks
+/// deliver SMS without one); time stamps are not checked here but by [`retimed`].
+pub fn check_incoming(sms: &IncomingSms) -> Result<(), IncomingFault> {
     if sms.text.len() > MAX_INCOMING_TEXT_BYTES {
         return Err(IncomingFault::TextTooLong);
     }
-    if sms.from.is_empty() || sms.from.chars().count() > MAX_SENDER_CHARS {
+    if sms.from.chars().count() > MAX_SENDER_CHARS {
         return Err(IncomingFault::BadSender);
     }
     if sms.id.is_empty() || sms.id.len() > MAX_INCOMING_ID_BYTES {
         return Err(IncomingFault::BadId);
     }
-    if !sane(sms.received_at) || sms.sent_at.is_some_and(|t| !sane(t)) {
-        return Err(IncomingFault::BadTimestamp);
-    }
     Ok(())
+}
+
+/// A copy of `sms` with impossible time stamps (before 2000 or more than a day after the
+/// relay's clock `now`) replaced: `received_at` by `now`, `sent_at` dropped. `None` when both
+/// are plausible. A real SMS with a broken service-centre clock is still a real SMS: it is
+/// kept, never refused.
+pub fn retimed(sms: &IncomingSms, now: Millis) -> Option<IncomingSms> {
+    let sane = |t: Millis| (EARLIEST_MS..=now.saturating_add(FUTURE_SLACK_MS)).contains(&t);
+    let received_ok = sane(sms.received_at);
+    let sent_ok = sms.sent_at.is_none_or(sane);
+    if received_ok && sent_ok {
+        return None;
+    }
+    Some(IncomingSms {
+        received_at: if received_ok { sms.received_at } else { now },
+        sent_at: sms.sent_at.filter(|_| sent_ok),
+        ..sms.clone()
+    })
 }
 
 /// Monotonic time for the limiters. Production never moves the offset; tests do, with
@@ -341,13 +354,7 @@ pub struct Limits {
 }
 
 /// Every reason an incoming SMS is refused for (labels of `simrelay_incoming_refused_total`).
-pub const REFUSAL_REASONS: [&str; 5] = [
-    "rate_limited",
-    "text_too_long",
-    "bad_sender",
-    "bad_id",
-    "bad_timestamp",
-];
+pub const REFUSAL_REASONS: [&str; 4] = ["rate_limited", "text_too_long", "bad_sender", "bad_id"];
 
 impl Limits {
     pub fn new(incoming_per_minute: u32, pairing: PairingPolicy) -> Self {

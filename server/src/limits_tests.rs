@@ -15,12 +15,12 @@ fn sms() -> IncomingSms {
 
 #[test]
 fn incoming_sms_within_the_bounds_passes_and_each_bound_refuses() {
-    assert_eq!(check_incoming(&sms(), NOW_MS), Ok(()));
+    assert_eq!(check_incoming(&sms()), Ok(()));
     let longest = IncomingSms {
         text: "€".repeat(MAX_INCOMING_TEXT_BYTES / 3),
         ..sms()
     };
-    assert_eq!(check_incoming(&longest, NOW_MS), Ok(()), "255 parts fit");
+    assert_eq!(check_incoming(&longest), Ok(()), "255 parts fit");
     let cases = [
         (
             IncomingSms {
@@ -38,57 +38,54 @@ fn incoming_sms_within_the_bounds_passes_and_each_bound_refuses() {
         ),
         (
             IncomingSms {
-                from: String::new(),
-                ..sms()
-            },
-            IncomingFault::BadSender,
-        ),
-        (
-            IncomingSms {
                 id: "i".repeat(MAX_INCOMING_ID_BYTES + 1),
                 ..sms()
             },
             IncomingFault::BadId,
         ),
-        (
-            IncomingSms {
-                received_at: EARLIEST_MS - 1,
-                ..sms()
-            },
-            IncomingFault::BadTimestamp,
-        ),
-        (
-            IncomingSms {
-                received_at: NOW_MS + FUTURE_SLACK_MS + 1,
-                ..sms()
-            },
-            IncomingFault::BadTimestamp,
-        ),
-        (
-            IncomingSms {
-                sent_at: Some(i64::MAX),
-                ..sms()
-            },
-            IncomingFault::BadTimestamp,
-        ),
-        (
-            IncomingSms {
-                sent_at: Some(i64::MIN),
-                ..sms()
-            },
-            IncomingFault::BadTimestamp,
-        ),
     ];
     for (bad, fault) in cases {
-        assert_eq!(check_incoming(&bad, NOW_MS), Err(fault));
+        assert_eq!(check_incoming(&bad), Err(fault));
     }
+    let anonymous = IncomingSms {
+        from: String::new(),
+        ..sms()
+    };
+    assert_eq!(
+        check_incoming(&anonymous),
+        Ok(()),
+        "an empty sender is kept"
+    );
+}
+
+#[test]
+fn impossible_time_stamps_are_replaced_never_refused() {
+    assert_eq!(retimed(&sms(), NOW_MS), None);
     // A day ahead of the relay's clock is still a phone clock being a little off.
     let ahead = IncomingSms {
         received_at: NOW_MS + FUTURE_SLACK_MS,
-        sent_at: None,
+        sent_at: Some(EARLIEST_MS),
         ..sms()
     };
-    assert_eq!(check_incoming(&ahead, NOW_MS), Ok(()));
+    assert_eq!(retimed(&ahead, NOW_MS), None);
+    for received_at in [EARLIEST_MS - 1, NOW_MS + FUTURE_SLACK_MS + 1, i64::MIN, 5] {
+        let bad = IncomingSms {
+            received_at,
+            ..sms()
+        };
+        let fixed = retimed(&bad, NOW_MS).expect("retimed");
+        assert_eq!(fixed.received_at, NOW_MS);
+        assert_eq!(fixed.sent_at, sms().sent_at, "a plausible sent_at stays");
+        assert_eq!((fixed.text, fixed.from), (bad.text, bad.from));
+    }
+    for sent_at in [i64::MAX, i64::MIN, NOW_MS + FUTURE_SLACK_MS + 1] {
+        let bad = IncomingSms {
+            sent_at: Some(sent_at),
+            ..sms()
+        };
+        let fixed = retimed(&bad, NOW_MS).expect("retimed");
+        assert_eq!((fixed.received_at, fixed.sent_at), (NOW_MS, None));
+    }
 }
 
 #[test]

@@ -258,9 +258,17 @@ pub fn apply_from_phone(
             }
             // Refused for good: resending can never make it valid, so its seq is consumed
             // (acknowledged) and the phone's later events are not held up behind it.
-            Event::Incoming(sms) => match crate::limits::check_incoming(sms, now) {
+            Event::Incoming(sms) => match crate::limits::check_incoming(sms) {
                 Err(fault) => out.incoming_refused.push(fault.as_str()),
                 Ok(()) => {
+                    let retimed = crate::limits::retimed(sms, now);
+                    if retimed.is_some() {
+                        tracing::info!(
+                            phone,
+                            "incoming SMS with an impossible time stamp: stored with the relay's clock"
+                        );
+                    }
+                    let sms = retimed.as_ref().unwrap_or(sms);
                     if store_incoming(tx, &account, phone, sms, now, &mut out)? {
                         out.incoming = true;
                     }
