@@ -163,8 +163,13 @@ pub async fn send_and_report(
         assert_eq!(s, 202, "{v}");
     }
     for _ in ids {
-        let Some(RelayFrame::Send { message, .. }) = phone.recv().await else {
-            panic!("a send frame")
+        // Acks of the phone's earlier events may come first.
+        let message = loop {
+            match phone.recv().await {
+                Some(RelayFrame::Send { message, .. }) => break message,
+                Some(RelayFrame::Ack { .. }) => continue,
+                other => panic!("a send frame, got {other:?}"),
+            }
         };
         for state in [RecipientState::Queued, end] {
             *seq += 1;
