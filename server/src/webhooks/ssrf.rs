@@ -428,4 +428,34 @@ mod tests {
             "{addrs:?}"
         );
     }
+
+    proptest::proptest! {
+        /// The fuzz target's invariants (`fuzz/fuzz_targets/webhook_url.rs`) over URL-shaped
+        /// strings: odd IPv4 spellings, IPv6 literals, credentials, schemes.
+        #[test]
+        fn accepted_urls_reach_only_public_addresses(
+            scheme in proptest::sample::select(vec!["http", "https", "ftp", "HTTP"]),
+            user in proptest::sample::select(vec!["", "u@", "u:p@", ":p@"]),
+            a in 0u32..=255, b in 0u32..=255, n in proptest::num::u32::ANY,
+            segs in proptest::collection::vec(proptest::num::u16::ANY, 8),
+            form in 0u8..6,
+        ) {
+            let host = match form {
+                0 => format!("{a}.{b}.0.1"),
+                1 => n.to_string(),
+                2 => format!("0x{a:x}.{b}"),
+                3 => format!("0{a:o}.0.0.{b}"),
+                4 => format!("[{}]", segs.iter().map(|s| format!("{s:x}")).collect::<Vec<_>>().join(":")),
+                _ => format!("[::ffff:{a}.{b}.0.1]"),
+            };
+            let raw = format!("{scheme}://{user}{host}/x");
+            if let Ok(url) = check_url(&raw, &UrlPolicy::default()) {
+                proptest::prop_assert!(url.username().is_empty() && url.password().is_none());
+                let ip = literal(&url).expect("host").expect("an address");
+                proptest::prop_assert_eq!(special_purpose(ip), None, "{} reaches {}", raw, ip);
+                let again = check_url(url.as_str(), &UrlPolicy::default()).expect("passes again");
+                proptest::prop_assert_eq!(again.as_str(), url.as_str());
+            }
+        }
+    }
 }
