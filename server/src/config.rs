@@ -46,6 +46,11 @@ pub struct Config {
     pub webhook_backoff: Duration,
     /// Attempts before a webhook delivery is `dead`.
     pub webhook_max_attempts: u32,
+    /// Longest one webhook attempt may take (connect, send, answer).
+    pub webhook_timeout: Duration,
+    /// Networks webhooks may reach although they are internal (loopback, private, ...): by
+    /// default none; the demo and the tests allow 127.0.0.1/32 for their local receivers.
+    pub webhook_allow_cidrs: Vec<ipnet::IpNet>,
     /// Validity of a message that names no `valid_until`: recipients still unrouted after it
     /// end `expired` (the phone engine applies the same default once it holds them).
     pub default_validity: Duration,
@@ -85,6 +90,8 @@ impl Config {
             sim_quarantine: Duration::from_secs(300),
             webhook_backoff: Duration::from_secs(10),
             webhook_max_attempts: 20,
+            webhook_timeout: Duration::from_secs(15),
+            webhook_allow_cidrs: Vec::new(),
             default_validity: Duration::from_secs(7 * 24 * 3600),
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
@@ -117,6 +124,9 @@ pub struct FileConfig {
     pub sim_quarantine_ms: Option<u64>,
     pub webhook_backoff_ms: Option<u64>,
     pub webhook_max_attempts: Option<u32>,
+    pub webhook_timeout_ms: Option<u64>,
+    /// CIDRs (`10.0.0.0/8`) or single addresses webhooks may reach although internal.
+    pub webhook_allow_cidrs: Option<Vec<String>>,
     pub default_validity_secs: Option<u64>,
     pub header_read_timeout_ms: Option<u64>,
     pub body_read_timeout_ms: Option<u64>,
@@ -270,6 +280,18 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
     if let Some(n) = file.webhook_max_attempts {
         c.webhook_max_attempts = n.max(1);
     }
+    if let Some(ms) = file.webhook_timeout_ms {
+        c.webhook_timeout = Duration::from_millis(ms.max(1));
+    }
+    if let Some(cidrs) = file.webhook_allow_cidrs {
+        c.webhook_allow_cidrs = cidrs
+            .iter()
+            .map(|s| parse_cidr(s))
+            .collect::<Option<_>>()
+            .ok_or(ConfigError::Invalid(
+                "webhook_allow_cidrs: every entry must be a CIDR (10.0.0.0/8) or an address",
+            ))?;
+    }
     if let Some(s) = file.default_validity_secs {
         c.default_validity = Duration::from_secs(s);
     }
@@ -310,6 +332,14 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
         }
     }
     Ok(c)
+}
+
+/// A CIDR, or a single address as its host network (`127.0.0.1` is `127.0.0.1/32`).
+pub fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 #[cfg(test)]
@@ -375,5 +405,26 @@ mod tests {
         assert!(parse_file("lisen = \"x\"").is_err());
         let file = parse_file("tls_cert = \"/c.pem\"").expect("valid toml");
         assert!(merge(file, &ServeArgs::default()).is_err());
+        let file = parse_file("webhook_allow_cidrs = [\"10.0.0.0/33\"]").expect("valid toml");
+        assert!(merge(file, &ServeArgs::default()).is_err());
+    }
+
+    #[test]
+    fn webhook_allow_cidrs_take_networks_and_single_addresses() {
+        let file =
+            parse_file("webhook_allow_cidrs = [\"10.0.0.0/8\", \"127.0.0.1\", \"fd00::/8\"]")
+                .expect("valid toml");
+        let c = merge(file, &ServeArgs::default()).expect("valid config");
+        let shown: Vec<String> = c
+            .webhook_allow_cidrs
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["10.0.0.0/8", "127.0.0.1/32", "fd00::/8"]);
+        assert!(
+            Config::for_data_dir(Path::new("d"))
+                .webhook_allow_cidrs
+                .is_empty()
+        );
     }
 }

@@ -83,6 +83,8 @@ pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
     let mut config = Config::for_data_dir(&data);
     config.listen = args.listen;
     config.api_key = Some(api_key.clone());
+    // The webhook example below posts to a receiver on this machine.
+    config.webhook_allow_cidrs = vec![ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1]))];
     let server = Server::start(config).await?;
     let key_hash = hash_secret(&api_key);
     let account = server

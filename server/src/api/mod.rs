@@ -46,6 +46,12 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/webhooks/{id}/ping", post(webhooks::ping))
+        .route(
+            "/v1/webhooks/{id}/deliveries/{event_id}/redeliver",
+            post(webhooks::redeliver),
+        )
         .route(simrelay_protocol::WS_PATH, get(crate::hub::upgrade))
         .fallback(|| async { AppError::not_found() })
         .method_not_allowed_fallback(|| async {

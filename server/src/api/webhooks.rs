@@ -1,6 +1,10 @@
-//! `/v1/webhooks`: register, list and delete webhook endpoints of an account.
+//! `/v1/webhooks`: register, list and delete webhook endpoints of an account, read a
+//! webhook's delivery log, ping it, and redeliver a dead event.
 //!
 //! The signing secret is returned once, when the webhook is created (or given by the client).
+//! URLs pass the SSRF guard (`crate::webhooks::ssrf`): internal addresses, names resolving to
+//! them and `user:pass@` URLs are refused unless the relay's `webhook_allow_cidrs` permits
+//! the address.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -11,14 +15,16 @@ use serde_json::{Value, json};
 use super::{Account, random_secret};
 use crate::AppState;
 use crate::error::{ApiJson, AppError};
-use crate::store::{Webhook, now_ms};
+use crate::store::{AttemptView, Redeliver, Webhook, now_ms};
 use crate::time_fmt::fmt_ms;
+use crate::webhooks::ssrf::{self, UrlPolicy, UrlRefusal};
 
 /// Events a webhook may subscribe to.
-pub const EVENTS: [&str; 9] = [
+pub const EVENTS: [&str; 10] = [
     "message.sent",
     "message.delivered",
     "message.failed",
+    "message.unknown",
     "message.received",
     "phone.online",
     "phone.offline",
@@ -62,13 +68,23 @@ pub struct CheckedWebhook {
     pub secret: Option<String>,
 }
 
-/// Checks a webhook request: an http(s) URL with a host, 1 or more known events, a secret
-/// (if given) of 16 to 256 bytes.
+fn refused(r: UrlRefusal) -> AppError {
+    AppError::bad_request(r.code(), r.to_string())
+}
+
+/// [`validate_webhook_with`] without an allow-list.
 pub fn validate_webhook(req: CreateWebhook) -> Result<CheckedWebhook, AppError> {
-    let url = reqwest::Url::parse(&req.url)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .ok_or_else(|| AppError::bad_request("invalid_url", "url must be an http(s) URL"))?;
+    validate_webhook_with(req, &UrlPolicy::default())
+}
+
+/// Checks a webhook request: an http(s) URL with a host, no credentials and no forbidden IP
+/// literal (host names are checked by [`create`], which resolves them), 1 or more known
+/// events, a secret (if given) of 16 to 256 bytes.
+pub fn validate_webhook_with(
+    req: CreateWebhook,
+    policy: &UrlPolicy,
+) -> Result<CheckedWebhook, AppError> {
+    let url = ssrf::check_url(&req.url, policy).map_err(refused)?;
     if req.events.is_empty() {
         return Err(AppError::bad_request(
             "invalid_event",
@@ -107,7 +123,10 @@ pub async fn create(
     Account(account): Account,
     ApiJson(req): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let checked = validate_webhook(req)?;
+    let policy = UrlPolicy::new(state.config.webhook_allow_cidrs.clone());
+    let checked = validate_webhook_with(req, &policy)?;
+    let url = reqwest::Url::parse(&checked.url).map_err(|_| refused(UrlRefusal::Invalid))?;
+    ssrf::check_name(&url, &policy).await.map_err(refused)?;
     let hook = Webhook {
         id: uuid::Uuid::now_v7().to_string(),
         url: checked.url,
@@ -147,5 +166,100 @@ pub async fn delete(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::not_found())
+    }
+}
+
+async fn owned(state: &AppState, account: &str, id: &str) -> Result<Webhook, AppError> {
+    let account = account.to_string();
+    let hooks = state.db.call(move |s| s.list_webhooks(&account)).await?;
+    hooks
+        .into_iter()
+        .find(|h| h.id == id)
+        .ok_or_else(AppError::not_found)
+}
+
+/// Query of `GET /v1/webhooks/{id}/deliveries`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    /// At most this many attempts (default and maximum 50).
+    limit: Option<u32>,
+}
+
+fn attempt_json(a: &AttemptView) -> Value {
+    json!({
+        "event_id": a.log.event_id,
+        "event": a.log.event,
+        "at": fmt_ms(a.log.at),
+        "status": a.log.status,
+        "duration_ms": a.log.duration_ms,
+        "error": a.log.error,
+        "delivery_state": a.delivery_state,
+    })
+}
+
+/// `GET /v1/webhooks/{id}/deliveries`: the webhook's last attempts, newest first.
+pub async fn deliveries(
+    State(state): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+    query: crate::error::ApiQuery<DeliveriesQuery>,
+) -> Result<Json<Value>, AppError> {
+    let kept = u32::try_from(crate::store::ATTEMPTS_KEPT).unwrap_or(50);
+    let limit = query.0.limit.unwrap_or(kept).clamp(1, kept);
+    let items = state
+        .db
+        .call(move |s| s.list_attempts(&account, &id, limit))
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let items: Vec<Value> = items.iter().map(attempt_json).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `POST /v1/webhooks/{id}/ping`: sends a `webhook.ping` event now and answers how it went
+/// (200 whatever the receiver answered; `ok` tells).
+pub async fn ping(
+    State(state): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let hook = owned(&state, &account, &id).await?;
+    let (event_id, sent) = crate::webhooks::ping(&state, &hook).await?;
+    Ok(Json(json!({
+        "event_id": event_id,
+        "ok": sent.error.is_none(),
+        "status": sent.status,
+        "duration_ms": sent.duration_ms,
+        "error": sent.error,
+    })))
+}
+
+/// `POST /v1/webhooks/{id}/deliveries/{event_id}/redeliver`: queues a dead event again
+/// (202), 409 `not_dead` when it is not dead, 404 when the webhook or event is unknown.
+pub async fn redeliver(
+    State(state): State<AppState>,
+    Account(account): Account,
+    Path((id, event_id)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let now = now_ms();
+    let ev = event_id.clone();
+    match state
+        .db
+        .call(move |s| s.redeliver(&account, &id, &ev, now))
+        .await?
+    {
+        Redeliver::NotFound => Err(AppError::not_found()),
+        Redeliver::NotDead(st) => Err(AppError::new(
+            StatusCode::CONFLICT,
+            "not_dead",
+            format!("only a dead delivery can be redelivered; this one is {st}"),
+        )),
+        Redeliver::Queued => {
+            state.webhook_kick.notify_one();
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "event_id": event_id, "delivery_state": "pending" })),
+            ))
+        }
     }
 }

@@ -18,6 +18,7 @@ pub mod sqlite_pools;
 pub mod sqlite_removal;
 mod sqlite_routing;
 mod sqlite_webhooks;
+pub use sqlite_webhooks::ATTEMPTS_KEPT;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -277,6 +278,7 @@ pub struct Webhook {
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub id: i64,
+    pub webhook_id: String,
     pub event_id: String,
     pub event: String,
     pub url: String,
@@ -393,6 +395,40 @@ pub trait Store: Send + Sync + 'static {
     fn next_delivery_at(&self) -> Result<Option<Millis>>;
     /// Forgets delivered (and dropped) webhook deliveries created before `before`.
     fn prune_deliveries(&self, before: Millis) -> Result<usize>;
+    /// Webhooks with pending deliveries (due or not).
+    fn pending_endpoints(&self) -> Result<Vec<String>>;
+    /// Takes up to `limit` due deliveries of one webhook, oldest first, and leases them: their
+    /// `next_at` becomes `lease_until`, so that they are not due again while in flight (and
+    /// are made again after a crash once the lease ends).
+    fn claim_deliveries(
+        &self,
+        webhook: &str,
+        now: Millis,
+        limit: u32,
+        lease_until: Millis,
+    ) -> Result<Vec<Delivery>>;
+    /// Earliest `next_at` of a pending delivery of one webhook.
+    fn next_delivery_of(&self, webhook: &str) -> Result<Option<Millis>>;
+    /// Records one attempt of delivery `id` in the webhook's log and applies its outcome.
+    fn record_attempt(&self, id: i64, outcome: DeliveryOutcome, log: &AttemptLog) -> Result<()>;
+    /// Adds an attempt that belongs to no queued delivery (a test ping) to the log.
+    fn log_attempt(&self, log: &AttemptLog) -> Result<()>;
+    /// The newest attempts of an account's webhook, newest first; `None` for a webhook of
+    /// another account.
+    fn list_attempts(
+        &self,
+        account: &str,
+        webhook: &str,
+        limit: u32,
+    ) -> Result<Option<Vec<AttemptView>>>;
+    /// Queues a dead delivery again (attempts restart from 0).
+    fn redeliver(
+        &self,
+        account: &str,
+        webhook: &str,
+        event_id: &str,
+        now: Millis,
+    ) -> Result<Redeliver>;
 
     fn counts(&self) -> Result<Counts>;
 
@@ -415,6 +451,39 @@ pub trait Store: Send + Sync + 'static {
         data: serde_json::Value,
         now: Millis,
     ) -> Result<usize>;
+}
+
+/// One webhook attempt, as its delivery log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptLog {
+    pub webhook_id: String,
+    pub event_id: String,
+    pub event: String,
+    pub at: Millis,
+    /// The HTTP status, when an answer came.
+    pub status: Option<u16>,
+    pub duration_ms: i64,
+    /// Why it failed (never the body); `None` for a 2xx.
+    pub error: Option<String>,
+}
+
+/// An attempt as `GET /v1/webhooks/{id}/deliveries` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptView {
+    pub log: AttemptLog,
+    /// The delivery's state now (`pending`, `delivered`, `dead`, ...), `None` for a ping or
+    /// a pruned delivery.
+    pub delivery_state: Option<String>,
+}
+
+/// What [`Store::redeliver`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeliver {
+    /// No such webhook of the account, or no such event of the webhook.
+    NotFound,
+    /// The delivery is not dead (its state).
+    NotDead(String),
+    Queued,
 }
 
 /// Outcome of one webhook attempt.

@@ -8,7 +8,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The version [`migrate`] brings a database to.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// Version 1 (frozen: never edit, the migration test opens databases made by it).
 pub const V1_SQL: &str = r#"
@@ -175,6 +175,28 @@ CREATE TABLE sim_sent (
 ) WITHOUT ROWID;
 "#;
 
+/// What version 6 added for webhooks: a per-webhook index of pending deliveries (each
+/// endpoint is drained by its own worker, so one that hangs delays no other) and the
+/// per-webhook delivery log (`GET /v1/webhooks/{id}/deliveries`).
+///
+/// Self-contained: it only adds objects no other step names, so it can be renumbered when
+/// merged with other version-6 steps.
+const V6_WEBHOOKS_UPGRADE: &str = r#"
+CREATE INDEX webhook_outbox_endpoint ON webhook_outbox(webhook_id, next_at)
+    WHERE state = 'pending';
+CREATE TABLE webhook_attempts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id  TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    status      INTEGER,
+    duration_ms INTEGER NOT NULL,
+    error       TEXT
+);
+CREATE INDEX webhook_attempts_hook ON webhook_attempts(webhook_id, id);
+"#;
+
 /// Brings `conn` to [`VERSION`], creating or upgrading as needed.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -206,6 +228,9 @@ pub fn upgrade_from(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> 
     }
     if version < 5 {
         tx.execute_batch(V5_UPGRADE)?;
+    }
+    if version < 6 {
+        tx.execute_batch(V6_WEBHOOKS_UPGRADE)?;
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ use super::{
     DeliveryOutcome, InboxFilter, InboxItem, MessageFilter, MessageView, Millis, NewMessage,
     PhoneAuth, PhoneBatch, PhoneRow, Result, Store, StoreError, Unrouted, Webhook, schema,
 };
+use super::{AttemptLog, AttemptView, Redeliver};
 use super::{
     sqlite_messages as msg, sqlite_phones as ph, sqlite_pools as pl, sqlite_routing as rt,
     sqlite_webhooks as wh,
@@ -284,6 +285,54 @@ impl Store for SqliteStore {
 
     fn prune_deliveries(&self, before: Millis) -> Result<usize> {
         self.write(|tx| wh::prune_deliveries(tx, before))
+    }
+
+    fn pending_endpoints(&self) -> Result<Vec<String>> {
+        self.read(wh::pending_endpoints)
+    }
+
+    fn claim_deliveries(
+        &self,
+        webhook: &str,
+        now: Millis,
+        limit: u32,
+        lease_until: Millis,
+    ) -> Result<Vec<Delivery>> {
+        self.write(|tx| wh::claim_deliveries(tx, webhook, now, limit, lease_until))
+    }
+
+    fn next_delivery_of(&self, webhook: &str) -> Result<Option<Millis>> {
+        self.read(|c| wh::next_delivery_of(c, webhook))
+    }
+
+    fn record_attempt(&self, id: i64, outcome: DeliveryOutcome, log: &AttemptLog) -> Result<()> {
+        self.write(|tx| {
+            wh::delivery_result(tx, id, &outcome, log.at)?;
+            wh::log_attempt(tx, log)
+        })
+    }
+
+    fn log_attempt(&self, log: &AttemptLog) -> Result<()> {
+        self.write(|tx| wh::log_attempt(tx, log))
+    }
+
+    fn list_attempts(
+        &self,
+        account: &str,
+        webhook: &str,
+        limit: u32,
+    ) -> Result<Option<Vec<AttemptView>>> {
+        self.read(|c| wh::list_attempts(c, account, webhook, limit))
+    }
+
+    fn redeliver(
+        &self,
+        account: &str,
+        webhook: &str,
+        event_id: &str,
+        now: Millis,
+    ) -> Result<Redeliver> {
+        self.write(|tx| wh::redeliver(tx, account, webhook, event_id, now))
     }
 
     fn counts(&self) -> Result<Counts> {

@@ -348,7 +348,7 @@ pub fn expire_unrouted(tx: &Transaction<'_>, now: Millis, default_validity: Mill
 /// the recipient itself and reports it.
 pub const PHONE_SILENCE_MS: Millis = 80 * 3_600_000;
 
-pub(crate) const END_SILENT_SQL: &str = "SELECT r.mseq, r.idx
+pub(crate) const END_SILENT_SQL: &str = "SELECT r.mseq, r.idx, m.account_id
      FROM recipients r INDEXED BY recipients_waiting CROSS JOIN messages m USING (mseq)
      WHERE r.phone_id IS NOT NULL
        AND r.state IN ('pending', 'queued', 'sending', 'sent', 'cancelling')
@@ -360,19 +360,20 @@ pub(crate) const END_SILENT_SQL: &str = "SELECT r.mseq, r.idx
 /// an end: nothing waits forever. A late report from the phone still applies (`unknown` is
 /// not final).
 fn end_silent(tx: &Transaction<'_>, now: Millis, default_validity: Millis) -> Result<u32> {
-    let rows: Vec<(i64, u32)> = tx
+    let rows: Vec<(i64, u32, String)> = tx
         .prepare_cached(END_SILENT_SQL)?
         .query_map(params![now, default_validity, PHONE_SILENCE_MS], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    for (mseq, idx) in &rows {
+    for (mseq, idx, account) in &rows {
         tx.prepare_cached(
             "UPDATE recipients SET state = 'unknown', error = 'phone_silent', updated_at = ?3
              WHERE mseq = ?1 AND idx = ?2",
         )?
         .execute(params![mseq, idx, now])?;
         recompute_state(tx, *mseq, now)?;
+        recipient_webhook(tx, account, *mseq, *idx, "unknown", now)?;
     }
     Ok(u32::try_from(rows.len()).unwrap_or(u32::MAX))
 }

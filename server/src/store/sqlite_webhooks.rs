@@ -2,12 +2,15 @@
 //!
 //! Events are fanned out when they happen, in the same transaction as the change that caused
 //! them: one outbox row per matching registration, each with its own event id. The delivery
-//! worker (`crate::webhooks`) drains the outbox.
+//! worker (`crate::webhooks`) drains the outbox, one webhook at a time per worker, and keeps
+//! the last [`ATTEMPTS_KEPT`] attempts of each webhook in its delivery log.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 
-use super::{Counts, Delivery, DeliveryOutcome, Millis, Result, Webhook};
+use super::{
+    AttemptLog, AttemptView, Counts, Delivery, DeliveryOutcome, Millis, Redeliver, Result, Webhook,
+};
 use crate::time_fmt::fmt_ms;
 
 /// Registrations of the account that subscribe to `event`: (id).
@@ -66,6 +69,7 @@ pub fn recipient_webhook(
         "sent" => "message.sent",
         "delivered" => "message.delivered",
         "failed" | "expired" => "message.failed",
+        "unknown" => "message.unknown",
         _ => return Ok(0),
     };
     if subscribers(tx, account, event)?.is_empty() {
@@ -136,28 +140,177 @@ pub fn delete_webhook(tx: &Transaction<'_>, account: &str, id: &str) -> Result<b
             "UPDATE webhook_outbox SET state = 'dropped' WHERE webhook_id = ?1 AND state = 'pending'",
             [id],
         )?;
+        tx.execute("DELETE FROM webhook_attempts WHERE webhook_id = ?1", [id])?;
     }
     Ok(n > 0)
 }
 
 pub fn due_deliveries(c: &Connection, now: Millis, limit: u32) -> Result<Vec<Delivery>> {
     Ok(c.prepare_cached(
-        "SELECT o.id, o.event_id, o.event, w.url, w.secret, o.body, o.attempts
+        "SELECT o.id, o.webhook_id, o.event_id, o.event, w.url, w.secret, o.body, o.attempts
          FROM webhook_outbox o JOIN webhooks w ON w.id = o.webhook_id
          WHERE o.state = 'pending' AND o.next_at <= ?1 ORDER BY o.next_at, o.id LIMIT ?2",
     )?
-    .query_map(params![now, limit], |r| {
-        Ok(Delivery {
-            id: r.get(0)?,
-            event_id: r.get(1)?,
-            event: r.get(2)?,
-            url: r.get(3)?,
-            secret: r.get(4)?,
-            body: r.get(5)?,
-            attempts: r.get(6)?,
-        })
-    })?
+    .query_map(params![now, limit], delivery_row)?
     .collect::<rusqlite::Result<_>>()?)
+}
+
+fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: r.get(0)?,
+        webhook_id: r.get(1)?,
+        event_id: r.get(2)?,
+        event: r.get(3)?,
+        url: r.get(4)?,
+        secret: r.get(5)?,
+        body: r.get(6)?,
+        attempts: r.get(7)?,
+    })
+}
+
+/// Webhooks with pending deliveries.
+pub fn pending_endpoints(c: &Connection) -> Result<Vec<String>> {
+    Ok(c.prepare_cached(
+        "SELECT w.id FROM webhooks w WHERE EXISTS (SELECT 1 FROM webhook_outbox o
+             INDEXED BY webhook_outbox_endpoint
+             WHERE o.webhook_id = w.id AND o.state = 'pending')",
+    )?
+    .query_map([], |r| r.get(0))?
+    .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Takes up to `limit` due deliveries of `webhook` and leases them until `lease_until`.
+pub fn claim_deliveries(
+    tx: &Transaction<'_>,
+    webhook: &str,
+    now: Millis,
+    limit: u32,
+    lease_until: Millis,
+) -> Result<Vec<Delivery>> {
+    let due: Vec<Delivery> = tx
+        .prepare_cached(
+            "SELECT o.id, o.webhook_id, o.event_id, o.event, w.url, w.secret, o.body, o.attempts
+             FROM webhook_outbox o INDEXED BY webhook_outbox_endpoint
+             JOIN webhooks w ON w.id = o.webhook_id
+             WHERE o.webhook_id = ?1 AND o.state = 'pending' AND o.next_at <= ?2
+             ORDER BY o.next_at, o.id LIMIT ?3",
+        )?
+        .query_map(params![webhook, now, limit], delivery_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    for d in &due {
+        tx.prepare_cached("UPDATE webhook_outbox SET next_at = ?2 WHERE id = ?1")?
+            .execute(params![d.id, lease_until])?;
+    }
+    Ok(due)
+}
+
+pub fn next_delivery_of(c: &Connection, webhook: &str) -> Result<Option<Millis>> {
+    Ok(c.prepare_cached(
+        "SELECT min(next_at) FROM webhook_outbox INDEXED BY webhook_outbox_endpoint
+         WHERE webhook_id = ?1 AND state = 'pending'",
+    )?
+    .query_row([webhook], |r| r.get(0))
+    .optional()?
+    .flatten())
+}
+
+/// Attempts kept per webhook in its delivery log.
+pub const ATTEMPTS_KEPT: i64 = 50;
+
+/// Adds an attempt to the webhook's log and forgets the ones beyond [`ATTEMPTS_KEPT`].
+pub fn log_attempt(tx: &Transaction<'_>, log: &AttemptLog) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO webhook_attempts (webhook_id, event_id, event, at, status, duration_ms, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        log.webhook_id,
+        log.event_id,
+        log.event,
+        log.at,
+        log.status,
+        log.duration_ms,
+        log.error
+    ])?;
+    tx.prepare_cached(
+        "DELETE FROM webhook_attempts WHERE webhook_id = ?1 AND id <= (
+             SELECT id FROM webhook_attempts WHERE webhook_id = ?1
+             ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    )?
+    .execute(params![log.webhook_id, ATTEMPTS_KEPT])?;
+    Ok(())
+}
+
+fn owns(c: &Connection, account: &str, webhook: &str) -> Result<bool> {
+    Ok(
+        c.prepare_cached("SELECT 1 FROM webhooks WHERE id = ?1 AND account_id = ?2")?
+            .exists(params![webhook, account])?,
+    )
+}
+
+pub fn list_attempts(
+    c: &Connection,
+    account: &str,
+    webhook: &str,
+    limit: u32,
+) -> Result<Option<Vec<AttemptView>>> {
+    if !owns(c, account, webhook)? {
+        return Ok(None);
+    }
+    let items = c
+        .prepare_cached(
+            "SELECT a.webhook_id, a.event_id, a.event, a.at, a.status, a.duration_ms, a.error,
+                 o.state
+             FROM webhook_attempts a LEFT JOIN webhook_outbox o ON o.event_id = a.event_id
+             WHERE a.webhook_id = ?1 ORDER BY a.id DESC LIMIT ?2",
+        )?
+        .query_map(params![webhook, limit], |r| {
+            Ok(AttemptView {
+                log: AttemptLog {
+                    webhook_id: r.get(0)?,
+                    event_id: r.get(1)?,
+                    event: r.get(2)?,
+                    at: r.get(3)?,
+                    status: r.get(4)?,
+                    duration_ms: r.get(5)?,
+                    error: r.get(6)?,
+                },
+                delivery_state: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(items))
+}
+
+pub fn redeliver(
+    tx: &Transaction<'_>,
+    account: &str,
+    webhook: &str,
+    event_id: &str,
+    now: Millis,
+) -> Result<Redeliver> {
+    if !owns(tx, account, webhook)? {
+        return Ok(Redeliver::NotFound);
+    }
+    let state: Option<String> = tx
+        .query_row(
+            "SELECT state FROM webhook_outbox WHERE event_id = ?1 AND webhook_id = ?2",
+            params![event_id, webhook],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match state.as_deref() {
+        None => Ok(Redeliver::NotFound),
+        Some("dead") => {
+            tx.execute(
+                "UPDATE webhook_outbox SET state = 'pending', attempts = 0, next_at = ?2
+                 WHERE event_id = ?1",
+                params![event_id, now],
+            )?;
+            Ok(Redeliver::Queued)
+        }
+        Some(other) => Ok(Redeliver::NotDead(other.to_string())),
+    }
 }
 
 pub fn delivery_result(

@@ -25,6 +25,8 @@ pub const KEY_B: &str = "key-account-b";
 pub fn config(dir: &std::path::Path) -> Config {
     let mut c = Config::for_data_dir(dir);
     c.api_key = Some(KEY_A.into());
+    // The tests' webhook receivers listen on 127.0.0.1 (internal, refused by default).
+    c.webhook_allow_cidrs = vec!["127.0.0.1/32".parse().expect("cidr")];
     c
 }
 
