@@ -41,7 +41,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
-const KEY: &str = "load-key";
+const KEY: &str = "load-key-0123456789abcdef";
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()

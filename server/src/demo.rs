@@ -79,7 +79,7 @@ pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
     let api_key = args
         .api_key
         .clone()
-        .unwrap_or_else(|| format!("demo-{}", random_secret(12)));
+        .unwrap_or_else(|| format!("demo-{}", random_secret(16)));
     let mut config = Config::for_data_dir(&data);
     config.listen = args.listen;
     config.api_key = Some(api_key.clone());

@@ -8,7 +8,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The version [`migrate`] brings a database to.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// Version 1 (frozen: never edit, the migration test opens databases made by it).
 pub const V1_SQL: &str = r#"
@@ -206,6 +206,9 @@ pub fn upgrade_from(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> 
     }
     if version < 5 {
         tx.execute_batch(V5_UPGRADE)?;
+    }
+    if version < 6 {
+        tx.execute_batch(super::sqlite_keys::V6_UPGRADE)?;
     }
     Ok(())
 }
