@@ -103,7 +103,9 @@ fn open(dir: &std::path::Path) -> Result<SqliteStore, Box<dyn std::error::Error>
 }
 
 /// A reqwest client and the base URL and key of `target`.
-fn remote(target: &Target) -> Result<(reqwest::Client, String, String), Box<dyn std::error::Error>> {
+fn remote(
+    target: &Target,
+) -> Result<(reqwest::Client, String, String), Box<dyn std::error::Error>> {
     simrelay_server::install_crypto_provider();
     let url = target.url.clone().ok_or("give --data or --url")?;
     let key = target
@@ -134,7 +136,10 @@ async fn send(req: reqwest::RequestBuilder) -> CliResult {
 }
 
 /// The account a data-directory command acts on: the given one, or the only one.
-fn pick_account(store: &SqliteStore, given: Option<String>) -> Result<String, Box<dyn std::error::Error>> {
+fn pick_account(
+    store: &SqliteStore,
+    given: Option<String>,
+) -> Result<String, Box<dyn std::error::Error>> {
     let accounts = store.list_accounts()?;
     match given {
         Some(a) if accounts.iter().any(|x| x.id == a) => Ok(a),
@@ -165,12 +170,20 @@ pub async fn keys(cmd: KeysCommand) -> CliResult {
                 let name = check_name("name", &name).map_err(api_error)?;
                 let (key, secret) = new_key(&account, name, scopes);
                 store.create_key(&key)?;
-                let row = store.get_key(None, &key.id)?.ok_or("the key was not stored")?;
+                let row = store
+                    .get_key(None, &key.id)?
+                    .ok_or("the key was not stored")?;
                 return Ok(key_json(&row, Some(&secret)));
             }
             let (client, url, key) = remote(&target)?;
             let body = json!({"name": name, "scopes": scope_list(&scopes)});
-            send(client.post(format!("{url}/v1/keys")).bearer_auth(key).json(&body)).await
+            send(
+                client
+                    .post(format!("{url}/v1/keys"))
+                    .bearer_auth(key)
+                    .json(&body),
+            )
+            .await
         }
         KeysCommand::List { target, account } => {
             if let Some(dir) = &target.data {
@@ -189,7 +202,12 @@ pub async fn keys(cmd: KeysCommand) -> CliResult {
                 };
             }
             let (client, url, key) = remote(&target)?;
-            send(client.delete(format!("{url}/v1/keys/{id}")).bearer_auth(key)).await
+            send(
+                client
+                    .delete(format!("{url}/v1/keys/{id}"))
+                    .bearer_auth(key),
+            )
+            .await
         }
     }
 }
@@ -213,7 +231,9 @@ pub async fn accounts(cmd: AccountsCommand) -> CliResult {
                     .into_iter()
                     .find(|a| a.id == id)
                     .ok_or("the account was not stored")?;
-                let row = store.get_key(Some(&id), &key.id)?.ok_or("the key was not stored")?;
+                let row = store
+                    .get_key(Some(&id), &key.id)?
+                    .ok_or("the key was not stored")?;
                 return Ok(json!({
                     "account": account_json(&account),
                     "key": key_json(&row, Some(&secret)),
@@ -221,7 +241,13 @@ pub async fn accounts(cmd: AccountsCommand) -> CliResult {
             }
             let (client, url, key) = remote(&target)?;
             let body = json!({"name": name, "key_scopes": scope_list(&key_scopes)});
-            send(client.post(format!("{url}/v1/accounts")).bearer_auth(key).json(&body)).await
+            send(
+                client
+                    .post(format!("{url}/v1/accounts"))
+                    .bearer_auth(key)
+                    .json(&body),
+            )
+            .await
         }
         AccountsCommand::List { target } => {
             if let Some(dir) = &target.data {

@@ -20,7 +20,10 @@ pub fn check_config(config: &Config) -> Result<(), StartError> {
     for (name, value) in secrets {
         if let Some(v) = value {
             auth::check_strength(v).map_err(|why| {
-                StartError::Config(format!("{name} (--{}) is too weak: {why}", name.replace('_', "-")))
+                StartError::Config(format!(
+                    "{name} (--{}) is too weak: {why}",
+                    name.replace('_', "-")
+                ))
             })?;
         }
     }
@@ -36,7 +39,13 @@ pub async fn bootstrap(db: &Db, config: &Config) -> Result<Option<String>, Start
         let hash = hash_secret(key);
         let acc = db
             .call(move |s| {
-                let acc = s.ensure_key(&hash, None, "config api_key", &Scopes::account().to_string(), now)?;
+                let acc = s.ensure_key(
+                    &hash,
+                    None,
+                    "config api_key",
+                    &Scopes::account().to_string(),
+                    now,
+                )?;
                 let revoked = s.key_by_hash(&hash)?.is_some_and(|k| k.revoked);
                 Ok((acc, revoked))
             })

@@ -320,8 +320,10 @@ impl Server {
             };
             let router = metrics::metrics_only(state.clone());
             tokio::spawn(async move {
-                serve_http::serve(l, router, timeouts, async move { crate::stopped(&mut down).await })
-                    .await
+                serve_http::serve(l, router, timeouts, async move {
+                    crate::stopped(&mut down).await
+                })
+                .await
             })
         });
         let scheme = if tls.is_some() { "https" } else { "http" };

@@ -70,9 +70,9 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         println!("metrics on http://{addr}/metrics");
     }
     match server.state.take_generated_admin_key() {
-        Some(key) => println!(
-            "admin key (shown once, stored hashed; it creates accounts and keys): {key}"
-        ),
+        Some(key) => {
+            println!("admin key (shown once, stored hashed; it creates accounts and keys): {key}")
+        }
         None => println!(
             "admin key: in the store; new keys: simrelay keys create --data DIR --name NAME (or POST /v1/keys)"
         ),

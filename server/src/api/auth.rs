@@ -264,8 +264,14 @@ mod tests {
         assert_eq!(required("DELETE", "/v1/messages/{id}"), s(Scope::Send));
         assert_eq!(required("GET", "/v1/messages/{id}"), s(Scope::Read));
         assert_eq!(required("GET", "/v1/inbox/wait"), s(Scope::Read));
-        assert_eq!(required("PATCH", "/v1/sims/{phone}/{sub_id}"), s(Scope::Phones));
-        assert_eq!(required("POST", "/v1/webhooks/{id}/ping"), s(Scope::Webhooks));
+        assert_eq!(
+            required("PATCH", "/v1/sims/{phone}/{sub_id}"),
+            s(Scope::Phones)
+        );
+        assert_eq!(
+            required("POST", "/v1/webhooks/{id}/ping"),
+            s(Scope::Webhooks)
+        );
         assert_eq!(required("DELETE", "/v1/keys/{id}"), Need::AnyKey);
         assert_eq!(required("GET", "/v1/accounts"), s(Scope::Admin));
         assert_eq!(required("GET", "/v1/messagesx"), s(Scope::Admin));
@@ -279,7 +285,10 @@ mod tests {
         assert!(!send.covers(Scopes::account()));
         assert!(Scopes::of(&[Scope::Admin]).covers(Scopes::account()));
         assert!(!Scopes::account().covers(Scopes::of(&[Scope::Admin])));
-        assert_eq!(Scopes::from_stored(&Scopes::account().to_string()), Scopes::account());
+        assert_eq!(
+            Scopes::from_stored(&Scopes::account().to_string()),
+            Scopes::account()
+        );
         assert_eq!(Scopes::from_names(["send", "nope"]), Err("nope"));
     }
 }

@@ -137,10 +137,7 @@ pub async fn create(
 }
 
 /// `GET /v1/keys`: the account's keys, revoked ones included.
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Value>, AppError> {
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, AppError> {
     let account = caller.account;
     let keys = state.db.call(move |s| s.list_keys(Some(&account))).await?;
     let items: Vec<Value> = keys.iter().map(|k| key_json(k, None)).collect();

@@ -18,8 +18,8 @@ pub mod webhooks;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, MatchedPath};
-use axum::http::{StatusCode, header};
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use sha2::{Digest, Sha256};
 

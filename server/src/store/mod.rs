@@ -330,8 +330,12 @@ pub trait Store: Send + Sync + 'static {
     fn list_keys(&self, account: Option<&str>) -> Result<Vec<sqlite_keys::KeyRow>>;
     fn get_key(&self, account: Option<&str>, id: &str) -> Result<Option<sqlite_keys::KeyRow>>;
     /// Revokes a key of the account (of any account when `None`).
-    fn revoke_key(&self, account: Option<&str>, id: &str, now: Millis)
-    -> Result<sqlite_keys::Revoked>;
+    fn revoke_key(
+        &self,
+        account: Option<&str>,
+        id: &str,
+        now: Millis,
+    ) -> Result<sqlite_keys::Revoked>;
     /// Whether an admin key that is not revoked exists.
     fn has_admin_key(&self) -> Result<bool>;
     /// Creates an account and, when given, its first key (with `account_id` filled in) in one

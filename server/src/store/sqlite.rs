@@ -21,8 +21,8 @@ use super::{
     PhoneAuth, PhoneBatch, PhoneRow, Result, Store, StoreError, Unrouted, Webhook, schema,
 };
 use super::{
-    sqlite_keys as ks, sqlite_messages as msg, sqlite_phones as ph, sqlite_pools as pl, sqlite_routing as rt,
-    sqlite_webhooks as wh,
+    sqlite_keys as ks, sqlite_messages as msg, sqlite_phones as ph, sqlite_pools as pl,
+    sqlite_routing as rt, sqlite_webhooks as wh,
 };
 use crate::pool_router::SimKey;
 

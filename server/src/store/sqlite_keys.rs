@@ -290,15 +290,22 @@ mod tests {
         let mut c = db();
         let tx = c.transaction()?;
         let acc = ensure_key(&tx, "h1", None, "boot", ACCOUNT_SCOPES, 10)?;
-        assert_eq!(ensure_key(&tx, "h1", None, "boot", ACCOUNT_SCOPES, 11)?, acc);
+        assert_eq!(
+            ensure_key(&tx, "h1", None, "boot", ACCOUNT_SCOPES, 11)?,
+            acc
+        );
         let id = key_by_hash(&tx, "h1")?.expect("stored").id;
         assert!(touch_key(&tx, &id, 100, 60_000)?);
         assert!(!touch_key(&tx, &id, 100 + 59_999, 60_000)?);
         assert!(touch_key(&tx, &id, 100 + 60_000, 60_000)?);
         assert_eq!(revoke_key(&tx, Some("other"), &id, 5)?, Revoked::NotFound);
-        assert!(matches!(revoke_key(&tx, Some(&acc), &id, 5)?, Revoked::Done(k) if k.revoked_at == Some(5)));
+        assert!(
+            matches!(revoke_key(&tx, Some(&acc), &id, 5)?, Revoked::Done(k) if k.revoked_at == Some(5))
+        );
         // A second revoke keeps the first time; ensuring the key again does not revive it.
-        assert!(matches!(revoke_key(&tx, None, &id, 9)?, Revoked::Done(k) if k.revoked_at == Some(5)));
+        assert!(
+            matches!(revoke_key(&tx, None, &id, 9)?, Revoked::Done(k) if k.revoked_at == Some(5))
+        );
         ensure_key(&tx, "h1", None, "boot", ACCOUNT_SCOPES, 12)?;
         assert_eq!(account_for_key(&tx, "h1")?, None);
         assert!(!has_admin_key(&tx)?);
