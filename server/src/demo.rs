@@ -160,7 +160,7 @@ pub fn usage(demo: &Demo, generated_key: bool) -> String {
         "\n# webhooks\ncurl -s {url}/v1/webhooks {auth} -H 'Content-Type: application/json' \\\n  -d '{{\"url\": \"http://127.0.0.1:9000/hook\", \"events\": [\"message.delivered\", \"message.received\"]}}'\n"
     ));
     out.push_str(&format!(
-        "\n# an incoming SMS arrives every 30 s on the first phone (\"your code is NNNN\")\n# metrics\ncurl -s {url}/metrics\n"
+        "\n# an incoming SMS arrives every 30 s on the first phone (\"your code is NNNN\")\n# metrics (this account's phones; every figure needs an admin key)\ncurl -s {url}/metrics {auth}\n"
     ));
     out
 }
