@@ -41,7 +41,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
-const KEY: &str = "load-key";
+const KEY: &str = "load-key-0123456789abcdef";
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
@@ -97,6 +97,8 @@ async fn relay(dir: &Path, heartbeat_ms: u64, cache_kib: Option<u64>) -> (Child,
             "--data",
             &data,
             "--api-key",
+            KEY,
+            "--metrics-token",
             KEY,
             "--heartbeat-ms",
             &hb,
@@ -325,7 +327,12 @@ async fn rate(url: &str, rate: u64, secs: u64) {
 }
 
 async fn delivered(http: &reqwest::Client, url: &str) -> u64 {
-    let Ok(r) = http.get(format!("{url}/metrics")).send().await else {
+    let Ok(r) = http
+        .get(format!("{url}/metrics"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+    else {
         return 0;
     };
     let text = r.text().await.unwrap_or_default();

@@ -18,7 +18,7 @@ use simrelay_core::{EngineConfig, SimConfig};
 use simrelay_server::Server;
 use simrelay_server::config::Config;
 
-const KEY: &str = "bench-key";
+const KEY: &str = "bench-key-0123456789abcdef";
 
 async fn relay(dir: &std::path::Path) -> Server {
     let mut c = Config::for_data_dir(dir);

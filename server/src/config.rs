@@ -24,8 +24,17 @@ pub enum TlsMode {
 pub struct Config {
     pub listen: SocketAddr,
     pub data: PathBuf,
-    /// An API key to make sure exists at start (its account is created if needed).
+    /// Bootstrap: an API key to make sure exists at start, with every scope but `admin` (its
+    /// account is created if needed). At least 128 bits; a revoked one stays revoked.
     pub api_key: Option<String>,
+    /// An admin key to make sure exists at start (at least 128 bits). Without one, and with no
+    /// admin key in the store, the relay generates one and prints it once.
+    pub admin_key: Option<String>,
+    /// A bearer token that reads every figure of `/metrics` (at least 128 bits).
+    pub metrics_token: Option<String>,
+    /// A second address that serves only `/metrics` (every figure; with `metrics_token`, that
+    /// token is needed there too).
+    pub metrics_listen: Option<SocketAddr>,
     pub tls: TlsMode,
     /// The base URL phones and clients use (`https://relay.example.com`), named in pairing
     /// answers; when absent, they name the listen address (never the request's Host header).
@@ -80,6 +89,9 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data: data.to_path_buf(),
             api_key: None,
+            admin_key: None,
+            metrics_token: None,
+            metrics_listen: None,
             tls: TlsMode::Off,
             public_url: None,
             heartbeat: Duration::from_secs(15),
@@ -111,6 +123,9 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub data: Option<PathBuf>,
     pub api_key: Option<String>,
+    pub admin_key: Option<String>,
+    pub metrics_token: Option<String>,
+    pub metrics_listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: Option<bool>,
@@ -149,9 +164,19 @@ pub struct ServeArgs {
     /// Data directory (SQLite database, self-signed certificate). Default ./simrelay-data.
     #[arg(long, env = "SIMRELAY_DATA")]
     pub data: Option<PathBuf>,
-    /// Make sure this API key exists (creating its account) at start.
+    /// Bootstrap: make sure this API key exists (creating its account) at start; at least
+    /// 128 bits (32 hex digits or 22 base64url characters).
     #[arg(long, env = "SIMRELAY_API_KEY")]
     pub api_key: Option<String>,
+    /// Make sure this admin key exists at start (else one is generated and printed once).
+    #[arg(long, env = "SIMRELAY_ADMIN_KEY")]
+    pub admin_key: Option<String>,
+    /// Bearer token that reads every figure of /metrics.
+    #[arg(long, env = "SIMRELAY_METRICS_TOKEN")]
+    pub metrics_token: Option<String>,
+    /// A second address serving only /metrics, e.g. 127.0.0.1:9090.
+    #[arg(long, env = "SIMRELAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// PEM certificate chain for HTTPS/wss.
     #[arg(long, env = "SIMRELAY_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -226,6 +251,9 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
         .or(file.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     c.api_key = args.api_key.clone().or(file.api_key);
+    c.admin_key = args.admin_key.clone().or(file.admin_key);
+    c.metrics_token = args.metrics_token.clone().or(file.metrics_token);
+    c.metrics_listen = args.metrics_listen.or(file.metrics_listen);
     c.public_url = args.public_url.clone().or(file.public_url);
     if let Some(url) = &c.public_url {
         let rest = ["https://", "http://", "wss://", "ws://"]

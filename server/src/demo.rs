@@ -79,7 +79,7 @@ pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
     let api_key = args
         .api_key
         .clone()
-        .unwrap_or_else(|| format!("demo-{}", random_secret(12)));
+        .unwrap_or_else(|| format!("demo-{}", random_secret(16)));
     let mut config = Config::for_data_dir(&data);
     config.listen = args.listen;
     config.api_key = Some(api_key.clone());
@@ -162,7 +162,7 @@ pub fn usage(demo: &Demo, generated_key: bool) -> String {
         "\n# webhooks\ncurl -s {url}/v1/webhooks {auth} -H 'Content-Type: application/json' \\\n  -d '{{\"url\": \"http://127.0.0.1:9000/hook\", \"events\": [\"message.delivered\", \"message.received\"]}}'\n"
     ));
     out.push_str(&format!(
-        "\n# an incoming SMS arrives every 30 s on the first phone (\"your code is NNNN\")\n# metrics\ncurl -s {url}/metrics\n"
+        "\n# an incoming SMS arrives every 30 s on the first phone (\"your code is NNNN\")\n# metrics (this account's phones; every figure needs an admin key)\ncurl -s {url}/metrics {auth}\n"
     ));
     out
 }

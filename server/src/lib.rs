@@ -12,6 +12,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod error;
 pub mod hub;
+pub mod key_bootstrap;
 pub mod limits;
 pub mod link;
 pub mod metrics;
@@ -27,11 +28,11 @@ pub mod timed_io;
 pub mod tls;
 pub mod webhooks;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -43,6 +44,7 @@ use config::{Config, TlsMode};
 use hub::Hub;
 use store::committer::Committer;
 use store::sqlite::SqliteStore;
+use store::sqlite_keys::KeyAuth;
 use store::{Db, StoreError};
 
 /// Largest accepted HTTP request body.
@@ -61,8 +63,10 @@ pub struct Inner {
     pub committer: Committer,
     pub hub: Hub,
     pub config: Config,
-    /// API key hash -> account id (keys are never revoked in this version).
-    keys: RwLock<HashMap<String, String>>,
+    /// Keys whose last use is being written now (so concurrent requests write it once).
+    touching: Mutex<HashSet<String>>,
+    /// The admin key generated at this start, until `main` takes it to print it once.
+    generated_admin_key: Mutex<Option<String>>,
     /// Bumped after every commit that stored new incoming SMS (wakes `inbox/wait`).
     pub inbox: watch::Sender<u64>,
     /// Wakes the routing task (new messages, phones online or offline, capacity freed).
@@ -95,6 +99,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("tls: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 impl AppState {
@@ -111,11 +117,7 @@ impl AppState {
                 .await
                 .map_err(|_| StoreError::Join)??;
         let db = Db::new(Arc::new(store));
-        if let Some(key) = &config.api_key {
-            let hash = api::hash_secret(key);
-            let now = store::now_ms();
-            db.call(move |s| s.ensure_api_key(&hash, now)).await?;
-        }
+        let generated_admin_key = key_bootstrap::bootstrap(&db, &config).await?;
         let route_kick = Arc::new(Notify::new());
         let committer = Committer::start(db.clone(), route_kick.clone());
         let (shutdown, _) = watch::channel(false);
@@ -130,7 +132,8 @@ impl AppState {
                 db,
                 committer,
                 config,
-                keys: RwLock::new(HashMap::new()),
+                touching: Mutex::new(HashSet::new()),
+                generated_admin_key: Mutex::new(generated_admin_key),
                 inbox: watch::channel(0).0,
                 updates: watch::channel(0).0,
                 route_kick,
@@ -142,20 +145,37 @@ impl AppState {
         })
     }
 
-    /// The account of a hashed API key, cached after the first lookup.
-    pub async fn account_for_key_hash(&self, hash: String) -> Result<Option<String>, StoreError> {
-        if let Some(a) = self.keys.read().expect("key cache lock").get(&hash) {
-            return Ok(Some(a.clone()));
+    /// The key `secret` if it exists and is not revoked. Read from the store on every call
+    /// (no cache), so a key revoked by any relay sharing the store is refused at once; its
+    /// last use is written at most once per [`LAST_USED_GAP_MS`].
+    pub async fn authenticate_key(&self, secret: &str) -> Result<Option<KeyAuth>, StoreError> {
+        let hash = api::hash_secret(secret);
+        let found = self.db.call(move |s| s.key_by_hash(&hash)).await?;
+        let Some(key) = found.filter(|k| !k.revoked) else {
+            return Ok(None);
+        };
+        let now = store::now_ms();
+        if key.last_used_at.is_none_or(|t| t <= now - LAST_USED_GAP_MS)
+            && let Some(_guard) = TouchGuard::new(&self.touching, &key.id)
+        {
+            let id = key.id.clone();
+            let touched = self
+                .db
+                .call(move |s| s.touch_key(&id, now, LAST_USED_GAP_MS))
+                .await;
+            if let Err(e) = touched {
+                tracing::warn!(error = %e, "recording a key's last use failed");
+            }
         }
-        let h = hash.clone();
-        let found = self.db.call(move |s| s.account_for_key(&h)).await?;
-        if let Some(a) = &found {
-            self.keys
-                .write()
-                .expect("key cache lock")
-                .insert(hash, a.clone());
-        }
-        Ok(found)
+        Ok(Some(key))
+    }
+
+    /// The admin key generated at this start (once; `None` afterwards or when none was).
+    pub fn take_generated_admin_key(&self) -> Option<String> {
+        self.generated_admin_key
+            .lock()
+            .expect("admin key lock")
+            .take()
     }
 
     /// Wakes `inbox/wait` callers.
@@ -165,6 +185,31 @@ impl AppState {
 
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+}
+
+/// Keys' last use is written at most this often (no write per request).
+pub const LAST_USED_GAP_MS: i64 = 60_000;
+
+/// Marks a key's last-use write as in flight until dropped (also when the request is dropped).
+struct TouchGuard<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    id: String,
+}
+
+impl<'a> TouchGuard<'a> {
+    fn new(set: &'a Mutex<HashSet<String>>, id: &str) -> Option<Self> {
+        let fresh = set.lock().expect("touch lock").insert(id.to_string());
+        fresh.then(|| Self {
+            set,
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for TouchGuard<'_> {
+    fn drop(&mut self) {
+        self.set.lock().expect("touch lock").remove(&self.id);
     }
 }
 
@@ -239,8 +284,11 @@ pub struct Server {
     /// `http://127.0.0.1:PORT` or `https://...`.
     pub url: String,
     pub state: AppState,
+    /// The `metrics_listen` address as bound (plain HTTP, only `/metrics`).
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    metrics_task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Server {
@@ -251,6 +299,7 @@ impl Server {
             TlsMode::Off => None,
             mode => Some(tls::load(mode, &config.data)?),
         };
+        key_bootstrap::check_config(&config)?;
         let tcp = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = tcp.local_addr()?;
         // Pairing answers name the bound address (not port 0) when no public URL is set.
@@ -262,12 +311,35 @@ impl Server {
                  set public_url to the address phones use"
             );
         }
+        let metrics_tcp = match config.metrics_listen {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+            None => None,
+        };
         let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
         let state = AppState::open(config, fingerprint).await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let signal = async move {
             let _ = stopped.await;
         };
+        let metrics_addr = match &metrics_tcp {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        let metrics_task = metrics_tcp.map(|l| {
+            let mut down = state.shutdown.subscribe();
+            let timeouts = serve_http::Timeouts {
+                header: state.config.header_read_timeout,
+                body: state.config.body_read_timeout,
+                idle: state.config.keep_alive_idle,
+            };
+            let router = metrics::metrics_only(state.clone());
+            tokio::spawn(async move {
+                serve_http::serve(l, router, timeouts, async move {
+                    crate::stopped(&mut down).await
+                })
+                .await
+            })
+        });
         let scheme = if tls.is_some() { "https" } else { "http" };
         let st = state.clone();
         let task = match tls {
@@ -278,8 +350,10 @@ impl Server {
             addr,
             url: format!("{scheme}://{addr}"),
             state,
+            metrics_addr,
             stop: Some(stop),
             task,
+            metrics_task,
         })
     }
 
@@ -298,6 +372,10 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.task.await.map_err(std::io::Error::other)?
+        let result = self.task.await.map_err(std::io::Error::other)?;
+        if let Some(t) = self.metrics_task.take() {
+            t.await.map_err(std::io::Error::other)??;
+        }
+        result
     }
 }

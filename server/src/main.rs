@@ -1,5 +1,8 @@
 //! The `simrelay` binary: `simrelay serve` runs the relay, `simrelay demo` a relay with
-//! simulated phones, `simrelay sim-phones` simulated phones against any relay.
+//! simulated phones, `simrelay sim-phones` simulated phones against any relay, and `simrelay
+//! keys` / `simrelay accounts` manage API keys and accounts.
+
+mod cli_keys;
 
 use clap::{Parser, Subcommand};
 use simrelay_server::Server;
@@ -24,6 +27,12 @@ enum Command {
     Demo(simrelay_server::demo::DemoArgs),
     /// Run N simulated phones (durable, paired on first run) against any relay.
     SimPhones(simrelay_server::sim_phones::SimPhonesArgs),
+    /// API keys: create, list, revoke (on a data directory or a running relay).
+    #[command(subcommand)]
+    Keys(cli_keys::KeysCommand),
+    /// Accounts: create (with a first key), list (on a data directory or a running relay).
+    #[command(subcommand)]
+    Accounts(cli_keys::AccountsCommand),
 }
 
 fn init_tracing() {
@@ -57,10 +66,28 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         println!("tls fingerprint sha256 {fp}");
     }
     println!("listening on {}", server.url);
+    if let Some(addr) = server.metrics_addr {
+        println!("metrics on http://{addr}/metrics");
+    }
+    match server.state.take_generated_admin_key() {
+        Some(key) => {
+            println!("admin key (shown once, stored hashed; it creates accounts and keys): {key}")
+        }
+        None => println!(
+            "admin key: in the store; new keys: simrelay keys create --data DIR --name NAME (or POST /v1/keys)"
+        ),
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.stop().await?;
     Ok(())
+}
+
+fn print_json(v: serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&v).expect("a JSON value serializes")
+    );
 }
 
 fn main() -> std::process::ExitCode {
@@ -79,6 +106,8 @@ fn main() -> std::process::ExitCode {
             Command::SimPhones(args) => simrelay_server::sim_phones::run(args, shutdown_signal())
                 .await
                 .map_err(Into::into),
+            Command::Keys(cmd) => cli_keys::keys(cmd).await.map(print_json),
+            Command::Accounts(cmd) => cli_keys::accounts(cmd).await.map(print_json),
         }
     });
     match result {

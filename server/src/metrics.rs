@@ -1,12 +1,22 @@
-//! `/healthz` and `/metrics` (Prometheus text format).
+//! `/healthz` (open) and `/metrics` (Prometheus text format, protected).
+//!
+//! `/metrics` answers every figure to the `metrics_token` (Bearer) or an admin key, and on
+//! the separate `metrics_listen` address (which needs the token too when one is set). Any
+//! other key with the `phones` scope sees its own account's figures only: its phones online
+//! and its SIMs; relay-wide totals, which count every tenant, are left out.
 
 use std::fmt::Write;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 
 use crate::AppState;
+use crate::api::auth::{Scope, parse_bearer};
+use crate::api::{Caller, hash_secret};
 use crate::error::AppError;
 
 /// `GET /healthz`: 200 once the store answers.
@@ -15,10 +25,103 @@ pub async fn healthz(State(state): State<AppState>) -> Result<&'static str, AppE
     Ok("ok\n")
 }
 
-/// `GET /metrics`: messages by state, phones online, webhook queue depth, frames in flight.
-pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    let c = state.db.call(|s| s.counts()).await?;
+/// Whose figures a `/metrics` request may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsScope {
+    /// Every figure (metrics token, admin key, the metrics listener).
+    All,
+    /// One account's figures.
+    Account(String),
+}
+
+/// Whether the request carries the configured metrics token.
+fn has_token(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.config.metrics_token else {
+        return false;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| parse_bearer(v.as_bytes()).ok())
+        // Comparing hashes keeps the comparison's time independent of the token.
+        .is_some_and(|given| hash_secret(given) == hash_secret(token))
+}
+
+impl FromRequestParts<AppState> for MetricsScope {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        if has_token(state, &parts.headers) {
+            return Ok(MetricsScope::All);
+        }
+        // The scope table gives `/metrics` to keys with the `phones` scope.
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(if caller.scopes.allows(Scope::Admin) {
+            MetricsScope::All
+        } else {
+            MetricsScope::Account(caller.account)
+        })
+    }
+}
+
+/// `GET /metrics` on the API listener.
+pub async fn metrics(
+    State(state): State<AppState>,
+    scope: MetricsScope,
+) -> Result<Response, AppError> {
+    render(&state, &scope).await
+}
+
+/// The router of the `metrics_listen` address: only `/metrics`, every figure, behind the
+/// metrics token when one is configured.
+pub fn metrics_only(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_listener))
+        .fallback(|| async { AppError::not_found() })
+        .with_state(state)
+}
+
+async fn metrics_listener(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if state.config.metrics_token.is_some() && !has_token(&state, &headers) {
+        return Err(AppError::unauthorized(
+            "expected Authorization: Bearer <metrics token>",
+        ));
+    }
+    render(&state, &MetricsScope::All).await
+}
+
+/// The figures `scope` may read, in Prometheus text format.
+async fn render(state: &AppState, scope: &MetricsScope) -> Result<Response, AppError> {
     let mut out = String::new();
+    let only = match scope {
+        MetricsScope::All => {
+            totals(state, &mut out).await?;
+            None
+        }
+        MetricsScope::Account(account) => {
+            let online = state
+                .hub
+                .online_by_account()
+                .into_iter()
+                .find(|(a, _)| a == account)
+                .map_or(0, |(_, p)| p.len());
+            let name = "simrelay_phones_online";
+            let _ = writeln!(
+                out,
+                "# HELP {name} The account's phones with a live link.\n# TYPE {name} gauge\n{name} {online}"
+            );
+            Some(account.as_str())
+        }
+    };
+    sim_metrics(state, only, &mut out).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// Relay-wide figures: messages by state, phones online, webhook queue depth, frames in flight.
+async fn totals(state: &AppState, out: &mut String) -> Result<(), AppError> {
+    let c = state.db.call(|s| s.counts()).await?;
     let _ = writeln!(out, "# HELP simrelay_messages Messages by state.");
     let _ = writeln!(out, "# TYPE simrelay_messages gauge");
     for (st, n) in &c.messages_by_state {
@@ -72,8 +175,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
             .pairing_refused
             .load(std::sync::atomic::Ordering::Relaxed)
     );
-    sim_metrics(&state, &mut out).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+    Ok(())
 }
 
 /// Reads one figure of a SIM.
@@ -81,10 +183,17 @@ type SimFigure = fn(&crate::rack::SimStat) -> f64;
 
 /// Per-SIM figures of the online phones: pace, queue, throughput, utilisation, state and
 /// SIM-bound failures by reason (labels are phone ids and sub_ids, never numbers or text).
-async fn sim_metrics(state: &AppState, out: &mut String) -> Result<(), AppError> {
+async fn sim_metrics(
+    state: &AppState,
+    only: Option<&str>,
+    out: &mut String,
+) -> Result<(), AppError> {
     let now = crate::store::now_ms();
     let mut stats = Vec::new();
     for (account, phones) in state.hub.online_by_account() {
+        if only.is_some_and(|a| a != account) {
+            continue;
+        }
         let (input, sent) = state
             .db
             .call(move |s| {

@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-const KEY: &str = "chaos-key";
+const KEY: &str = "chaos-key-0123456789abcdef";
 const FINAL: [&str; 5] = ["delivered", "failed", "expired", "cancelled", "unknown"];
 
 fn env_or(name: &str, default: u64) -> u64 {

@@ -13,7 +13,7 @@ async fn serve_prints_its_address_and_stops_on_sigterm() {
             "--listen",
             "127.0.0.1:0",
             "--api-key",
-            "cli-key",
+            "cli-key-0123456789abcdef",
             "--tls-self-signed",
             "--data",
         ])
@@ -41,7 +41,7 @@ async fn serve_prints_its_address_and_stops_on_sigterm() {
         .expect("client");
     let res = client
         .get(format!("{url}/v1/phones"))
-        .bearer_auth("cli-key")
+        .bearer_auth("cli-key-0123456789abcdef")
         .send()
         .await
         .expect("request");

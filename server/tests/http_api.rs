@@ -379,8 +379,13 @@ async fn webhooks_pairing_codes_phones_and_health() {
         Some(&json!({"to": ["+15551230001"], "text": "x"}).to_string()),
     )
     .await;
+    // Every figure needs an admin key (or the metrics token).
+    let admin = st
+        .take_generated_admin_key()
+        .expect("generated at first start");
     let req = axum::http::Request::builder()
         .uri("/metrics")
+        .header("authorization", format!("Bearer {admin}"))
         .body(axum::body::Body::empty())
         .expect("req");
     let res = tower::ServiceExt::oneshot(simrelay_server::app(st.clone()), req)

@@ -26,6 +26,15 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
     }
     let store = SqliteStore::open(&path)?;
     assert_eq!(store.account_for_key("hash")?.as_deref(), Some("acc"));
+    // A key from before v7 keeps the scopes of a whole account, with no prefix.
+    let keys = store.list_keys(Some("acc"))?;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].scopes, "send,read,phones,webhooks");
+    assert_eq!(
+        (keys[0].prefix.as_deref(), keys[0].revoked_at),
+        (None, None)
+    );
+    assert!(!store.has_admin_key()?);
     let m = store
         .get_message("acc", "old-1")?
         .expect("the old message survives");

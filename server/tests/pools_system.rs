@@ -288,6 +288,7 @@ async fn a_rack_fails_over_sim_bound_failures_and_a_dead_phone_without_duplicate
     let metrics = http
         .client
         .get(format!("{}/metrics", srv.url))
+        .bearer_auth(KEY_A)
         .send()
         .await
         .expect("metrics");

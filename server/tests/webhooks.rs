@@ -190,7 +190,11 @@ async fn a_failing_endpoint_ends_dead_after_the_attempt_limit() {
         counts = srv.state.db.call(|s| s.counts()).await.expect("counts");
     }
     assert_eq!(counts.webhooks_pending, 0);
-    let metrics = reqwest::get(format!("{}/metrics", srv.url))
+    let admin = srv.state.take_generated_admin_key().expect("admin key");
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", srv.url))
+        .bearer_auth(admin)
+        .send()
         .await
         .expect("metrics")
         .text()

@@ -1,25 +1,31 @@
-//! The HTTP API: routes, API-key authentication and shared helpers.
+//! The HTTP API: routes, API-key authentication and scopes, and shared helpers.
 //!
 //! Every `/v1/*` route except `/v1/link` (the phones' WebSocket, authenticated by device
-//! token) needs `Authorization: Bearer <api key>`. Keys are stored as SHA-256 hashes; a key
-//! sees only its own account, and a resource of another account is answered 404.
+//! token) needs `Authorization: Bearer <api key>`. Keys are stored as SHA-256 hashes and
+//! looked up on every request (a revoked key is refused at once); a key sees only its own
+//! account, and a resource of another account is answered 404. The scope a route needs comes
+//! from one table ([`auth::required`]) applied here, by the [`Caller`] extractor (and
+//! [`Account`], which handlers take): a key without it gets 403 `insufficient_scope`.
 
+pub mod auth;
 pub mod bodies;
 pub mod inbox;
+pub mod keys;
 pub mod messages;
 pub mod phones;
 pub mod pools;
 pub mod webhooks;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
-use axum::http::header;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::AppError;
+use auth::{Need, Scope, Scopes};
 
 /// All routes of the relay.
 pub fn routes() -> Router<AppState> {
@@ -52,6 +58,12 @@ pub fn routes() -> Router<AppState> {
             "/v1/webhooks/{id}/deliveries/{event_id}/redeliver",
             post(webhooks::redeliver),
         )
+        .route("/v1/keys", post(keys::create).get(keys::list))
+        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
+        .route(
+            "/v1/accounts",
+            post(keys::create_account).get(keys::list_accounts),
+        )
         .route(simrelay_protocol::WS_PATH, get(crate::hub::upgrade))
         .fallback(|| async { AppError::not_found() })
         .method_not_allowed_fallback(|| async {
@@ -76,28 +88,82 @@ pub fn random_secret(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-/// The account of the request's API key.
+/// The account of the request's API key, once the key was found to have the scope the route
+/// needs (see [`Caller`]).
 #[derive(Debug, Clone)]
 pub struct Account(pub String);
+
+/// The request's API key: authenticated, and checked against the scope table for the
+/// request's method and matched route.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key_id: String,
+    pub account: String,
+    pub scopes: Scopes,
+}
+
+impl Caller {
+    /// Authenticates the `Authorization` header without checking a scope.
+    pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Self, AppError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| AppError::unauthorized("missing Authorization: Bearer <api key>"))?;
+        let key = auth::parse_bearer(value.as_bytes())
+            .map_err(|_| AppError::unauthorized("expected Authorization: Bearer <api key>"))?;
+        match state.authenticate_key(key).await? {
+            Some(k) => Ok(Caller {
+                key_id: k.id,
+                account: k.account_id,
+                scopes: Scopes::from_stored(&k.scopes),
+            }),
+            None => Err(AppError::unauthorized("unknown or revoked API key")),
+        }
+    }
+
+    /// 403 `insufficient_scope` unless the key allows `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), AppError> {
+        if self.scopes.allows(scope) {
+            Ok(())
+        } else {
+            Err(insufficient_scope(scope.name()))
+        }
+    }
+}
+
+/// The 403 for a key that lacks a scope.
+pub fn insufficient_scope(scope: &str) -> AppError {
+    AppError::new(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        format!("this API key lacks the `{scope}` scope"),
+    )
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let caller = Caller::authenticate(parts, state).await?;
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| parts.uri.path().to_string(), |m| m.as_str().to_string());
+        match auth::required(parts.method.as_str(), &route) {
+            Need::AnyKey => {}
+            Need::Scope(scope) => caller.require(scope)?,
+        }
+        Ok(caller)
+    }
+}
 
 impl FromRequestParts<AppState> for Account {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| AppError::unauthorized("missing Authorization: Bearer <api key>"))?;
-        let key = value
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| AppError::unauthorized("expected Authorization: Bearer <api key>"))?;
-        match state.account_for_key_hash(hash_secret(key)).await? {
-            Some(account) => Ok(Account(account)),
-            None => Err(AppError::unauthorized("unknown API key")),
-        }
+        Caller::from_request_parts(parts, state)
+            .await
+            .map(|c| Account(c.account))
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod committer;
 pub mod schema;
 pub mod sqlite;
+pub mod sqlite_keys;
 mod sqlite_messages;
 pub use sqlite_messages::PHONE_SILENCE_MS;
 #[cfg(test)]
@@ -308,10 +309,49 @@ pub struct Assignment {
 
 /// The relay's durable state.
 pub trait Store: Send + Sync + 'static {
-    /// The account a hashed API key belongs to.
+    /// The account a hashed API key that is not revoked belongs to.
     fn account_for_key(&self, key_hash: &str) -> Result<Option<String>>;
-    /// Makes sure the hashed key exists, creating its account; returns the account id.
-    fn ensure_api_key(&self, key_hash: &str, now: Millis) -> Result<String>;
+    /// Makes sure the hashed key exists with the scopes of a whole account, creating its
+    /// account; returns the account id.
+    fn ensure_api_key(&self, key_hash: &str, now: Millis) -> Result<String> {
+        self.ensure_key(key_hash, None, "api key", sqlite_keys::ACCOUNT_SCOPES, now)
+    }
+    /// Makes sure the hashed key exists (a revoked one stays revoked), in `account` (created
+    /// if needed) or a new account; returns the key's account.
+    fn ensure_key(
+        &self,
+        key_hash: &str,
+        account: Option<&str>,
+        name: &str,
+        scopes: &str,
+        now: Millis,
+    ) -> Result<String>;
+    /// The key with this hash, revoked or not (read on every authenticated request).
+    fn key_by_hash(&self, key_hash: &str) -> Result<Option<sqlite_keys::KeyAuth>>;
+    /// Records a use of the key unless one was recorded in the last `min_gap` ms.
+    fn touch_key(&self, id: &str, now: Millis, min_gap: Millis) -> Result<bool>;
+    fn create_key(&self, key: &sqlite_keys::NewKey) -> Result<()>;
+    /// Keys of the account (every account when `None`).
+    fn list_keys(&self, account: Option<&str>) -> Result<Vec<sqlite_keys::KeyRow>>;
+    fn get_key(&self, account: Option<&str>, id: &str) -> Result<Option<sqlite_keys::KeyRow>>;
+    /// Revokes a key of the account (of any account when `None`).
+    fn revoke_key(
+        &self,
+        account: Option<&str>,
+        id: &str,
+        now: Millis,
+    ) -> Result<sqlite_keys::Revoked>;
+    /// Whether an admin key that is not revoked exists.
+    fn has_admin_key(&self) -> Result<bool>;
+    /// Creates an account and, when given, its first key (with `account_id` filled in) in one
+    /// transaction; returns the account id.
+    fn create_account(
+        &self,
+        name: Option<&str>,
+        first_key: Option<&sqlite_keys::NewKey>,
+        now: Millis,
+    ) -> Result<String>;
+    fn list_accounts(&self) -> Result<Vec<sqlite_keys::AccountRow>>;
 
     /// Creates a batch of messages in one transaction (group commit).
     fn create_messages(&self, batch: &[NewMessage]) -> Result<Vec<CreateOutcome>>;

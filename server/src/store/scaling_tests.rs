@@ -12,8 +12,11 @@ const NOW: i64 = 1_000_000_000;
 fn db() -> Connection {
     let mut c = Connection::open_in_memory().expect("in-memory database");
     schema::migrate(&mut c).expect("schema");
-    c.execute("INSERT INTO accounts VALUES ('acc', 0)", [])
-        .expect("account");
+    c.execute(
+        "INSERT INTO accounts (id, created_at) VALUES ('acc', 0)",
+        [],
+    )
+    .expect("account");
     // What is in flight: one recipient in each waiting state, one unrouted.
     for (i, state) in ["pending", "queued", "sending", "sent", "cancelling"]
         .iter()

@@ -8,7 +8,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The version [`migrate`] brings a database to.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 /// Version 1 (frozen: never edit, the migration test opens databases made by it).
 pub const V1_SQL: &str = r#"
@@ -231,6 +231,9 @@ pub fn upgrade_from(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> 
     }
     if version < 6 {
         tx.execute_batch(V6_WEBHOOKS_UPGRADE)?;
+    }
+    if version < 7 {
+        tx.execute_batch(super::sqlite_keys::V7_UPGRADE)?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! lost on power loss). Nothing is acknowledged before its commit, and group commit
 //! ([`super::committer`]) keeps the fsync cost per message low.
 //!
-//! The SQL lives in `sqlite_messages`, `sqlite_phones` and `sqlite_webhooks`, as functions
+//! The SQL lives in `sqlite_keys`, `sqlite_messages`, `sqlite_phones` and `sqlite_webhooks`, as functions
 //! taking a `&Transaction` (writes) or a `&Connection` (reads); this file owns the
 //! connections and maps the trait onto those functions.
 
@@ -22,8 +22,8 @@ use super::{
 };
 use super::{AttemptLog, AttemptView, Redeliver};
 use super::{
-    sqlite_messages as msg, sqlite_phones as ph, sqlite_pools as pl, sqlite_routing as rt,
-    sqlite_webhooks as wh,
+    sqlite_keys as ks, sqlite_messages as msg, sqlite_phones as ph, sqlite_pools as pl,
+    sqlite_routing as rt, sqlite_webhooks as wh,
 };
 use crate::pool_router::SimKey;
 
@@ -120,11 +120,71 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn account_for_key(&self, key_hash: &str) -> Result<Option<String>> {
-        self.read(|c| msg::account_for_key(c, key_hash))
+        self.read(|c| ks::account_for_key(c, key_hash))
     }
 
-    fn ensure_api_key(&self, key_hash: &str, now: Millis) -> Result<String> {
-        self.write(|tx| msg::ensure_api_key(tx, key_hash, now))
+    fn ensure_key(
+        &self,
+        key_hash: &str,
+        account: Option<&str>,
+        name: &str,
+        scopes: &str,
+        now: Millis,
+    ) -> Result<String> {
+        self.write(|tx| ks::ensure_key(tx, key_hash, account, name, scopes, now))
+    }
+
+    fn key_by_hash(&self, key_hash: &str) -> Result<Option<ks::KeyAuth>> {
+        self.read(|c| ks::key_by_hash(c, key_hash))
+    }
+
+    fn touch_key(&self, id: &str, now: Millis, min_gap: Millis) -> Result<bool> {
+        self.write(|tx| ks::touch_key(tx, id, now, min_gap))
+    }
+
+    fn create_key(&self, key: &ks::NewKey) -> Result<()> {
+        self.write(|tx| ks::insert_key(tx, key))
+    }
+
+    fn list_keys(&self, account: Option<&str>) -> Result<Vec<ks::KeyRow>> {
+        self.read(|c| ks::list_keys(c, account))
+    }
+
+    fn get_key(&self, account: Option<&str>, id: &str) -> Result<Option<ks::KeyRow>> {
+        self.read(|c| ks::get_key(c, account, id))
+    }
+
+    fn revoke_key(&self, account: Option<&str>, id: &str, now: Millis) -> Result<ks::Revoked> {
+        self.write(|tx| ks::revoke_key(tx, account, id, now))
+    }
+
+    fn has_admin_key(&self) -> Result<bool> {
+        self.read(ks::has_admin_key)
+    }
+
+    fn create_account(
+        &self,
+        name: Option<&str>,
+        first_key: Option<&ks::NewKey>,
+        now: Millis,
+    ) -> Result<String> {
+        self.write(|tx| {
+            let id = ks::create_account(tx, name, now)?;
+            if let Some(k) = first_key {
+                ks::insert_key(
+                    tx,
+                    &ks::NewKey {
+                        account_id: id.clone(),
+                        ..k.clone()
+                    },
+                )?;
+            }
+            Ok(id)
+        })
+    }
+
+    fn list_accounts(&self) -> Result<Vec<ks::AccountRow>> {
+        self.read(ks::list_accounts)
     }
 
     fn create_messages(&self, batch: &[NewMessage]) -> Result<Vec<CreateOutcome>> {

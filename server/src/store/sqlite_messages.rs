@@ -1,4 +1,4 @@
-//! SQL for accounts, messages, recipients, cancellation and the inbox.
+//! SQL for messages, recipients, cancellation and the inbox.
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use simrelay_protocol::RelayFrame;
@@ -9,30 +9,6 @@ use super::{
     CancelOutcome, CreateOutcome, InboxFilter, InboxItem, MessageFilter, MessageView, Millis,
     NewMessage, RecipientView, Result,
 };
-
-pub fn account_for_key(c: &Connection, key_hash: &str) -> Result<Option<String>> {
-    Ok(
-        c.prepare_cached("SELECT account_id FROM api_keys WHERE key_hash = ?1")?
-            .query_row([key_hash], |r| r.get(0))
-            .optional()?,
-    )
-}
-
-pub fn ensure_api_key(tx: &Transaction<'_>, key_hash: &str, now: Millis) -> Result<String> {
-    if let Some(a) = account_for_key(tx, key_hash)? {
-        return Ok(a);
-    }
-    let account = uuid::Uuid::now_v7().to_string();
-    tx.execute(
-        "INSERT INTO accounts (id, created_at) VALUES (?1, ?2)",
-        params![account, now],
-    )?;
-    tx.execute(
-        "INSERT INTO api_keys (key_hash, account_id, created_at) VALUES (?1, ?2, ?3)",
-        params![key_hash, account, now],
-    )?;
-    Ok(account)
-}
 
 /// The state of a message from the states of its recipients.
 ///

@@ -19,8 +19,8 @@ use simrelay_server::{AppState, Server, api, app, store};
 use tokio_tungstenite::tungstenite::Message;
 use tower::ServiceExt;
 
-pub const KEY_A: &str = "key-account-a";
-pub const KEY_B: &str = "key-account-b";
+pub const KEY_A: &str = "key-account-a-0123456789abcdef";
+pub const KEY_B: &str = "key-account-b-0123456789abcdef";
 
 pub fn config(dir: &std::path::Path) -> Config {
     let mut c = Config::for_data_dir(dir);

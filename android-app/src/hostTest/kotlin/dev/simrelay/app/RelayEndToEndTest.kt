@@ -187,7 +187,7 @@ class RelayEndToEndTest {
     }
 
     private companion object {
-        const val API_KEY = "test-key-0123456789"
+        const val API_KEY = "test-key-0123456789abcdef"
         /** android.app.Activity.RESULT_OK, the sent intent's success code. */
         const val RESULT_OK = -1
     }
