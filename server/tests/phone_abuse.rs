@@ -30,16 +30,9 @@ where
 }
 
 async fn metric(http: &Http, line_start: &str) -> u64 {
-    let text = http
-        .client
-        .get(format!("{}/metrics", http.base))
-        .send()
+    http.metrics()
         .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix(line_start))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {line_start} in /metrics"))

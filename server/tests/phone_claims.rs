@@ -212,15 +212,7 @@ async fn a_pace_of_u32_max_saturates_the_totals_and_routing_still_works() {
     let (s, stats) = http.req("GET", "/v1/pools/fast/stats", KEY_A, None).await;
     assert_eq!(s, 200, "{stats}");
     assert_eq!(stats["totals"]["parts_per_minute"], u64::from(u32::MAX));
-    let metrics = http
-        .client
-        .get(format!("{}/metrics", http.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = http.metrics().await;
     assert!(metrics.contains(&format!(
         "simrelay_sim_pace_ppm{{phone=\"{phone}\",sub_id=\"1\"}} {}",
         u32::MAX

@@ -21,10 +21,13 @@ use tower::ServiceExt;
 
 pub const KEY_A: &str = "key-account-a-0123456789abcdef";
 pub const KEY_B: &str = "key-account-b-0123456789abcdef";
+/// The test relays' `metrics_token` (every figure of `/metrics`).
+pub const METRICS_TOKEN: &str = "metrics-token-0123456789abcdef";
 
 pub fn config(dir: &std::path::Path) -> Config {
     let mut c = Config::for_data_dir(dir);
     c.api_key = Some(KEY_A.into());
+    c.metrics_token = Some(METRICS_TOKEN.into());
     // The tests' webhook receivers listen on 127.0.0.1 (internal, refused by default).
     c.webhook_allow_cidrs = vec!["127.0.0.1/32".parse().expect("cidr")];
     c
@@ -98,6 +101,19 @@ pub struct Http {
 }
 
 impl Http {
+    /// The whole `/metrics` text, read with the metrics token.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub fn new(base: &str) -> Self {
         simrelay_server::install_crypto_provider();
         Self {
