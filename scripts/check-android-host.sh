@@ -2,7 +2,7 @@
 # Host checks of the Android side, for a machine without the Android SDK/NDK (CI, this repo's
 # dev machines). What it proves, in order:
 #   1. simrelay-core and simrelay-jni check and are clippy-clean (-D warnings) for
-#      aarch64-linux-android and x86_64-linux-android (bundled SQLite and ring compiled with
+#      aarch64-linux-android, armv7-linux-androideabi and x86_64-linux-android (bundled SQLite and ring compiled with
 #      Debian's clang against glibc headers: type-checks the C, links nothing);
 #   2. every Kotlin main source of android-app compiles with kotlinc against Java stubs of
 #      the Android API 36 platform, generated from PyPI's chaquopy-stubs-android
@@ -23,9 +23,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-KOTLIN_VERSION=2.4.20
+KOTLIN_VERSION=2.3.21
 STUBS_VERSION=36.20260406
-ANDROID_TARGETS=(aarch64-linux-android x86_64-linux-android)
+ANDROID_TARGETS=(aarch64-linux-android armv7-linux-androideabi x86_64-linux-android)
 CACHE=${SIMRELAY_CACHE:-$HOME/.cache/simrelay}/android
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=$TARGET_DIR/android-host-check
@@ -36,7 +36,7 @@ fail() { echo "check-android-host: $*" >&2; exit 1; }
 
 # ---- 0. tools ---------------------------------------------------------------------------------
 step "tools"
-APT_PACKAGES=(clang llvm libc6-dev-arm64-cross junit5 junit4 libandroid-json-java binutils unzip)
+APT_PACKAGES=(clang llvm libc6-dev-arm64-cross libc6-dev-armhf-cross junit5 junit4 libandroid-json-java binutils unzip)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -73,11 +73,28 @@ fi
 ANDROID_JSON=/usr/share/java/com.android.json.jar
 JUNIT=/usr/share/java/junit-platform-console-standalone.jar:/usr/share/java/junit-jupiter-api.jar:/usr/share/java/junit-jupiter-engine.jar:/usr/share/java/junit-jupiter-params.jar:/usr/share/java/junit-platform-commons.jar:/usr/share/java/junit-platform-engine.jar:/usr/share/java/junit-platform-launcher.jar:/usr/share/java/opentest4j.jar:/usr/share/java/apiguardian-api.jar
 
+# ---- 0b. versions that must agree ------------------------------------------------------------
+step "versions: Kotlin, NDK, wrapper"
+catalog_kotlin=$(sed -n 's/^kotlin = "\(.*\)"/\1/p' "$ROOT/gradle/libs.versions.toml")
+[ "$catalog_kotlin" = "$KOTLIN_VERSION" ] ||
+    fail "gradle/libs.versions.toml has Kotlin $catalog_kotlin, this script $KOTLIN_VERSION: keep them equal"
+ndk=$(sed -n 's/^ *ndkVersion = "\(.*\)"/\1/p' "$ROOT/android-app/build.gradle.kts")
+[ -n "$ndk" ] && grep -qF "$ndk" "$ROOT/docs/android.md" ||
+    fail "docs/android.md does not name the NDK of android-app/build.gradle.kts ($ndk)"
+for f in gradlew gradlew.bat gradle/wrapper/gradle-wrapper.jar gradle/wrapper/gradle-wrapper.properties; do
+    [ -f "$ROOT/$f" ] || fail "the Gradle wrapper is incomplete: $f is missing"
+done
+jar_sha=$(sha256sum "$ROOT/gradle/wrapper/gradle-wrapper.jar" | cut -d' ' -f1)
+grep -qF "$jar_sha" "$ROOT/docs/android.md" ||
+    fail "docs/android.md does not record the wrapper jar's sha256 ($jar_sha)"
+
 # ---- 1. Rust for the Android targets ----------------------------------------------------------
 # No NDK here: C dependencies (SQLite, ring) are compiled by Debian's clang for the matching
 # glibc target, which type-checks them; `cargo check` links nothing.
 export CC_aarch64_linux_android=clang AR_aarch64_linux_android=llvm-ar
 export CFLAGS_aarch64_linux_android="--target=aarch64-linux-gnu --sysroot=/usr/aarch64-linux-gnu"
+export CC_armv7_linux_androideabi=clang AR_armv7_linux_androideabi=llvm-ar
+export CFLAGS_armv7_linux_androideabi="--target=armv7-linux-gnueabihf --sysroot=/usr/arm-linux-gnueabihf"
 export CC_x86_64_linux_android=clang AR_x86_64_linux_android=llvm-ar
 export CFLAGS_x86_64_linux_android="--target=x86_64-linux-gnu"
 export CARGO_TARGET_DIR=$TARGET_DIR
