@@ -17,13 +17,22 @@
 #      (scripts/android-stubs/check_jni.py);
 #   4. JUnit 5 tests (android-app/src/hostTest) load that library through the app's own
 #      NativeCore.kt on a plain JVM under -Xcheck:jni, and drive a real relay
-#      (`simrelay serve`) end to end. Any -Xcheck:jni warning fails the check.
+#      (`simrelay serve`) end to end. Any -Xcheck:jni warning fails the check;
+#   5. the Robolectric suite (android-app/src/robolectricTest): the app's Kotlin classes on the
+#      real Android framework (android-all jars of API 29 and 34 from Maven Central, offline
+#      mode) with the same host library and a real relay; one JVM per API level.
 # Installs what it needs idempotently (apt, npm, pip, rustup) and caches downloads under
 # ${SIMRELAY_CACHE:-$HOME/.cache/simrelay}/android. Usage: scripts/check-android-host.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KOTLIN_VERSION=2.3.21
+ROBOLECTRIC_VERSION=4.16
+# API level -> android-all-instrumented version Robolectric 4.16 asks for (its DefaultSdkProvider).
+# 34 is the newest it runs on Java 17 (35 and 36 need Java 21, not packaged by this Debian).
+ROBO_SDKS=(29 34)
+declare -A ROBO_ALL=([29]=10-robolectric-5803371-i7 [34]=14-robolectric-10818077-i7)
+ROBO_COMPILE=14-robolectric-10818077
 STUBS_VERSION=36.20260406
 ANDROID_TARGETS=(aarch64-linux-android armv7-linux-androideabi x86_64-linux-android)
 CACHE=${SIMRELAY_CACHE:-$HOME/.cache/simrelay}/android
@@ -36,7 +45,7 @@ fail() { echo "check-android-host: $*" >&2; exit 1; }
 
 # ---- 0. tools ---------------------------------------------------------------------------------
 step "tools"
-APT_PACKAGES=(clang llvm libc6-dev-arm64-cross libc6-dev-armhf-cross junit5 junit4 libandroid-json-java binutils unzip)
+APT_PACKAGES=(clang llvm libc6-dev-arm64-cross libc6-dev-armhf-cross maven junit5 junit4 libandroid-json-java binutils unzip)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -175,3 +184,74 @@ echo "junit: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
 [ "$jni_warnings" = 0 ] || fail "$jni_warnings -Xcheck:jni warning(s), see $OUT/junit.log"
 [ "$junit_rc" = 0 ] || fail "JUnit failed"
 [ "${passed:-0}" -gt 0 ] || fail "JUnit ran no test"
+
+# ---- 5. Robolectric: the app on the real framework ---------------------------------------------
+step "Robolectric $ROBOLECTRIC_VERSION and android-all jars (Maven Central)"
+ROBO=$CACHE/robolectric-$ROBOLECTRIC_VERSION
+mvn_fetch() { # what, then mvn arguments; a refused download fails loudly
+    local what=$1
+    shift
+    if ! mvn -q -B "$@" >"$OUT/mvn.log" 2>&1; then
+        cat "$OUT/mvn.log" >&2
+        fail "DOWNLOAD REFUSED: $what from Maven Central (see above); the Robolectric suite cannot run"
+    fi
+}
+if [ ! -f "$ROBO/lib/.complete" ]; then
+    rm -rf "$ROBO/lib"
+    mvn_fetch "Robolectric $ROBOLECTRIC_VERSION and JUnit 4" -f "$ROOT/scripts/robolectric/pom.xml" \
+        dependency:copy-dependencies -DoutputDirectory="$ROBO/lib" -DincludeScope=runtime
+    for aar in "$ROBO"/lib/*.aar; do
+        unzip -q -p "$aar" classes.jar >"${aar%.aar}.jar"
+        rm "$aar"
+    done
+    touch "$ROBO/lib/.complete"
+fi
+for sdk in "${ROBO_SDKS[@]}"; do
+    jar=$ROBO/android-all/android-all-instrumented-${ROBO_ALL[$sdk]}.jar
+    [ -f "$jar" ] || mvn_fetch "android-all-instrumented ${ROBO_ALL[$sdk]} (API $sdk)" \
+        dependency:copy -Dartifact="org.robolectric:android-all-instrumented:${ROBO_ALL[$sdk]}" \
+        -DoutputDirectory="$ROBO/android-all"
+done
+ANDROID_ALL=$ROBO/compile/android-all-$ROBO_COMPILE.jar
+[ -f "$ANDROID_ALL" ] || mvn_fetch "android-all $ROBO_COMPILE (compile classpath)" \
+    dependency:copy -Dartifact="org.robolectric:android-all:$ROBO_COMPILE" -DoutputDirectory="$ROBO/compile"
+ROBO_CP=$(find "$ROBO/lib" -name '*.jar' | sort | tr '\n' ':')
+step "kotlinc android-app + Robolectric tests against android-all $ROBO_COMPILE"
+rm -rf "$OUT/robo-classes" "$OUT/robo-config"
+"$KOTLINC" -Werror -jvm-target 17 -cp "$ANDROID_ALL:$ROBO_CP" -d "$OUT/robo-classes" \
+    "$MAIN_SRC" "$ROOT/android-app/src/robolectricTest/kotlin" \
+    "$ROOT/android-app/src/hostTest/kotlin/dev/simrelay/app/Relay.kt" \
+    "$ROOT/android-app/src/hostTest/kotlin/dev/simrelay/app/StatusReports.kt" 2>&1 |
+    grep -v '^warning: unable to find kotlin-stdlib' || true
+[ -f "$OUT/robo-classes/dev/simrelay/app/RelayFlowTest.class" ] || fail "Robolectric tests do not compile"
+# Without AGP nobody merges the manifest or compiles resources: Robolectric reads the app's own
+# manifest through com/android/tools/test_config.properties (what AGP's
+# `unitTests.isIncludeAndroidResources` writes), with the one resource reference it uses
+# (the label) inlined, so the manifest receivers and the service are real components.
+mkdir -p "$OUT/robo-config/com/android/tools"
+sed -e 's#@string/app_name#simrelay#' \
+    -e 's#<manifest xmlns:android="http://schemas.android.com/apk/res/android">#<manifest xmlns:android="http://schemas.android.com/apk/res/android" package="dev.simrelay.app">#' \
+    "$ROOT/android-app/src/main/AndroidManifest.xml" >"$OUT/robo-config/AndroidManifest.xml"
+printf 'android_merged_manifest=%s\nandroid_custom_package=dev.simrelay.app\n' "$OUT/robo-config/AndroidManifest.xml" \
+    >"$OUT/robo-config/com/android/tools/test_config.properties"
+robo_total=0
+for sdk in "${ROBO_SDKS[@]}"; do
+    step "Robolectric suite, API $sdk"
+    set +e
+    # One JVM per level: a JNI library binds to one class loader, and each level is a sandbox.
+    java -Drobolectric.offline=true -Drobolectric.dependency.dir="$ROBO/android-all" \
+        -Drobolectric.enabledSdks="$sdk" -Drobolectric.logging=stdout \
+        -Djava.library.path="$TARGET_DIR/debug" -Dsimrelay.relay="$RELAY" \
+        -cp "$OUT/robo-classes:$OUT/robo-config:$KOTLIN_HOME/lib/kotlin-stdlib.jar:$ROBO_CP$ANDROID_ALL" \
+        org.junit.runner.JUnitCore dev.simrelay.app.ScreenTest dev.simrelay.app.RelayFlowTest \
+        >"$OUT/robolectric-$sdk.log" 2>&1
+    robo_rc=$?
+    set -e
+    grep -v -E '^[VDIW]/|Matching wrappers' "$OUT/robolectric-$sdk.log" | grep -E '^(OK|Tests run|[0-9]+\) )' || true
+    [ "$robo_rc" = 0 ] || { tail -60 "$OUT/robolectric-$sdk.log" >&2; fail "Robolectric suite failed at API $sdk (log: $OUT/robolectric-$sdk.log)"; }
+    n=$(sed -n 's/^OK (\([0-9]*\) tests*)/\1/p' "$OUT/robolectric-$sdk.log")
+    [ "${n:-0}" -gt 0 ] || fail "Robolectric ran no test at API $sdk"
+    robo_total=$((robo_total + n))
+done
+step "all done"
+echo "robolectric: $robo_total passed at API ${ROBO_SDKS[*]}"

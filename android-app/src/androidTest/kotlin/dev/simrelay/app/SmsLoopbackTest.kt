@@ -8,6 +8,8 @@ import androidx.test.rule.GrantPermissionRule
 import org.json.JSONObject
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertTrue
+import org.junit.After
+import org.junit.Before
 import org.junit.Rule
 import org.junit.Test
 import org.junit.runner.RunWith
@@ -33,13 +35,25 @@ class SmsLoopbackTest {
     private val ownNumber: String
         get() = InstrumentationRegistry.getArguments().getString("ownNumber") ?: "15555215554"
 
-    private fun status(): JSONObject = JSONObject(NativeCore.nativeStatus(CoreHolder.get(context)))
+    private var handle = 0L
+
+    @Before
+    fun holdCore() {
+        handle = CoreHolder.acquire(context)
+    }
+
+    @After
+    fun releaseCore() {
+        CoreHolder.release()
+    }
+
+    private fun status(): JSONObject = JSONObject(NativeCore.nativeStatus(handle))
 
     @Test
     fun theSimsOfTheDeviceReachTheCore() {
         val sims = Sims.read(context)
         assertTrue("an emulator has one SIM", sims.isNotEmpty())
-        Sims.report(context, CoreHolder.get(context))
+        Sims.report(context, handle)
         val reported = status().getJSONArray("sims")
         assertEquals(sims.size, reported.length())
         assertEquals(sims[0].subId, reported.getJSONObject(0).getInt("sub_id"))

@@ -178,6 +178,7 @@ class RelayEndToEndTest {
                 assertEquals("unpaired", JSONObject(NativeCore.nativeStatus(h)).getString("link"), "a refused pairing stores nothing")
                 // The TLS handshake failed before the code was sent, so it is still good.
                 NativeCore.nativePair(h, relay.wsUrl, code, relay.fingerprint)
+                NativeCore.nativeSetWorker(h, true)
                 awaitLink(h, "online")
             } finally {
                 NativeCore.nativeDestroy(h)

@@ -51,6 +51,12 @@ object CoreHolder {
         }
     }
 
+    /**
+     * Engine settings for the next core (`nativeCreate`'s "engine"); null: the core's
+     * defaults. Only the host's Robolectric suite sets it (fast retries, no pacing).
+     */
+    @Volatile var engineConfig: JSONObject? = null
+
     /** The live handle or 0; never creates a core (the screen uses this). */
     fun peek(): Long = handle
 
@@ -72,6 +78,7 @@ object CoreHolder {
             .put("data_dir", context.noBackupFilesDir.absolutePath)
             .put("app_version", version ?: "unknown")
             .put("device_name", "${Build.MANUFACTURER} ${Build.MODEL}")
+            .apply { engineConfig?.let { put("engine", JSONObject(it.toString())) } }
             .toString()
     }
 }
