@@ -179,7 +179,7 @@ skipped=$(sed -n 's/.*\[ *\([0-9]*\) tests aborted.*/\1/p' "$OUT/junit.log" | ta
 # -Xcheck:jni reports misuse as "WARNING in native method: ...", "WARNING: JNI local refs:
 # ..." or "FATAL ERROR in native method".
 jni_warnings=$(grep -c -E '^WARNING|WARNING in native method|FATAL ERROR in native method' "$OUT/junit.log" || true)
-step "done"
+step "JUnit results"
 echo "junit: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
 [ "$jni_warnings" = 0 ] || fail "$jni_warnings -Xcheck:jni warning(s), see $OUT/junit.log"
 [ "$junit_rc" = 0 ] || fail "JUnit failed"

@@ -51,7 +51,12 @@ class RelayFlowTest {
         val (binary, why) = Relay.binary()
         // Never skipped: the check script always builds the relay.
         assertNotNull("relay binary missing: $why", binary)
-        relay = Relay.start(binary!!, Files.createTempDirectory("relay"), API_KEY)
+        // Two failed parts in a row put a SIM in the relay's cooldown (30 s by default): short
+        // here, so the flow's later sends are routed at once.
+        relay = Relay.start(
+            binary!!, Files.createTempDirectory("relay"), API_KEY,
+            configToml = "sim_cooldown_ms = 100\nsim_quarantine_ms = 100\n",
+        )
         CoreHolder.engineConfig = JSONObject()
             .put("parts_per_minute", 6000).put("jitter", 0.0)
             .put("backoff_base_ms", 200).put("backoff_max_ms", 1000)
@@ -258,7 +263,17 @@ class RelayFlowTest {
         return (0 until items.length()).map { items.getJSONObject(it) }.single { it.getString("id") == phoneId }.getBoolean("online")
     }
 
-    private fun await(what: String, done: () -> Boolean) = Background.idleUntil(what, 30, done)
+    private fun await(what: String, done: () -> Boolean) = try {
+        Background.idleUntil(what, 30, done)
+    } catch (e: AssertionError) {
+        // Say where things stand: the relay's messages and phones, the core's view.
+        val h = CoreHolder.peek()
+        val core = if (h != 0L) NativeCore.nativeStatus(h) else "no core"
+        throw AssertionError(
+            "${e.message}; relay messages ${relay.get("/v1/messages").second}; " +
+                "phones ${relay.get("/v1/phones").second}; core $core",
+        )
+    }
 
     private companion object {
         const val API_KEY = "robolectric-test-key-0123456789"
