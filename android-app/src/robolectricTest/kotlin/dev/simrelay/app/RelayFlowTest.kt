@@ -29,7 +29,8 @@ import java.nio.file.Files
 /**
  * The app's own Kotlin classes on the real Android framework (Robolectric) with the host
  * build of libsimrelay_jni.so and a real relay (`simrelay serve` on 127.0.0.1:0), in the order
- * of issue 12's list: pairing through the app's code path; a send from the relay's HTTP API
+ * of issue 12's list: pairing through the app's code path (the screen then shows the service's
+ * link state from the same core); a send from the relay's HTTP API
  * reaching [SmsSender] on the right subscription with one mutable, explicit, distinct sent and
  * delivery PendingIntent per part; those intents fired with OK, a transient and a permanent
  * result and a real status-report PDU driving the manifest receivers into the core (the relay
@@ -89,6 +90,14 @@ class RelayFlowTest {
         assertEquals(false, online(phoneId!!))
         service = Robolectric.buildService(RelayService::class.java).create()
         await("phone online") { online(phoneId) }
+        // The screen shows the service's core (it creates none of its own).
+        val held = CoreHolder.peek()
+        val screen = Robolectric.buildActivity(MainActivity::class.java).setup()
+        await("the screen shows the link online") {
+            texts(screen.get().window.decorView).any { it.startsWith("Link: online") }
+        }
+        assertEquals("the same core", held, CoreHolder.peek())
+        screen.pause().stop().destroy()
 
         // 2. A send from the HTTP API reaches SmsSender on subscription SUB.
         val ok = send("first message")
@@ -160,6 +169,13 @@ class RelayFlowTest {
         assertEquals(RelayService::class.java.name, started?.component?.className)
         service = Robolectric.buildService(RelayService::class.java).create()
         awaitState(late, "sent")
+    }
+
+    private fun texts(v: android.view.View): List<String> {
+        val out = mutableListOf<String>()
+        if (v is android.widget.TextView) out += v.text.toString()
+        if (v is android.view.ViewGroup) for (i in 0 until v.childCount) out += texts(v.getChildAt(i))
+        return out
     }
 
     private class Sent(
