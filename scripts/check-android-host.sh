@@ -2,7 +2,7 @@
 # Host checks of the Android side, for a machine without the Android SDK/NDK (CI, this repo's
 # dev machines). What it proves, in order:
 #   1. simrelay-core and simrelay-jni check and are clippy-clean (-D warnings) for
-#      aarch64-linux-android and x86_64-linux-android (bundled SQLite and ring compiled with
+#      aarch64-linux-android, armv7-linux-androideabi and x86_64-linux-android (bundled SQLite and ring compiled with
 #      Debian's clang against glibc headers: type-checks the C, links nothing);
 #   2. every Kotlin main source of android-app compiles with kotlinc against Java stubs of
 #      the Android API 36 platform, generated from PyPI's chaquopy-stubs-android
@@ -17,15 +17,24 @@
 #      (scripts/android-stubs/check_jni.py);
 #   4. JUnit 5 tests (android-app/src/hostTest) load that library through the app's own
 #      NativeCore.kt on a plain JVM under -Xcheck:jni, and drive a real relay
-#      (`simrelay serve`) end to end. Any -Xcheck:jni warning fails the check.
+#      (`simrelay serve`) end to end. Any -Xcheck:jni warning fails the check;
+#   5. the Robolectric suite (android-app/src/robolectricTest): the app's Kotlin classes on the
+#      real Android framework (android-all jars of API 29 and 34 from Maven Central, offline
+#      mode) with the same host library and a real relay; one JVM per API level.
 # Installs what it needs idempotently (apt, npm, pip, rustup) and caches downloads under
 # ${SIMRELAY_CACHE:-$HOME/.cache/simrelay}/android. Usage: scripts/check-android-host.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-KOTLIN_VERSION=2.4.20
+KOTLIN_VERSION=2.3.21
+ROBOLECTRIC_VERSION=4.16
+# API level -> android-all-instrumented version Robolectric 4.16 asks for (its DefaultSdkProvider).
+# 34 is the newest it runs on Java 17 (35 and 36 need Java 21, not packaged by this Debian).
+ROBO_SDKS=(29 34)
+declare -A ROBO_ALL=([29]=10-robolectric-5803371-i7 [34]=14-robolectric-10818077-i7)
+ROBO_COMPILE=14-robolectric-10818077
 STUBS_VERSION=36.20260406
-ANDROID_TARGETS=(aarch64-linux-android x86_64-linux-android)
+ANDROID_TARGETS=(aarch64-linux-android armv7-linux-androideabi x86_64-linux-android)
 CACHE=${SIMRELAY_CACHE:-$HOME/.cache/simrelay}/android
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=$TARGET_DIR/android-host-check
@@ -36,7 +45,7 @@ fail() { echo "check-android-host: $*" >&2; exit 1; }
 
 # ---- 0. tools ---------------------------------------------------------------------------------
 step "tools"
-APT_PACKAGES=(clang llvm libc6-dev-arm64-cross junit5 junit4 libandroid-json-java binutils unzip)
+APT_PACKAGES=(clang llvm libc6-dev-arm64-cross libc6-dev-armhf-cross maven junit5 junit4 libandroid-json-java binutils unzip)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -73,11 +82,28 @@ fi
 ANDROID_JSON=/usr/share/java/com.android.json.jar
 JUNIT=/usr/share/java/junit-platform-console-standalone.jar:/usr/share/java/junit-jupiter-api.jar:/usr/share/java/junit-jupiter-engine.jar:/usr/share/java/junit-jupiter-params.jar:/usr/share/java/junit-platform-commons.jar:/usr/share/java/junit-platform-engine.jar:/usr/share/java/junit-platform-launcher.jar:/usr/share/java/opentest4j.jar:/usr/share/java/apiguardian-api.jar
 
+# ---- 0b. versions that must agree ------------------------------------------------------------
+step "versions: Kotlin, NDK, wrapper"
+catalog_kotlin=$(sed -n 's/^kotlin = "\(.*\)"/\1/p' "$ROOT/gradle/libs.versions.toml")
+[ "$catalog_kotlin" = "$KOTLIN_VERSION" ] ||
+    fail "gradle/libs.versions.toml has Kotlin $catalog_kotlin, this script $KOTLIN_VERSION: keep them equal"
+ndk=$(sed -n 's/^ *ndkVersion = "\(.*\)"/\1/p' "$ROOT/android-app/build.gradle.kts")
+[ -n "$ndk" ] && grep -qF "$ndk" "$ROOT/docs/android.md" ||
+    fail "docs/android.md does not name the NDK of android-app/build.gradle.kts ($ndk)"
+for f in gradlew gradlew.bat gradle/wrapper/gradle-wrapper.jar gradle/wrapper/gradle-wrapper.properties; do
+    [ -f "$ROOT/$f" ] || fail "the Gradle wrapper is incomplete: $f is missing"
+done
+jar_sha=$(sha256sum "$ROOT/gradle/wrapper/gradle-wrapper.jar" | cut -d' ' -f1)
+grep -qF "$jar_sha" "$ROOT/docs/android.md" ||
+    fail "docs/android.md does not record the wrapper jar's sha256 ($jar_sha)"
+
 # ---- 1. Rust for the Android targets ----------------------------------------------------------
 # No NDK here: C dependencies (SQLite, ring) are compiled by Debian's clang for the matching
 # glibc target, which type-checks them; `cargo check` links nothing.
 export CC_aarch64_linux_android=clang AR_aarch64_linux_android=llvm-ar
 export CFLAGS_aarch64_linux_android="--target=aarch64-linux-gnu --sysroot=/usr/aarch64-linux-gnu"
+export CC_armv7_linux_androideabi=clang AR_armv7_linux_androideabi=llvm-ar
+export CFLAGS_armv7_linux_androideabi="--target=armv7-linux-gnueabihf --sysroot=/usr/arm-linux-gnueabihf"
 export CC_x86_64_linux_android=clang AR_x86_64_linux_android=llvm-ar
 export CFLAGS_x86_64_linux_android="--target=x86_64-linux-gnu"
 export CARGO_TARGET_DIR=$TARGET_DIR
@@ -153,8 +179,79 @@ skipped=$(sed -n 's/.*\[ *\([0-9]*\) tests aborted.*/\1/p' "$OUT/junit.log" | ta
 # -Xcheck:jni reports misuse as "WARNING in native method: ...", "WARNING: JNI local refs:
 # ..." or "FATAL ERROR in native method".
 jni_warnings=$(grep -c -E '^WARNING|WARNING in native method|FATAL ERROR in native method' "$OUT/junit.log" || true)
-step "done"
+step "JUnit results"
 echo "junit: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
 [ "$jni_warnings" = 0 ] || fail "$jni_warnings -Xcheck:jni warning(s), see $OUT/junit.log"
 [ "$junit_rc" = 0 ] || fail "JUnit failed"
 [ "${passed:-0}" -gt 0 ] || fail "JUnit ran no test"
+
+# ---- 5. Robolectric: the app on the real framework ---------------------------------------------
+step "Robolectric $ROBOLECTRIC_VERSION and android-all jars (Maven Central)"
+ROBO=$CACHE/robolectric-$ROBOLECTRIC_VERSION
+mvn_fetch() { # what, then mvn arguments; a refused download fails loudly
+    local what=$1
+    shift
+    if ! mvn -q -B "$@" >"$OUT/mvn.log" 2>&1; then
+        cat "$OUT/mvn.log" >&2
+        fail "DOWNLOAD REFUSED: $what from Maven Central (see above); the Robolectric suite cannot run"
+    fi
+}
+if [ ! -f "$ROBO/lib/.complete" ]; then
+    rm -rf "$ROBO/lib"
+    mvn_fetch "Robolectric $ROBOLECTRIC_VERSION and JUnit 4" -f "$ROOT/scripts/robolectric/pom.xml" \
+        dependency:copy-dependencies -DoutputDirectory="$ROBO/lib" -DincludeScope=runtime
+    for aar in "$ROBO"/lib/*.aar; do
+        unzip -q -p "$aar" classes.jar >"${aar%.aar}.jar"
+        rm "$aar"
+    done
+    touch "$ROBO/lib/.complete"
+fi
+for sdk in "${ROBO_SDKS[@]}"; do
+    jar=$ROBO/android-all/android-all-instrumented-${ROBO_ALL[$sdk]}.jar
+    [ -f "$jar" ] || mvn_fetch "android-all-instrumented ${ROBO_ALL[$sdk]} (API $sdk)" \
+        dependency:copy -Dartifact="org.robolectric:android-all-instrumented:${ROBO_ALL[$sdk]}" \
+        -DoutputDirectory="$ROBO/android-all"
+done
+ANDROID_ALL=$ROBO/compile/android-all-$ROBO_COMPILE.jar
+[ -f "$ANDROID_ALL" ] || mvn_fetch "android-all $ROBO_COMPILE (compile classpath)" \
+    dependency:copy -Dartifact="org.robolectric:android-all:$ROBO_COMPILE" -DoutputDirectory="$ROBO/compile"
+ROBO_CP=$(find "$ROBO/lib" -name '*.jar' | sort | tr '\n' ':')
+step "kotlinc android-app + Robolectric tests against android-all $ROBO_COMPILE"
+rm -rf "$OUT/robo-classes" "$OUT/robo-config"
+"$KOTLINC" -Werror -jvm-target 17 -cp "$ANDROID_ALL:$ROBO_CP" -d "$OUT/robo-classes" \
+    "$MAIN_SRC" "$ROOT/android-app/src/robolectricTest/kotlin" \
+    "$ROOT/android-app/src/hostTest/kotlin/dev/simrelay/app/Relay.kt" \
+    "$ROOT/android-app/src/hostTest/kotlin/dev/simrelay/app/StatusReports.kt" 2>&1 |
+    grep -v '^warning: unable to find kotlin-stdlib' || true
+[ -f "$OUT/robo-classes/dev/simrelay/app/RelayFlowTest.class" ] || fail "Robolectric tests do not compile"
+# Without AGP nobody merges the manifest or compiles resources: Robolectric reads the app's own
+# manifest through com/android/tools/test_config.properties (what AGP's
+# `unitTests.isIncludeAndroidResources` writes), with the one resource reference it uses
+# (the label) inlined, so the manifest receivers and the service are real components.
+mkdir -p "$OUT/robo-config/com/android/tools"
+sed -e 's#@string/app_name#simrelay#' \
+    -e 's#<manifest xmlns:android="http://schemas.android.com/apk/res/android">#<manifest xmlns:android="http://schemas.android.com/apk/res/android" package="dev.simrelay.app">#' \
+    "$ROOT/android-app/src/main/AndroidManifest.xml" >"$OUT/robo-config/AndroidManifest.xml"
+printf 'android_merged_manifest=%s\nandroid_custom_package=dev.simrelay.app\n' "$OUT/robo-config/AndroidManifest.xml" \
+    >"$OUT/robo-config/com/android/tools/test_config.properties"
+robo_total=0
+for sdk in "${ROBO_SDKS[@]}"; do
+    step "Robolectric suite, API $sdk"
+    set +e
+    # One JVM per level: a JNI library binds to one class loader, and each level is a sandbox.
+    java -Drobolectric.offline=true -Drobolectric.dependency.dir="$ROBO/android-all" \
+        -Drobolectric.enabledSdks="$sdk" -Drobolectric.logging=stdout \
+        -Djava.library.path="$TARGET_DIR/debug" -Dsimrelay.relay="$RELAY" \
+        -cp "$OUT/robo-classes:$OUT/robo-config:$KOTLIN_HOME/lib/kotlin-stdlib.jar:$ROBO_CP$ANDROID_ALL" \
+        org.junit.runner.JUnitCore dev.simrelay.app.ScreenTest dev.simrelay.app.RelayFlowTest \
+        >"$OUT/robolectric-$sdk.log" 2>&1
+    robo_rc=$?
+    set -e
+    grep -v -E '^[VDIW]/|Matching wrappers' "$OUT/robolectric-$sdk.log" | grep -E '^(OK|Tests run|[0-9]+\) )' || true
+    [ "$robo_rc" = 0 ] || { tail -60 "$OUT/robolectric-$sdk.log" >&2; fail "Robolectric suite failed at API $sdk (log: $OUT/robolectric-$sdk.log)"; }
+    n=$(sed -n 's/^OK (\([0-9]*\) tests*)/\1/p' "$OUT/robolectric-$sdk.log")
+    [ "${n:-0}" -gt 0 ] || fail "Robolectric ran no test at API $sdk"
+    robo_total=$((robo_total + n))
+done
+step "all done"
+echo "robolectric: $robo_total passed at API ${ROBO_SDKS[*]}"

@@ -32,6 +32,7 @@ import tempfile
 DEFAULT_PACKAGES = [
     "android", "android.app", "android.content", "android.content.pm", "android.content.res",
     "android.database", "android.graphics", "android.graphics.drawable", "android.net",
+    "android.net.wifi",
     "android.os", "android.provider", "android.telephony", "android.text", "android.util",
     "android.view", "android.widget",
 ]

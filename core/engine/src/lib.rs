@@ -31,5 +31,5 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use modem::{Command, CommandQueue, Modem, ModemEvent, Next, PartKey, SendCommand};
-pub use outbox::{RelayOp, incoming_id};
+pub use outbox::{RelayOp, UNKNOWN_SENDER, incoming_id};
 pub use simrelay_protocol as protocol;

@@ -7,6 +7,13 @@
 //! applied durably (one transaction per batch) before they are acknowledged. Heartbeats go
 //! both ways; a link silent for three intervals is dropped and redialled.
 //!
+//! Every timing decision after the handshake is taken on the phone's wall clock
+//! ([`PhoneHandle::now`]), checked once per [`WATCHDOG`] of tokio's time. Tokio's clock is
+//! monotonic and stops while an Android device is in deep sleep; the wall clock does not. So
+//! a link that slept past its heartbeat is redialled as soon as the device wakes (the relay
+//! has dropped it by then), instead of after three more heartbeats of awake time, and a
+//! reconnect backoff that spans a sleep ends on wake.
+//!
 //! A relay with a self-signed certificate is trusted by pinning the SHA-256 of its
 //! certificate (taken at pairing), not by a CA.
 
@@ -38,6 +45,8 @@ const EVENT_BATCH: usize = 256;
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often the online link compares the wall clock with its heartbeat deadlines.
+pub const WATCHDOG: Duration = Duration::from_secs(1);
 
 /// Why a link attempt ended. Texts never carry tokens, numbers or bodies.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +65,8 @@ pub enum LinkError {
     Protocol(String),
     #[error("no frame from the relay in time")]
     Timeout,
+    #[error("the device slept {0} s past the heartbeat: reconnecting")]
+    Slept(u64),
     #[error("link closed")]
     Closed,
     #[error(transparent)]
@@ -99,15 +110,17 @@ pub(crate) async fn run(phone: PhoneHandle, config: LinkConfig) {
     let mut backoff = BACKOFF_MIN;
     loop {
         set_state(&phone, LinkState::Connecting, None);
+        let mut welcomed = false;
         let result = tokio::select! {
-            r = session(&phone, &config) => r,
+            r = session(&phone, &config, &mut welcomed) => r,
             () = phone.closed() => return,
         };
+        // A link that was up starts over with the shortest wait (e.g. after a sleep).
+        if welcomed {
+            backoff = BACKOFF_MIN;
+        }
         let error = match result {
-            Ok(()) => {
-                backoff = BACKOFF_MIN;
-                None
-            }
+            Ok(()) => None,
             Err(e) => {
                 log::warn!("link: {e}");
                 Some(e.to_string())
@@ -116,10 +129,23 @@ pub(crate) async fn run(phone: PhoneHandle, config: LinkConfig) {
         set_state(&phone, LinkState::Offline, error);
         let jitter = rand::rng().random_range(0.5..=1.0);
         tokio::select! {
-            () = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
+            () = sleep_wall(&phone, backoff.mul_f64(jitter)) => {}
             () = phone.closed() => return,
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Sleeps until `wait` has passed on the phone's wall clock, looking at it every
+/// [`WATCHDOG`]: time spent suspended counts.
+async fn sleep_wall(phone: &PhoneHandle, wait: Duration) {
+    let until = phone.now().saturating_add(wait.as_millis() as i64);
+    loop {
+        let left = until - phone.now();
+        if left <= 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(left as u64).min(WATCHDOG)).await;
     }
 }
 
@@ -132,7 +158,11 @@ fn set_state(phone: &PhoneHandle, state: LinkState, error: Option<String>) {
 }
 
 /// One connection, from hello to drop. `Ok` when the relay closed it cleanly after welcome.
-async fn session(phone: &PhoneHandle, config: &LinkConfig) -> Result<(), LinkError> {
+async fn session(
+    phone: &PhoneHandle,
+    config: &LinkConfig,
+    welcomed: &mut bool,
+) -> Result<(), LinkError> {
     let mut ws = connect(&config.url, config.pin_sha256.as_deref()).await?;
     let acked_relay = phone.with_engine(|e, _| e.relay_seq())?;
     let hello = PhoneFrame::Hello {
@@ -167,18 +197,19 @@ async fn session(phone: &PhoneHandle, config: &LinkConfig) -> Result<(), LinkErr
         link.phone_id = Some(phone_id);
         link.last_error = None;
     }
+    *welcomed = true;
     log::info!("link: online");
-    let heartbeat = Duration::from_millis(heartbeat_ms.clamp(1_000, 300_000));
-    let mut ticker = tokio::time::interval(heartbeat);
+    let heartbeat = heartbeat_ms.clamp(1_000, 300_000) as i64;
+    let mut ticker = tokio::time::interval(WATCHDOG);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heard = tokio::time::Instant::now();
+    let mut beat = Heartbeat::new(phone.now(), heartbeat);
     // Highest event seq written on this connection.
     let mut sent = phone.with_engine(|e, _| e.acked_seq())?;
     sent = send_events(phone, &mut ws, sent).await?;
     loop {
         tokio::select! {
             msg = ws.next() => {
-                last_heard = tokio::time::Instant::now();
+                beat.heard(phone.now());
                 let Some(msg) = msg else { return Ok(()) };
                 let msg = msg.map_err(|e| LinkError::Connect(e.to_string()))?;
                 let Some(frame) = frame_of(msg)? else { continue };
@@ -206,13 +237,60 @@ async fn session(phone: &PhoneHandle, config: &LinkConfig) -> Result<(), LinkErr
                 send(&mut ws, &PhoneFrame::Status { status }).await?;
             }
             _ = ticker.tick() => {
-                if last_heard.elapsed() > heartbeat * 3 {
-                    return Err(LinkError::Timeout);
-                }
                 let at = phone.now();
-                send(&mut ws, &PhoneFrame::Heartbeat { at }).await?;
+                if beat.check(at)? {
+                    send(&mut ws, &PhoneFrame::Heartbeat { at }).await?;
+                }
             }
         }
+    }
+}
+
+/// The online link's heartbeat deadlines on the wall clock (milliseconds).
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat {
+    interval: i64,
+    last_heard: i64,
+    last_sent: i64,
+    last_check: i64,
+}
+
+impl Heartbeat {
+    pub fn new(now: i64, interval: i64) -> Self {
+        Self {
+            interval,
+            last_heard: now,
+            last_sent: now,
+            last_check: now,
+        }
+    }
+
+    /// A frame arrived.
+    pub fn heard(&mut self, now: i64) {
+        self.last_heard = now;
+    }
+
+    /// One watchdog tick: `Ok(true)` when a heartbeat is due, an error when the link must be
+    /// redialled: the wall clock leapt past two intervals since the last tick (the device
+    /// slept; the relay has dropped the link), or nothing was heard for three intervals.
+    pub fn check(&mut self, now: i64) -> Result<bool, LinkError> {
+        let gap = now - self.last_check;
+        self.last_check = now;
+        if now < self.last_heard {
+            // The wall clock was set back: start the deadlines over from here.
+            *self = Self::new(now, self.interval);
+        }
+        if gap > 2 * self.interval {
+            return Err(LinkError::Slept((gap / 1000) as u64));
+        }
+        if now - self.last_heard > 3 * self.interval {
+            return Err(LinkError::Timeout);
+        }
+        if now - self.last_sent >= self.interval {
+            self.last_sent = now;
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 

@@ -258,6 +258,9 @@ pub fn incoming_id(sim: Option<i32>, from: &str, text: &str, sent_at: Millis) ->
 }
 
 /// Stores an incoming SMS inside the caller's transaction; returns its stable id.
+/// The sender stored for an incoming SMS that arrived without one.
+pub const UNKNOWN_SENDER: &str = "unknown";
+
 pub(crate) fn incoming_in(
     tx: &Connection,
     sim: Option<i32>,
@@ -266,8 +269,17 @@ pub(crate) fn incoming_in(
     sent_at: Option<Millis>,
     now: Millis,
 ) -> Result<String> {
-    if from.is_empty() || from.chars().count() > 64 {
-        return Err(Error::Invalid("sender must be 1 to 64 characters".into()));
+    // Some networks deliver SMS without an originating address (or an alphanumeric one,
+    // kept as is): stored under a placeholder, never dropped.
+    let from = if from.trim().is_empty() {
+        UNKNOWN_SENDER
+    } else {
+        from
+    };
+    if from.chars().count() > 64 {
+        return Err(Error::Invalid(
+            "sender must be at most 64 characters".into(),
+        ));
     }
     if text.chars().count() > MAX_INCOMING_CHARS {
         return Err(Error::Invalid("incoming text is too long".into()));

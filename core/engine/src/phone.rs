@@ -4,8 +4,19 @@
 //!
 //! Every handle call commits before it returns. Killing the process at any point loses
 //! nothing: [`Phone::start`] on the same file continues.
+//!
+//! A phone whose modem is driven by an outside worker (the Android shell's command loop,
+//! [`PhoneConfig::needs_worker`]) runs its relay link only while that worker is attached
+//! ([`PhoneHandle::set_worker_attached`]): without it the phone takes no relay work (the
+//! relay sees it offline and routes elsewhere) but still records radio results and incoming
+//! SMS durably, reported once the link runs again.
+//!
+//! Deadlines are wall-clock times ([`Clock`]); the scheduler never sleeps longer than
+//! [`MAX_SLEEP`] of tokio's (monotonic) time, which stops while the device is suspended, so a
+//! deadline that passed during deep sleep is ended soon after the device wakes.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,7 +51,13 @@ pub struct PhoneConfig {
     /// `None`: use the link stored by an earlier [`PhoneHandle::set_link`], if any.
     pub link: Option<LinkConfig>,
     pub clock: Arc<dyn Clock>,
+    /// The modem is a worker outside the core (the Android command loop): run the relay
+    /// link only while [`PhoneHandle::set_worker_attached`] says one is attached.
+    pub needs_worker: bool,
 }
+
+/// The longest the scheduler sleeps on tokio's clock before looking at the wall clock again.
+pub const MAX_SLEEP: Duration = Duration::from_secs(10);
 
 impl PhoneConfig {
     pub fn new(db_path: impl Into<PathBuf>) -> Self {
@@ -50,6 +67,7 @@ impl PhoneConfig {
             app_version: env!("CARGO_PKG_VERSION").to_string(),
             link: None,
             clock: Arc::new(SystemClock),
+            needs_worker: false,
         }
     }
 }
@@ -65,6 +83,9 @@ pub enum LinkState {
     Online,
     /// Waiting to reconnect.
     Offline,
+    /// Paired, but no modem worker is attached (the Android service is not running): the
+    /// link is down on purpose and the relay routes elsewhere.
+    Paused,
 }
 
 /// What the UI shows.
@@ -101,6 +122,8 @@ pub(crate) struct Shared {
     pub(crate) link: Mutex<LinkStatus>,
     link_task: Mutex<Option<JoinHandle<()>>>,
     link_config: Mutex<Option<LinkConfig>>,
+    needs_worker: bool,
+    worker_attached: AtomicBool,
     shutdown: watch::Sender<bool>,
     pub(crate) app_version: String,
     runtime: tokio::runtime::Handle,
@@ -157,6 +180,8 @@ impl Phone {
             link: Mutex::new(LinkStatus::default()),
             link_task: Mutex::new(None),
             link_config: Mutex::new(None),
+            needs_worker: config.needs_worker,
+            worker_attached: AtomicBool::new(false),
             shutdown,
             app_version: config.app_version,
             runtime: tokio::runtime::Handle::current(),
@@ -282,14 +307,43 @@ impl PhoneHandle {
     }
 
     fn start_link(&self, link: LinkConfig) {
+        *lock(&self.shared.link_config) = Some(link);
+        self.restart_link();
+    }
+
+    /// (Re)starts the link task with the stored config, or stops it while no worker is
+    /// attached to a phone that needs one.
+    fn restart_link(&self) {
         let mut task = lock(&self.shared.link_task);
         if let Some(old) = task.take() {
             old.abort();
         }
-        *lock(&self.shared.link_config) = Some(link.clone());
+        let Some(link) = lock(&self.shared.link_config).clone() else {
+            return;
+        };
+        if self.shared.needs_worker && !self.shared.worker_attached.load(Ordering::SeqCst) {
+            let mut status = lock(&self.shared.link);
+            status.state = LinkState::Paused;
+            return;
+        }
         lock(&self.shared.link).state = LinkState::Connecting;
         let _guard = self.shared.runtime.enter();
         *task = Some(tokio::spawn(crate::link::run(self.clone(), link)));
+    }
+
+    /// Says whether the modem worker is attached. With [`PhoneConfig::needs_worker`], the
+    /// relay link runs only while it is: attaching starts it, detaching drops it at once,
+    /// so the relay stops handing this phone work that nobody would send.
+    pub fn set_worker_attached(&self, attached: bool) {
+        let was = self.shared.worker_attached.swap(attached, Ordering::SeqCst);
+        if was != attached && self.shared.needs_worker {
+            self.restart_link();
+        }
+    }
+
+    /// Whether a modem worker is attached (always true for a phone that needs none).
+    pub fn worker_attached(&self) -> bool {
+        !self.shared.needs_worker || self.shared.worker_attached.load(Ordering::SeqCst)
     }
 
     /// The status frame sent to the relay.
@@ -381,9 +435,8 @@ async fn schedule(phone: PhoneHandle) {
     }
 }
 
+/// Sleeps `wait`, at most [`MAX_SLEEP`]: tokio's clock stops in deep sleep, the wall clock
+/// that deadlines use does not, so the scheduler looks again soon after a wake.
 async fn sleep_or_forever(wait: Option<Duration>) {
-    match wait {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
-    }
+    tokio::time::sleep(wait.unwrap_or(MAX_SLEEP).min(MAX_SLEEP)).await;
 }

@@ -537,12 +537,44 @@ fn incoming_sms_keep_one_id_however_often_reported() {
         .filter(|(_, e)| matches!(e, Event::Incoming(_)))
         .count();
     assert_eq!(incoming, 2);
-    assert!(rig.engine.on_incoming(None, "", "x", None, T0).is_err());
     // Through the radio too.
     rig.radio
         .inject_incoming(None, "Google", "G-123456", None, rig.now);
     rig.step();
     assert_eq!(rig.engine.events_after(0, 10).expect("events").len(), 3);
+}
+
+#[test]
+fn incoming_sms_without_a_sender_or_with_a_long_one() {
+    // Some networks deliver an SMS with no originating address: kept under a placeholder,
+    // not dropped. A sender beyond 64 characters is refused and stores nothing.
+    let mut rig = Rig::new(config(), radio(SimBehaviour::default()), &[1]);
+    let empty = rig
+        .engine
+        .on_incoming(Some(1), "", "no sender", Some(T0), T0)
+        .expect("an empty sender is stored");
+    let blank = rig
+        .engine
+        .on_incoming(Some(1), "  ", "no sender", Some(T0), T0 + 1)
+        .expect("a blank sender is stored");
+    assert_eq!(
+        empty, blank,
+        "both are the same SMS from the unknown sender"
+    );
+    let senders: Vec<String> = rig
+        .engine
+        .events_after(0, 10)
+        .expect("events")
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            Event::Incoming(sms) => Some(sms.from),
+            Event::Recipient(_) => None,
+        })
+        .collect();
+    assert_eq!(senders, vec![simrelay_core::UNKNOWN_SENDER.to_string()]);
+    let long = "9".repeat(65);
+    assert!(rig.engine.on_incoming(None, &long, "x", None, T0).is_err());
+    assert_eq!(rig.engine.events_after(0, 10).expect("events").len(), 1);
 }
 
 #[test]

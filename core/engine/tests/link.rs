@@ -442,3 +442,135 @@ async fn a_deadline_ending_a_state_is_reported_without_other_traffic() {
     );
     phone.shutdown().await;
 }
+
+/// Wall time that moves with tokio's clock plus a jump the test makes: a device suspend,
+/// during which the wall clock runs on and tokio's monotonic clock stands still.
+#[derive(Debug)]
+struct SleepyClock {
+    tokio: simrelay_core::clock::TokioClock,
+    slept: std::sync::atomic::AtomicI64,
+}
+
+impl simrelay_core::clock::Clock for SleepyClock {
+    fn now(&self) -> simrelay_core::protocol::Millis {
+        self.tokio.now() + self.slept.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn gated_phone(dir: &tempfile::TempDir, url: String) -> Phone {
+    Phone::start(
+        PhoneConfig {
+            engine: EngineConfig::unpaced(),
+            link: Some(LinkConfig {
+                url,
+                token: "device-token".into(),
+                pin_sha256: None,
+            }),
+            needs_worker: true,
+            ..PhoneConfig::new(dir.path().join("phone.db"))
+        },
+        Box::new(SimModem::new(SimModemConfig::default())),
+    )
+    .expect("start")
+}
+
+#[tokio::test]
+async fn without_a_worker_the_link_stays_down_and_results_wait_for_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    let dir = common::temp_dir();
+    let phone = gated_phone(&dir, url);
+    let h = phone.handle();
+    h.set_sims(sim_configs(&[1])).expect("sims");
+    // Paired, no worker: the link is paused (no task runs, so nothing can connect) and an
+    // incoming SMS is recorded all the same.
+    assert_eq!(h.status().link, simrelay_core::phone::LinkState::Paused);
+    assert!(!h.worker_attached());
+    h.on_modem_event(simrelay_core::ModemEvent::Incoming {
+        sim: Some(1),
+        from: "+15557770000".into(),
+        text: "while paused".into(),
+        sent_at: None,
+    })
+    .expect("recorded without a link");
+    // The worker attaches: the link comes up and reports what waited.
+    h.set_worker_attached(true);
+    let mut relay = accept(&listener).await;
+    assert!(matches!(relay.recv().await, PhoneFrame::Hello { .. }));
+    relay.send(&welcome(0)).await;
+    let ev = relay.events(1, None).await;
+    assert!(matches!(&ev[0].1, Event::Incoming(sms) if sms.text == "while paused"));
+    // The worker goes away: the link drops at once, so the relay routes elsewhere.
+    h.set_worker_attached(false);
+    let closed = tokio::time::timeout(GUARD, async {
+        loop {
+            match relay.ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the link closes when the worker detaches");
+    assert_eq!(h.status().link, simrelay_core::phone::LinkState::Paused);
+    phone.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_heartbeat_missed_in_deep_sleep_reconnects_on_wake() {
+    // A 60 s heartbeat: without the wall clock the link would notice the sleep only after
+    // three heartbeats of awake time (180 s); the guard below is 20 s.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    let dir = common::temp_dir();
+    let clock = Arc::new(SleepyClock {
+        tokio: simrelay_core::clock::TokioClock::starting_at(1_700_000_000_000),
+        slept: std::sync::atomic::AtomicI64::new(0),
+    });
+    let phone = Phone::start(
+        PhoneConfig {
+            engine: EngineConfig::unpaced(),
+            link: Some(LinkConfig {
+                url,
+                token: "device-token".into(),
+                pin_sha256: None,
+            }),
+            clock: clock.clone(),
+            ..PhoneConfig::new(dir.path().join("phone.db"))
+        },
+        Box::new(SimModem::new(SimModemConfig::default())),
+    )
+    .expect("start");
+    let h = phone.handle();
+    let mut relay = accept(&listener).await;
+    assert!(matches!(relay.recv().await, PhoneFrame::Hello { .. }));
+    relay
+        .send(&RelayFrame::Welcome {
+            version: PROTOCOL_VERSION,
+            phone_id: "phone-1".into(),
+            acked: 0,
+            heartbeat_ms: 60_000,
+        })
+        .await;
+    let online = tokio::time::timeout(GUARD, async {
+        while h.status().link != simrelay_core::phone::LinkState::Online {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(online.is_ok(), "online in time");
+    // An hour of deep sleep passes on the wall clock only.
+    clock
+        .slept
+        .store(3_600_000, std::sync::atomic::Ordering::SeqCst);
+    let mut again = accept(&listener).await;
+    assert!(matches!(again.recv().await, PhoneFrame::Hello { .. }));
+    assert!(
+        h.status().last_error.is_some_and(|e| e.contains("slept")),
+        "the reason is shown: {:?}",
+        h.status().last_error
+    );
+    drop(relay);
+    phone.shutdown().await;
+}

@@ -6,7 +6,7 @@
 //! with the Kotlin declarations.
 
 use jni::objects::{JByteArray, JClass, JString};
-use jni::sys::{jint, jlong};
+use jni::sys::{jboolean, jint, jlong};
 use jni::{Env, EnvUnowned};
 use serde::Serialize;
 use simrelay_core::phone::PhoneView;
@@ -216,5 +216,20 @@ pub extern "system" fn Java_dev_simrelay_app_NativeCore_nativePair<'local>(
         let pin = opt_string_arg(env, &pin_sha256, "pinSha256")?;
         let phone_id = core.pair(&relay_url(&url), &code, pin.as_deref())?;
         new_string(env, &phone_id)
+    })
+}
+
+// Keep in sync with NativeCore.kt
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_simrelay_app_NativeCore_nativeSetWorker<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    attached: jboolean,
+) {
+    run(&mut env, |_env| {
+        let core = handle::get(handle)?;
+        core.phone().set_worker_attached(attached);
+        Ok(())
     })
 }

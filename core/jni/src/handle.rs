@@ -92,6 +92,8 @@ impl Core {
             .map_err(|e| JniError::Runtime(e.to_string()))?;
         let db_path = config.db_path();
         let mut phone_config = PhoneConfig::new(&db_path);
+        // The Kotlin command loop is the modem: no relay link while it is not attached.
+        phone_config.needs_worker = true;
         if let Some(engine) = config.engine {
             phone_config.engine = engine;
         }

@@ -66,14 +66,20 @@ class Relay private constructor(
         }
 
         /**
-         * Starts `simrelay serve` (with a self-signed certificate when [tls]) and waits for its
+         * Starts `simrelay serve` (with a self-signed certificate when [tls], the TOML settings
+         * [configToml] when given) and waits for its
          * "listening on" line (after "tls fingerprint sha256 ..." with TLS).
          */
-        fun start(binary: File, data: Path, apiKey: String, tls: Boolean = false): Relay {
+        fun start(binary: File, data: Path, apiKey: String, tls: Boolean = false, configToml: String? = null): Relay {
             val args = mutableListOf(
                 binary.path, "serve", "--listen", "127.0.0.1:0", "--data", data.toString(), "--api-key", apiKey,
             )
             if (tls) args.add("--tls-self-signed")
+            if (configToml != null) {
+                val file = data.resolveSibling("${data.fileName}.toml").toFile()
+                file.writeText(configToml)
+                args.addAll(listOf("--config", file.path))
+            }
             val process = ProcessBuilder(args).redirectError(ProcessBuilder.Redirect.INHERIT).start()
             val url = CompletableFuture<String>()
             var fingerprint: String? = null

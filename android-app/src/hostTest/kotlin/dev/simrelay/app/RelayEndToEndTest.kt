@@ -3,6 +3,7 @@ package dev.simrelay.app
 import org.json.JSONArray
 import org.json.JSONObject
 import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertThrows
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Assumptions
@@ -43,7 +44,10 @@ class RelayEndToEndTest {
             assertEquals(201, status, pairing.toString())
             val phoneId = NativeCore.nativePair(h, relay.wsUrl, pairing.getString("code"), relay.fingerprint)
             assertTrue(phoneId.isNotEmpty())
+            // Paired but no worker yet: the link waits (see the test of the paused core below).
+            assertEquals("paused", JSONObject(NativeCore.nativeStatus(h)).getString("link"))
             NativeCore.nativeSetSims(h, SimEntry.toJson(listOf(SimEntry(1, 0, "Host SIM"))))
+            NativeCore.nativeSetWorker(h, true)
             return body(h)
         } finally {
             NativeCore.nativeDestroy(h)
@@ -122,6 +126,46 @@ class RelayEndToEndTest {
     }
 
     @Test
+    fun `a paired core without a worker stays offline on the relay and reports what it recorded once attached`(@TempDir dir: Path) {
+        Relay.start(relayBinary(), dir.resolve("relay"), API_KEY).use { relay ->
+            val h = NativeCore.nativeCreate(config(dir.resolve("phone")))
+            try {
+                val (_, pairing) = relay.post("/v1/pairing-codes", JSONObject())
+                val phoneId = NativeCore.nativePair(h, relay.wsUrl, pairing.getString("code"), relay.fingerprint)
+                NativeCore.nativeSetSims(h, SimEntry.toJson(listOf(SimEntry(1, 0, "Host SIM"))))
+                // A receiver's core: records an incoming SMS, never goes online.
+                NativeCore.nativeOnIncoming(h, 1, "BANK", "recorded while paused 771", 0)
+                assertEquals("paused", JSONObject(NativeCore.nativeStatus(h)).getString("link"))
+                assertEquals(false, phoneOnline(relay, phoneId))
+                val id = send(relay, "waits for a phone with a worker")
+                assertNull(NativeCore.nativeNextCommand(h, 200), "no work reaches a core without a worker")
+                // The service's worker attaches: the link comes up, the message arrives, the
+                // recorded SMS reaches the inbox.
+                NativeCore.nativeSetWorker(h, true)
+                assertEquals(id, nextSends(h, 1).single().messageId)
+                val (waited, item) = relay.get("/v1/inbox/wait?contains=771&timeout=20")
+                assertEquals(200, waited, item.toString())
+                assertEquals("BANK", item.getString("from"))
+                // Detached again: the relay sees the phone go offline.
+                NativeCore.nativeSetWorker(h, false)
+                val deadline = System.nanoTime() + 20_000_000_000L
+                while (phoneOnline(relay, phoneId) && System.nanoTime() < deadline) Thread.onSpinWait()
+                assertEquals(false, phoneOnline(relay, phoneId))
+            } finally {
+                NativeCore.nativeDestroy(h)
+            }
+        }
+    }
+
+    private fun phoneOnline(relay: Relay, phoneId: String): Boolean {
+        val (status, phones) = relay.get("/v1/phones")
+        assertEquals(200, status, phones.toString())
+        val items = phones.getJSONArray("items")
+        return (0 until items.length()).map { items.getJSONObject(it) }
+            .single { it.getString("id") == phoneId }.getBoolean("online")
+    }
+
+    @Test
     fun `pairing over wss checks the relay's certificate pin`(@TempDir dir: Path) {
         Relay.start(relayBinary(), dir.resolve("relay"), API_KEY, tls = true).use { relay ->
             assertTrue(relay.wsUrl.startsWith("wss://"), relay.wsUrl)
@@ -134,6 +178,7 @@ class RelayEndToEndTest {
                 assertEquals("unpaired", JSONObject(NativeCore.nativeStatus(h)).getString("link"), "a refused pairing stores nothing")
                 // The TLS handshake failed before the code was sent, so it is still good.
                 NativeCore.nativePair(h, relay.wsUrl, code, relay.fingerprint)
+                NativeCore.nativeSetWorker(h, true)
                 awaitLink(h, "online")
             } finally {
                 NativeCore.nativeDestroy(h)

@@ -6,33 +6,66 @@ import android.util.Log
 import org.json.JSONObject
 
 /**
- * The process's one native core. The service, the receivers and the UI all reach it here;
- * whoever needs it first creates it (a sent-result receiver may run in a process that the
- * system started only to deliver the result).
+ * The process's one native core, shared by reference count. The foreground service holds it
+ * while it runs and is the only one that attaches the command loop (so only it brings the
+ * relay link up); a receiver holds it just long enough to record a result or an incoming SMS
+ * durably; pairing holds it for the exchange. The UI never creates it: it only [peek]s.
+ * The last [release] destroys the core.
  */
 object CoreHolder {
     private const val TAG = "simrelay"
-    private var handle = 0L
+    @Volatile private var handle = 0L
+    private var users = 0
 
-    /** The live handle, creating the core on first use. */
+    /** The live handle, creating the core if nobody holds it. Pair with [release]. */
     @Synchronized
-    fun get(context: Context): Long {
+    fun acquire(context: Context): Long {
         if (handle == 0L) {
-            handle = NativeCore.nativeCreate(configJson(context.applicationContext))
+            handle = create(context.applicationContext)
             Log.i(TAG, "core started")
         }
+        users++
         return handle
     }
 
-    /** Stops the core (service stopped). The next [get] starts a new one on the same store. */
+    /** Drops one reference; the last one stops the core (the store keeps everything). */
     @Synchronized
     fun release() {
-        val h = handle
-        handle = 0L
-        if (h != 0L) {
+        if (users == 0) return
+        users--
+        if (users == 0) {
+            val h = handle
+            handle = 0L
             NativeCore.nativeDestroy(h)
             Log.i(TAG, "core stopped")
         }
+    }
+
+    /** Runs [block] with a core held for its duration. */
+    inline fun <T> with(context: Context, block: (Long) -> T): T {
+        val h = acquire(context)
+        try {
+            return block(h)
+        } finally {
+            release()
+        }
+    }
+
+    /**
+     * Engine settings for the next core (`nativeCreate`'s "engine"); null: the core's
+     * defaults. Only the host's Robolectric suite sets it (fast retries, no pacing).
+     */
+    @Volatile var engineConfig: JSONObject? = null
+
+    /** The live handle or 0; never creates a core (the screen uses this). */
+    fun peek(): Long = handle
+
+    private fun create(context: Context): Long = try {
+        NativeCore.nativeCreate(configJson(context))
+    } catch (e: LinkageError) {
+        // System.loadLibrary failed (wrong ABI, missing .so): an Error, not an exception.
+        // Later uses of NativeCore throw NoClassDefFoundError, also a LinkageError.
+        throw CoreUnavailable("native library unavailable (${e.javaClass.simpleName}): ${e.message}")
     }
 
     private fun configJson(context: Context): String {
@@ -45,6 +78,10 @@ object CoreHolder {
             .put("data_dir", context.noBackupFilesDir.absolutePath)
             .put("app_version", version ?: "unknown")
             .put("device_name", "${Build.MANUFACTURER} ${Build.MODEL}")
+            .apply { engineConfig?.let { put("engine", JSONObject(it.toString())) } }
             .toString()
     }
 }
+
+/** The core cannot run in this process (its native library did not load). */
+class CoreUnavailable(message: String) : RuntimeException(message)

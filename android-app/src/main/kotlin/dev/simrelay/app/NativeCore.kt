@@ -68,6 +68,13 @@ object NativeCore {
     /** An SMS arrived (parts already joined). [subId] [NONE] if unknown; [timestampMs] 0 if unknown. */
     @JvmStatic external fun nativeOnIncoming(handle: Long, subId: Int, from: String, body: String, timestampMs: Long)
 
+    /**
+     * Whether the command loop (the only modem) is attached. The relay link runs only while it
+     * is: a core created by a receiver records results and incoming SMS without going online,
+     * so the relay never hands this phone work that no worker would send.
+     */
+    @JvmStatic external fun nativeSetWorker(handle: Long, attached: Boolean)
+
     /** The active SIMs: JSON array of `{"sub_id":1,"slot":0,"carrier":"..."}`. */
     @JvmStatic external fun nativeSetSims(handle: Long, simsJson: String)
 
@@ -76,7 +83,8 @@ object NativeCore {
 
     /**
      * Pairs with a relay (`ws://` or `wss://` URL, one-time code, optional SHA-256 pin of a
-     * self-signed certificate), stores the link and starts it. Blocks up to 30 s: never call it
+     * self-signed certificate) and stores the link; it runs once a worker is attached
+     * ([nativeSetWorker]). Blocks up to 30 s: never call it
      * on the main thread. Returns the phone id the relay assigned.
      */
     @JvmStatic external fun nativePair(handle: Long, url: String, code: String, pinSha256: String?): String

@@ -6,12 +6,15 @@ import android.content.Context
 import android.content.Intent
 import android.provider.Telephony
 import android.telephony.SmsManager
+import android.telephony.SubscriptionManager
 import android.util.Log
 
 /*
  * Manifest receivers. They only hand off: check the action, pull out primitives, pass them to
  * the core on a background thread (goAsync) and return. Being in the manifest, they also work
- * after the process died: CoreHolder starts the core in the new process.
+ * after the process died: they hold the core (CoreHolder) just long enough to record the
+ * result durably. They never bring the relay link up (only the service's worker does); the
+ * core reports what they recorded once the service runs.
  */
 
 private const val TAG = "simrelay"
@@ -51,9 +54,11 @@ class SmsSentReceiver : BroadcastReceiver() {
         if (result == SmsManager.RESULT_ERROR_LIMIT_EXCEEDED) Notices.limitExceeded(context)
         if (result != Activity.RESULT_OK) Log.w(TAG, "part not sent: result $result, error $errorCode")
         handOff("sent") {
-            NativeCore.nativeOnSent(
-                CoreHolder.get(context), ref.messageId, ref.idx, ref.attempt, ref.part, ref.parts, result, errorCode,
-            )
+            CoreHolder.with(context) { h ->
+                NativeCore.nativeOnSent(
+                    h, ref.messageId, ref.idx, ref.attempt, ref.part, ref.parts, result, errorCode,
+                )
+            }
         }
     }
 }
@@ -66,7 +71,9 @@ class SmsDeliveredReceiver : BroadcastReceiver() {
         val pdu = intent.getByteArrayExtra("pdu") ?: return
         val format = intent.getStringExtra("format") ?: "3gpp"
         handOff("delivered") {
-            NativeCore.nativeOnDelivered(CoreHolder.get(context), ref.messageId, ref.idx, ref.attempt, ref.part, pdu, format)
+            CoreHolder.with(context) { h ->
+                NativeCore.nativeOnDelivered(h, ref.messageId, ref.idx, ref.attempt, ref.part, pdu, format)
+            }
         }
     }
 }
@@ -77,21 +84,44 @@ class SmsReceivedReceiver : BroadcastReceiver() {
         if (intent.action != Telephony.Sms.Intents.SMS_RECEIVED_ACTION) return
         val messages = Telephony.Sms.Intents.getMessagesFromIntent(intent) ?: return
         if (messages.isEmpty()) return
-        val from = messages[0].displayOriginatingAddress ?: return
-        val body = messages.joinToString("") { it.messageBody ?: "" }
+        // An empty or alphanumeric sender ("BANK") is kept; the core stores an empty one as
+        // "unknown". displayMessageBody resolves e-mail gateway and carrier-wrapped texts.
+        val from = messages[0].displayOriginatingAddress ?: messages[0].originatingAddress ?: ""
+        val body = messages.joinToString("") { it.displayMessageBody ?: it.messageBody ?: "" }
         val timestamp = messages[0].timestampMillis
-        val subId = intent.getIntExtra(EXTRA_SUBSCRIPTION_INDEX, intent.getIntExtra("subscription", NativeCore.NONE))
         handOff("incoming") {
-            val handle = CoreHolder.get(context)
-            NativeCore.nativeOnIncoming(handle, subId, from, body, timestamp)
+            val subId = subscriptionOf(context, intent)
+            val paired = CoreHolder.with(context) { h ->
+                NativeCore.nativeOnIncoming(h, subId, from, body, timestamp)
+                isPaired(h)
+            }
             // SMS broadcasts carry a temporary allowance to start a foreground service: bring
             // the relay link back if the app was killed.
-            startIfPaired(context, handle)
+            if (paired) RelayService.start(context)
         }
     }
 
-    private companion object {
+    companion object {
         const val EXTRA_SUBSCRIPTION_INDEX = "android.telephony.extra.SUBSCRIPTION_INDEX"
+        const val EXTRA_SLOT_INDEX = "android.telephony.extra.SLOT_INDEX"
+
+        /**
+         * The receiving subscription: the subscription extra (or its legacy name); failing
+         * that, the SIM slot extra ("android.telephony.extra.SLOT_INDEX", legacy "slot" or
+         * "phone") mapped to the subscription in that slot; [NativeCore.NONE] if neither.
+         */
+        fun subscriptionOf(context: Context, intent: Intent): Int {
+            val sub = intent.getIntExtra(EXTRA_SUBSCRIPTION_INDEX, intent.getIntExtra("subscription", NativeCore.NONE))
+            if (sub >= 0) return sub
+            val slot = intent.getIntExtra(EXTRA_SLOT_INDEX, intent.getIntExtra("slot", intent.getIntExtra("phone", NativeCore.NONE)))
+            if (slot < 0) return NativeCore.NONE
+            return try {
+                context.getSystemService(SubscriptionManager::class.java)
+                    ?.getActiveSubscriptionInfoForSimSlotIndex(slot)?.subscriptionId ?: NativeCore.NONE
+            } catch (e: SecurityException) {
+                NativeCore.NONE // READ_PHONE_STATE not granted
+            }
+        }
     }
 }
 
@@ -100,11 +130,11 @@ class BootReceiver : BroadcastReceiver() {
     override fun onReceive(context: Context, intent: Intent) {
         when (intent.action) {
             Intent.ACTION_BOOT_COMPLETED, Intent.ACTION_MY_PACKAGE_REPLACED ->
-                handOff("boot") { startIfPaired(context, CoreHolder.get(context)) }
+                handOff("boot") {
+                    if (CoreHolder.with(context) { isPaired(it) }) RelayService.start(context)
+                }
         }
     }
 }
 
-private fun startIfPaired(context: Context, handle: Long) {
-    if (StatusView.parse(NativeCore.nativeStatus(handle)).paired) RelayService.start(context)
-}
+private fun isPaired(handle: Long): Boolean = StatusView.parse(NativeCore.nativeStatus(handle)).paired
