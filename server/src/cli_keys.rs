@@ -14,6 +14,8 @@ use simrelay_server::store::sqlite::SqliteStore;
 use simrelay_server::store::sqlite_keys::Revoked;
 use simrelay_server::store::{Store, now_ms};
 
+use crate::cli::{CliResult, call as send};
+
 /// Where the command acts.
 #[derive(Debug, Args)]
 pub struct Target {
@@ -84,8 +86,6 @@ pub enum AccountsCommand {
     },
 }
 
-type CliResult = Result<Value, Box<dyn std::error::Error>>;
-
 fn scope_list(text: &str) -> Vec<String> {
     text.split(',')
         .map(str::trim)
@@ -102,37 +102,17 @@ fn open(dir: &std::path::Path) -> Result<SqliteStore, Box<dyn std::error::Error>
     Ok(SqliteStore::open(&path)?)
 }
 
-/// A reqwest client and the base URL and key of `target`.
+/// A client and the base URL and key of `target`.
 fn remote(
     target: &Target,
 ) -> Result<(reqwest::Client, String, String), Box<dyn std::error::Error>> {
-    simrelay_server::install_crypto_provider();
     let url = target.url.clone().ok_or("give --data or --url")?;
     let key = target
         .key
         .clone()
         .ok_or("--url needs --key or SIMRELAY_KEY")?;
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(target.insecure)
-        .build()?;
+    let client = crate::cli::client(target.insecure)?;
     Ok((client, url.trim_end_matches('/').to_string(), key))
-}
-
-/// Sends a request; a non-2xx answer is an error with the relay's code and message.
-async fn send(req: reqwest::RequestBuilder) -> CliResult {
-    let res = req.send().await.map_err(|e| e.without_url())?;
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    if status.is_success() {
-        Ok(body)
-    } else {
-        Err(format!(
-            "HTTP {status}: {} ({})",
-            body["error"]["message"].as_str().unwrap_or("no message"),
-            body["error"]["code"].as_str().unwrap_or("no code")
-        )
-        .into())
-    }
 }
 
 /// The account a data-directory command acts on: the given one, or the only one.
