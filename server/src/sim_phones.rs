@@ -8,6 +8,11 @@
 //! or one made through the API with `--api-key`) and the core stores its device token in its
 //! own file; a restart on the same directory reconnects as the same phones.
 //!
+//! The pairing-code requests use the same TLS settings as the link (`--pin-sha256`, else the
+//! web's CAs). What retrying cannot fix (a bad or mismatched pin, an untrusted certificate, a
+//! refused pairing code or API key) ends the command with a message saying so; a relay that
+//! is unreachable or restarting is retried.
+//!
 //! Stdout is for tools: one `phone <i> paired` or `phone <i> resumed` line per phone, then
 //! `sim-phones ready <n>`. The fault tests and the load benchmarks drive the relay this way.
 
@@ -15,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use simrelay_core::link::pair;
+use simrelay_core::link::{LinkError, pair};
 use simrelay_core::phone::{LinkConfig, Phone, PhoneConfig};
 use simrelay_core::sim_modem::{SimBehaviour, SimModem, SimModemConfig};
 use simrelay_core::{Engine, EngineConfig, SimConfig};
@@ -72,6 +77,45 @@ pub enum SimPhonesError {
     Io(#[from] std::io::Error),
     #[error("relay URL must start with http:// or https://")]
     BadUrl,
+    #[error("phone {phone}: {reason} (retrying cannot fix this)")]
+    Unfixable { phone: usize, reason: String },
+}
+
+/// Whether an error text is a TLS certificate failure (untrusted, wrong name, pin mismatch):
+/// the same relay answers the same way on every retry.
+fn is_certificate_error(text: &str) -> bool {
+    text.contains("certificate")
+}
+
+/// A reqwest error's text with its causes (the certificate failure is a cause's text).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The HTTP client for pairing codes: the link's TLS settings, so a pinned self-signed relay
+/// is reachable and nothing else is trusted.
+fn http_client(args: &SimPhonesArgs) -> Result<reqwest::Client, SimPhonesError> {
+    let unfixable = |reason: String| SimPhonesError::Unfixable { phone: 0, reason };
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    if args.relay.starts_with("https://") {
+        let tls = simrelay_core::link::client_config(args.pin_sha256.as_deref())
+            .map_err(|e| unfixable(e.to_string()))?;
+        builder = builder.use_preconfigured_tls(tls);
+    } else if args.pin_sha256.is_some() {
+        return Err(unfixable(
+            "a certificate pin needs an https:// relay URL".into(),
+        ));
+    }
+    builder
+        .build()
+        .map_err(|e| SimPhonesError::Api(e.to_string()))
 }
 
 /// Running simulated phones: `(index, phone, radio)`.
@@ -124,18 +168,36 @@ fn is_paired(path: &Path, config: &EngineConfig) -> Result<bool, SimPhonesError>
     Ok(engine.setting("link")?.is_some())
 }
 
+/// A new pairing code from the API: `Api` errors may pass, `Unfixable` ones do not.
 async fn new_code(
     client: &reqwest::Client,
     relay: &str,
     key: &str,
+    phone: usize,
 ) -> Result<String, SimPhonesError> {
     let res = client
         .post(format!("{}/v1/pairing-codes", relay.trim_end_matches('/')))
         .bearer_auth(key)
         .send()
         .await
-        .map_err(|e| SimPhonesError::Api(e.without_url().to_string()))?;
+        .map_err(|e| {
+            let text = error_chain(&e.without_url());
+            if is_certificate_error(&text) {
+                SimPhonesError::Unfixable {
+                    phone,
+                    reason: format!("creating a pairing code: {text}"),
+                }
+            } else {
+                SimPhonesError::Api(text)
+            }
+        })?;
     let status = res.status();
+    if matches!(status.as_u16(), 401 | 403) {
+        return Err(SimPhonesError::Unfixable {
+            phone,
+            reason: format!("the relay refused the API key (HTTP {status})"),
+        });
+    }
     let body: serde_json::Value = res
         .json()
         .await
@@ -158,8 +220,9 @@ async fn pair_phone(
     loop {
         let code = match (given, &args.api_key) {
             (Some(code), _) => code.clone(),
-            (None, Some(key)) => match new_code(client, &args.relay, key).await {
+            (None, Some(key)) => match new_code(client, &args.relay, key, i).await {
                 Ok(code) => code,
+                Err(e @ SimPhonesError::Unfixable { .. }) => return Err(e),
                 Err(e) => {
                     tracing::warn!(phone = i, "pairing code: {e}; retrying");
                     tokio::time::sleep(backoff).await;
@@ -179,8 +242,23 @@ async fn pair_phone(
                 });
             }
             // A refused code stays refused; a given code cannot be replaced.
-            Err(e @ simrelay_core::link::LinkError::Refused { .. }) if given.is_some() => {
-                return Err(SimPhonesError::Api(e.to_string()));
+            Err(e @ LinkError::Refused { .. }) if given.is_some() => {
+                return Err(SimPhonesError::Unfixable {
+                    phone: i,
+                    reason: format!("pairing code: {e}"),
+                });
+            }
+            Err(e @ (LinkError::BadUrl | LinkError::BadPin | LinkError::PinWithoutTls)) => {
+                return Err(SimPhonesError::Unfixable {
+                    phone: i,
+                    reason: e.to_string(),
+                });
+            }
+            Err(LinkError::Connect(text)) if is_certificate_error(&text) => {
+                return Err(SimPhonesError::Unfixable {
+                    phone: i,
+                    reason: format!("connect: {text}"),
+                });
             }
             Err(e) => {
                 tracing::warn!(phone = i, "pairing: {e}; retrying");
@@ -212,10 +290,7 @@ pub async fn start(args: &SimPhonesArgs) -> Result<SimPhones, SimPhonesError> {
     std::fs::create_dir_all(&args.data)?;
     let ws = ws_base(&args.relay)?;
     let config = engine_config(args);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| SimPhonesError::Api(e.to_string()))?;
+    let client = http_client(args)?;
     let mut codes = args.pairing_codes.iter();
     let mut phones = Vec::with_capacity(args.count);
     for i in 0..args.count {
