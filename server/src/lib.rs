@@ -93,6 +93,13 @@ impl Deref for AppState {
 /// Errors at start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error(
+        "cannot listen on {addr}: {source} (another program has this port? choose one with --listen)"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("data directory: {0}")]
     Io(#[from] std::io::Error),
     #[error("store: {0}")]
@@ -300,7 +307,12 @@ impl Server {
             mode => Some(tls::load(mode, &config.data)?),
         };
         key_bootstrap::check_config(&config)?;
-        let tcp = tokio::net::TcpListener::bind(config.listen).await?;
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        let tcp = bind(config.listen).await?;
         let addr = tcp.local_addr()?;
         // Pairing answers name the bound address (not port 0) when no public URL is set.
         config.listen = addr;
@@ -312,7 +324,7 @@ impl Server {
             );
         }
         let metrics_tcp = match config.metrics_listen {
-            Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+            Some(a) => Some(bind(a).await?),
             None => None,
         };
         let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());

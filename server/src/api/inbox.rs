@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Account, page_limit, parse_cursor, parse_time};
+use super::{Account, page_limit, parse_cursor, parse_time, phone_filter};
 use crate::AppState;
 use crate::error::{ApiQuery, AppError};
 use crate::store::{InboxFilter, InboxItem, now_ms};
@@ -57,11 +57,11 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, AppError> {
     let filter = InboxFilter {
-        from: q.from,
+        from: phone_filter(q.from),
         contains: q.contains,
         since: parse_time("since", q.since.as_deref())?,
         after_cursor: parse_cursor(q.cursor.as_deref())?,
-        limit: page_limit(q.limit),
+        limit: page_limit(q.limit)?,
         newest_first: false,
     };
     let limit = filter.limit as usize;
@@ -104,7 +104,7 @@ pub async fn wait(
     }
     let since = parse_time("since", q.since.as_deref())?.unwrap_or(now_ms() - WAIT_LOOKBACK_MS);
     let filter = InboxFilter {
-        from: q.from,
+        from: phone_filter(q.from),
         contains: q.contains,
         since: Some(since),
         after_cursor: None,

@@ -352,7 +352,7 @@ pub async fn list(
         state: q.state,
         since: parse_time("since", q.since.as_deref())?,
         after_cursor: parse_cursor(q.cursor.as_deref())?,
-        limit: page_limit(q.limit),
+        limit: page_limit(q.limit)?,
     };
     let limit = filter.limit as usize;
     let items = state

@@ -193,7 +193,54 @@ pub fn parse_cursor(value: Option<&str>) -> Result<Option<i64>, AppError> {
     }
 }
 
-/// Clamps a page size (default 50, at most 500).
-pub fn page_limit(limit: Option<u32>) -> u32 {
-    limit.unwrap_or(50).clamp(1, 500)
+/// The most items a list page holds.
+pub const PAGE_MAX: u32 = 500;
+
+/// A page size: 50 by default, 1 to [`PAGE_MAX`]; anything else is 400 `invalid_query`
+/// (a silently changed `limit` would hide a client's bug).
+pub fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
+    match limit {
+        None => Ok(50),
+        Some(n) if (1..=PAGE_MAX).contains(&n) => Ok(n),
+        Some(_) => Err(AppError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {PAGE_MAX}"),
+        )),
+    }
+}
+
+/// A phone-number filter as decoded from a query string. An unencoded `+` (`from=+1555...`)
+/// arrives as a space, and a number never starts with one: a leading space before a digit is
+/// the `+`. (`%2B` works as well; an alphanumeric sender keeps its inner spaces.)
+pub fn phone_filter(value: Option<String>) -> Option<String> {
+    value.map(|v| match v.strip_prefix(' ') {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => format!("+{rest}"),
+        _ => v,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_limit_refuses_zero_and_above_the_maximum() {
+        assert_eq!(page_limit(None).expect("default"), 50);
+        assert_eq!(page_limit(Some(1)).expect("one"), 1);
+        assert_eq!(page_limit(Some(PAGE_MAX)).expect("max"), PAGE_MAX);
+        for bad in [0, PAGE_MAX + 1, u32::MAX] {
+            let e = page_limit(Some(bad)).expect_err("refused");
+            assert_eq!((e.status.as_u16(), e.code), (400, "invalid_query"));
+        }
+    }
+
+    #[test]
+    fn a_plus_in_a_phone_filter_is_never_a_space() {
+        let f = |v: &str| phone_filter(Some(v.to_string())).expect("some");
+        assert_eq!(f(" 15550001234"), "+15550001234");
+        assert_eq!(f("+15550001234"), "+15550001234");
+        assert_eq!(f("ACME Bank"), "ACME Bank");
+        assert_eq!(f(" ACME"), " ACME");
+        assert_eq!(phone_filter(None), None);
+    }
 }
