@@ -5,6 +5,9 @@
 //! after a short latency and deliver reports a moment later; every 30 seconds the first phone
 //! receives an SMS ("your code is NNNN"), so the inbox, `inbox/wait` and `message.received`
 //! webhooks can be tried without hardware.
+//!
+//! Without `--data` the demo keeps its files in a fresh directory under the system temp dir
+//! and removes it when it ends (the [`Demo`] is dropped), so trying it leaves nothing behind.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,6 +62,20 @@ pub struct Demo {
     pub server: Server,
     pub api_key: String,
     pub phones: Vec<(String, Phone, SimModem)>,
+    /// The data directory the demo made for itself, removed on drop.
+    pub temp_data: Option<TempData>,
+}
+
+/// A directory removed when this is dropped.
+#[derive(Debug)]
+pub struct TempData(pub PathBuf);
+
+impl Drop for TempData {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!("removing the demo's data {}: {e}", self.0.display());
+        }
+    }
 }
 
 fn engine_config() -> EngineConfig {
@@ -69,11 +86,24 @@ fn engine_config() -> EngineConfig {
     }
 }
 
+/// Creates `dir` readable by this user only, as the relay wants its data directory.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Starts the relay and `args.phones` paired, connected simulated phones.
 pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
-    let data = match &args.data {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("simrelay-demo-{}", uuid::Uuid::now_v7())),
+    let (data, temp_data) = match &args.data {
+        Some(d) => (d.clone(), None),
+        None => {
+            let d = std::env::temp_dir().join(format!("simrelay-demo-{}", uuid::Uuid::now_v7()));
+            private_dir(&d)?;
+            (d.clone(), Some(TempData(d)))
+        }
     };
     std::fs::create_dir_all(&data)?;
     let api_key = args
@@ -133,6 +163,7 @@ pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
         server,
         api_key,
         phones,
+        temp_data,
     })
 }
 
@@ -150,10 +181,13 @@ pub fn usage(demo: &Demo, generated_key: bool) -> String {
         out.push_str(&format!("api key: {key}\n"));
     }
     out.push_str(&format!(
+        "\n# in another shell: the URL and key for curl and for simrelay send|status|wait-sms\nexport URL={url} KEY={key}\nexport SIMRELAY_URL=$URL SIMRELAY_KEY=$KEY\n"
+    ));
+    out.push_str(&format!(
         "\n# send an SMS\ncurl -s {url}/v1/messages {auth} -H 'Content-Type: application/json' \\\n  -d '{{\"to\": [\"+15551230001\"], \"text\": \"Hello from simrelay\", \"id\": \"hello-1\"}}'\n"
     ));
     out.push_str(&format!(
-        "\n# follow it (pending -> queued -> sent -> delivered)\ncurl -s {url}/v1/messages/hello-1 {auth}\n"
+        "\n# follow it (pending -> queued -> sending -> sent -> delivered)\ncurl -s {url}/v1/messages/hello-1 {auth}\n"
     ));
     out.push_str(&format!(
         "\n# phones, inbox, and wait for an incoming SMS containing a code\ncurl -s {url}/v1/phones {auth}\ncurl -s {url}/v1/inbox {auth}\ncurl -s '{url}/v1/inbox/wait?contains=1234&timeout=60' {auth}\n"
@@ -192,9 +226,17 @@ pub async fn run(
         () = stop => {}
         () = incoming => {}
     }
-    for (_, phone, _) in demo.phones {
+    let Demo {
+        server,
+        phones,
+        temp_data,
+        ..
+    } = demo;
+    for (_, phone, _) in phones {
         phone.shutdown().await;
     }
-    demo.server.stop().await?;
+    let stopped = server.stop().await;
+    drop(temp_data);
+    stopped?;
     Ok(())
 }

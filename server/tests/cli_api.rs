@@ -73,10 +73,12 @@ async fn send_then_status_follows_the_message_to_delivered() {
     assert_eq!(sent["id"], "cli-1");
     assert_eq!(sent["recipients"].as_array().expect("recipients").len(), 2);
 
-    // The state moves on; wait for `delivered` with a guard.
+    // The state moves on; wait for `delivered`, reading again after each relay update.
+    let mut updates = demo.server.state.updates.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     loop {
+        updates.borrow_and_update();
         let mut args = vec!["status", "cli-1"];
         args.extend(flags);
         let view = json_of(&run(&args, &[]).await);
@@ -87,9 +89,12 @@ async fn send_then_status_follows_the_message_to_delivered() {
         if state == "delivered" {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "states: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::timeout_at(deadline, updates.changed())
+            .await
+            .unwrap_or_else(|_| panic!("delivered in time; states: {seen:?}"))
+            .expect("open");
     }
+    eprintln!("states seen: {seen:?}");
 
     // An unknown id is the relay's 404, on stderr, with a failing exit code.
     let mut args = vec!["status", "no-such-id"];

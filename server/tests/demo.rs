@@ -18,6 +18,14 @@ async fn demo_phones_deliver() {
     let text = usage(&demo, true);
     assert!(text.contains(&demo.server.url));
     assert!(text.contains(&format!("api key: {}", demo.api_key)));
+    assert!(text.contains(&format!(
+        "export URL={} KEY={}",
+        demo.server.url, demo.api_key
+    )));
+    assert!(
+        demo.temp_data.is_none(),
+        "a given --data is the user's to keep"
+    );
 
     let http = reqwest::Client::new();
     let url = &demo.server.url;
@@ -55,4 +63,42 @@ async fn demo_phones_deliver() {
         phone.shutdown().await;
     }
     demo.server.stop().await.expect("stops");
+}
+
+/// Without `--data` the demo works in a fresh temp directory and removes it when it ends.
+#[test]
+fn the_demo_removes_its_temporary_data_on_exit() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let demo_dirs = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(tmp.path())
+            .expect("read tmp")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.to_string_lossy().contains("simrelay-demo-"))
+            .collect()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simrelay"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--phones", "1"])
+        .env("TMPDIR", tmp.path())
+        .env("SIMRELAY_LOG", "warn")
+        .env_remove("SIMRELAY_API_KEY")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("simrelay demo starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    assert!(first.starts_with("listening on "), "{first}");
+    let dirs = demo_dirs();
+    assert_eq!(dirs.len(), 1, "the demo's data is under TMPDIR: {dirs:?}");
+    assert!(dirs[0].join("relay.sqlite").exists());
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    assert!(child.wait().expect("exits").success());
+    assert!(demo_dirs().is_empty(), "left behind: {:?}", demo_dirs());
 }
