@@ -19,6 +19,16 @@ use simrelay_server::config::ServeArgs;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr: `text` (colours only on a terminal) or `json` (one object a line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SIMRELAY_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,13 +49,19 @@ enum Command {
     Api(cli::ApiCommand),
 }
 
-fn init_tracing() {
+/// Logs to stderr at `SIMRELAY_LOG` (default `info`): plain text (ANSI colours only when
+/// stderr is a terminal, so a log file or a pipe gets no escape codes) or JSON lines.
+fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIMRELAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -97,7 +113,7 @@ fn print_json(v: serde_json::Value) {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let wait_sms = matches!(cli.command, Command::Api(cli::ApiCommand::WaitSms { .. }));
-    init_tracing();
+    init_tracing(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

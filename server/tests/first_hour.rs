@@ -99,3 +99,59 @@ fn a_port_in_use_says_so() {
     );
     assert!(!err.contains("data directory"), "{err}");
 }
+
+/// `simrelay serve` with stderr piped, stopped by SIGTERM: its log text.
+fn serve_log(extra: &[&str]) -> String {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simrelay"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .args(extra)
+        .env("SIMRELAY_LOG", "info")
+        .env_remove("SIMRELAY_LOG_FORMAT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("simrelay starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    assert!(first.starts_with("listening on "), "{first}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("utf-8");
+    assert!(child.wait().expect("exits").success());
+    log
+}
+
+#[test]
+fn logs_are_plain_off_a_terminal_and_json_on_request() {
+    let log = serve_log(&[]);
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes in a pipe: {log:?}"
+    );
+
+    let log = serve_log(&["--log-format", "json"]);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "shutting down" && l["level"] == "INFO"),
+        "{log}"
+    );
+}
