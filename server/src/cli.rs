@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use simrelay_server::api::inbox::WAIT_MAX_SECS;
+use simrelay_server::api::inbox::{WAIT_LOOKBACK_MS, WAIT_MAX_SECS};
 use simrelay_server::time_fmt::fmt_ms;
 
 pub type CliResult = Result<Value, Box<dyn std::error::Error>>;
@@ -198,23 +198,25 @@ pub async fn run(cmd: ApiCommand) -> CliResult {
     }
 }
 
-/// Waits in requests of at most the relay's maximum; every request looks back to the same
-/// `since` (a minute before the command started, like the relay's own default), so an SMS
-/// that arrived just before the command, or between two requests, matches.
+/// Waits in requests of at most the relay's maximum. The first request uses the relay's own
+/// look-back (a minute before the call, on the relay's clock); later ones, for a timeout above
+/// that maximum, look back to a minute before the command started (on this machine's clock),
+/// so an SMS that arrived between two requests still matches.
 async fn wait_sms(
     c: Conn,
     contains: Option<String>,
     from: Option<String>,
     timeout: u64,
 ) -> CliResult {
-    let since = fmt_ms(simrelay_server::store::now_ms() - 60_000);
+    let since = fmt_ms(simrelay_server::store::now_ms() - WAIT_LOOKBACK_MS);
     let deadline = Instant::now() + Duration::from_secs(timeout);
+    let mut first = true;
     loop {
         let left = deadline.saturating_duration_since(Instant::now()).as_secs();
-        let mut query = vec![
-            ("since", since.clone()),
-            ("timeout", left.min(WAIT_MAX_SECS).to_string()),
-        ];
+        let mut query = vec![("timeout", left.min(WAIT_MAX_SECS).to_string())];
+        if !std::mem::take(&mut first) {
+            query.push(("since", since.clone()));
+        }
         query.extend(contains.clone().map(|v| ("contains", v)));
         query.extend(from.clone().map(|v| ("from", v)));
         let req = c
