@@ -1,9 +1,10 @@
-//! Rack benchmark: 50 phones × 2 SIMs at 20 parts/min, 10,000 messages of mixed length, with
+//! Rack benchmark: 50 phones × 2 SIMs at 20 parts/min with the engine's default jitter (0.25),
+//! 10,000 messages of mixed length, with
 //! phone deaths and returns and SIMs that start failing with SIM-bound errors, on virtual time
 //! (see `simrelay_server::rack_sim`). Prints lost, duplicates and throughput against the
 //! theoretical limit, once with the relay's real store and routing pass and once with the
 //! in-memory model. `cargo bench -p simrelay-server --bench rack` (`-- --quick` for the
-//! reduced size, `-- --model` for the model only).
+//! reduced size, `-- --model` for the model only, `-- --jitter 0` for another jitter).
 
 use std::time::Instant;
 
@@ -12,11 +13,19 @@ use simrelay_server::rack_sim::{Scenario, run};
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let model_only = std::env::args().any(|a| a == "--model");
-    let base = if quick {
+    let mut base = if quick {
         Scenario::reduced()
     } else {
         Scenario::full()
     };
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--jitter") {
+        base.jitter = args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .filter(|j| (0.0..=1.0).contains(j))
+            .expect("--jitter takes a number within 0..=1");
+    }
     let shm = std::path::Path::new("/dev/shm");
     let dir = if shm.is_dir() {
         tempfile::tempdir_in(shm)
@@ -48,10 +57,11 @@ fn report(what: &str, scenario: &Scenario) {
     let r = run(scenario);
     let wall = started.elapsed();
     println!(
-        "rack ({what}): {} phones x {} SIMs, {} parts/min, {} messages, seed {}",
+        "rack ({what}): {} phones x {} SIMs, {} parts/min, jitter {}, {} messages, seed {}",
         scenario.phones,
         scenario.sims_per_phone,
         scenario.parts_per_minute,
+        scenario.jitter,
         scenario.messages,
         scenario.seed
     );

@@ -1,7 +1,7 @@
 //! The rack simulator at reduced size (10 phones × 2 SIMs, 1,200 messages, phone deaths and
 //! failing SIMs), with the relay's real store and routing pass and with the in-memory model:
-//! nothing lost, nothing transmitted twice, throughput at least 0.9 of the theoretical limit
-//! while the relay has a backlog (the full-size bench reaches more; docs/BENCHMARKS.md, "Rack").
+//! nothing lost, nothing transmitted twice, throughput at least 0.97 of the theoretical limit
+//! while the relay has a backlog, with the engine's default jitter (docs/BENCHMARKS.md, "Rack").
 
 use simrelay_server::rack_sim::{Report, Scenario, run};
 
@@ -19,7 +19,8 @@ fn check(s: &Scenario, r: &Report) {
     );
     assert!(r.quarantined > 0, "{r:?}");
     assert_eq!(r.delivered + r.failed, s.messages);
-    assert!(r.ratio >= 0.9, "throughput ratio {:.3}: {r:?}", r.ratio);
+    // The jitter is pace-neutral, so the router's plan at the nominal pace holds.
+    assert!(r.ratio >= 0.97, "throughput ratio {:.3}: {r:?}", r.ratio);
 }
 
 #[test]

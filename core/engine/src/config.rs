@@ -20,7 +20,10 @@ pub struct EngineConfig {
     pub daily_cap: u32,
     /// Daily cap per SIM of the expedited lane (priority >= 100), in parts, on top of `daily_cap`.
     pub expedited_daily_cap: u32,
-    /// Random extra spacing between sends, as a fraction of the pace interval (0.0..=1.0).
+    /// Spread of the hand-over times, as a fraction of the pace interval (0.0..=1.0): each
+    /// hand-over goes up to `jitter × interval` after its slot. Pace-neutral: the mean pace
+    /// stays `parts_per_minute`, and no minute holds more parts than with no jitter
+    /// ([`crate::pacing`]).
     pub jitter: f64,
     /// Attempts per recipient for transient failures.
     pub max_attempts: u32,

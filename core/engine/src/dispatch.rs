@@ -3,7 +3,6 @@
 //! `sending` durably *before* its command is returned, so a crash can never hand it over
 //! twice: at worst it is handed over zero times and ends `unknown`.
 
-use rand::Rng;
 use rusqlite::{Connection, params};
 use simrelay_protocol::{Millis, RecipientState};
 
@@ -32,10 +31,8 @@ struct Candidate {
 impl Engine {
     /// Commands for the radio that are due at `now`, already recorded as handed over.
     pub fn due(&mut self, now: Millis) -> Result<Vec<SendCommand>> {
-        // Split borrows: the transaction holds the connection while jitter draws from the rng.
-        let Engine {
-            conn, rng, config, ..
-        } = self;
+        // Split borrows: the transaction holds the connection while the config is read.
+        let Engine { conn, config, .. } = self;
         let tx = conn.transaction()?;
         let acked = crate::outbox::acked_in(&tx)?;
         let mut sims = load_sims(&tx, config)?;
@@ -75,7 +72,7 @@ impl Engine {
                 continue;
             };
             let sim = &mut sims[i];
-            sim.charge(c.parts, expedited, now, rng.random_range(0.0..=1.0), config);
+            sim.charge(c.parts, expedited, now, config);
             let attempt = c.attempt + 1;
             tx.prepare_cached(
                 "UPDATE recipients SET state = 'sending', attempt = ?3, sim = ?4,

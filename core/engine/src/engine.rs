@@ -129,13 +129,15 @@ impl Engine {
         Self::with_connection(Connection::open_in_memory()?, config)
     }
 
-    fn with_connection(mut conn: Connection, config: EngineConfig) -> Result<Self> {
+    fn with_connection(mut conn: Connection, mut config: EngineConfig) -> Result<Self> {
         config.validate().map_err(Error::Invalid)?;
         crate::schema::init(&mut conn)?;
-        let rng = match config.seed {
-            Some(seed) => StdRng::seed_from_u64(seed),
-            None => StdRng::from_os_rng(),
-        };
+        // Without a seed, one is drawn from the OS: the pacing jitter's offsets (a hash of the
+        // slot, the SIM and the seed) then differ between phones and between starts.
+        let seed = *config
+            .seed
+            .get_or_insert_with(|| StdRng::from_os_rng().random());
+        let rng = StdRng::seed_from_u64(seed);
         Ok(Self {
             conn,
             config,

@@ -1,6 +1,7 @@
 //! The rack simulator: many phones with several SIMs each, on virtual time, so hours of traffic
-//! run in seconds. The phones are the real core engines (`Engine::open_in_memory`) with
-//! simulated radios. The relay is either the real store and routing pass
+//! run in seconds. The phones are the real core engines (`Engine::open_in_memory`, the
+//! engine's default pacing: jitter 0.25 unless the scenario says otherwise) with simulated
+//! radios. The relay is either the real store and routing pass
 //! ([`store_relay::StoreRelay`]: SQLite, `dispatch::route_account`, the store's acceptance,
 //! re-routing and failover) or [`relay_model::RelayModel`], an in-memory model of the same
 //! bookkeeping around the real SIM router and health tracker (fast enough for big sweeps). A link is modelled as frames and events exchanged every step while the
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use simrelay_core::RelayOp;
+use simrelay_core::pacing::SimPace;
 use simrelay_core::protocol::{Event, RecipientState, SimInfo};
 use simrelay_core::sim_modem::{SimBehaviour, SimModemConfig, SimRadio};
 use simrelay_core::{Engine, EngineConfig, SimConfig};
@@ -40,6 +42,8 @@ pub struct Scenario {
     pub phones: usize,
     pub sims_per_phone: usize,
     pub parts_per_minute: u32,
+    /// The engines' jitter (the engine's default unless a run sets it).
+    pub jitter: f64,
     pub messages: usize,
     pub seed: u64,
     /// Virtual step (link exchange, routing pass, engine round).
@@ -95,6 +99,7 @@ impl Scenario {
             phones: 50,
             sims_per_phone: 2,
             parts_per_minute: 20,
+            jitter: EngineConfig::default().jitter,
             messages: 10_000,
             seed: 7,
             step_ms: 250,
@@ -188,11 +193,8 @@ pub fn run(s: &Scenario) -> Report {
     for i in 0..s.phones {
         let sims: Vec<i32> = (1..=s.sims_per_phone as i32).collect();
         let config = EngineConfig {
-            parts_per_minute: s.parts_per_minute,
-            daily_cap: 100_000,
-            jitter: 0.0,
             seed: Some(s.seed + i as u64),
-            ..EngineConfig::default()
+            ..engine_config(s)
         };
         let mut engine = Engine::open_in_memory(config).expect("an in-memory engine opens");
         let configs: Vec<SimConfig> = sims
@@ -272,8 +274,9 @@ pub fn run(s: &Scenario) -> Report {
     let mut capacity = 0.0f64;
     let mut backlog: Option<(f64, f64, Millis)> = None;
     let mut booked_until = t0;
-    // Per SIM: end of the pace slots booked so far (the engine's `next_free_at`, jitter 0).
-    let mut booked: HashMap<(usize, i32), Millis> = HashMap::new();
+    // Per SIM: the pace slots booked so far, by the engine's own pacing (its `next_free_at`).
+    let pace_config = engine_config(s);
+    let mut booked: HashMap<(usize, i32), SimPace> = HashMap::new();
     let mut transmitted = 0u64;
     let interval = MINUTE / Millis::from(s.parts_per_minute.max(1));
     while (relay.open_recipients() > 0 || now < booked_until) && now - t0 < s.max_virtual_ms {
@@ -312,9 +315,17 @@ pub fn run(s: &Scenario) -> Report {
                 }
             }
             for (sub, parts) in step_phone(p, relay.as_mut(), now) {
-                let b = booked.entry((i, sub)).or_insert(now);
-                *b = (*b).max(now) + Millis::from(parts) * interval;
-                booked_until = booked_until.max(*b);
+                let pace = booked.entry((i, sub)).or_insert_with(|| SimPace {
+                    sub_id: sub,
+                    parts_per_minute: s.parts_per_minute,
+                    daily_cap: u32::MAX,
+                    next_free_at: 0,
+                    day: 0,
+                    sent_today: 0,
+                    expedited_today: 0,
+                });
+                pace.charge(parts, false, now, &pace_config);
+                booked_until = booked_until.max(pace.next_free_at);
             }
         }
         let online: Vec<(String, Vec<SimInfo>)> = phones
@@ -329,7 +340,7 @@ pub fn run(s: &Scenario) -> Report {
         transmitted = phones.iter().map(|p| p.radio.total_transmitted()).sum();
         if backlog.is_none() && relay.unrouted_len() == 0 {
             // A part counts within the window only for the pace time it used inside it.
-            let ahead: Millis = booked.values().map(|b| (*b - now).max(0)).sum();
+            let ahead: Millis = booked.values().map(|b| (b.next_free_at - now).max(0)).sum();
             let used = transmitted as f64 - ahead as f64 / interval as f64;
             backlog = Some((used, capacity, now));
         }
@@ -370,6 +381,16 @@ pub fn run(s: &Scenario) -> Report {
         }
     }
     report
+}
+
+/// A phone's engine settings: the defaults, with the scenario's pace and jitter.
+fn engine_config(s: &Scenario) -> EngineConfig {
+    EngineConfig {
+        parts_per_minute: s.parts_per_minute,
+        daily_cap: 100_000,
+        jitter: s.jitter,
+        ..EngineConfig::default()
+    }
 }
 
 /// One round of a live phone: link exchange in both directions, then engine and radio.
