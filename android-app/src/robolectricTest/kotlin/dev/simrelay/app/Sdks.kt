@@ -8,7 +8,7 @@ import java.util.concurrent.TimeUnit
 object Sdks {
     /** Android 10. */
     const val OLD = 29
-    /** Android 14: the newest level Robolectric 4.16 runs on Java 17 (the script's JDK 17). */
+    /** Android 14, on the system JDK 17. */
     const val MID = 34
     /**
      * Android 16, the newest level Robolectric 4.16 knows: its android-all needs Java 21+, so
