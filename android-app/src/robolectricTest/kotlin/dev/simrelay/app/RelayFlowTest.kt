@@ -40,7 +40,7 @@ import java.nio.file.Files
  * sent result kept and reported on the next start.
  */
 @RunWith(RobolectricTestRunner::class)
-@Config(sdk = [Sdks.OLD, Sdks.NEW])
+@Config(sdk = [Sdks.OLD, Sdks.MID, Sdks.NEW])
 class RelayFlowTest {
     private val app: Application get() = RuntimeEnvironment.getApplication()
     private val to = "+31628870634"

@@ -27,7 +27,7 @@ import org.robolectric.annotation.Config
  * starts nothing while the phone is unpaired.
  */
 @RunWith(RobolectricTestRunner::class)
-@Config(sdk = [Sdks.OLD, Sdks.NEW])
+@Config(sdk = [Sdks.OLD, Sdks.MID, Sdks.NEW])
 class ScreenTest {
     private val app: Application get() = RuntimeEnvironment.getApplication()
 
