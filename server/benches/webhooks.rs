@@ -26,8 +26,8 @@ use simrelay_server::config::Config;
 use simrelay_server::store::now_ms;
 use tokio::sync::mpsc;
 
-const KEY_A: &str = "bench-key-a";
-const KEY_B: &str = "bench-key-b";
+const KEY_A: &str = "bench-key-account-a-0123456789abcdef";
+const KEY_B: &str = "bench-key-account-b-0123456789abcdef";
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
