@@ -12,6 +12,9 @@
 //! Every mode takes `--cache-kib N` (the relay's `store_cache_kib`) and `--heartbeat-ms N`.
 //! `LOAD_SIMRELAY_BIN=path` starts that `simrelay` instead of this build's (a baseline built
 //! from another commit, or a wrapper script that runs it under a profiler).
+//! `LOAD_DATABASE_URL=postgres://.../db` runs the relay on PostgreSQL (`scripts/postgres.sh
+//! url`): each run creates a fresh database on that server (`psql`), and the CPU figures add
+//! the PostgreSQL server's processes (every process named `postgres`: use a private cluster).
 //!
 //! * accept: closed loop, `concurrency` clients posting one-recipient messages; each 202 comes
 //!   after the durable group commit. Accepted/s and latency percentiles, and the ratio to a
@@ -84,7 +87,10 @@ async fn relay(dir: &Path, heartbeat_ms: u64, cache_kib: Option<u64>) -> (Child,
     let data = dir.join("relay").display().to_string();
     let hb = heartbeat_ms.to_string();
     let config = dir.join("relay.toml");
-    let toml = cache_kib.map_or(String::new(), |k| format!("store_cache_kib = {k}\n"));
+    let mut toml = cache_kib.map_or(String::new(), |k| format!("store_cache_kib = {k}\n"));
+    if let Some(db) = fresh_database() {
+        toml.push_str(&format!("database_url = \"{db}\"\n"));
+    }
     std::fs::write(&config, toml).expect("config file");
     let config = config.display().to_string();
     let (child, line) = spawn(
@@ -131,6 +137,51 @@ async fn phones(dir: &Path, url: &str, count: u64) -> Child {
     )
     .await
     .0
+}
+
+/// With `LOAD_DATABASE_URL`, a new empty database on that PostgreSQL server, as a URL.
+fn fresh_database() -> Option<String> {
+    let base = std::env::var("LOAD_DATABASE_URL").ok()?;
+    let name = format!("load_{}_{}", std::process::id(), store_now_ms());
+    let out = std::process::Command::new("psql")
+        .args([base.as_str(), "-qc", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql runs (PostgreSQL's client, installed by scripts/postgres.sh)");
+    assert!(
+        out.status.success(),
+        "CREATE DATABASE failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (head, query) = base
+        .split_once('?')
+        .map_or((base.as_str(), None), |(h, q)| (h, Some(q)));
+    let root = head.rsplit_once('/').map_or(head, |(r, _)| r);
+    let url = format!("{root}/{name}");
+    Some(query.map_or(url.clone(), |q| format!("{url}?{q}")))
+}
+
+fn store_now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// CPU seconds of the PostgreSQL server's processes (0 without `LOAD_DATABASE_URL`).
+fn db_cpu() -> f64 {
+    if std::env::var_os("LOAD_DATABASE_URL").is_none() {
+        return 0.0;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(|pid| proc_stats(pid).cpu)
+        .sum()
 }
 
 /// A process's memory (KiB) and CPU time, from /proc.
@@ -287,12 +338,17 @@ async fn closed_loop(url: &str, secs: u64, concurrency: u64, baseline: bool) -> 
     per_sec
 }
 
-async fn accept(url: &str, secs: u64, concurrency: u64) {
+async fn accept(url: &str, pid: u32, secs: u64, concurrency: u64) {
     let base = closed_loop(url, secs, concurrency, true).await;
+    let (relay0, db0) = (proc_stats(pid).cpu, db_cpu());
     let rate = closed_loop(url, secs, concurrency, false).await;
+    let accepted = (rate * secs as f64).max(1.0);
     println!(
-        "accept: {rate:.0}/s durable against {base:.0}/s baseline = ratio {:.2}",
-        rate / base.max(1.0)
+        "accept: {rate:.0}/s durable against {base:.0}/s baseline = ratio {:.2}; \
+         CPU per accepted message: relay {:.3} ms, database {:.3} ms",
+        rate / base.max(1.0),
+        (proc_stats(pid).cpu - relay0) / accepted * 1e3,
+        (db_cpu() - db0) / accepted * 1e3,
     );
 }
 
@@ -346,7 +402,7 @@ async fn e2e(dir: &Path, url: &str, pid: u32, phone_count: u64, messages: u64) {
     let phones_child = phones(dir, url, phone_count).await;
     let phones_pid = phones_child.id().unwrap_or(0);
     let http = client();
-    let (relay0, phones0) = (proc_stats(pid).cpu, proc_stats(phones_pid).cpu);
+    let (relay0, phones0, db0) = (proc_stats(pid).cpu, proc_stats(phones_pid).cpu, db_cpu());
     let start = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -380,10 +436,11 @@ async fn e2e(dir: &Path, url: &str, pid: u32, phone_count: u64, messages: u64) {
     let per_msg = |cpu: f64| cpu / done.max(1) as f64 * 1e3;
     println!(
         "e2e: {done}/{messages} delivered through {phone_count} phones in {el:.1} s = {:.0} msg/s (posting took {posted:.1} s); \
-         CPU per message: relay {:.3} ms, phones {:.3} ms",
+         CPU per message: relay {:.3} ms, phones {:.3} ms, database {:.3} ms",
         done as f64 / el,
         per_msg(proc_stats(pid).cpu - relay0),
         per_msg(proc_stats(phones_pid).cpu - phones0),
+        per_msg(db_cpu() - db0),
     );
 }
 
@@ -653,7 +710,7 @@ fn main() {
         let pid = relay_proc.id().expect("relay pid");
         let secs = arg(&args, "--secs", 10);
         match mode.as_str() {
-            "accept" => accept(&url, secs, arg(&args, "--concurrency", 64)).await,
+            "accept" => accept(&url, pid, secs, arg(&args, "--concurrency", 64)).await,
             "rate" => rate(&url, arg(&args, "--rate", 2000), secs).await,
             "e2e" => {
                 e2e(
