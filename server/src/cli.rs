@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use simrelay_server::api::inbox::{WAIT_LOOKBACK_MS, WAIT_MAX_SECS};
+use simrelay_server::error::ErrorBody;
 use simrelay_server::time_fmt::fmt_ms;
 
 pub type CliResult = Result<Value, Box<dyn std::error::Error>>;
@@ -24,6 +25,11 @@ pub fn client(insecure: bool) -> Result<reqwest::Client, Box<dyn std::error::Err
     Ok(reqwest::Client::builder()
         .danger_accept_invalid_certs(insecure)
         .build()?)
+}
+
+/// An answer of the API as the command line prints it.
+pub fn shown(view: impl Serialize) -> CliResult {
+    Ok(serde_json::to_value(view)?)
 }
 
 /// A failed call: the HTTP status and the relay's error code (`wait_timeout`, ...).
@@ -43,11 +49,14 @@ pub async fn call(req: reqwest::RequestBuilder) -> CliResult {
     if status.is_success() {
         return Ok(body);
     }
-    let text = |k: &str, default: &str| body["error"][k].as_str().unwrap_or(default).to_string();
+    let (code, message) = match serde_json::from_value::<ErrorBody>(body) {
+        Ok(b) => (b.error.code.into_owned(), b.error.message),
+        Err(_) => ("no code".into(), "no message".into()),
+    };
     Err(Box::new(HttpError {
         status: status.as_u16(),
-        code: text("code", "no code"),
-        message: text("message", "no message"),
+        code,
+        message,
     }))
 }
 

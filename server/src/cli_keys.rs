@@ -7,14 +7,15 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::json;
 use simrelay_server::api::auth::Scopes;
-use simrelay_server::api::keys::{account_json, check_name, check_scopes, key_json, new_key};
+use simrelay_server::api::keys::{check_name, check_scopes, new_key};
+use simrelay_server::api::{Page, views};
 use simrelay_server::store::sqlite::SqliteStore;
 use simrelay_server::store::sqlite_keys::Revoked;
 use simrelay_server::store::{Store, now_ms};
 
-use crate::cli::{CliResult, call as send};
+use crate::cli::{CliResult, call as send, shown};
 
 /// Where the command acts.
 #[derive(Debug, Args)]
@@ -153,7 +154,7 @@ pub async fn keys(cmd: KeysCommand) -> CliResult {
                 let row = store
                     .get_key(None, &key.id)?
                     .ok_or("the key was not stored")?;
-                return Ok(key_json(&row, Some(&secret)));
+                return shown(views::Key::created(row, secret));
             }
             let (client, url, key) = remote(&target)?;
             let body = json!({"name": name, "scopes": scope_list(&scopes)});
@@ -168,8 +169,7 @@ pub async fn keys(cmd: KeysCommand) -> CliResult {
         KeysCommand::List { target, account } => {
             if let Some(dir) = &target.data {
                 let rows = open(dir)?.list_keys(account.as_deref())?;
-                let items: Vec<Value> = rows.iter().map(|k| key_json(k, None)).collect();
-                return Ok(json!({ "items": items }));
+                return shown(Page::<views::Key>::all(rows));
             }
             let (client, url, key) = remote(&target)?;
             send(client.get(format!("{url}/v1/keys")).bearer_auth(key)).await
@@ -177,7 +177,7 @@ pub async fn keys(cmd: KeysCommand) -> CliResult {
         KeysCommand::Revoke { target, id } => {
             if let Some(dir) = &target.data {
                 return match open(dir)?.revoke_key(None, &id, now_ms())? {
-                    Revoked::Done(row) => Ok(key_json(&row, None)),
+                    Revoked::Done(row) => shown(views::Key::from(row)),
                     Revoked::NotFound => Err("no such key".into()),
                 };
             }
@@ -214,10 +214,10 @@ pub async fn accounts(cmd: AccountsCommand) -> CliResult {
                 let row = store
                     .get_key(Some(&id), &key.id)?
                     .ok_or("the key was not stored")?;
-                return Ok(json!({
-                    "account": account_json(&account),
-                    "key": key_json(&row, Some(&secret)),
-                }));
+                return shown(views::AccountCreated {
+                    account: account.into(),
+                    key: views::Key::created(row, secret),
+                });
             }
             let (client, url, key) = remote(&target)?;
             let body = json!({"name": name, "key_scopes": scope_list(&key_scopes)});
@@ -232,8 +232,7 @@ pub async fn accounts(cmd: AccountsCommand) -> CliResult {
         AccountsCommand::List { target } => {
             if let Some(dir) = &target.data {
                 let rows = open(dir)?.list_accounts()?;
-                let items: Vec<Value> = rows.iter().map(account_json).collect();
-                return Ok(json!({ "items": items }));
+                return shown(Page::<views::Account>::all(rows));
             }
             let (client, url, key) = remote(&target)?;
             send(client.get(format!("{url}/v1/accounts")).bearer_auth(key)).await

@@ -415,3 +415,68 @@ async fn inbox_is_empty_and_wait_times_out_with_408() {
     let (s, v) = call(&st, "GET", "/v1/inbox/wait?timeout=301", Some(KEY_A), None).await;
     assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_query");
 }
+
+/// Issue 15: list envelopes are one shape, `{"items": [...], "next_cursor": ...}`, whether the
+/// list is paged or not (`GET /v1/pools` answered `{"pools": [...]}` before).
+#[tokio::test]
+async fn every_list_answers_the_same_envelope() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let st = state(dir.path()).await;
+    for path in [
+        "/v1/messages",
+        "/v1/inbox",
+        "/v1/phones",
+        "/v1/pools",
+        "/v1/keys",
+        "/v1/webhooks",
+    ] {
+        let (s, v) = call(&st, "GET", path, Some(KEY_A), None).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        let keys: Vec<&str> = v
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["items", "next_cursor"], "{path}: {v}");
+        assert!(v["items"].is_array(), "{path}: {v}");
+        assert!(v["next_cursor"].is_null(), "{path}: {v}");
+    }
+}
+
+/// Issue 15: a wrong-type error names the field (docs/protocol.md, "Errors"), in a body and in
+/// a query string, without quoting the value.
+#[tokio::test]
+async fn a_wrong_type_names_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let st = state(dir.path()).await;
+    let cases = [
+        (
+            r#"{"to": ["+15551230001"], "text": "hi", "priority": "high"}"#,
+            "priority",
+        ),
+        (
+            r#"{"to": ["+15551230001", 15551230002], "text": "hi"}"#,
+            "to[1]",
+        ),
+        (r#"{"to": ["+15551230001"], "text": 5}"#, "text"),
+    ];
+    for (body, field) in cases {
+        let (s, v) = call(&st, "POST", "/v1/messages", Some(KEY_A), Some(body)).await;
+        assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_body");
+        let message = v["error"]["message"].as_str().expect("a message");
+        assert!(
+            message.starts_with(&format!("{field} has the wrong type")),
+            "{body}: {message}"
+        );
+        assert!(
+            !message.contains("high") && !message.contains("1555"),
+            "{message}"
+        );
+    }
+    let (s, v) = call(&st, "GET", "/v1/messages?limit=abc", Some(KEY_A), None).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_query");
+    let message = v["error"]["message"].as_str().expect("a message");
+    assert!(message.starts_with("limit has the wrong type"), "{message}");
+    assert_eq!(stored_count(&st, KEY_A).await, 0, "nothing stored");
+}

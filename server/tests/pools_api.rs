@@ -52,8 +52,8 @@ async fn pools_are_created_listed_and_deleted() {
     assert_eq!(v["members"].as_array().map(Vec::len), Some(2));
     assert_eq!(v["prefixes"][0]["prefix"], "+44");
     let listed = pools(&st).await;
-    assert_eq!(listed["pools"][0]["name"], "eu-rack");
-    assert_eq!(listed["pools"][0]["sticky"], true);
+    assert_eq!(listed["items"][0]["name"], "eu-rack");
+    assert_eq!(listed["items"][0]["sticky"], true);
     let (s, v) = call(
         &st,
         "POST",
@@ -65,7 +65,7 @@ async fn pools_are_created_listed_and_deleted() {
     assert_error(s, &v, StatusCode::CONFLICT, "pool_exists");
     let (s, v) = call(&st, "GET", "/v1/pools", Some(KEY_B), None).await;
     assert_eq!(
-        (s, v["pools"].as_array().map(Vec::len)),
+        (s, v["items"].as_array().map(Vec::len)),
         (StatusCode::OK, Some(0))
     );
     let (s, v) = call(&st, "GET", "/v1/pools/eu-rack/stats", Some(KEY_A), None).await;
@@ -77,7 +77,7 @@ async fn pools_are_created_listed_and_deleted() {
     assert_eq!(s, StatusCode::NOT_FOUND, "another tenant cannot delete it");
     let (s, _) = call(&st, "DELETE", "/v1/pools/eu-rack", Some(KEY_A), None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    assert_eq!(pools(&st).await["pools"].as_array().map(Vec::len), Some(0));
+    assert_eq!(pools(&st).await["items"].as_array().map(Vec::len), Some(0));
 }
 
 #[tokio::test]
@@ -151,7 +151,7 @@ async fn bad_pools_get_a_json_4xx_and_change_nothing() {
         assert_error(s, &v, status, code);
     }
     assert_eq!(
-        pools(&st).await["pools"].as_array().map(Vec::len),
+        pools(&st).await["items"].as_array().map(Vec::len),
         Some(0),
         "nothing stored"
     );

@@ -57,7 +57,7 @@ async fn sims_no_phone_reports_are_refused_at_submit_and_pool_creation() {
     refused(&http, "/v1/pools", pool(9), "unknown_sim").await;
     assert_eq!(count_messages(&http).await, 0, "nothing refused was stored");
     let (_, pools) = http.req("GET", "/v1/pools", KEY_A, None).await;
-    assert_eq!(pools["pools"].as_array().map(Vec::len), Some(0), "{pools}");
+    assert_eq!(pools["items"].as_array().map(Vec::len), Some(0), "{pools}");
 
     // What the phone reports is accepted.
     for (i, extra) in [json!({"sim": 1}), json!({"phone": id, "sim": 1})]

@@ -141,6 +141,21 @@ async fn a_ping_is_signed_answered_and_logged() {
         )
         .await;
     assert_eq!(s, 400, "{v}");
+    // As for every list, a `limit` out of range is refused, not silently changed.
+    for bad in ["0", "51"] {
+        let path = format!("/v1/webhooks/{id}/deliveries?limit={bad}");
+        let (s, v) = http.req("GET", &path, KEY_A, None).await;
+        assert_eq!(
+            (s, &v["error"]["code"]),
+            (400, &Value::from("invalid_query")),
+            "{v}"
+        );
+    }
+    let path = format!("/v1/webhooks/{id}/deliveries?limit=1");
+    let (s, v) = http.req("GET", &path, KEY_A, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["items"][0]["status"], 503, "the newest");
     srv.stop().await.expect("stops");
 }
 

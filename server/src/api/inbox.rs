@@ -13,31 +13,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::{Account, page_limit, parse_cursor, parse_time, phone_filter};
+use super::{Account, Page, PageRequest, parse_time, phone_filter, views};
 use crate::AppState;
 use crate::error::{ApiQuery, AppError};
-use crate::store::{InboxFilter, InboxItem, now_ms};
-use crate::time_fmt::fmt_ms;
+use crate::store::{InboxFilter, now_ms};
 
 /// Default look-back of `wait` when no `since` is given.
 pub const WAIT_LOOKBACK_MS: i64 = 60_000;
 pub const WAIT_DEFAULT_SECS: u64 = 30;
 pub const WAIT_MAX_SECS: u64 = 300;
-
-fn item_json(i: &InboxItem) -> Value {
-    json!({
-        "id": i.id,
-        "phone": i.phone,
-        "sim": i.sim,
-        "from": i.from,
-        "text": i.text,
-        "sent_at": i.sent_at.map(fmt_ms),
-        "received_at": fmt_ms(i.received_at),
-        "stored_at": fmt_ms(i.stored_at),
-    })
-}
 
 /// Query of `GET /v1/inbox`.
 #[derive(Debug, Deserialize)]
@@ -55,27 +40,21 @@ pub async fn list(
     State(state): State<AppState>,
     Account(account): Account,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Page<views::InboxSms>>, AppError> {
+    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
     let filter = InboxFilter {
         from: phone_filter(q.from),
         contains: q.contains,
         since: parse_time("since", q.since.as_deref())?,
-        after_cursor: parse_cursor(q.cursor.as_deref())?,
-        limit: page_limit(q.limit)?,
+        after_cursor: page.after,
+        limit: page.limit,
         newest_first: false,
     };
-    let limit = filter.limit as usize;
-    let items = state
+    let rows = state
         .db
         .call(move |s| s.list_inbox(&account, &filter))
         .await?;
-    let next = (items.len() == limit)
-        .then(|| items.last().map(|i| i.cursor.to_string()))
-        .flatten();
-    Ok(Json(json!({
-        "items": items.iter().map(item_json).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(Page::of(rows, page, |i| i.cursor)))
 }
 
 /// Query of `GET /v1/inbox/wait`.
@@ -94,7 +73,7 @@ pub async fn wait(
     State(state): State<AppState>,
     Account(account): Account,
     ApiQuery(q): ApiQuery<WaitQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<views::InboxSms>, AppError> {
     let secs = q.timeout.unwrap_or(WAIT_DEFAULT_SECS);
     if secs > WAIT_MAX_SECS {
         return Err(AppError::bad_request(
@@ -125,8 +104,8 @@ pub async fn wait(
         notices.borrow_and_update();
         let (a, f) = (account.clone(), filter.clone());
         let found = state.db.call(move |s| s.list_inbox(&a, &f)).await?;
-        if let Some(item) = found.first() {
-            return Ok(Json(item_json(item)));
+        if let Some(item) = found.into_iter().next() {
+            return Ok(Json(item.into()));
         }
         // A graceful shutdown waits for open requests: waiters must not hold it up.
         let changed = tokio::select! {

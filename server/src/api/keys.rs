@@ -9,15 +9,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::{self, Scopes};
-use super::{Caller, hash_secret, insufficient_scope};
+use super::{Caller, Page, hash_secret, insufficient_scope, views};
 use crate::AppState;
 use crate::error::{ApiJson, AppError};
 use crate::store::now_ms;
-use crate::store::sqlite_keys::{AccountRow, KeyRow, NewKey, Revoked};
-use crate::time_fmt::fmt_ms;
+use crate::store::sqlite_keys::{NewKey, Revoked};
 
 /// Body of `POST /v1/keys`.
 #[derive(Debug, Deserialize)]
@@ -36,33 +34,6 @@ pub struct CreateAccount {
     pub key_name: Option<String>,
     /// Scopes of the first key (default: every scope but `admin`).
     pub key_scopes: Option<Vec<String>>,
-}
-
-/// A key as the API shows it; `secret` only in the answer that created it.
-pub fn key_json(k: &KeyRow, secret: Option<&str>) -> Value {
-    let mut v = json!({
-        "id": k.id,
-        "account": k.account_id,
-        "name": k.name,
-        "prefix": k.prefix,
-        "scopes": Scopes::from_stored(&k.scopes).names(),
-        "created_at": fmt_ms(k.created_at),
-        "last_used_at": k.last_used_at.map(fmt_ms),
-        "revoked_at": k.revoked_at.map(fmt_ms),
-    });
-    if let Some(s) = secret {
-        v["secret"] = json!(s);
-    }
-    v
-}
-
-pub fn account_json(a: &AccountRow) -> Value {
-    json!({
-        "id": a.id,
-        "name": a.name,
-        "created_at": fmt_ms(a.created_at),
-        "active_keys": a.active_keys,
-    })
 }
 
 /// A name of 1 to 64 characters without control characters.
@@ -120,7 +91,7 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(req): ApiJson<CreateKey>,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<views::Key>), AppError> {
     let name = check_name("name", &req.name)?;
     let scopes = check_scopes(caller.scopes, &req.scopes)?;
     let (key, secret) = new_key(&caller.account, name, scopes);
@@ -133,15 +104,17 @@ pub async fn create(
         })
         .await?
         .ok_or_else(AppError::internal)?;
-    Ok((StatusCode::CREATED, Json(key_json(&row, Some(&secret)))))
+    Ok((StatusCode::CREATED, Json(views::Key::created(row, secret))))
 }
 
 /// `GET /v1/keys`: the account's keys, revoked ones included.
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, AppError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Page<views::Key>>, AppError> {
     let account = caller.account;
     let keys = state.db.call(move |s| s.list_keys(Some(&account))).await?;
-    let items: Vec<Value> = keys.iter().map(|k| key_json(k, None)).collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Page::all(keys)))
 }
 
 /// `DELETE /v1/keys/{id}`: 200 with the revoked key; 404 for a key of another account; 403
@@ -150,7 +123,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<views::Key>, AppError> {
     let (account, key_id) = (caller.account.clone(), id.clone());
     let target = state
         .db
@@ -171,7 +144,7 @@ pub async fn revoke(
         .call(move |s| s.revoke_key(Some(&account), &id, now_ms()))
         .await?
     {
-        Revoked::Done(row) => Ok(Json(key_json(&row, None))),
+        Revoked::Done(row) => Ok(Json(row.into())),
         Revoked::NotFound => Err(AppError::not_found()),
     }
 }
@@ -181,7 +154,7 @@ pub async fn create_account(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(req): ApiJson<CreateAccount>,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<views::AccountCreated>), AppError> {
     let name = req
         .name
         .as_deref()
@@ -207,10 +180,10 @@ pub async fn create_account(
     };
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "account": account_json(&account),
-            "key": key_json(&row, Some(&secret)),
-        })),
+        Json(views::AccountCreated {
+            account: account.into(),
+            key: views::Key::created(row, secret),
+        }),
     ))
 }
 
@@ -218,8 +191,7 @@ pub async fn create_account(
 pub async fn list_accounts(
     State(state): State<AppState>,
     _caller: Caller,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Page<views::Account>>, AppError> {
     let accounts = state.db.call(|s| s.list_accounts()).await?;
-    let items: Vec<Value> = accounts.iter().map(account_json).collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Page::all(accounts)))
 }

@@ -10,16 +10,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Account, page_limit, parse_cursor, parse_time};
+use super::{Account, Page, PageRequest, parse_time, views};
 use crate::AppState;
 use crate::error::{ApiJson, ApiQuery, AppError};
-use crate::store::{
-    CancelOutcome, CreateOutcome, MessageFilter, MessageView, NewMessage, PhoneRow, now_ms,
-};
-use crate::time_fmt::fmt_ms;
+use crate::store::{CancelOutcome, CreateOutcome, MessageFilter, NewMessage, PhoneRow, now_ms};
 
 pub const MAX_RECIPIENTS: usize = 1000;
 pub const MAX_TEXT_CHARS: usize = 1600;
@@ -222,52 +218,6 @@ pub fn smsgate_state(state: &str) -> &'static str {
     }
 }
 
-/// The JSON form of a message.
-pub fn view_json(v: &MessageView) -> Value {
-    let recipients: Vec<Value> = v
-        .recipients
-        .iter()
-        .map(|r| {
-            let mut o = json!({
-                "idx": r.idx,
-                "to": r.to,
-                "state": r.state,
-                "parts": r.parts,
-                "parts_sent": r.parts_sent,
-                "parts_delivered": r.parts_delivered,
-                "updated_at": fmt_ms(r.updated_at),
-            });
-            let m = o.as_object_mut().expect("a JSON object");
-            if let Some(e) = &r.error {
-                m.insert("error".into(), json!(e));
-            }
-            if let Some(c) = r.code {
-                m.insert("code".into(), json!(c));
-            }
-            if let Some(p) = &r.phone {
-                m.insert("phone".into(), json!(p));
-            }
-            if let Some(s) = r.sim {
-                m.insert("sim".into(), json!(s));
-            }
-            o
-        })
-        .collect();
-    json!({
-        "id": v.id,
-        "state": v.state,
-        "recipients": recipients,
-        "priority": v.priority,
-        "valid_until": v.valid_until.map(fmt_ms),
-        "schedule_at": v.schedule_at.map(fmt_ms),
-        "phone": v.phone,
-        "sim": v.sim,
-        "delivery_report": v.delivery_report,
-        "created_at": fmt_ms(v.created_at),
-        "updated_at": fmt_ms(v.updated_at),
-    })
-}
-
 /// `POST /v1/messages`.
 pub async fn create(
     State(state): State<AppState>,
@@ -282,7 +232,7 @@ pub async fn create(
     }
     match state.committer.create(m).await? {
         CreateOutcome::Created(v) | CreateOutcome::Existing(v) => {
-            Ok((StatusCode::ACCEPTED, Json(view_json(&v))).into_response())
+            Ok((StatusCode::ACCEPTED, Json(views::Message::from(v))).into_response())
         }
         CreateOutcome::Conflict => Err(AppError::new(
             StatusCode::CONFLICT,
@@ -305,13 +255,13 @@ pub async fn get_one(
     State(state): State<AppState>,
     Account(account): Account,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<views::Message>, AppError> {
     let v = state
         .db
         .call(move |s| s.get_message(&account, &id))
         .await?
         .ok_or_else(AppError::not_found)?;
-    Ok(Json(view_json(&v)))
+    Ok(Json(v.into()))
 }
 
 /// Query of `GET /v1/messages`.
@@ -329,7 +279,7 @@ pub async fn list(
     State(state): State<AppState>,
     Account(account): Account,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Page<views::Message>>, AppError> {
     const STATES: [&str; 10] = [
         "pending",
         "cancelling",
@@ -348,24 +298,18 @@ pub async fn list(
             "state is not a message state",
         ));
     }
+    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
     let filter = MessageFilter {
         state: q.state,
         since: parse_time("since", q.since.as_deref())?,
-        after_cursor: parse_cursor(q.cursor.as_deref())?,
-        limit: page_limit(q.limit)?,
+        after_cursor: page.after,
+        limit: page.limit,
     };
-    let limit = filter.limit as usize;
-    let items = state
+    let rows = state
         .db
         .call(move |s| s.list_messages(&account, &filter))
         .await?;
-    let next = (items.len() == limit)
-        .then(|| items.last().map(|v| v.cursor.to_string()))
-        .flatten();
-    Ok(Json(json!({
-        "items": items.iter().map(view_json).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(Page::of(rows, page, |v| v.cursor)))
 }
 
 /// `DELETE /v1/messages/{id}`: cancels what has not reached a radio.
@@ -373,7 +317,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     Account(account): Account,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<views::Message>, AppError> {
     let now = now_ms();
     match state
         .db
@@ -390,7 +334,7 @@ pub async fn cancel(
             for p in &phones {
                 state.hub.kick(p);
             }
-            Ok(Json(view_json(&view)))
+            Ok(Json(view.into()))
         }
     }
 }

@@ -6,14 +6,19 @@
 //! account, and a resource of another account is answered 404. The scope a route needs comes
 //! from one table ([`auth::required`]) applied here, by the [`Caller`] extractor (and
 //! [`Account`], which handlers take): a key without it gets 403 `insufficient_scope`.
+//!
+//! What handlers answer is typed in [`views`] (one type per documented shape); every list
+//! answers [`Page`], whose paging rule ([`page`]) the paged lists share.
 
 pub mod auth;
 pub mod bodies;
 pub mod inbox;
 pub mod keys;
 pub mod messages;
+pub mod page;
 pub mod phones;
 pub mod pools;
+pub mod views;
 pub mod webhooks;
 
 use axum::Router;
@@ -26,6 +31,7 @@ use sha2::{Digest, Sha256};
 use crate::AppState;
 use crate::error::AppError;
 use auth::{Need, Scope, Scopes};
+pub use page::{PAGE_MAX, Page, PageRequest, page_limit, parse_cursor};
 
 /// All routes of the relay.
 pub fn routes() -> Router<AppState> {
@@ -180,35 +186,6 @@ pub fn parse_time(field: &'static str, value: Option<&str>) -> Result<Option<i64
     }
 }
 
-/// Parses an opaque list cursor.
-pub fn parse_cursor(value: Option<&str>) -> Result<Option<i64>, AppError> {
-    match value {
-        None => Ok(None),
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|c| *c >= 0)
-            .map(Some)
-            .ok_or_else(|| AppError::bad_request("invalid_query", "cursor is not valid")),
-    }
-}
-
-/// The most items a list page holds.
-pub const PAGE_MAX: u32 = 500;
-
-/// A page size: 50 by default, 1 to [`PAGE_MAX`]; anything else is 400 `invalid_query`
-/// (a silently changed `limit` would hide a client's bug).
-pub fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
-    match limit {
-        None => Ok(50),
-        Some(n) if (1..=PAGE_MAX).contains(&n) => Ok(n),
-        Some(_) => Err(AppError::bad_request(
-            "invalid_query",
-            format!("limit must be between 1 and {PAGE_MAX}"),
-        )),
-    }
-}
-
 /// A phone-number filter as decoded from a query string. An unencoded `+` (`from=+1555...`)
 /// arrives as a space, and a number never starts with one: a leading space before a digit is
 /// the `+`. (`%2B` works as well; an alphanumeric sender keeps its inner spaces.)
@@ -222,17 +199,6 @@ pub fn phone_filter(value: Option<String>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn page_limit_refuses_zero_and_above_the_maximum() {
-        assert_eq!(page_limit(None).expect("default"), 50);
-        assert_eq!(page_limit(Some(1)).expect("one"), 1);
-        assert_eq!(page_limit(Some(PAGE_MAX)).expect("max"), PAGE_MAX);
-        for bad in [0, PAGE_MAX + 1, u32::MAX] {
-            let e = page_limit(Some(bad)).expect_err("refused");
-            assert_eq!((e.status.as_u16(), e.code), (400, "invalid_query"));
-        }
-    }
 
     #[test]
     fn a_plus_in_a_phone_filter_is_never_a_space() {

@@ -4,13 +4,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::{Value, json};
 
-use super::{Account, hash_secret};
+use super::views::{self, Timestamp};
+use super::{Account, Page, hash_secret};
 use crate::AppState;
 use crate::error::AppError;
 use crate::store::now_ms;
-use crate::time_fmt::fmt_ms;
 
 /// Pairing codes use this alphabet: no 0/O, 1/I/L, so they can be read aloud and typed.
 pub const PAIRING_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
@@ -38,28 +37,12 @@ pub fn normalize_code(code: &str) -> String {
 pub async fn list(
     State(state): State<AppState>,
     Account(account): Account,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Page<views::Phone>>, AppError> {
     let rows = state.db.call(move |s| s.list_phones(&account)).await?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|p| {
-            let status = p.status.as_ref();
-            json!({
-                "id": p.id,
-                "name": p.name,
-                "online": state.hub.is_connected(&p.id),
-                "last_seen": p.last_seen.map(fmt_ms),
-                "sims": status.map(|s| s.sims.clone()).unwrap_or_default(),
-                "queue_depth": status.map(|s| s.queue_depth),
-                "outstanding": p.outstanding,
-                "battery": status.and_then(|s| s.battery),
-                "charging": status.and_then(|s| s.charging),
-                "app_version": status.map(|s| s.app_version.clone()),
-                "created_at": fmt_ms(p.created_at),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Page::all(rows.into_iter().map(|p| {
+        let online = state.hub.is_connected(&p.id);
+        views::Phone::new(p, online)
+    }))))
 }
 
 /// `DELETE /v1/phones/{id}`: the phone's token stops working, its link is closed, and its
@@ -68,7 +51,7 @@ pub async fn remove(
     State(state): State<AppState>,
     Account(account): Account,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<views::PhoneRemoval>, AppError> {
     let now = now_ms();
     let removed = {
         // Under the presence lock, so that a link authenticating right now either registers
@@ -86,11 +69,11 @@ pub async fn remove(
     tracing::info!(phone = %id, "phone removed");
     state.route_kick.notify_one();
     state.webhook_kick.notify_one();
-    Ok(Json(json!({
-        "id": id,
-        "removed_at": fmt_ms(now),
-        "recipients": removed,
-    })))
+    Ok(Json(views::PhoneRemoval {
+        id,
+        removed_at: Timestamp(now),
+        recipients: removed.into(),
+    }))
 }
 
 /// The relay's WebSocket base URL (`wss://host:port`) for phones, which connect to it plus
@@ -120,7 +103,7 @@ fn ws_url(state: &AppState) -> String {
 pub async fn create_pairing_code(
     State(state): State<AppState>,
     Account(account): Account,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<views::PairingCode>), AppError> {
     let code = new_pairing_code();
     let hash = hash_secret(&code);
     let now = now_ms();
@@ -132,13 +115,13 @@ pub async fn create_pairing_code(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "code": code,
-            "expires_at": fmt_ms(expires),
-            "ws_url": base,
-            "link_url": format!("{base}{}", simrelay_protocol::WS_PATH),
-            "tls_fingerprint": state.tls_fingerprint,
-        })),
+        Json(views::PairingCode {
+            code,
+            expires_at: Timestamp(expires),
+            link_url: format!("{base}{}", simrelay_protocol::WS_PATH),
+            ws_url: base,
+            tls_fingerprint: state.tls_fingerprint.clone(),
+        }),
     ))
 }
 

@@ -11,16 +11,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer};
-use serde_json::{Value, json};
 
-use super::Account;
+use super::{Account, Page, views};
 use crate::AppState;
 use crate::error::{ApiJson, AppError};
 use crate::pool_router::{Hours, SimKey};
 use crate::rack::SimStat;
 use crate::store::sqlite_pools::{Pool, PoolOutcome, SimSettings};
 use crate::store::{PhoneRow, now_ms};
-use crate::time_fmt::fmt_ms;
 
 /// Most SIMs in one pool.
 const MAX_MEMBERS: usize = 1000;
@@ -78,23 +76,6 @@ fn sim_key(r: &SimRef) -> Result<SimKey, AppError> {
 fn valid_prefix(p: &str) -> bool {
     p.strip_prefix('+')
         .is_some_and(|d| (1..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
-}
-
-fn pool_json(p: &Pool) -> Value {
-    let sims = |v: &[SimKey]| -> Vec<Value> {
-        v.iter()
-            .map(|k| json!({"phone": k.phone, "sub_id": k.sub_id}))
-            .collect()
-    };
-    json!({
-        "name": p.name,
-        "members": sims(&p.members),
-        "prefixes": p.prefixes.iter()
-            .map(|(prefix, s)| json!({"prefix": prefix, "sims": sims(s)}))
-            .collect::<Vec<_>>(),
-        "sticky": p.sticky,
-        "created_at": fmt_ms(p.created_at),
-    })
 }
 
 /// Checks a pool request and turns it into a [`Pool`] created at `now` (whether its phones
@@ -167,7 +148,7 @@ pub async fn create(
     State(state): State<AppState>,
     Account(account): Account,
     ApiJson(req): ApiJson<CreatePool>,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<views::Pool>), AppError> {
     let pool = validate_pool(&req, now_ms())?;
     let acc = account.clone();
     let phones = state.db.call(move |s| s.list_phones(&acc)).await?;
@@ -176,7 +157,7 @@ pub async fn create(
     match state.db.call(move |s| s.create_pool(&account, &p)).await? {
         PoolOutcome::Created => {
             state.route_kick.notify_one();
-            Ok((StatusCode::CREATED, Json(pool_json(&pool))))
+            Ok((StatusCode::CREATED, Json(pool.into())))
         }
         PoolOutcome::Exists => Err(AppError::new(
             StatusCode::CONFLICT,
@@ -194,11 +175,9 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     Account(account): Account,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Page<views::Pool>>, AppError> {
     let pools = state.db.call(move |s| s.list_pools(&account)).await?;
-    Ok(Json(
-        json!({ "pools": pools.iter().map(pool_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(Page::all(pools)))
 }
 
 /// `DELETE /v1/pools/{name}`. Messages that target it wait until a pool of that name exists
@@ -251,7 +230,7 @@ async fn figures(
     Ok((stats, waiting, pools))
 }
 
-fn totals(sims: &[&SimStat], waiting: (u32, u32)) -> Value {
+fn totals(sims: &[&SimStat], waiting: (u32, u32)) -> views::SimTotals {
     let usable: Vec<&&SimStat> = sims
         .iter()
         .filter(|s| s.online && s.state == "healthy")
@@ -266,30 +245,39 @@ fn totals(sims: &[&SimStat], waiting: (u32, u32)) -> Value {
     let tput: f64 = sims.iter().map(|s| s.throughput_per_min).sum();
     let held = queue.saturating_add(waiting.1);
     let drain = f64::from(held) * 60.0 / f64::from(pace.max(1));
-    json!({
-        "sims": sims.len(),
-        "usable_sims": usable.len(),
-        "parts_per_minute": pace,
-        "queue_parts": queue,
-        "waiting_recipients": waiting.0,
-        "waiting_parts": waiting.1,
-        "throughput_per_min": tput,
-        "pace_utilisation": if pace == 0 { 0.0 } else { tput / f64::from(pace) },
-        "drain_seconds": if pace == 0 && held > 0 { Value::Null } else { json!(drain) },
-    })
+    views::SimTotals {
+        sims: sims.len(),
+        usable_sims: usable.len(),
+        parts_per_minute: pace,
+        queue_parts: queue,
+        waiting_recipients: waiting.0,
+        waiting_parts: waiting.1,
+        throughput_per_min: tput,
+        pace_utilisation: if pace == 0 {
+            0.0
+        } else {
+            tput / f64::from(pace)
+        },
+        drain_seconds: (pace > 0 || held == 0).then_some(drain),
+    }
 }
 
 /// `GET /v1/sims`: every SIM of the account's phones with its settings, state and figures.
 pub async fn sims(
     State(state): State<AppState>,
     Account(account): Account,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<views::SimReport>, AppError> {
     let (stats, waiting, _) = figures(&state, account).await?;
     let all: Vec<&SimStat> = stats.iter().collect();
     let w = waiting.values().fold((0u32, 0u32), |a, (r, p)| {
         (a.0.saturating_add(*r), a.1.saturating_add(*p))
     });
-    Ok(Json(json!({ "sims": stats, "totals": totals(&all, w) })))
+    let totals = totals(&all, w);
+    Ok(Json(views::SimReport {
+        name: None,
+        sims: stats,
+        totals,
+    }))
 }
 
 /// `GET /v1/pools/{name}/stats`.
@@ -297,7 +285,7 @@ pub async fn stats(
     State(state): State<AppState>,
     Account(account): Account,
     Path(name): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<views::SimReport>, AppError> {
     let (stats, waiting, pools) = figures(&state, account).await?;
     let pool = pools
         .iter()
@@ -309,9 +297,12 @@ pub async fn stats(
         .filter(|s| members.contains(&SimKey::new(s.phone.clone(), s.sub_id)))
         .collect();
     let w = waiting.get(&Some(name.clone())).copied().unwrap_or((0, 0));
-    Ok(Json(
-        json!({ "name": name, "sims": sims, "totals": totals(&sims, w) }),
-    ))
+    let totals = totals(&sims, w);
+    Ok(Json(views::SimReport {
+        name: Some(name),
+        sims: sims.into_iter().cloned().collect(),
+        totals,
+    }))
 }
 
 fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
@@ -340,7 +331,7 @@ pub async fn patch_sim(
     Account(account): Account,
     Path((phone, sub_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<PatchSim>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<views::SimLimits>, AppError> {
     let sub_id: i32 = sub_id
         .parse()
         .ok()
@@ -377,7 +368,7 @@ pub async fn patch_sim(
         return Err(AppError::not_found());
     }
     state.route_kick.notify_one();
-    Ok(Json(sim_settings_json(&key, &settings)))
+    Ok(Json(views::SimLimits::new(key, settings)))
 }
 
 /// Applies a patch to a SIM's current settings and checks the result: the UTC offset within
@@ -408,14 +399,4 @@ pub fn apply_patch(req: PatchSim, mut settings: SimSettings) -> Result<SimSettin
         settings.hours = Some(parsed.window());
     }
     Ok(settings)
-}
-
-fn sim_settings_json(key: &SimKey, s: &SimSettings) -> Value {
-    json!({
-        "phone": key.phone,
-        "sub_id": key.sub_id,
-        "daily_cap": s.daily_cap,
-        "hours": s.hours,
-        "utc_offset_min": s.utc_offset_min,
-    })
 }

@@ -10,13 +10,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::{Account, random_secret};
+use super::{Account, Page, random_secret, views};
 use crate::AppState;
 use crate::error::{ApiJson, AppError};
-use crate::store::{AttemptView, Redeliver, Webhook, now_ms};
-use crate::time_fmt::fmt_ms;
+use crate::store::{Redeliver, Webhook, now_ms};
 use crate::webhooks::ssrf::{self, UrlPolicy, UrlRefusal};
 
 /// Events a webhook may subscribe to.
@@ -42,19 +40,6 @@ pub struct CreateWebhook {
     /// At least 16 characters; generated when absent.
     #[serde(default)]
     secret: Option<String>,
-}
-
-fn hook_json(h: &Webhook, with_secret: bool) -> Value {
-    let mut v = json!({
-        "id": h.id,
-        "url": h.url,
-        "events": h.events,
-        "created_at": fmt_ms(h.created_at),
-    });
-    if with_secret {
-        v["secret"] = json!(h.secret);
-    }
-    v
 }
 
 /// A webhook request that passed [`validate_webhook`].
@@ -122,7 +107,7 @@ pub async fn create(
     State(state): State<AppState>,
     Account(account): Account,
     ApiJson(req): ApiJson<CreateWebhook>,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<views::Webhook>), AppError> {
     let policy = UrlPolicy::new(state.config.webhook_allow_cidrs.clone());
     let checked = validate_webhook_with(req, &policy)?;
     let url = reqwest::Url::parse(&checked.url).map_err(|_| refused(UrlRefusal::Invalid))?;
@@ -139,17 +124,16 @@ pub async fn create(
         .db
         .call(move |s| s.create_webhook(&account, &h))
         .await?;
-    Ok((StatusCode::CREATED, Json(hook_json(&hook, true))))
+    Ok((StatusCode::CREATED, Json(views::Webhook::created(hook))))
 }
 
 /// `GET /v1/webhooks`.
 pub async fn list(
     State(state): State<AppState>,
     Account(account): Account,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Page<views::Webhook>>, AppError> {
     let hooks = state.db.call(move |s| s.list_webhooks(&account)).await?;
-    let items: Vec<Value> = hooks.iter().map(|h| hook_json(h, false)).collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Page::all(hooks)))
 }
 
 /// `DELETE /v1/webhooks/{id}`: 204, or 404 for an id of another account.
@@ -182,20 +166,8 @@ async fn owned(state: &AppState, account: &str, id: &str) -> Result<Webhook, App
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
-    /// At most this many attempts (default and maximum 50).
+    /// At most this many attempts (1 to 50, default 50).
     limit: Option<u32>,
-}
-
-fn attempt_json(a: &AttemptView) -> Value {
-    json!({
-        "event_id": a.log.event_id,
-        "event": a.log.event,
-        "at": fmt_ms(a.log.at),
-        "status": a.log.status,
-        "duration_ms": a.log.duration_ms,
-        "error": a.log.error,
-        "delivery_state": a.delivery_state,
-    })
 }
 
 /// `GET /v1/webhooks/{id}/deliveries`: the webhook's last attempts, newest first.
@@ -204,16 +176,25 @@ pub async fn deliveries(
     Account(account): Account,
     Path(id): Path<String>,
     query: crate::error::ApiQuery<DeliveriesQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Page<views::Attempt>>, AppError> {
     let kept = u32::try_from(crate::store::ATTEMPTS_KEPT).unwrap_or(50);
-    let limit = query.0.limit.unwrap_or(kept).clamp(1, kept);
+    let limit = match query.0.limit {
+        None => kept,
+        Some(n) if (1..=kept).contains(&n) => n,
+        // As for every list: a changed `limit` would hide a client's bug.
+        Some(_) => {
+            return Err(AppError::bad_request(
+                "invalid_query",
+                format!("limit must be between 1 and {kept}"),
+            ));
+        }
+    };
     let items = state
         .db
         .call(move |s| s.list_attempts(&account, &id, limit))
         .await?
         .ok_or_else(AppError::not_found)?;
-    let items: Vec<Value> = items.iter().map(attempt_json).collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Page::all(items)))
 }
 
 /// `POST /v1/webhooks/{id}/ping`: sends a `webhook.ping` event now and answers how it went
@@ -222,16 +203,16 @@ pub async fn ping(
     State(state): State<AppState>,
     Account(account): Account,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<views::Ping>, AppError> {
     let hook = owned(&state, &account, &id).await?;
     let (event_id, sent) = crate::webhooks::ping(&state, &hook).await?;
-    Ok(Json(json!({
-        "event_id": event_id,
-        "ok": sent.error.is_none(),
-        "status": sent.status,
-        "duration_ms": sent.duration_ms,
-        "error": sent.error,
-    })))
+    Ok(Json(views::Ping {
+        event_id,
+        ok: sent.error.is_none(),
+        status: sent.status,
+        duration_ms: sent.duration_ms,
+        error: sent.error,
+    }))
 }
 
 /// `POST /v1/webhooks/{id}/deliveries/{event_id}/redeliver`: queues a dead event again
@@ -240,7 +221,7 @@ pub async fn redeliver(
     State(state): State<AppState>,
     Account(account): Account,
     Path((id, event_id)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<views::Redelivery>), AppError> {
     let now = now_ms();
     let ev = event_id.clone();
     match state
@@ -258,7 +239,10 @@ pub async fn redeliver(
             state.webhook_kick.notify_one();
             Ok((
                 StatusCode::ACCEPTED,
-                Json(json!({ "event_id": event_id, "delivery_state": "pending" })),
+                Json(views::Redelivery {
+                    event_id,
+                    delivery_state: "pending",
+                }),
             ))
         }
     }

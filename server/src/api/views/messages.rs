@@ -1,0 +1,227 @@
+//! Messages (`POST`/`GET`/`DELETE /v1/messages...`) and received SMS (`/v1/inbox...`) as the
+//! API answers them.
+
+use serde::Serialize;
+
+use super::Timestamp;
+use crate::store::{InboxItem, MessageView, RecipientView};
+
+/// A message: `POST /v1/messages` (202), `GET /v1/messages/{id}`, `DELETE`, list items.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub id: String,
+    /// Derived from the recipients' states.
+    pub state: String,
+    pub priority: i32,
+    pub valid_until: Option<Timestamp>,
+    pub schedule_at: Option<Timestamp>,
+    /// The phone the client pinned the message to.
+    pub phone: Option<String>,
+    /// The SIM (sub_id) the client asked for.
+    pub sim: Option<i32>,
+    pub delivery_report: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub recipients: Vec<Recipient>,
+}
+
+/// One recipient of a [`Message`]; `error`, `code`, `phone` and `sim` only when known.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recipient {
+    pub idx: u32,
+    pub to: String,
+    pub state: String,
+    pub parts: u32,
+    pub parts_sent: u32,
+    pub parts_delivered: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    /// The phone it was routed to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// The SIM it was routed to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sim: Option<i32>,
+    pub updated_at: Timestamp,
+}
+
+impl From<MessageView> for Message {
+    fn from(v: MessageView) -> Self {
+        Self {
+            id: v.id,
+            state: v.state,
+            priority: v.priority,
+            valid_until: Timestamp::opt(v.valid_until),
+            schedule_at: Timestamp::opt(v.schedule_at),
+            phone: v.phone,
+            sim: v.sim,
+            delivery_report: v.delivery_report,
+            created_at: Timestamp(v.created_at),
+            updated_at: Timestamp(v.updated_at),
+            recipients: v.recipients.into_iter().map(Recipient::from).collect(),
+        }
+    }
+}
+
+impl From<RecipientView> for Recipient {
+    fn from(r: RecipientView) -> Self {
+        Self {
+            idx: r.idx,
+            to: r.to,
+            state: r.state,
+            parts: r.parts,
+            parts_sent: r.parts_sent,
+            parts_delivered: r.parts_delivered,
+            error: r.error,
+            code: r.code,
+            phone: r.phone,
+            sim: r.sim,
+            updated_at: Timestamp(r.updated_at),
+        }
+    }
+}
+
+/// A received SMS: `GET /v1/inbox` items and the answer of `GET /v1/inbox/wait`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboxSms {
+    pub id: String,
+    pub phone: String,
+    pub sim: Option<i32>,
+    pub from: String,
+    pub text: String,
+    /// When the sender's SMSC stamped it, if the phone knew.
+    pub sent_at: Option<Timestamp>,
+    /// When the phone received it.
+    pub received_at: Timestamp,
+    /// When the relay stored it (what `since` filters on).
+    pub stored_at: Timestamp,
+}
+
+impl From<InboxItem> for InboxSms {
+    fn from(i: InboxItem) -> Self {
+        Self {
+            id: i.id,
+            phone: i.phone,
+            sim: i.sim,
+            from: i.from,
+            text: i.text,
+            sent_at: Timestamp::opt(i.sent_at),
+            received_at: Timestamp(i.received_at),
+            stored_at: Timestamp(i.stored_at),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const T0: i64 = 1_795_315_060_412; // 2026-11-22T02:37:40.412Z
+
+    fn recipient(idx: u32, state: &str) -> RecipientView {
+        RecipientView {
+            idx,
+            to: format!("+1555123000{}", idx + 1),
+            state: state.into(),
+            parts: 1,
+            parts_sent: 1,
+            parts_delivered: u32::from(state == "delivered"),
+            error: None,
+            code: None,
+            phone: None,
+            sim: None,
+            updated_at: T0 + 1820,
+        }
+    }
+
+    /// The example of docs/protocol.md, `GET /v1/messages/{id}`.
+    #[test]
+    fn a_message_has_the_documented_shape() {
+        let mut delivered = recipient(0, "delivered");
+        delivered.phone = Some("p1".into());
+        delivered.sim = Some(1);
+        let mut failed = recipient(1, "failed");
+        failed.error = Some("generic_failure".into());
+        failed.code = Some(1);
+        let view = MessageView {
+            cursor: 7,
+            id: "order-1".into(),
+            state: "sent".into(),
+            priority: 0,
+            valid_until: None,
+            schedule_at: None,
+            phone: None,
+            sim: None,
+            delivery_report: true,
+            recipients: vec![delivered, failed],
+            created_at: T0,
+            updated_at: T0 + 1820,
+        };
+        let got = serde_json::to_value(Message::from(view)).expect("serialises");
+        let want = json!({
+            "id": "order-1", "state": "sent", "priority": 0, "valid_until": null,
+            "schedule_at": null, "phone": null, "sim": null, "delivery_report": true,
+            "created_at": "2026-11-22T02:37:40.412Z", "updated_at": "2026-11-22T02:37:42.232Z",
+            "recipients": [
+                {"idx": 0, "to": "+15551230001", "state": "delivered", "parts": 1,
+                 "parts_sent": 1, "parts_delivered": 1, "phone": "p1", "sim": 1,
+                 "updated_at": "2026-11-22T02:37:42.232Z"},
+                {"idx": 1, "to": "+15551230002", "state": "failed", "parts": 1,
+                 "parts_sent": 1, "parts_delivered": 0, "error": "generic_failure", "code": 1,
+                 "updated_at": "2026-11-22T02:37:42.232Z"},
+            ],
+        });
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_set_time_pin_and_sim_are_shown() {
+        let view = MessageView {
+            cursor: 1,
+            id: "m".into(),
+            state: "pending".into(),
+            priority: -5,
+            valid_until: Some(T0),
+            schedule_at: Some(T0 - 1000),
+            phone: Some("p2".into()),
+            sim: Some(0),
+            delivery_report: false,
+            recipients: vec![],
+            created_at: T0,
+            updated_at: T0,
+        };
+        let got = serde_json::to_value(Message::from(view)).expect("serialises");
+        assert_eq!(got["valid_until"], "2026-11-22T02:37:40.412Z");
+        assert_eq!(got["schedule_at"], "2026-11-22T02:37:39.412Z");
+        assert_eq!((&got["phone"], &got["sim"]), (&json!("p2"), &json!(0)));
+        assert_eq!(got["delivery_report"], false);
+        assert!(got.get("cursor").is_none(), "the store cursor stays inside");
+    }
+
+    /// The item of docs/protocol.md, `GET /v1/inbox`.
+    #[test]
+    fn an_inbox_sms_has_the_documented_shape() {
+        let item = InboxItem {
+            cursor: 3,
+            id: "sms-1".into(),
+            phone: "p1".into(),
+            sim: Some(1),
+            from: "+15557654321".into(),
+            text: "hi".into(),
+            sent_at: None,
+            received_at: T0,
+            stored_at: T0 + 5,
+        };
+        let got = serde_json::to_value(InboxSms::from(item)).expect("serialises");
+        let want = json!({
+            "id": "sms-1", "phone": "p1", "sim": 1, "from": "+15557654321", "text": "hi",
+            "sent_at": null, "received_at": "2026-11-22T02:37:40.412Z",
+            "stored_at": "2026-11-22T02:37:40.417Z",
+        });
+        assert_eq!(got, want);
+    }
+}
