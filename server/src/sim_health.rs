@@ -15,8 +15,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::pool_router::SimKey;
 
-/// Unix milliseconds.
-pub type Millis = i64;
+pub use simrelay_protocol::Millis;
 
 /// Thresholds of the health tracker.
 #[derive(Debug, Clone)]

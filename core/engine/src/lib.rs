@@ -26,10 +26,9 @@ pub mod sim_modem;
 
 pub use config::EngineConfig;
 pub use engine::{
-    Engine, EngineStatus, MAX_RECIPIENTS, MAX_TEXT_CHARS, Origin, RecipientView, SimConfig,
-    Submitted, is_e164, validate,
+    Engine, EngineStatus, MAX_TEXT_CHARS, Origin, RecipientView, SimConfig, Submitted, validate,
 };
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use modem::{Command, CommandQueue, Modem, ModemEvent, Next, PartKey, SendCommand};
 pub use outbox::{RelayOp, UNKNOWN_SENDER, incoming_id};
 pub use simrelay_protocol as protocol;
