@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use simrelay_server::rack_sim::{Scenario, run};
+use simrelay_server::sims::rack_sim::{Scenario, run};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
