@@ -8,6 +8,12 @@
 //! Unknown fields are refused. `docs/protocol.md` is the human-readable contract.
 //!
 //! This crate does no I/O: the engine's link client and the relay's device hub both use it.
+//! It also holds the rules both sides must apply alike: [`is_e164`], [`MAX_RECIPIENTS`],
+//! [`segment`] (how many parts a text costs: the relay paces SIMs by it) and [`codes`] (the
+//! Android result codes the phone reports in `code`).
+
+pub mod codes;
+pub mod segment;
 
 use serde::{Deserialize, Serialize};
 
