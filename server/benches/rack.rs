@@ -1,14 +1,14 @@
 //! Rack benchmark: 50 phones × 2 SIMs at 20 parts/min with the engine's default jitter (0.25),
 //! 10,000 messages of mixed length, with
 //! phone deaths and returns and SIMs that start failing with SIM-bound errors, on virtual time
-//! (see `simrelay_server::rack_sim`). Prints lost, duplicates and throughput against the
+//! (see `simrelay_server::sims::rack_sim`). Prints lost, duplicates and throughput against the
 //! theoretical limit, once with the relay's real store and routing pass and once with the
 //! in-memory model. `cargo bench -p simrelay-server --bench rack` (`-- --quick` for the
 //! reduced size, `-- --model` for the model only, `-- --jitter 0` for another jitter).
 
 use std::time::Instant;
 
-use simrelay_server::rack_sim::{Scenario, run};
+use simrelay_server::sims::rack_sim::{Scenario, run};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");

@@ -86,7 +86,7 @@ fn request(u: &Unrouted, input: &RoutingInput) -> Pending {
 /// Routes the waiting recipients of one account to SIMs of its `phones` at `now` and stores
 /// the decisions; returns the phones that got frames and whether the pass was full (more may
 /// wait). Synchronous on a [`Store`]: the routing task runs it on the blocking pool, the rack
-/// simulator (`crate::rack_sim`) on virtual time.
+/// simulator (`crate::sims::rack_sim`) on virtual time.
 pub fn route_account(
     s: &dyn Store,
     rack: &Rack,

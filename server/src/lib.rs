@@ -3,12 +3,12 @@
 //! [`app`] builds the axum router (HTTP API and the phones' `/v1/link`); [`run`] serves it on
 //! any listener until a shutdown future resolves, with the background tasks (routing, webhook
 //! delivery, presence); [`Server`] binds, optionally wraps TLS, and runs, for `main`, the demo
-//! and the system tests.
+//! and the system tests. The simulators (demo phones, `sim-phones`, the rack simulator) live
+//! in `sims`, behind the `sims` feature (on by default); without it this crate is the relay.
 
 pub mod api;
 pub mod config;
 pub mod data_dir;
-pub mod demo;
 pub mod dispatch;
 pub mod error;
 pub mod hub;
@@ -18,10 +18,10 @@ pub mod link;
 pub mod metrics;
 pub mod pool_router;
 pub mod rack;
-pub mod rack_sim;
 pub mod serve_http;
 pub mod sim_health;
-pub mod sim_phones;
+#[cfg(feature = "sims")]
+pub mod sims;
 pub mod store;
 pub mod time_fmt;
 pub mod timed_io;

@@ -1,7 +1,8 @@
 //! The `simrelay` binary: `simrelay serve` runs the relay, `simrelay demo` a relay with
 //! simulated phones, `simrelay sim-phones` simulated phones against any relay, and `simrelay
 //! keys` / `simrelay accounts` manage API keys and accounts; `simrelay send|status|wait-sms`
-//! use a running relay's API from a shell.
+//! use a running relay's API from a shell. `demo` and `sim-phones` need the `sims` feature (on
+//! by default).
 
 mod cli;
 mod cli_keys;
@@ -36,9 +37,11 @@ enum Command {
     /// Run the relay (HTTP API and the phones' WebSocket on one port).
     Serve(ServeArgs),
     /// Run a relay with simulated phones (the real phone core with a simulated radio).
-    Demo(simrelay_server::demo::DemoArgs),
+    #[cfg(feature = "sims")]
+    Demo(simrelay_server::sims::demo::DemoArgs),
     /// Run N simulated phones (durable, paired on first run) against any relay.
-    SimPhones(simrelay_server::sim_phones::SimPhonesArgs),
+    #[cfg(feature = "sims")]
+    SimPhones(simrelay_server::sims::sim_phones::SimPhonesArgs),
     /// API keys: create, list, revoke (on a data directory or a running relay).
     #[command(subcommand)]
     Keys(cli_keys::KeysCommand),
@@ -121,12 +124,16 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args).await,
-            Command::Demo(args) => simrelay_server::demo::run(args, shutdown_signal())
+            #[cfg(feature = "sims")]
+            Command::Demo(args) => simrelay_server::sims::demo::run(args, shutdown_signal())
                 .await
                 .map_err(Into::into),
-            Command::SimPhones(args) => simrelay_server::sim_phones::run(args, shutdown_signal())
-                .await
-                .map_err(Into::into),
+            #[cfg(feature = "sims")]
+            Command::SimPhones(args) => {
+                simrelay_server::sims::sim_phones::run(args, shutdown_signal())
+                    .await
+                    .map_err(Into::into)
+            }
             Command::Keys(cmd) => cli_keys::keys(cmd).await.map(print_json),
             Command::Accounts(cmd) => cli_keys::accounts(cmd).await.map(print_json),
             Command::Api(cmd) => cli::run(cmd).await.map(print_json),

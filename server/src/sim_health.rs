@@ -15,8 +15,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::pool_router::SimKey;
 
-/// Unix milliseconds.
-pub type Millis = i64;
+pub use simrelay_protocol::Millis;
 
 /// Thresholds of the health tracker.
 #[derive(Debug, Clone)]
@@ -123,7 +122,7 @@ impl SimHealth {
             Outcome::Sent => t.sent += 1,
             Outcome::SimBound(code) => {
                 let reason = code.map_or("unknown".to_string(), |c| {
-                    simrelay_core::codes::name(c).to_ascii_lowercase()
+                    simrelay_protocol::codes::name(c).to_ascii_lowercase()
                 });
                 *t.failures.entry(reason).or_insert(0) += 1;
                 t.cooldown_until = now + p.cooldown_ms;

@@ -7,10 +7,10 @@ use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
-use simrelay_server::demo::{Demo, DemoArgs};
+use simrelay_server::sims::demo::{Demo, DemoArgs};
 
 async fn demo(dir: &std::path::Path) -> Demo {
-    simrelay_server::demo::start(&DemoArgs {
+    simrelay_server::sims::demo::start(&DemoArgs {
         listen: "127.0.0.1:0".parse().expect("addr"),
         phones: 1,
         api_key: Some("cli-api-key-0123456789abcdef".into()),

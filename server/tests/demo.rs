@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use simrelay_server::demo::{DemoArgs, start, usage};
+use simrelay_server::sims::demo::{DemoArgs, start, usage};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_phones_deliver() {

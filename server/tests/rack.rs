@@ -3,7 +3,7 @@
 //! nothing lost, nothing transmitted twice, throughput at least 0.97 of the theoretical limit
 //! while the relay has a backlog, with the engine's default jitter (docs/BENCHMARKS.md, "Rack").
 
-use simrelay_server::rack_sim::{Report, Scenario, run};
+use simrelay_server::sims::rack_sim::{Report, Scenario, run};
 
 fn check(s: &Scenario, r: &Report) {
     assert_eq!(r.recipients, s.messages);

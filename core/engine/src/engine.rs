@@ -11,7 +11,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
-use simrelay_protocol::{Event, Millis, OutboundMessage, RecipientState, RecipientUpdate, SimInfo};
+use simrelay_protocol::{
+    Event, MAX_RECIPIENTS, Millis, OutboundMessage, RecipientState, RecipientUpdate, SimInfo,
+    is_e164,
+};
 
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
@@ -32,8 +35,6 @@ const RECIPIENT_BY_KEY: &str = concat!(recipient_view!(), " WHERE message_id = ?
 
 /// Longest text the engine stores (Android refuses more than 255 parts anyway).
 pub const MAX_TEXT_CHARS: usize = 10_000;
-/// Most recipients in one message.
-pub const MAX_RECIPIENTS: usize = 1_000;
 
 /// Where a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,7 +270,9 @@ pub fn validate(m: &OutboundMessage) -> Result<()> {
         return bad("id must be 1 to 128 printable characters");
     }
     if m.recipients.is_empty() || m.recipients.len() > MAX_RECIPIENTS {
-        return bad("recipients must hold 1 to 1000 entries");
+        return Err(Error::Invalid(format!(
+            "recipients must hold 1 to {MAX_RECIPIENTS} entries"
+        )));
     }
     if m.text.chars().count() > MAX_TEXT_CHARS {
         return bad("text is longer than 10000 characters");
@@ -284,16 +287,6 @@ pub fn validate(m: &OutboundMessage) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `^\+[1-9][0-9]{1,14}$`.
-pub fn is_e164(s: &str) -> bool {
-    let Some(digits) = s.strip_prefix('+') else {
-        return false;
-    };
-    (2..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
 }
 
 pub(crate) fn insert_message(

@@ -22,6 +22,33 @@ pub enum Error {
     Closed,
 }
 
+/// What a caller can act on, whatever the variant: the FFI maps kinds, not variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The caller's input was refused; nothing changed.
+    InvalidInput,
+    /// The engine has shut down.
+    Closed,
+    /// The disk is full: new work is refused, stored work kept.
+    StorageFull,
+    /// Anything else: storage, stored data, the network, the relay.
+    Failure,
+}
+
+impl Error {
+    /// The kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid(_) | Error::Pdu(_) | Error::UnsupportedFormat(_) => {
+                ErrorKind::InvalidInput
+            }
+            Error::Closed => ErrorKind::Closed,
+            Error::StorageFull => ErrorKind::StorageFull,
+            Error::Store(_) | Error::Corrupt(_) => ErrorKind::Failure,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {

@@ -8,7 +8,6 @@
 //! radio ([`sim_modem`]) in tests and the demo.
 
 pub mod clock;
-pub mod codes;
 pub mod config;
 mod dispatch;
 mod engine;
@@ -21,15 +20,16 @@ pub mod pdu;
 pub mod phone;
 mod results;
 mod schema;
-pub mod segment;
 pub mod sim_modem;
 
 pub use config::EngineConfig;
 pub use engine::{
-    Engine, EngineStatus, MAX_RECIPIENTS, MAX_TEXT_CHARS, Origin, RecipientView, SimConfig,
-    Submitted, is_e164, validate,
+    Engine, EngineStatus, MAX_TEXT_CHARS, Origin, RecipientView, SimConfig, Submitted, validate,
 };
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use modem::{Command, CommandQueue, Modem, ModemEvent, Next, PartKey, SendCommand};
 pub use outbox::{RelayOp, UNKNOWN_SENDER, incoming_id};
 pub use simrelay_protocol as protocol;
+/// Result codes and segmentation live in the protocol crate (the relay counts parts and names
+/// codes the same way); the engine's paths stay.
+pub use simrelay_protocol::{codes, segment};

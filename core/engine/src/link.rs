@@ -73,6 +73,24 @@ pub enum LinkError {
     Core(#[from] crate::Error),
 }
 
+impl LinkError {
+    /// The kind of this error: bad pairing input, the engine's own kind, or a failure.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            LinkError::BadUrl | LinkError::BadPin | LinkError::PinWithoutTls => {
+                crate::ErrorKind::InvalidInput
+            }
+            LinkError::Core(e) => e.kind(),
+            LinkError::Connect(_)
+            | LinkError::Refused { .. }
+            | LinkError::Protocol(_)
+            | LinkError::Timeout
+            | LinkError::Slept(_)
+            | LinkError::Closed => crate::ErrorKind::Failure,
+        }
+    }
+}
+
 /// What pairing returns: the phone's id and its device token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paired {

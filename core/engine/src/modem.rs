@@ -60,8 +60,7 @@ pub struct PartKey {
     pub part: u32,
 }
 
-/// Android's `Activity.RESULT_OK`, the sent-intent result code of success.
-pub const RESULT_OK: i32 = -1;
+pub use simrelay_protocol::codes::RESULT_OK;
 
 /// What the radio reports.
 #[derive(Debug, Clone, PartialEq, Eq)]

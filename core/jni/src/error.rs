@@ -2,13 +2,15 @@
 //!
 //! Kotlin sees three exception classes: `IllegalArgumentException` for bad input (nothing
 //! changed), `IllegalStateException` for an unknown, freed or closed handle, and
-//! `RuntimeException` for failures of the core or the link. Texts never carry an SMS body,
-//! a phone number or a token.
+//! `RuntimeException` for failures of the core or the link. The class follows the error's
+//! [`ErrorKind`] (the engine's, which the bridge's own cases map onto), never a variant's name.
+//! Texts never carry an SMS body, a phone number or a token.
 
 use jni::Env;
 use jni::errors::ErrorPolicy;
 use jni::jni_str;
 use jni::strings::{JNIStr, JNIString};
+use simrelay_core::ErrorKind;
 use simrelay_core::link::LinkError;
 
 /// Everything an export can fail with.
@@ -35,21 +37,29 @@ impl JniError {
         JniError::BadArgument(what.into())
     }
 
+    /// What the error is, in the engine's terms: the bridge's own cases map onto its kinds.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            JniError::BadArgument(_) => ErrorKind::InvalidInput,
+            JniError::BadHandle | JniError::Closed => ErrorKind::Closed,
+            JniError::Core(e) => e.kind(),
+            JniError::Link(e) => e.kind(),
+            JniError::Runtime(_) | JniError::Jni(_) => ErrorKind::Failure,
+        }
+    }
+
     /// The Java exception class this error is thrown as.
     pub fn java_class(&self) -> &'static JNIStr {
-        match self {
-            JniError::BadArgument(_) => jni_str!("java/lang/IllegalArgumentException"),
-            JniError::BadHandle | JniError::Closed => jni_str!("java/lang/IllegalStateException"),
-            JniError::Core(simrelay_core::Error::Invalid(_))
-            | JniError::Core(simrelay_core::Error::Pdu(_))
-            | JniError::Core(simrelay_core::Error::UnsupportedFormat(_))
-            | JniError::Link(LinkError::BadUrl)
-            | JniError::Link(LinkError::BadPin) => jni_str!("java/lang/IllegalArgumentException"),
-            JniError::Core(simrelay_core::Error::Closed) => {
-                jni_str!("java/lang/IllegalStateException")
-            }
-            _ => jni_str!("java/lang/RuntimeException"),
-        }
+        java_class(self.kind())
+    }
+}
+
+/// The Java exception class of each kind.
+fn java_class(kind: ErrorKind) -> &'static JNIStr {
+    match kind {
+        ErrorKind::InvalidInput => jni_str!("java/lang/IllegalArgumentException"),
+        ErrorKind::Closed => jni_str!("java/lang/IllegalStateException"),
+        ErrorKind::StorageFull | ErrorKind::Failure => jni_str!("java/lang/RuntimeException"),
     }
 }
 
@@ -93,5 +103,49 @@ impl<T: Default> ErrorPolicy<T, JniError> for ThrowJava {
             let _ = env.throw_new(jni_str!("java/lang/RuntimeException"), msg);
         }
         Ok(T::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simrelay_core::Error as CoreError;
+
+    fn class(e: JniError) -> String {
+        e.java_class().to_str().into_owned()
+    }
+
+    #[test]
+    fn kinds_pick_the_exception_classes_kotlin_expects() {
+        let arg = "java/lang/IllegalArgumentException";
+        let state = "java/lang/IllegalStateException";
+        let runtime = "java/lang/RuntimeException";
+        assert_eq!(class(JniError::bad("x")), arg);
+        assert_eq!(class(JniError::Core(CoreError::Invalid("x".into()))), arg);
+        assert_eq!(
+            class(JniError::Core(CoreError::UnsupportedFormat("x".into()))),
+            arg
+        );
+        assert_eq!(class(JniError::Link(LinkError::BadUrl)), arg);
+        assert_eq!(class(JniError::Link(LinkError::BadPin)), arg);
+        assert_eq!(class(JniError::Link(LinkError::PinWithoutTls)), arg);
+        assert_eq!(class(JniError::BadHandle), state);
+        assert_eq!(class(JniError::Closed), state);
+        assert_eq!(class(JniError::Core(CoreError::Closed)), state);
+        assert_eq!(
+            class(JniError::Link(LinkError::Core(CoreError::Closed))),
+            state
+        );
+        assert_eq!(class(JniError::Core(CoreError::StorageFull)), runtime);
+        assert_eq!(
+            class(JniError::Core(CoreError::Corrupt("x".into()))),
+            runtime
+        );
+        assert_eq!(class(JniError::Link(LinkError::Timeout)), runtime);
+        assert_eq!(
+            class(JniError::Link(LinkError::Connect("x".into()))),
+            runtime
+        );
+        assert_eq!(class(JniError::Runtime("x".into())), runtime);
     }
 }

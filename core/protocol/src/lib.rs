@@ -8,6 +8,12 @@
 //! Unknown fields are refused. `docs/protocol.md` is the human-readable contract.
 //!
 //! This crate does no I/O: the engine's link client and the relay's device hub both use it.
+//! It also holds the rules both sides must apply alike: [`is_e164`], [`MAX_RECIPIENTS`],
+//! [`segment`] (how many parts a text costs: the relay paces SIMs by it) and [`codes`] (the
+//! Android result codes the phone reports in `code`).
+
+pub mod codes;
+pub mod segment;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +23,22 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest text frame either side accepts, in bytes.
 pub const MAX_FRAME_BYTES: usize = 256 * 1024;
 
-/// Unix time in milliseconds.
+/// Unix time in milliseconds (the one time type of the phone, the relay and the wire).
 pub type Millis = i64;
+
+/// Most recipients in one message: the relay's API and the phone's engine both refuse more.
+pub const MAX_RECIPIENTS: usize = 1_000;
+
+/// Whether `s` is an E.164 number: `+`, a non-zero digit, then 1 to 14 more digits
+/// (`^\+[1-9][0-9]{1,14}$`). The relay's API and the phone's engine apply the same rule.
+pub fn is_e164(s: &str) -> bool {
+    let Some(digits) = s.strip_prefix('+') else {
+        return false;
+    };
+    (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
 
 /// An SMS to send, as the relay hands it to one phone.
 ///

@@ -213,3 +213,20 @@ fn a_cancel_without_recipients_means_the_whole_message() {
         "absent, not null, when it is the whole message"
     );
 }
+
+#[test]
+fn e164_rule() {
+    for ok in ["+15551230001", "+49", "+123456789012345"] {
+        assert!(is_e164(ok), "{ok}");
+    }
+    for bad in [
+        "15551230001",
+        "+0555",
+        "+1",
+        "+1234567890123456",
+        "+1555-123",
+        "+",
+    ] {
+        assert!(!is_e164(bad), "{bad}");
+    }
+}

@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::error::{ApiJson, ApiQuery, AppError};
 use crate::store::{CancelOutcome, CreateOutcome, MessageFilter, NewMessage, PhoneRow, now_ms};
 
-pub const MAX_RECIPIENTS: usize = 1000;
+pub use simrelay_protocol::{MAX_RECIPIENTS, is_e164};
 pub const MAX_TEXT_CHARS: usize = 1600;
 pub const MAX_ID_CHARS: usize = 64;
 
@@ -44,16 +44,6 @@ pub struct SendRequest {
     pub pool: Option<String>,
     #[serde(default)]
     pub delivery_report: Option<bool>,
-}
-
-/// Whether `s` is an E.164 number: `+`, a non-zero digit, then 1 to 14 digits.
-pub fn is_e164(s: &str) -> bool {
-    let Some(digits) = s.strip_prefix('+') else {
-        return false;
-    };
-    (2..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
 }
 
 fn valid_id(id: &str) -> bool {
@@ -342,23 +332,6 @@ pub async fn cancel(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn e164_rule() {
-        for ok in ["+15551230001", "+49", "+123456789012345"] {
-            assert!(is_e164(ok), "{ok}");
-        }
-        for bad in [
-            "15551230001",
-            "+0555",
-            "+1",
-            "+1234567890123456",
-            "+1555-123",
-            "+",
-        ] {
-            assert!(!is_e164(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn smsgate_mapping_covers_every_state() {

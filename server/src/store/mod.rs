@@ -31,7 +31,7 @@ use crate::sim_health::Outcome;
 use sqlite_pools::{Pool, PoolOutcome, RoutingInput, SimSettings};
 
 /// Unix time in milliseconds.
-pub type Millis = i64;
+pub use simrelay_protocol::Millis;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]

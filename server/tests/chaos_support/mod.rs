@@ -240,7 +240,8 @@ pub async fn start_phones(
 pub fn read_ledgers(dir: &Path, count: usize) -> BTreeMap<(String, u32, u32), Vec<(usize, u32)>> {
     let mut out: BTreeMap<(String, u32, u32), Vec<(usize, u32)>> = BTreeMap::new();
     for i in 0..count {
-        let Ok(text) = std::fs::read_to_string(simrelay_server::sim_phones::ledger_path(dir, i))
+        let Ok(text) =
+            std::fs::read_to_string(simrelay_server::sims::sim_phones::ledger_path(dir, i))
         else {
             continue;
         };
@@ -263,7 +264,7 @@ pub fn read_ledgers(dir: &Path, count: usize) -> BTreeMap<(String, u32, u32), Ve
 
 /// Every recipient's state in phone `i`'s own database: (message, idx) -> state.
 pub fn phone_states(dir: &Path, i: usize) -> BTreeMap<(String, u32), String> {
-    let path: PathBuf = simrelay_server::sim_phones::db_path(dir, i);
+    let path: PathBuf = simrelay_server::sims::sim_phones::db_path(dir, i);
     let conn = rusqlite::Connection::open_with_flags(
         &path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,

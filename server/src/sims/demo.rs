@@ -148,7 +148,7 @@ pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
             token: paired.token,
             pin_sha256: None,
         };
-        let phone = crate::sim_phones::start_phone(
+        let phone = super::sim_phones::start_phone(
             PhoneConfig {
                 link: Some(link),
                 engine: engine_config(),

@@ -7,8 +7,10 @@
 //! still succeed. The table follows AOSP `SmsManager.java` (Android 15); the transient/permanent
 //! labels are our judgement (see `shared/reference/android-sms.md`, section 1). Codes a user must
 //! act on (FDN, short-code consent, SIM PIN2, ...) count as permanent: retrying cannot help.
+//! The relay reads the same table to name and classify the codes phones report.
 
-pub use crate::modem::RESULT_OK;
+/// Android's `Activity.RESULT_OK`, the sent-intent result code of success.
+pub const RESULT_OK: i32 = -1;
 
 /// `RESULT_ERROR_LIMIT_EXCEEDED`: the OS send-rate limit (SmsUsageMonitor) was hit.
 pub const RESULT_ERROR_LIMIT_EXCEEDED: i32 = 5;
