@@ -57,7 +57,10 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     assert_eq!(
         parts,
-        [("+15551230002".to_string(), 2), ("+15551230001".to_string(), 1)]
+        [
+            ("+15551230002".to_string(), 2),
+            ("+15551230001".to_string(), 1)
+        ]
     );
     store.create_webhook(
         "acc",
