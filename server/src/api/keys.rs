@@ -15,7 +15,7 @@ use super::{Caller, Page, hash_secret, insufficient_scope, views};
 use crate::AppState;
 use crate::error::{ApiJson, AppError};
 use crate::store::now_ms;
-use crate::store::sqlite_keys::{NewKey, Revoked};
+use crate::store::{NewKey, Revoked};
 
 /// Body of `POST /v1/keys`.
 #[derive(Debug, Deserialize)]

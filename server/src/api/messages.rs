@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Account, Page, PageRequest, parse_time, views};
 use crate::AppState;
+use crate::domain::MessageStatus;
 use crate::error::{ApiJson, ApiQuery, AppError};
 use crate::store::{CancelOutcome, CreateOutcome, MessageFilter, NewMessage, PhoneRow, now_ms};
 
@@ -290,7 +291,7 @@ pub async fn list(
     }
     let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
     let filter = MessageFilter {
-        state: q.state,
+        state: q.state.as_deref().and_then(MessageStatus::parse),
         since: parse_time("since", q.since.as_deref())?,
         after_cursor: page.after,
         limit: page.limit,

@@ -17,8 +17,8 @@ use crate::AppState;
 use crate::error::{ApiJson, AppError};
 use crate::pool_router::{Hours, SimKey};
 use crate::rack::SimStat;
-use crate::store::sqlite_pools::{Pool, PoolOutcome, SimSettings};
 use crate::store::{PhoneRow, now_ms};
+use crate::store::{Pool, PoolOutcome, SimSettings};
 
 /// Most SIMs in one pool.
 const MAX_MEMBERS: usize = 1000;

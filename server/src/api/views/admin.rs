@@ -5,8 +5,9 @@ use serde::Serialize;
 
 use super::Timestamp;
 use crate::api::auth::Scopes;
-use crate::store::sqlite_keys::{AccountRow, KeyRow};
+use crate::domain::DeliveryState;
 use crate::store::{self, AttemptView};
+use crate::store::{AccountRow, KeyRow};
 
 /// An API key: `GET /v1/keys` items, `DELETE /v1/keys/{id}`, and (with `secret`)
 /// `POST /v1/keys`.
@@ -127,7 +128,7 @@ pub struct Attempt {
     /// Why it failed, `null` for a 2xx.
     pub error: Option<String>,
     /// The delivery's state now, `null` for a ping.
-    pub delivery_state: Option<String>,
+    pub delivery_state: Option<DeliveryState>,
 }
 
 impl From<AttemptView> for Attempt {
@@ -254,7 +255,7 @@ mod tests {
                 duration_ms: 15_000,
                 error: Some("timeout".into()),
             },
-            delivery_state: Some("pending".into()),
+            delivery_state: Some(DeliveryState::Pending),
         };
         assert_eq!(
             serde_json::to_value(Attempt::from(attempt)).expect("serialises"),

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Timestamp;
+use crate::domain::{MessageStatus, RecipientStatus};
 use crate::store::{InboxItem, MessageView, RecipientView};
 
 /// A message: `POST /v1/messages` (202), `GET /v1/messages/{id}`, `DELETE`, list items.
@@ -11,7 +12,7 @@ use crate::store::{InboxItem, MessageView, RecipientView};
 pub struct Message {
     pub id: String,
     /// Derived from the recipients' states.
-    pub state: String,
+    pub state: MessageStatus,
     pub priority: i32,
     pub valid_until: Option<Timestamp>,
     pub schedule_at: Option<Timestamp>,
@@ -30,7 +31,7 @@ pub struct Message {
 pub struct Recipient {
     pub idx: u32,
     pub to: String,
-    pub state: String,
+    pub state: RecipientStatus,
     pub parts: u32,
     pub parts_sent: u32,
     pub parts_delivered: u32,
@@ -126,7 +127,7 @@ mod tests {
         RecipientView {
             idx,
             to: format!("+1555123000{}", idx + 1),
-            state: state.into(),
+            state: state.parse().expect("a recipient state"),
             parts: 1,
             parts_sent: 1,
             parts_delivered: u32::from(state == "delivered"),
@@ -150,7 +151,7 @@ mod tests {
         let view = MessageView {
             cursor: 7,
             id: "order-1".into(),
-            state: "sent".into(),
+            state: MessageStatus::Sent,
             priority: 0,
             valid_until: None,
             schedule_at: None,
@@ -183,7 +184,7 @@ mod tests {
         let view = MessageView {
             cursor: 1,
             id: "m".into(),
-            state: "pending".into(),
+            state: MessageStatus::Pending,
             priority: -5,
             valid_until: Some(T0),
             schedule_at: Some(T0 - 1000),

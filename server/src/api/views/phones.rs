@@ -8,8 +8,8 @@ use super::Timestamp;
 use crate::pool_router::SimKey;
 use crate::rack::SimStat;
 use crate::store::PhoneRow;
-use crate::store::sqlite_pools::{self, SimSettings};
-use crate::store::sqlite_removal::Removal;
+use crate::store::Removal;
+use crate::store::{self, SimSettings};
 
 /// A phone of `GET /v1/phones`; what it reported (`sims`, `queue_depth`, ...) is empty or
 /// `null` until it first connects.
@@ -129,8 +129,8 @@ fn sims(keys: Vec<SimKey>) -> Vec<Sim> {
     keys.into_iter().map(Sim::from).collect()
 }
 
-impl From<sqlite_pools::Pool> for Pool {
-    fn from(p: sqlite_pools::Pool) -> Self {
+impl From<store::Pool> for Pool {
+    fn from(p: store::Pool) -> Self {
         Self {
             name: p.name,
             members: sims(p.members),
@@ -307,7 +307,7 @@ mod tests {
     /// docs/protocol.md, `POST /v1/pools`.
     #[test]
     fn a_pool_has_the_documented_shape() {
-        let pool = sqlite_pools::Pool {
+        let pool = store::Pool {
             name: "eu-rack".into(),
             members: vec![SimKey::new("p1", 1), SimKey::new("p1", 2)],
             prefixes: vec![("+44".into(), vec![SimKey::new("p1", 2)])],
