@@ -67,24 +67,32 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: a signal that arrives right after the `listening on` line (a
+/// supervisor, a test) must stop the relay cleanly rather than kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler works on unix");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler works");
+        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler works");
+        async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = args.resolve()?;
     let server = Server::start(config).await?;
+    let stop = shutdown_signal();
     if let Some(fp) = &server.state.tls_fingerprint {
         println!("tls fingerprint sha256 {fp}");
     }
@@ -100,7 +108,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             "admin key: in the store; new keys: simrelay keys create --data DIR --name NAME (or POST /v1/keys)"
         ),
     }
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     server.stop().await?;
     Ok(())
