@@ -10,6 +10,7 @@ pub mod api;
 pub mod config;
 pub mod data_dir;
 pub mod dispatch;
+pub mod domain;
 pub mod error;
 pub mod hub;
 pub mod key_bootstrap;
@@ -43,9 +44,7 @@ use tokio::task::JoinHandle;
 use config::{Config, TlsMode};
 use hub::Hub;
 use store::committer::Committer;
-use store::sqlite::SqliteStore;
-use store::sqlite_keys::KeyAuth;
-use store::{Db, StoreError};
+use store::{Db, KeyAuth, Store, StoreError};
 
 /// Largest accepted HTTP request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -120,7 +119,7 @@ impl AppState {
         data_dir::private_store(&path)?;
         let cache_kib = config.store_cache_kib;
         let store =
-            tokio::task::spawn_blocking(move || SqliteStore::open_with_cache(&path, cache_kib))
+            tokio::task::spawn_blocking(move || Store::open_sqlite_with_cache(&path, cache_kib))
                 .await
                 .map_err(|_| StoreError::Join)??;
         let db = Db::new(Arc::new(store));

@@ -2,7 +2,6 @@
 
 use rusqlite::Connection;
 use simrelay_server::store::schema::{V1_SQL, VERSION};
-use simrelay_server::store::sqlite::SqliteStore;
 use simrelay_server::store::{Store, Webhook};
 
 #[test]
@@ -20,11 +19,16 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
                  state, created_at, updated_at) VALUES ('acc', 'old-1', 'h', 'hi', 0, 1, 'pending', 1, 1);
              INSERT INTO recipients (mseq, idx, to_number, state, updated_at)
                  VALUES (1, 0, '+15551230001', 'pending', 1);
+             INSERT INTO messages (account_id, id, body_hash, text, priority, delivery_report,
+                 state, created_at, updated_at)
+                 VALUES ('acc', 'old-2', 'h', printf('%.161c', 'a'), 1, 1, 'pending', 1, 1);
+             INSERT INTO recipients (mseq, idx, to_number, state, updated_at)
+                 VALUES (2, 0, '+15551230002', 'pending', 1);
              INSERT INTO phones (id, account_id, token_hash, created_at)
                  VALUES ('old-phone', 'acc', 'old-token-hash', 1);",
         )?;
     }
-    let store = SqliteStore::open(&path)?;
+    let store = Store::open_sqlite(&path)?;
     assert_eq!(store.account_for_key("hash")?.as_deref(), Some("acc"));
     // A key from before v7 keeps the scopes of a whole account, with no prefix.
     let keys = store.list_keys(Some("acc"))?;
@@ -42,7 +46,21 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
     // Counts per state (kept by triggers since v4) start from what the old database held.
     assert_eq!(
         store.counts()?.messages_by_state,
-        vec![("pending".to_string(), 1)]
+        vec![("pending".to_string(), 2)]
+    );
+    // Part counts (stored since v8) were filled in for the messages still waiting: routing
+    // reads them instead of counting the text on every pass.
+    let parts: Vec<(String, u32)> = store
+        .unrouted("acc", &[], 10)?
+        .into_iter()
+        .map(|u| (u.to, u.parts))
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            ("+15551230002".to_string(), 2),
+            ("+15551230001".to_string(), 1)
+        ]
     );
     store.create_webhook(
         "acc",
@@ -65,7 +83,7 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
     let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     assert_eq!(v, VERSION);
     // Opening again is a no-op.
-    let store = SqliteStore::open(&path)?;
+    let store = Store::open_sqlite(&path)?;
     assert_eq!(store.list_webhooks("acc")?.len(), 1);
     Ok(())
 }
@@ -75,6 +93,6 @@ fn a_newer_schema_is_refused() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("relay.sqlite");
     Connection::open(&path)?.execute_batch("PRAGMA user_version = 99;")?;
-    assert!(SqliteStore::open(&path).is_err());
+    assert!(Store::open_sqlite(&path).is_err());
     Ok(())
 }
