@@ -3,8 +3,9 @@
 //! engine's default pacing: jitter 0.25 unless the scenario says otherwise) with simulated
 //! radios. The relay is either the real store and routing pass
 //! ([`store_relay::StoreRelay`]: SQLite, `dispatch::route_account`, the store's acceptance,
-//! re-routing and failover) or [`relay_model::RelayModel`], an in-memory model of the same
-//! bookkeeping around the real SIM router and health tracker (fast enough for big sweeps). A link is modelled as frames and events exchanged every step while the
+//! re-routing and failover) or [`relay_model::RelayModel`], the same rules
+//! ([`crate::domain`]), SIM router and health tracker over rows kept in memory (fast enough
+//! for big sweeps). A link is modelled as frames and events exchanged every step while the
 //! phone is alive; a dead phone neither steps nor talks, keeps its accepted work and resumes
 //! when it returns. SIMs start failing with a SIM-bound code (`RESULT_RIL_SIM_ABSENT`), some
 //! recover later.
@@ -24,10 +25,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use simrelay_core::RelayOp;
 use simrelay_core::pacing::SimPace;
-use simrelay_core::protocol::{Event, RecipientState, SimInfo};
+use simrelay_core::protocol::{Event, SimInfo};
 use simrelay_core::sim_modem::{SimBehaviour, SimModemConfig, SimRadio};
 use simrelay_core::{Engine, EngineConfig, SimConfig};
 
+use crate::domain::MessageStatus;
 use crate::pool_router::Policy;
 use crate::sim_health::{HealthEvent, HealthPolicy, Millis, SimHealth};
 use relay_model::RelayModel;
@@ -84,7 +86,8 @@ pub trait Relay: std::fmt::Debug {
     ) -> (Vec<RelayOp>, u64);
     fn open_recipients(&self) -> usize;
     fn unrouted_len(&self) -> usize;
-    fn outcomes(&self) -> Vec<RecipientState>;
+    /// Each message's state (one recipient each), as the relay aggregates it.
+    fn outcomes(&self) -> Vec<MessageStatus>;
     fn health_events(&self) -> &[(Millis, HealthEvent)];
     fn failovers(&self) -> u64;
     fn reroutes(&self) -> u64 {
@@ -369,8 +372,8 @@ pub fn run(s: &Scenario) -> Report {
     report.recipients = s.messages;
     for state in relay.outcomes() {
         match state {
-            RecipientState::Delivered => report.delivered += 1,
-            RecipientState::Failed => report.failed += 1,
+            MessageStatus::Delivered => report.delivered += 1,
+            MessageStatus::Failed => report.failed += 1,
             _ => report.lost += 1,
         }
     }

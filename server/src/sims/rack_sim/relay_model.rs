@@ -1,17 +1,24 @@
 //! An in-memory model of the relay's bookkeeping for the rack simulator: recipients with their
 //! owner phone and SIM, the per-phone frame log, acceptance, re-routing of unaccepted work when
 //! a phone goes offline, failover of recipients reported `failed` + `unsent`, and SIM health.
-//! Routing decisions come from the real [`crate::pool_router::plan`]. The rules mirror
-//! `store::sqlite_phones` (ownership, cancel before ack, idempotent events).
+//! The decisions are the relay's own: routing from [`crate::pool_router::plan`], what a
+//! phone's report does from [`domain::update::decide`] (ownership, late acceptance, cancel
+//! before ack, failover), which events apply from [`domain::update::accept_seq`], what going
+//! offline hands back from [`domain::phone_gone::offline_hands_back`], and a message's state
+//! from [`domain::aggregate`]. Only the rows live here, in maps instead of SQLite.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::convert::Infallible;
 
 use simrelay_core::RelayOp;
-use simrelay_core::protocol::{Event, OutboundMessage, Recipient, RecipientState, SimInfo};
+use simrelay_core::protocol::{Event, OutboundMessage, Recipient as WireRecipient, SimInfo};
 
 use super::Relay;
+use crate::domain::phone_gone::offline_hands_back;
+use crate::domain::update::{Effect, Facts, Update, accept_seq, decide};
+use crate::domain::{MessageStatus, Recipient, RecipientStatus, aggregate};
 use crate::pool_router::{Pending, Policy, SimKey, SimLimits, SimSlot, Target, plan};
-use crate::sim_health::{HealthEvent, Millis, Outcome, SimHealth};
+use crate::sim_health::{HealthEvent, Millis, SimHealth};
 
 /// Recipients considered per routing pass.
 const PASS_LIMIT: usize = 400;
@@ -19,22 +26,13 @@ const PASS_LIMIT: usize = 400;
 /// Key of a recipient: (message id, index).
 pub type RecipientKey = (String, u32);
 
-/// One recipient as the relay tracks it.
+/// One recipient as the relay tracks it: the rules' view of it plus its text.
 #[derive(Debug, Clone)]
 pub struct Rec {
     pub to: String,
     pub text: String,
     pub parts: u32,
-    pub phone: Option<String>,
-    pub sim: Option<i32>,
-    pub accepted: bool,
-    pub state: RecipientState,
-    pub parts_sent: u32,
-    /// Phones that had it and reported it unsent, or whose late copy was cancelled.
-    pub avoid: Vec<String>,
-    /// Relay-side state: waiting for a phone (the protocol's `pending`).
-    pub unrouted: bool,
-    counted: bool,
+    pub r: Recipient,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +41,27 @@ struct PhoneLog {
     frames: Vec<(u64, RelayOp)>,
     event_seq: u64,
     online: bool,
+}
+
+/// The facts [`decide`] asks for: the model has no pools, and every phone that ever
+/// connected belongs to the one account.
+struct ModelFacts<'a>(&'a HashMap<String, PhoneLog>);
+
+impl Facts for ModelFacts<'_> {
+    type Error = Infallible;
+
+    fn pool_has(
+        &mut self,
+        _pool: &str,
+        _phone: &str,
+        _sim: Option<i32>,
+    ) -> Result<bool, Infallible> {
+        Ok(false)
+    }
+
+    fn candidate_phones(&mut self, _pool: Option<&str>) -> Result<Vec<String>, Infallible> {
+        Ok(self.0.keys().cloned().collect())
+    }
 }
 
 /// The relay model.
@@ -61,10 +80,6 @@ pub struct RelayModel {
     pub health_events: Vec<(Millis, HealthEvent)>,
     pub failovers: u64,
     pub reroutes: u64,
-}
-
-fn is_final(s: RecipientState) -> bool {
-    s.is_final()
 }
 
 impl RelayModel {
@@ -93,28 +108,37 @@ impl RelayModel {
                 to: to.into(),
                 text: text.into(),
                 parts: simrelay_core::segment::count_parts(text),
-                phone: None,
-                sim: None,
-                accepted: false,
-                state: RecipientState::Queued,
-                parts_sent: 0,
-                avoid: Vec::new(),
-                unrouted: true,
-                counted: false,
+                r: Recipient {
+                    status: RecipientStatus::Pending,
+                    phone: None,
+                    sim: None,
+                    accepted: false,
+                    parts_sent: 0,
+                    tried: Vec::new(),
+                    target: crate::domain::Target::default(),
+                },
             },
         );
         self.unrouted.insert(key);
     }
 
+    /// Back to the router: no phone, no SIM, `pending`, not accepted.
     fn unroute(&mut self, k: &RecipientKey) {
-        let r = self.recs.get_mut(k).expect("known recipient");
+        let r = &mut self.recs.get_mut(k).expect("known recipient").r;
         r.phone = None;
         r.sim = None;
         r.accepted = false;
-        r.unrouted = true;
-        r.state = RecipientState::Queued;
+        r.status = RecipientStatus::Pending;
         self.in_hand.remove(k);
         self.unrouted.insert(k.clone());
+    }
+
+    fn record(&mut self, outcome: Option<(SimKey, crate::sim_health::Outcome)>, now: Millis) {
+        if let Some((sim, outcome)) = outcome
+            && let Some(ev) = self.health.record(&sim, outcome, now)
+        {
+            self.health_events.push((now, ev));
+        }
     }
 }
 
@@ -129,15 +153,15 @@ impl Relay for RelayModel {
         self.phones.entry(phone.to_string()).or_default().online = true;
     }
 
-    /// After the offline grace: unaccepted recipients of the phone go back to the router.
+    /// After the offline grace: what the phone holds and has not accepted goes back.
     fn phone_offline(&mut self, phone: &str, _now: Millis) {
         self.phones.entry(phone.to_string()).or_default().online = false;
         let back: Vec<RecipientKey> = self
             .in_hand
             .iter()
             .filter(|k| {
-                let r = &self.recs[*k];
-                r.phone.as_deref() == Some(phone) && !r.accepted
+                let r = &self.recs[*k].r;
+                r.phone.as_deref() == Some(phone) && offline_hands_back(r)
             })
             .cloned()
             .collect();
@@ -151,10 +175,10 @@ impl Relay for RelayModel {
     fn route(&mut self, online: &[(String, Vec<SimInfo>)], now: Millis) {
         let mut unsent: HashMap<SimKey, u32> = HashMap::new();
         for k in &self.in_hand {
-            let r = &self.recs[k];
-            if let (Some(p), Some(s)) = (&r.phone, r.sim) {
+            let rec = &self.recs[k];
+            if let (Some(p), Some(s)) = (&rec.r.phone, rec.r.sim) {
                 *unsent.entry(SimKey::new(p.clone(), s)).or_default() +=
-                    r.parts.saturating_sub(r.parts_sent);
+                    rec.parts.saturating_sub(rec.r.parts_sent);
             }
         }
         let day = crate::pool_router::local_day(now, 0);
@@ -184,14 +208,17 @@ impl Relay for RelayModel {
             .take(PASS_LIMIT)
             .enumerate()
             .map(|(i, k)| {
-                let r = &self.recs[k];
+                let rec = &self.recs[k];
+                let mut avoid: Vec<String> = rec.r.tried.iter().map(|t| t.phone.clone()).collect();
+                avoid.sort();
+                avoid.dedup();
                 Pending {
                     mseq: i as i64,
                     idx: k.1,
-                    parts: r.parts,
-                    to: r.to.clone(),
+                    parts: rec.parts,
+                    to: rec.to.clone(),
                     target: Target::Any,
-                    avoid_phones: r.avoid.clone(),
+                    avoid_phones: avoid,
                     bound: Vec::new(),
                     sticky: false,
                 }
@@ -204,17 +231,16 @@ impl Relay for RelayModel {
         }
         for route in planned.routes {
             let k = keys[usize::try_from(route.mseq).expect("index")].clone();
-            let r = self.recs.get_mut(&k).expect("known recipient");
-            r.phone = Some(route.sim.phone.clone());
-            r.sim = Some(route.sim.sub_id);
-            r.unrouted = false;
+            let rec = self.recs.get_mut(&k).expect("known recipient");
+            rec.r.phone = Some(route.sim.phone.clone());
+            rec.r.sim = Some(route.sim.sub_id);
             let message = OutboundMessage {
                 id: k.0.clone(),
-                recipients: vec![Recipient {
+                recipients: vec![WireRecipient {
                     idx: k.1,
-                    to: r.to.clone(),
+                    to: rec.to.clone(),
                 }],
-                text: r.text.clone(),
+                text: rec.text.clone(),
                 priority: 0,
                 valid_until: None,
                 schedule_at: None,
@@ -229,7 +255,7 @@ impl Relay for RelayModel {
             if e.0 != day {
                 *e = (day, 0);
             }
-            e.1 += r.parts;
+            e.1 += rec.parts;
             self.unrouted.remove(&k);
             self.in_hand.insert(k);
             let log = self.phones.entry(route.sim.phone.clone()).or_default();
@@ -257,79 +283,74 @@ impl Relay for RelayModel {
         }
     }
 
-    /// Applies events from `phone`; returns the cancel frames to write first and the ack.
+    /// Applies events from `phone` as the relay's rules decide; returns the cancel frames to
+    /// write first and the ack.
     fn apply_events(
         &mut self,
         phone: &str,
         events: &[(u64, Event)],
         now: Millis,
     ) -> (Vec<RelayOp>, u64) {
-        let mut cancels: Vec<(String, u32)> = Vec::new();
+        let mut cancels: Vec<RecipientKey> = Vec::new();
         let mut event_seq = self.phones.entry(phone.to_string()).or_default().event_seq;
         for (seq, event) in events {
-            if *seq <= event_seq {
-                continue;
+            match accept_seq(event_seq, *seq) {
+                Some(true) => event_seq = *seq,
+                Some(false) => continue,
+                None => break,
             }
-            if *seq != event_seq + 1 {
-                break;
-            }
-            event_seq = *seq;
             let Event::Recipient(u) = event else { continue };
             let k = (u.message_id.clone(), u.idx);
-            let Some(r) = self.recs.get_mut(&k) else {
+            let Some(rec) = self.recs.get(&k) else {
                 continue;
             };
-            if r.phone.as_deref() != Some(phone) {
-                if u.state != RecipientState::Queued {
-                    continue;
-                }
-                let had = r.avoid.iter().any(|p| p == phone);
-                if r.unrouted && !had {
-                    // A late acceptance of a recipient still waiting: it is this phone's.
-                    r.phone = Some(phone.to_string());
-                    r.sim = u.sim;
-                    r.unrouted = false;
-                    self.unrouted.remove(&k);
-                    self.in_hand.insert(k.clone());
-                } else {
-                    if !had && !is_final(r.state) {
-                        r.avoid.push(phone.to_string());
+            let Ok(decision) = decide(
+                &rec.r,
+                phone,
+                u,
+                self.max_sims,
+                &mut ModelFacts(&self.phones),
+            );
+            let apply = match decision {
+                Update::Ignore => continue,
+                Update::CancelCopy { tried } => {
+                    if let Some(tried) = tried {
+                        self.recs.get_mut(&k).expect("known recipient").r.tried = tried;
                     }
                     if !cancels.contains(&k) {
                         cancels.push(k);
                     }
                     continue;
                 }
+                Update::Apply(apply) => apply,
+            };
+            let r = &mut self.recs.get_mut(&k).expect("known recipient").r;
+            if apply.adopt {
+                // A late acceptance of a recipient still waiting: it is this phone's.
+                r.phone = Some(phone.to_string());
+                r.sim = u.sim;
+                self.unrouted.remove(&k);
+                self.in_hand.insert(k.clone());
             }
-            if is_final(r.state) {
-                continue;
+            if let Some(tried) = apply.tried {
+                r.tried = tried;
             }
-            r.accepted = true;
-            r.state = u.state;
-            r.parts_sent = u.parts_sent;
-            let sim = SimKey::new(phone, u.sim.or(r.sim).unwrap_or(0));
-            let left = matches!(u.state, RecipientState::Sent | RecipientState::Delivered);
-            if left && !r.counted {
-                r.counted = true;
-                if let Some(ev) = self.health.record(&sim, Outcome::Sent, now) {
-                    self.health_events.push((now, ev));
-                }
-            }
-            if u.state == RecipientState::Failed && u.unsent {
-                if let Some(ev) = self.health.record(&sim, Outcome::SimBound(u.code), now) {
-                    self.health_events.push((now, ev));
-                }
-                let r = self.recs.get_mut(&k).expect("known recipient");
-                r.avoid.push(phone.to_string());
-                if r.avoid.len() < self.max_sims {
+            match apply.effect {
+                Effect::FailOver => {
                     self.unroute(&k);
                     self.failovers += 1;
-                    continue;
+                }
+                Effect::Report(report) => {
+                    r.accepted = true;
+                    r.status = report.state;
+                    r.parts_sent = u.parts_sent;
+                    r.sim = u.sim.or(r.sim);
+                    if !report.state.in_phone_queue() {
+                        self.in_hand.remove(&k);
+                    }
                 }
             }
-            if is_final(u.state) || left {
-                self.in_hand.remove(&k);
-            }
+            self.record(apply.outcome, now);
         }
         let log = self.phones.entry(phone.to_string()).or_default();
         log.event_seq = event_seq;
@@ -353,11 +374,19 @@ impl Relay for RelayModel {
     }
 
     fn open_recipients(&self) -> usize {
-        self.recs.values().filter(|r| !is_final(r.state)).count()
+        self.recs
+            .values()
+            .filter(|rec| !rec.r.status.is_final())
+            .count()
     }
 
-    fn outcomes(&self) -> Vec<RecipientState> {
-        self.recs.values().map(|r| r.state).collect()
+    /// Each message's state, aggregated from its recipients' as the relay does.
+    fn outcomes(&self) -> Vec<MessageStatus> {
+        let mut messages: BTreeMap<&str, Vec<RecipientStatus>> = BTreeMap::new();
+        for ((id, _), rec) in &self.recs {
+            messages.entry(id).or_default().push(rec.r.status);
+        }
+        messages.into_values().map(aggregate).collect()
     }
 
     fn health_events(&self) -> &[(Millis, HealthEvent)] {

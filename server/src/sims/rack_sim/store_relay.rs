@@ -9,6 +9,7 @@ use simrelay_core::protocol::{Event, PhoneStatus, RecipientState, SimInfo, decod
 
 use super::Relay;
 use crate::dispatch::route_account;
+use crate::domain::MessageStatus;
 use crate::hub::OnlinePhone;
 use crate::rack::Rack;
 use crate::sim_health::{HealthEvent, HealthPolicy, Millis, Outcome};
@@ -175,7 +176,7 @@ impl Relay for StoreRelay {
         usize::try_from(self.store.counts().expect("counts").unrouted).unwrap_or(0)
     }
 
-    fn outcomes(&self) -> Vec<RecipientState> {
+    fn outcomes(&self) -> Vec<MessageStatus> {
         let mut out = Vec::new();
         let mut filter = MessageFilter {
             limit: 500,
@@ -190,13 +191,7 @@ impl Relay for StoreRelay {
                 return out;
             };
             filter.after_cursor = Some(last.cursor);
-            for m in &page {
-                out.extend(
-                    m.recipients
-                        .iter()
-                        .filter_map(|r| RecipientState::parse(r.state.as_str())),
-                );
-            }
+            out.extend(page.iter().map(|m| m.state));
         }
     }
 
@@ -208,7 +203,7 @@ impl Relay for StoreRelay {
         let failed = self
             .outcomes()
             .iter()
-            .filter(|s| **s == RecipientState::Failed)
+            .filter(|s| **s == MessageStatus::Failed)
             .count() as u64;
         self.sim_bound.saturating_sub(failed)
     }
