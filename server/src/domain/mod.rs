@@ -7,7 +7,7 @@
 //! * The typed states, and strings only at serialisation: [`state`].
 //!
 //! The store (`crate::store::ops`) reads rows, asks these functions, and writes what they
-//! decided; the rack simulator (`crate::rack_sim`) asks the same functions over rows it keeps
+//! decided; the rack simulator (`crate::sims::rack_sim`) asks the same functions over rows it keeps
 //! in memory.
 
 pub mod aggregate;

@@ -58,7 +58,7 @@ pub(crate) fn create_messages(tx: &mut dyn Tx, batch: &[NewMessage]) -> Result<V
             first.insert(*key, inserts.len());
             inserts.push(MessageInsert {
                 message: m,
-                parts: simrelay_core::segment::count_parts(&m.text),
+                parts: simrelay_protocol::segment::count_parts(&m.text),
                 state: MessageStatus::Pending,
                 recipient_state: RecipientStatus::Pending,
             });

@@ -217,7 +217,7 @@ fn v8_parts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     for (mseq, text) in live {
         set.execute(rusqlite::params![
             mseq,
-            simrelay_core::segment::count_parts(&text)
+            simrelay_protocol::segment::count_parts(&text)
         ])?;
     }
     Ok(())
