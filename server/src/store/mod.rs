@@ -7,6 +7,7 @@
 //! transaction (group commit) and answers each request only after that commit.
 
 pub mod committer;
+pub mod postgres;
 pub mod schema;
 pub mod sqlite;
 pub mod sqlite_keys;
@@ -46,6 +47,10 @@ pub enum StoreError {
     Join,
     #[error("batch commit failed: {0}")]
     Batch(String),
+    /// A PostgreSQL error, named by its SQLSTATE (never the server's message, which may quote
+    /// values).
+    #[error("postgres: {0}")]
+    Postgres(String),
 }
 
 impl StoreError {
