@@ -10,6 +10,7 @@ pub mod config;
 pub mod data_dir;
 pub mod demo;
 pub mod dispatch;
+pub mod domain;
 pub mod error;
 pub mod hub;
 pub mod key_bootstrap;

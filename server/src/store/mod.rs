@@ -21,6 +21,9 @@ pub mod sqlite_removal;
 mod sqlite_routing;
 mod sqlite_webhooks;
 pub use sqlite_webhooks::ATTEMPTS_KEPT;
+pub mod tx;
+pub use sqlite_keys::{AccountRow, KeyAuth, KeyRow, NewKey, Revoked};
+pub use sqlite_pools::{Pool, PoolOutcome, RoutingInput, SimSettings};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +32,6 @@ use simrelay_protocol::{Event, PhoneStatus};
 
 use crate::pool_router::SimKey;
 use crate::sim_health::Outcome;
-use sqlite_pools::{Pool, PoolOutcome, RoutingInput, SimSettings};
 
 /// Unix time in milliseconds.
 pub type Millis = i64;

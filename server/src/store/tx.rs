@@ -1,0 +1,461 @@
+//! What a storage backend must do: transactions ([`Backend`]) and row-level reads and writes
+//! inside one ([`Tx`]).
+//!
+//! A `Tx` method is one statement or a few, and decides nothing: which recipients a deadline
+//! ends, what an update from a phone does, which webhooks it queues are the domain's
+//! (`crate::domain`), applied by `store::ops`. Methods over slices are the hot paths (a group
+//! commit creates hundreds of messages, a routing pass commits hundreds of routes): a backend
+//! may run them as one statement over arrays; SQLite runs a cached statement per row.
+//!
+//! Every method of a read transaction ([`Backend::read`]) only reads; a write transaction
+//! ([`Backend::write`]) is atomic and durable once `write` returns `Ok`.
+//!
+//! [`Tx`] is the sum of one sub-trait per area ([`KeyRows`], [`MessageRows`], [`PhoneRows`],
+//! [`RoutingRows`], [`PoolRows`], [`WebhookRows`]), so that a backend implements each in its own
+//! file; callers bring them into scope with `use crate::store::tx::*`.
+
+use std::collections::HashMap;
+
+use simrelay_protocol::{IncomingSms, PhoneStatus};
+
+use crate::domain::{DeliveryState, MessageStatus, Recipient, RecipientStatus};
+use crate::pool_router::SimKey;
+use crate::store::{
+    AccountRow, Assignment, AttemptLog, AttemptView, Counts, Delivery, DeliveryOutcome,
+    InboxFilter, InboxItem, KeyAuth, KeyRow, MessageFilter, MessageView, Millis, NewKey,
+    NewMessage, PhoneAuth, PhoneRow, Pool, Result, SimSettings, Webhook,
+};
+
+/// A storage backend: runs closures in transactions.
+///
+/// `f` may be called more than once (a backend may retry a transaction that lost a
+/// serialisation race); it must not have effects outside the transaction.
+pub trait Backend: Send + Sync + 'static {
+    /// Runs `f` in one write transaction and commits it (rolls back if `f` fails).
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    /// Runs `f` on a consistent read-only view.
+    fn read(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+}
+
+/// A message to insert, with what the relay computed at creation.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageInsert<'a> {
+    pub message: &'a NewMessage,
+    /// SMS parts of the text (stored once; routing reads it on every pass).
+    pub parts: u32,
+    /// The message's state, and every recipient's.
+    pub state: MessageStatus,
+    pub recipient_state: RecipientStatus,
+}
+
+/// The phone-side counters and presence of a phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneState {
+    pub account_id: String,
+    pub online: bool,
+    /// Highest phone event seq stored.
+    pub event_seq: u64,
+    /// Highest relay frame seq the phone acknowledged.
+    pub acked_seq: u64,
+    /// Highest relay frame seq allocated.
+    pub next_seq: u64,
+    pub removed: bool,
+}
+
+/// A recipient held by a phone (routed to it and still in its queue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldRow {
+    pub mseq: i64,
+    pub idx: u32,
+    pub recipient: Recipient,
+}
+
+/// A recipient a deadline query found, with the times the deadline is computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadlineRow {
+    pub mseq: i64,
+    pub idx: u32,
+    pub account_id: String,
+    pub status: RecipientStatus,
+    pub valid_until: Option<Millis>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// A recipient's new state (and error, when given; the stored error stays otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateWrite<'a> {
+    pub mseq: i64,
+    pub idx: u32,
+    pub state: RecipientStatus,
+    pub error: Option<&'a str>,
+}
+
+/// What a phone reported about a recipient it owns, to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportWrite<'a> {
+    pub mseq: i64,
+    pub idx: u32,
+    pub state: RecipientStatus,
+    pub parts: u32,
+    pub parts_sent: u32,
+    pub parts_delivered: u32,
+    /// Kept as stored when `None` (also `code` and `sim`).
+    pub error: Option<&'a str>,
+    pub code: Option<i32>,
+    pub sim: Option<i32>,
+}
+
+/// What a recipient webhook tells about the recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientEventRow {
+    pub message_id: String,
+    pub to: String,
+    pub state: RecipientStatus,
+    pub phone: Option<String>,
+    pub sim: Option<i32>,
+    pub parts: u32,
+    pub error: Option<String>,
+    pub code: Option<i32>,
+}
+
+/// What a `send` frame carries about a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameMessage {
+    pub mseq: i64,
+    pub id: String,
+    pub text: String,
+    pub priority: i32,
+    pub valid_until: Option<Millis>,
+    pub schedule_at: Option<Millis>,
+    pub sim: Option<i32>,
+    pub delivery_report: bool,
+    pub parts: u32,
+}
+
+/// A recipient waiting for a SIM, as the store keeps it (the router's input is built from it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnroutedRow {
+    pub mseq: i64,
+    pub idx: u32,
+    pub priority: i32,
+    pub phone: Option<String>,
+    pub sim: Option<i32>,
+    pub pool: Option<String>,
+    pub to: String,
+    pub parts: u32,
+    pub tried: Vec<SimKey>,
+}
+
+/// A recipient of a message that is on a SIM already or has tried some.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundRow {
+    pub mseq: i64,
+    pub phone: Option<String>,
+    pub sim: Option<i32>,
+    pub tried: Vec<SimKey>,
+}
+
+/// A relay frame to append to a phone's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameInsert<'a> {
+    pub phone: &'a str,
+    pub seq: u64,
+    /// The encoded frame.
+    pub body: &'a str,
+}
+
+/// Parts routed to a SIM on its local day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageAdd<'a> {
+    pub key: &'a SimKey,
+    pub day: i64,
+    pub parts: u32,
+}
+
+/// One webhook delivery to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxInsert<'a> {
+    pub event_id: &'a str,
+    pub webhook_id: &'a str,
+    pub event: &'a str,
+    /// The JSON body as sent.
+    pub body: &'a str,
+    /// Due at and created at.
+    pub at: Millis,
+}
+
+/// A webhook registration as the fan-out reads it: (id, events it wants).
+pub type Subscriber = (String, Vec<String>);
+
+/// Accounts and API keys.
+pub trait KeyRows {
+    /// The key with this hash, revoked or not (read on every authenticated request).
+    fn key_by_hash(&mut self, key_hash: &str) -> Result<Option<KeyAuth>>;
+    /// Keys of the account (every account when `None`), oldest first.
+    fn list_keys(&mut self, account: Option<&str>) -> Result<Vec<KeyRow>>;
+    fn get_key(&mut self, account: Option<&str>, id: &str) -> Result<Option<KeyRow>>;
+    /// Whether a key with the `admin` scope that is not revoked exists.
+    fn has_admin_key(&mut self) -> Result<bool>;
+    /// Every account, oldest first, with its count of keys not revoked.
+    fn list_accounts(&mut self) -> Result<Vec<AccountRow>>;
+    fn insert_account(&mut self, id: &str, name: Option<&str>, now: Millis) -> Result<()>;
+    /// Inserts the account unless it exists.
+    fn ensure_account(&mut self, id: &str, now: Millis) -> Result<()>;
+    fn insert_key(&mut self, key: &NewKey) -> Result<()>;
+    /// Sets `revoked_at` of a key not revoked (within `account` when given).
+    fn revoke_key(&mut self, account: Option<&str>, id: &str, now: Millis) -> Result<()>;
+    /// Sets `last_used_at` unless it is within `min_gap` of `now`; returns whether it did.
+    fn touch_key(&mut self, id: &str, now: Millis, min_gap: Millis) -> Result<bool>;
+}
+
+/// Messages and their recipients.
+pub trait MessageRows {
+    /// (mseq, body hash) of each (account, id), in order; `None` for an id not stored.
+    fn find_messages(&mut self, keys: &[(&str, &str)]) -> Result<Vec<Option<(i64, String)>>>;
+    /// Inserts messages and their recipients; returns each message's mseq, in order.
+    fn insert_messages(&mut self, rows: &[MessageInsert<'_>], now: Millis) -> Result<Vec<i64>>;
+    fn message_by_mseq(&mut self, mseq: i64) -> Result<Option<MessageView>>;
+    fn message_by_id(&mut self, account: &str, id: &str) -> Result<Option<MessageView>>;
+    fn list_messages(&mut self, account: &str, filter: &MessageFilter) -> Result<Vec<MessageView>>;
+    /// The states of a message's recipients.
+    fn recipient_states(&mut self, mseq: i64) -> Result<Vec<RecipientStatus>>;
+    /// Sets the message's state (and `updated_at`) if it differs.
+    fn set_message_state(&mut self, mseq: i64, state: MessageStatus, now: Millis) -> Result<()>;
+    /// The recipient `idx` of message `message_id` of the account, with what the rules need.
+    fn recipient_for_update(
+        &mut self,
+        account: &str,
+        message_id: &str,
+        idx: u32,
+    ) -> Result<Option<(i64, Recipient)>>;
+    /// Sets states (and errors, when given) of recipients.
+    fn set_recipient_states(&mut self, writes: &[StateWrite<'_>], now: Millis) -> Result<()>;
+    /// Stores a phone's report about a recipient it owns (marks it accepted).
+    fn record_report(&mut self, w: &ReportWrite<'_>, now: Millis) -> Result<()>;
+    /// Stores the recipient's `tried` list.
+    fn set_tried(&mut self, mseq: i64, idx: u32, tried: &[SimKey]) -> Result<()>;
+    /// Hands a recipient back to the router after failover: no phone, no SIM, `state`, not
+    /// accepted, with the error and code of the failure.
+    fn unroute_recipient(
+        &mut self,
+        mseq: i64,
+        idx: u32,
+        state: RecipientStatus,
+        error: Option<&str>,
+        code: Option<i32>,
+        now: Millis,
+    ) -> Result<()>;
+    /// Takes the recipients off their phone (`phone_id` cleared, nothing else).
+    fn release_recipients(&mut self, keys: &[(i64, u32)], now: Millis) -> Result<()>;
+    /// Routes recipients that still wait for a SIM (no phone, `pending`) to a phone (and SIM,
+    /// when given); returns the number of each recipient routed, `None` for one that no
+    /// longer waited.
+    fn route_recipients(
+        &mut self,
+        routes: &[Assignment],
+        now: Millis,
+    ) -> Result<Vec<Option<String>>>;
+    /// The fields of a recipient's webhook.
+    fn recipient_event(&mut self, mseq: i64, idx: u32) -> Result<RecipientEventRow>;
+
+    // ---- deadlines (candidate queries; the domain decides on each row) ----
+    /// Unrouted `pending` recipients whose `coalesce(valid_until, created_at +
+    /// default_validity)` is before `now`, at most `limit`.
+    fn unrouted_past_validity(
+        &mut self,
+        now: Millis,
+        default_validity: Millis,
+        limit: u32,
+    ) -> Result<Vec<DeadlineRow>>;
+    /// Routed recipients in [`RecipientStatus::AWAITING_PHONE`] unchanged for `silence` ms
+    /// after `max(coalesce(valid_until, created_at + default_validity), updated_at)`.
+    fn routed_silent(
+        &mut self,
+        now: Millis,
+        default_validity: Millis,
+        silence: Millis,
+        limit: u32,
+    ) -> Result<Vec<DeadlineRow>>;
+
+    // ---- inbox ----
+    /// Stores an incoming SMS unless (phone, id) is stored; returns whether it was new.
+    fn insert_incoming(
+        &mut self,
+        account: &str,
+        phone: &str,
+        sms: &IncomingSms,
+        now: Millis,
+    ) -> Result<bool>;
+    fn list_inbox(&mut self, account: &str, filter: &InboxFilter) -> Result<Vec<InboxItem>>;
+}
+
+/// Phones, pairing codes and each phone's frame log.
+pub trait PhoneRows {
+    fn insert_pairing_code(
+        &mut self,
+        account: &str,
+        code_hash: &str,
+        now: Millis,
+        expires: Millis,
+    ) -> Result<()>;
+    /// The account of a pairing code not used and not expired at `now`.
+    fn pairing_code_account(&mut self, code_hash: &str, now: Millis) -> Result<Option<String>>;
+    fn use_pairing_code(&mut self, code_hash: &str, now: Millis) -> Result<()>;
+    fn insert_phone(
+        &mut self,
+        id: &str,
+        account: &str,
+        name: Option<&str>,
+        token_hash: &str,
+        now: Millis,
+    ) -> Result<()>;
+    /// A phone that is not removed, by its token hash.
+    fn phone_by_token(&mut self, token_hash: &str) -> Result<Option<PhoneAuth>>;
+    /// The account's phones that are not removed, oldest first, with `outstanding` counted.
+    fn list_phones(&mut self, account: &str) -> Result<Vec<PhoneRow>>;
+    /// Whether `phone` is a phone of the account that is not removed.
+    fn phone_of_account(&mut self, account: &str, phone: &str) -> Result<bool>;
+    /// Ids of the account's phones that are not removed.
+    fn account_phones(&mut self, account: &str) -> Result<Vec<String>>;
+    fn phone_state(&mut self, phone: &str) -> Result<Option<PhoneState>>;
+    /// Stores the phone's status and `last_seen`, and its presence when `online` is given.
+    fn set_phone_status(
+        &mut self,
+        phone: &str,
+        status: &PhoneStatus,
+        online: Option<bool>,
+        now: Millis,
+    ) -> Result<()>;
+    fn set_phone_online(&mut self, phone: &str, online: bool) -> Result<()>;
+    /// Records the phone's cumulative ack (`acked_seq` never decreases) and drops the frames
+    /// it covers.
+    fn ack_frames(&mut self, phone: &str, upto: u64) -> Result<()>;
+    /// Stores the highest phone event seq applied, and `last_seen`.
+    fn set_event_seq(&mut self, phone: &str, seq: u64, now: Millis) -> Result<()>;
+    /// Phones marked online.
+    fn online_phones(&mut self) -> Result<Vec<String>>;
+    /// Recipients routed to the phone in [`RecipientStatus::IN_PHONE_QUEUE`].
+    fn outstanding(&mut self, phone: &str) -> Result<u32>;
+    /// The recipients routed to the phone in [`RecipientStatus::IN_PHONE_QUEUE`].
+    fn held_by(&mut self, phone: &str) -> Result<Vec<HeldRow>>;
+    /// Marks the phone removed (its token stops working, offline), drops its frames and its
+    /// pool memberships and prefix rules. The row stays.
+    fn remove_phone_row(&mut self, account: &str, phone: &str, now: Millis) -> Result<()>;
+
+    // ---- frames ----
+    /// Allocates `n` consecutive frame seqs for each phone; returns the first of each block.
+    fn reserve_frame_seqs(&mut self, wants: &[(&str, u32)]) -> Result<Vec<u64>>;
+    fn insert_frames(&mut self, frames: &[FrameInsert<'_>], now: Millis) -> Result<()>;
+    /// Stored frames of a phone with seq > `after`, oldest first.
+    fn frames_after(&mut self, phone: &str, after: u64, limit: u32) -> Result<Vec<(u64, String)>>;
+    /// Highest seq of a stored `cancel` frame for the phone after `after`.
+    fn last_cancel_after(&mut self, phone: &str, after: u64) -> Result<Option<u64>>;
+}
+
+/// What the router reads and writes.
+pub trait RoutingRows {
+    /// Unrouted recipients of the account not pinned to a phone outside `online`, highest
+    /// priority first, then oldest.
+    fn unrouted(
+        &mut self,
+        account: &str,
+        online: &[String],
+        limit: u32,
+    ) -> Result<Vec<UnroutedRow>>;
+    /// Recipients of these messages routed to a SIM or with something in `tried`.
+    fn bound_rows(&mut self, mseqs: &[i64]) -> Result<Vec<BoundRow>>;
+    /// What the `send` frames of these messages carry, in order.
+    fn frame_messages(&mut self, mseqs: &[i64]) -> Result<Vec<FrameMessage>>;
+    /// The UTC offset (minutes) of each SIM's settings, `None` without settings.
+    fn sim_offsets(&mut self, keys: &[SimKey]) -> Result<Vec<Option<i16>>>;
+    fn add_usage(&mut self, adds: &[UsageAdd<'_>]) -> Result<()>;
+    /// Forgets usage of days before `day`.
+    fn prune_usage(&mut self, before_day: i64) -> Result<()>;
+    /// Counts `parts` that left the SIM in `minute` and forgets its minutes before
+    /// `keep_from` (exclusive of `keep_from`).
+    fn count_sent(&mut self, key: &SimKey, minute: i64, parts: u32, keep_from: i64) -> Result<()>;
+    /// Parts sent per SIM of the account in minutes after `minute`.
+    fn sent_since(&mut self, account: &str, minute: i64) -> Result<HashMap<SimKey, u32>>;
+    /// (SIM, parts, parts sent) of the account's recipients routed to a SIM and in
+    /// [`RecipientStatus::IN_PHONE_QUEUE`].
+    fn unsent_rows(&mut self, account: &str) -> Result<Vec<(SimKey, u32, u32)>>;
+    /// (pool, parts) of each of the account's recipients waiting for a SIM.
+    fn unrouted_parts(&mut self, account: &str) -> Result<Vec<(Option<String>, u32)>>;
+    /// (SIM, day, parts) of the usage of the account's SIMs.
+    fn usage_rows(&mut self, account: &str) -> Result<Vec<(SimKey, i64, u32)>>;
+}
+
+/// SIM pools and per-SIM settings.
+pub trait PoolRows {
+    fn pool_exists(&mut self, account: &str, name: &str) -> Result<bool>;
+    /// Inserts a pool with its members and prefix rules.
+    fn insert_pool(&mut self, account: &str, pool: &Pool) -> Result<()>;
+    /// Deletes a pool with its members and prefix rules; returns whether it existed.
+    fn delete_pool(&mut self, account: &str, name: &str) -> Result<bool>;
+    /// The account's pools by name, with members and prefix rules.
+    fn list_pools(&mut self, account: &str) -> Result<Vec<Pool>>;
+    /// Whether the pool holds a SIM of `phone` (SIM `sim`, when given).
+    fn pool_has(
+        &mut self,
+        account: &str,
+        pool: &str,
+        phone: &str,
+        sim: Option<i32>,
+    ) -> Result<bool>;
+    /// The phones with a SIM in the pool.
+    fn pool_phones(&mut self, account: &str, pool: &str) -> Result<Vec<String>>;
+    fn upsert_sim_settings(&mut self, key: &SimKey, s: &SimSettings) -> Result<()>;
+    /// Settings of every SIM of the account's phones that has some.
+    fn sim_settings(&mut self, account: &str) -> Result<HashMap<SimKey, SimSettings>>;
+}
+
+/// Webhook registrations, the outbox and the delivery log.
+pub trait WebhookRows {
+    fn insert_webhook(&mut self, account: &str, hook: &Webhook) -> Result<()>;
+    fn list_webhooks(&mut self, account: &str) -> Result<Vec<Webhook>>;
+    /// Deletes the account's webhook, drops its pending deliveries and its log; returns
+    /// whether it existed.
+    fn delete_webhook(&mut self, account: &str, id: &str) -> Result<bool>;
+    /// The account's webhooks with the events each wants.
+    fn subscribers(&mut self, account: &str) -> Result<Vec<Subscriber>>;
+    fn insert_outbox(&mut self, rows: &[OutboxInsert<'_>]) -> Result<()>;
+    /// Pending deliveries due at `now`, oldest due first.
+    fn due_deliveries(&mut self, now: Millis, limit: u32) -> Result<Vec<Delivery>>;
+    /// Webhooks with pending deliveries.
+    fn pending_endpoints(&mut self) -> Result<Vec<String>>;
+    /// Takes up to `limit` due deliveries of one webhook, oldest due first, and sets their
+    /// `next_at` to `lease_until`.
+    fn claim_deliveries(
+        &mut self,
+        webhook: &str,
+        now: Millis,
+        limit: u32,
+        lease_until: Millis,
+    ) -> Result<Vec<Delivery>>;
+    fn next_delivery_of(&mut self, webhook: &str) -> Result<Option<Millis>>;
+    fn next_delivery_at(&mut self) -> Result<Option<Millis>>;
+    /// Stores the outcome of one attempt of delivery `id`.
+    fn delivery_result(&mut self, id: i64, outcome: &DeliveryOutcome) -> Result<()>;
+    /// Adds an attempt to the webhook's log and forgets those beyond the newest `keep`.
+    fn log_attempt(&mut self, log: &AttemptLog, keep: i64) -> Result<()>;
+    fn webhook_of_account(&mut self, account: &str, webhook: &str) -> Result<bool>;
+    /// The newest attempts of a webhook, newest first.
+    fn list_attempts(&mut self, webhook: &str, limit: u32) -> Result<Vec<AttemptView>>;
+    fn delivery_state(&mut self, webhook: &str, event_id: &str) -> Result<Option<DeliveryState>>;
+    /// Makes a delivery pending again, due at `now`, with its attempts at 0.
+    fn requeue_delivery(&mut self, event_id: &str, now: Millis) -> Result<()>;
+    /// Forgets delivered and dropped deliveries created before `before`.
+    fn prune_deliveries(&mut self, before: Millis) -> Result<usize>;
+}
+
+/// Row-level queries and writes of one transaction, by area (one sub-trait each, so a
+/// backend implements each in its own file). Object safe.
+pub trait Tx: KeyRows + MessageRows + PhoneRows + RoutingRows + PoolRows + WebhookRows {
+    /// Savepoints: `write_batch` rolls back one failing phone batch alone.
+    fn savepoint(&mut self) -> Result<()>;
+    fn rollback_to_savepoint(&mut self) -> Result<()>;
+    fn release_savepoint(&mut self) -> Result<()>;
+    /// Counters for `/metrics`.
+    fn counts(&mut self) -> Result<Counts>;
+}
