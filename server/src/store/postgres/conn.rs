@@ -106,6 +106,13 @@ impl Conn {
         })
     }
 
+    /// A connection whose transactions are read-only.
+    pub fn connect_reader(config: &Config) -> Result<Self> {
+        let mut c = Self::connect(config)?;
+        c.batch("SET default_transaction_read_only = on")?;
+        Ok(c)
+    }
+
     /// The client, for statements that are not cached (DDL, transaction control).
     pub fn client(&mut self) -> &mut Client {
         &mut self.client
@@ -230,14 +237,11 @@ impl Connections {
         out
     }
 
-    /// Runs `f` in a read-only transaction on one snapshot.
+    /// Runs `f` on a pooled reader: no transaction, one snapshot per statement (as SQLite's
+    /// readers), so a read of one row is one round trip. Readers are read-only sessions.
     pub fn read<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
         let mut conn = self.take_reader()?;
-        let out = run_in(
-            &mut conn,
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-            f,
-        );
+        let out = f(&mut conn);
         self.give_back(conn);
         out
     }
@@ -252,7 +256,7 @@ impl Connections {
             if r.busy < MAX_READERS {
                 r.busy += 1;
                 drop(r);
-                return Conn::connect(&self.config).inspect_err(|_| {
+                return Conn::connect_reader(&self.config).inspect_err(|_| {
                     self.readers.lock().unwrap_or_else(|p| p.into_inner()).busy -= 1;
                     self.reader_freed.notify_one();
                 });

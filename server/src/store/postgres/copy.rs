@@ -18,7 +18,7 @@ use ::postgres::types::{ToSql, Type};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{PgStore, schema};
+use super::{PgBackend, schema};
 use crate::store::{Result, StoreError};
 
 /// Rows copied, per table, in copy order.
@@ -45,7 +45,7 @@ pub fn sqlite_to_postgres(sqlite: &Path, url: &str) -> Result<Copied> {
     src.busy_timeout(std::time::Duration::from_secs(10))?;
     crate::store::schema::migrate(&mut src)?;
     check_tables(&src)?;
-    let store = PgStore::open(url)?;
+    let store = PgBackend::open(url)?;
     store.connections().write(|conn| {
         let client = conn.client();
         for table in schema::TABLES {

@@ -1,40 +1,48 @@
-//! The store on PostgreSQL, selected by `database_url = "postgres://..."` (`--database`).
+//! The PostgreSQL backend, selected by `database_url = "postgres://..."` (`--database`).
 //!
 //! Durability: a write transaction returns only after PostgreSQL's `COMMIT` (with the
 //! server's `synchronous_commit`, on by default: flushed to its WAL), and the group commit
 //! (`store::committer`) batches message creations as it does on SQLite. Writers of one schema
 //! are serialised by a transaction-level advisory lock (SQLite's one writer), so several
-//! relays may share a database, and no transaction can lose a serialisation race; readers run
-//! on a snapshot (`REPEATABLE READ READ ONLY`).
+//! relays may share a database and no transaction can lose a serialisation race. Reads run
+//! on pooled read-only connections, one snapshot per statement (as SQLite's readers).
 //!
-//! `conn` holds the connections and maps errors, `schema` the versioned DDL; the SQL of the
-//! rows lives in the other files of this module.
+//! `conn` holds the connections and maps errors, `schema` the versioned DDL; the SQL of
+//! [`Tx`] is in one file per area (`keys`, `messages`, `phones`, `routing`, `pools`,
+//! `webhooks`), each implementing its sub-trait on [`PgTx`]. Every statement is a constant
+//! prepared once per connection; the hot paths over slices are one statement over arrays
+//! (`unnest`), so a group commit of N messages costs a few round trips, not N.
 
 pub mod conn;
 pub mod copy;
+mod keys;
+mod messages;
+mod phones;
+mod pools;
+mod routing;
 pub mod schema;
 pub mod scratch;
+mod webhooks;
 
-use ::postgres::Config;
+use ::postgres::Row;
+use ::postgres::types::FromSql;
 
-use crate::store::{Result, StoreError};
+use super::tx::{Backend, Tx};
+use super::{Counts, Result, StoreError};
+use crate::domain::{DeliveryState, MessageStatus, RecipientStatus};
 use conn::{Conn, Connections};
 
-/// The PostgreSQL store.
+/// The PostgreSQL backend.
 #[derive(Debug)]
-pub struct PgStore {
+pub struct PgBackend {
     conns: Connections,
 }
 
-impl PgStore {
+impl PgBackend {
     /// Connects to `url`, creates or migrates the schema (in the URL's `search_path`, by
     /// default `public`), and keeps the connection as the writer.
     pub fn open(url: &str) -> Result<Self> {
         let config = conn::parse_url(url)?;
-        Self::open_config(config)
-    }
-
-    pub fn open_config(config: Config) -> Result<Self> {
         let mut first = Conn::connect(&config)?;
         let lock_key = lock_key(&mut first)?;
         schema::migrate(first.client())?;
@@ -43,9 +51,19 @@ impl PgStore {
         })
     }
 
-    /// The connections (the row-level SQL runs through them).
+    /// The connections (the copier runs its transaction through them).
     pub fn connections(&self) -> &Connections {
         &self.conns
+    }
+}
+
+impl Backend for PgBackend {
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        self.conns.write(|c| f(&mut PgTx { c }))
+    }
+
+    fn read(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        self.conns.read(|c| f(&mut PgTx { c }))
     }
 }
 
@@ -65,4 +83,97 @@ fn lock_key(conn: &mut Conn) -> Result<i64> {
         ));
     }
     Ok(row.get(1))
+}
+
+/// A transaction (or a read) on one connection.
+pub struct PgTx<'c> {
+    pub(crate) c: &'c mut Conn,
+}
+
+impl Tx for PgTx<'_> {
+    fn savepoint(&mut self) -> Result<()> {
+        self.c.batch("SAVEPOINT phone_batch")
+    }
+
+    fn rollback_to_savepoint(&mut self) -> Result<()> {
+        self.c
+            .batch("ROLLBACK TO SAVEPOINT phone_batch; RELEASE SAVEPOINT phone_batch")
+    }
+
+    fn release_savepoint(&mut self) -> Result<()> {
+        self.c.batch("RELEASE SAVEPOINT phone_batch")
+    }
+
+    fn counts(&mut self) -> Result<Counts> {
+        webhooks::counts(self.c)
+    }
+}
+
+// ---- reading rows: every integer column is BIGINT, narrowed here with a check ----
+
+fn out_of_range(i: usize) -> StoreError {
+    StoreError::Postgres(format!("column {i} holds a value out of range"))
+}
+
+pub(crate) fn get<'a, T: FromSql<'a>>(r: &'a Row, i: usize) -> Result<T> {
+    r.try_get(i).map_err(StoreError::from_pg)
+}
+
+pub(crate) fn get_u32(r: &Row, i: usize) -> Result<u32> {
+    u32::try_from(get::<i64>(r, i)?).map_err(|_| out_of_range(i))
+}
+
+pub(crate) fn get_u64(r: &Row, i: usize) -> Result<u64> {
+    u64::try_from(get::<i64>(r, i)?).map_err(|_| out_of_range(i))
+}
+
+pub(crate) fn get_i32(r: &Row, i: usize) -> Result<i32> {
+    i32::try_from(get::<i64>(r, i)?).map_err(|_| out_of_range(i))
+}
+
+pub(crate) fn get_opt_i32(r: &Row, i: usize) -> Result<Option<i32>> {
+    get::<Option<i64>>(r, i)?
+        .map(|v| i32::try_from(v).map_err(|_| out_of_range(i)))
+        .transpose()
+}
+
+pub(crate) fn get_opt_u32(r: &Row, i: usize) -> Result<Option<u32>> {
+    get::<Option<i64>>(r, i)?
+        .map(|v| u32::try_from(v).map_err(|_| out_of_range(i)))
+        .transpose()
+}
+
+fn unknown_state(s: &str) -> StoreError {
+    // A state name is no secret (it is one of a fixed set, or a corrupt value of that column).
+    StoreError::Postgres(format!("unknown state {s:?} in the database"))
+}
+
+pub(crate) fn get_rstatus(r: &Row, i: usize) -> Result<RecipientStatus> {
+    let s: &str = get(r, i)?;
+    RecipientStatus::parse(s).ok_or_else(|| unknown_state(s))
+}
+
+pub(crate) fn get_mstatus(r: &Row, i: usize) -> Result<MessageStatus> {
+    let s: &str = get(r, i)?;
+    MessageStatus::parse(s).ok_or_else(|| unknown_state(s))
+}
+
+pub(crate) fn get_opt_dstate(r: &Row, i: usize) -> Result<Option<DeliveryState>> {
+    get::<Option<&str>>(r, i)?
+        .map(|s| DeliveryState::parse(s).ok_or_else(|| unknown_state(s)))
+        .transpose()
+}
+
+/// A count or an index as the BIGINT it is stored as.
+pub(crate) fn big(v: u32) -> i64 {
+    i64::from(v)
+}
+
+/// A frame or event seq as BIGINT (seqs count frames of one phone: far below 2^63).
+pub(crate) fn big_seq(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StoreError::Postgres("a seq beyond 2^63".into()))
+}
+
+pub(crate) fn big_opt(v: Option<i32>) -> Option<i64> {
+    v.map(i64::from)
 }
