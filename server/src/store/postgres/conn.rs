@@ -26,7 +26,7 @@ impl StoreError {
     /// Maps a PostgreSQL error. The server's messages may quote values (an invalid input, the
     /// key of a unique violation: a phone number, a message id), so only the SQLSTATE, its
     /// class and the names of the constraint and table are kept.
-    pub(crate) fn from_pg(e: ::postgres::Error) -> Self {
+    pub fn from_pg(e: ::postgres::Error) -> Self {
         if let Some(db) = e.as_db_error() {
             let code = db.code();
             if *code == SqlState::DISK_FULL {

@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use ::postgres::Row;
 use simrelay_protocol::IncomingSms;
 
-use super::{
-    PgTx, big, big_opt, get, get_i32, get_mstatus, get_opt_i32, get_rstatus, get_u32,
-};
+use super::{PgTx, big, big_opt, get, get_i32, get_mstatus, get_opt_i32, get_rstatus, get_u32};
 use crate::domain::{MessageStatus, Recipient, RecipientStatus, Target};
 use crate::pool_router::SimKey;
 use crate::store::sqlite::{parse_tried, tried_json};
@@ -203,8 +201,8 @@ impl MessageRows for PgTx<'_> {
              ORDER BY ord
              RETURNING mseq, account_id, id",
             &[
-                &account, &id, &hash, &text, &prio, &valid, &sched, &phone, &sim, &report,
-                &state, &created, &pool, &parts,
+                &account, &id, &hash, &text, &prio, &valid, &sched, &phone, &sim, &report, &state,
+                &created, &pool, &parts,
             ],
         )?;
         let mut by_key: HashMap<(&str, &str), i64> = HashMap::with_capacity(n);
@@ -220,7 +218,9 @@ impl MessageRows for PgTx<'_> {
             let m = row.message;
             let mseq = *by_key
                 .get(&(m.account_id.as_str(), m.id.as_str()))
-                .ok_or_else(|| StoreError::Postgres("an inserted message was not returned".into()))?;
+                .ok_or_else(|| {
+                    StoreError::Postgres("an inserted message was not returned".into())
+                })?;
             mseqs.push(mseq);
             for (idx, to) in m.to.iter().enumerate() {
                 r_mseq.push(mseq);

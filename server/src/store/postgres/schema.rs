@@ -205,14 +205,16 @@ CREATE TABLE message_counts (
     state   TEXT PRIMARY KEY,
     n       BIGINT NOT NULL
 );
-CREATE FUNCTION message_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION message_counts_insert() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO message_counts AS c (state, n)
         SELECT state, count(*) FROM new_rows GROUP BY state
         ON CONFLICT (state) DO UPDATE SET n = c.n + EXCLUDED.n;
     RETURN NULL;
 END $$;
-CREATE FUNCTION message_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION message_counts_update() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO message_counts AS c (state, n)
         SELECT state, sum(d) FROM (
@@ -225,7 +227,8 @@ BEGIN
         ON CONFLICT (state) DO UPDATE SET n = c.n + EXCLUDED.n;
     RETURN NULL;
 END $$;
-CREATE FUNCTION message_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION message_counts_delete() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     UPDATE message_counts c SET n = c.n - gone.k
         FROM (SELECT state, count(*) AS k FROM old_rows GROUP BY state) gone

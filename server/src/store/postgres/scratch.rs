@@ -22,6 +22,21 @@ pub fn test_database_url() -> Option<String> {
         .filter(|u| !u.trim().is_empty())
 }
 
+/// The PostgreSQL URL of the relay whose data directory is `dir`, when the tests run on
+/// PostgreSQL: a scratch schema made on first use and remembered in the directory, so that a
+/// relay restarted on the same directory (or a second process on it) finds its data.
+pub fn database_url_for(dir: &std::path::Path) -> Option<String> {
+    let base = test_database_url()?;
+    let file = dir.join("test-database-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return Some(url);
+    }
+    let url = scratch_schema(&base).expect("a scratch schema is made on the test database");
+    std::fs::create_dir_all(dir).expect("the test's data directory can be made");
+    std::fs::write(&file, &url).expect("the scratch schema's URL is remembered");
+    Some(url)
+}
+
 /// `url` with its connections' `search_path` set to `schema` (and nothing else).
 pub fn with_search_path(url: &str, schema: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };

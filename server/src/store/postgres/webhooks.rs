@@ -8,8 +8,7 @@ use super::{PgTx, big, get, get_opt_dstate, get_u32};
 use crate::domain::DeliveryState;
 use crate::store::tx::{OutboxInsert, Subscriber, WebhookRows};
 use crate::store::{
-    AttemptLog, AttemptView, Counts, Delivery, DeliveryOutcome, Millis, Result, StoreError,
-    Webhook,
+    AttemptLog, AttemptView, Counts, Delivery, DeliveryOutcome, Millis, Result, StoreError, Webhook,
 };
 
 fn delivery_row(r: &Row) -> Result<Delivery> {
