@@ -128,13 +128,11 @@ fn copy_table(src: &Connection, client: &mut ::postgres::Client, table: &str) ->
             Kind::Text => Type::TEXT,
         })
         .collect();
-    let list = names
-        .iter()
-        .map(|n| format!("\"{n}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    // Unquoted: SQLite reads an unknown double-quoted name as a string literal. The names are
+    // the schema's own plain identifiers.
+    let list = names.join(", ");
     let mut read = src
-        .prepare(&format!("SELECT {list} FROM \"{table}\""))
+        .prepare(&format!("SELECT {list} FROM {table}"))
         .map_err(|_| {
             fail(format!(
                 "the SQLite table {table} lacks a column of ({list})"
@@ -162,7 +160,7 @@ fn copy_table(src: &Connection, client: &mut ::postgres::Client, table: &str) ->
         .query_one(&format!("SELECT count(*) FROM {table}"), &[])
         .map_err(StoreError::from_pg)?
         .get(0);
-    let in_sqlite: i64 = src.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
+    let in_sqlite: i64 = src.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
         r.get(0)
     })?;
     if written != read_n || u64::try_from(stored).ok() != Some(read_n) || stored != in_sqlite {

@@ -298,8 +298,14 @@ pub fn migrate(client: &mut Client) -> Result<()> {
     let mut tx = client.transaction().map_err(StoreError::from_pg)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
         .map_err(StoreError::from_pg)?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
-        .map_err(StoreError::from_pg)?;
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+        .map_err(StoreError::from_pg)?
+        .get(0);
+    if !exists {
+        tx.batch_execute("CREATE TABLE schema_version (version BIGINT NOT NULL)")
+            .map_err(StoreError::from_pg)?;
+    }
     let found: Option<i64> = tx
         .query_opt("SELECT version FROM schema_version", &[])
         .map_err(StoreError::from_pg)?
