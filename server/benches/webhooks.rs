@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use simrelay_server::Server;
 use simrelay_server::api::hash_secret;
 use simrelay_server::config::Config;
+use simrelay_server::domain::webhooks::{Event, SimData};
 use simrelay_server::store::now_ms;
 use tokio::sync::mpsc;
 
@@ -78,7 +79,8 @@ async fn register(http: &reqwest::Client, srv: &Server, key: &str, url: &str) {
     assert_eq!(res.status().as_u16(), 201);
 }
 
-/// A receiver that reports each event's `data.n` with its arrival instant.
+/// A receiver that reports each event's number (carried as `data.sub_id`) with its arrival
+/// instant.
 async fn receiver() -> (String, mpsc::UnboundedReceiver<(u64, Instant)>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let app = axum::Router::new().fallback(move |body: Bytes| {
@@ -86,7 +88,7 @@ async fn receiver() -> (String, mpsc::UnboundedReceiver<(u64, Instant)>) {
         async move {
             let at = Instant::now();
             let v: Value = serde_json::from_slice(&body).expect("json");
-            let _ = tx.send((v["data"]["n"].as_u64().expect("n"), at));
+            let _ = tx.send((v["data"]["sub_id"].as_u64().expect("n"), at));
             "ok"
         }
     });
@@ -143,7 +145,11 @@ async fn run(with_hole: bool, events: u64, rate: u64) -> Vec<f64> {
                     .db
                     .call(move |s| {
                         for p in &phones {
-                            s.phone_event(p, "sim.quarantined", json!({ "n": n }), now_ms())?;
+                            let data = SimData {
+                                phone: p.clone(),
+                                sub_id: i32::try_from(n).expect("fits"),
+                            };
+                            s.sim_event(Event::SimQuarantined, &data, now_ms())?;
                         }
                         Ok(())
                     })

@@ -10,8 +10,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use simrelay_server::api::auth::Scopes;
 use simrelay_server::api::keys::{account_json, check_name, check_scopes, key_json, new_key};
-use simrelay_server::store::sqlite::SqliteStore;
-use simrelay_server::store::sqlite_keys::Revoked;
+use simrelay_server::store::Revoked;
 use simrelay_server::store::{Store, now_ms};
 
 use crate::cli::{CliResult, call as send};
@@ -94,12 +93,12 @@ fn scope_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn open(dir: &std::path::Path) -> Result<SqliteStore, Box<dyn std::error::Error>> {
+fn open(dir: &std::path::Path) -> Result<Store, Box<dyn std::error::Error>> {
     let path = dir.join("relay.sqlite");
     if !path.exists() {
         return Err(format!("no relay database in {}", dir.display()).into());
     }
-    Ok(SqliteStore::open(&path)?)
+    Ok(Store::open_sqlite(&path)?)
 }
 
 /// A client and the base URL and key of `target`.
@@ -117,7 +116,7 @@ fn remote(
 
 /// The account a data-directory command acts on: the given one, or the only one.
 fn pick_account(
-    store: &SqliteStore,
+    store: &Store,
     given: Option<String>,
 ) -> Result<String, Box<dyn std::error::Error>> {
     let accounts = store.list_accounts()?;

@@ -10,7 +10,7 @@ use crate::AppState;
 use crate::hub::OnlinePhone;
 use crate::pool_router::{Pending, Target};
 use crate::rack::Rack;
-use crate::store::sqlite_pools::RoutingInput;
+use crate::store::RoutingInput;
 use crate::store::{Assignment, Millis, Result, Store, Unrouted, now_ms};
 
 /// Recipients considered per account and pass.
@@ -88,7 +88,7 @@ fn request(u: &Unrouted, input: &RoutingInput) -> Pending {
 /// wait). Synchronous on a [`Store`]: the routing task runs it on the blocking pool, the rack
 /// simulator (`crate::rack_sim`) on virtual time.
 pub fn route_account(
-    s: &dyn Store,
+    s: &Store,
     rack: &Rack,
     account: &str,
     phones: &[OnlinePhone],

@@ -6,7 +6,7 @@
 use crate::api::auth::{self, Scopes};
 use crate::api::hash_secret;
 use crate::config::Config;
-use crate::store::sqlite_keys::NewKey;
+use crate::store::NewKey;
 use crate::store::{Db, now_ms};
 use crate::{StartError, api::auth::Scope};
 

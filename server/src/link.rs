@@ -540,18 +540,22 @@ async fn sim_health(
 ) -> Result<(), LinkError> {
     for (key, outcome) in outcomes {
         let event = match state.rack.record(key, *outcome, now) {
-            Some(HealthEvent::Quarantined(_)) => "sim.quarantined",
-            Some(HealthEvent::Recovered(_)) => "sim.recovered",
+            Some(HealthEvent::Quarantined(_)) => crate::domain::webhooks::Event::SimQuarantined,
+            Some(HealthEvent::Recovered(_)) => crate::domain::webhooks::Event::SimRecovered,
             None => continue,
         };
-        tracing::info!(event, sub_id = key.sub_id, "SIM health changed");
-        let (k, data) = (
-            key.clone(),
-            serde_json::json!({"phone": key.phone, "sub_id": key.sub_id}),
+        tracing::info!(
+            event = event.as_str(),
+            sub_id = key.sub_id,
+            "SIM health changed"
         );
+        let data = crate::domain::webhooks::SimData {
+            phone: key.phone.clone(),
+            sub_id: key.sub_id,
+        };
         let queued = state
             .db
-            .call(move |s| s.phone_event(&k.phone, event, data, now))
+            .call(move |s| s.sim_event(event, &data, now))
             .await?;
         if queued > 0 {
             state.webhook_kick.notify_one();

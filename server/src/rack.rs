@@ -3,7 +3,7 @@
 //! [`pool_router`] input and the per-SIM figures of `GET /v1/sims` and pool stats.
 //!
 //! Health and stickiness start fresh when the relay restarts: every SIM is healthy again and
-//! numbers pick a SIM anew. Pools, SIM settings and usage are durable (`store::sqlite_pools`).
+//! numbers pick a SIM anew. Pools, SIM settings and usage are durable (`store::ops::pools`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::hub::OnlinePhone;
 use crate::pool_router::{self, Pending, Planned, Policy, SimKey, SimSlot};
 use crate::sim_health::{HealthEvent, HealthPolicy, Millis, Outcome, SimHealth};
-use crate::store::sqlite_pools::RoutingInput;
+use crate::store::RoutingInput;
 
 /// Default pace lookahead: a SIM holds at most this much of its pace in routed, unsent parts.
 pub const LOOKAHEAD_MS: Millis = 15_000;

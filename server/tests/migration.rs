@@ -2,7 +2,6 @@
 
 use rusqlite::Connection;
 use simrelay_server::store::schema::{V1_SQL, VERSION};
-use simrelay_server::store::sqlite::SqliteStore;
 use simrelay_server::store::{Store, Webhook};
 
 #[test]
@@ -24,7 +23,7 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
                  VALUES ('old-phone', 'acc', 'old-token-hash', 1);",
         )?;
     }
-    let store = SqliteStore::open(&path)?;
+    let store = Store::open_sqlite(&path)?;
     assert_eq!(store.account_for_key("hash")?.as_deref(), Some("acc"));
     // A key from before v7 keeps the scopes of a whole account, with no prefix.
     let keys = store.list_keys(Some("acc"))?;
@@ -65,7 +64,7 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
     let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     assert_eq!(v, VERSION);
     // Opening again is a no-op.
-    let store = SqliteStore::open(&path)?;
+    let store = Store::open_sqlite(&path)?;
     assert_eq!(store.list_webhooks("acc")?.len(), 1);
     Ok(())
 }
@@ -75,6 +74,6 @@ fn a_newer_schema_is_refused() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("relay.sqlite");
     Connection::open(&path)?.execute_batch("PRAGMA user_version = 99;")?;
-    assert!(SqliteStore::open(&path).is_err());
+    assert!(Store::open_sqlite(&path).is_err());
     Ok(())
 }

@@ -11,8 +11,8 @@ use simrelay_protocol::{
     SimInfo, decode_relay_frame,
 };
 use simrelay_server::pool_router::SimKey;
-use simrelay_server::store::sqlite::SqliteStore;
-use simrelay_server::store::sqlite_pools::Pool;
+use simrelay_server::store::Pool;
+use simrelay_server::store::postgres::scratch::open_test_store;
 use simrelay_server::store::{NewMessage, Store};
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
@@ -51,14 +51,14 @@ fn queued(id: &str, sim: Option<i32>) -> Event {
     })
 }
 
-fn owner(store: &SqliteStore, account: &str, id: &str) -> R<(String, Option<String>)> {
+fn owner(store: &Store, account: &str, id: &str) -> R<(String, Option<String>)> {
     let m = store.get_message(account, id)?.expect("message");
     let r = &m.recipients[0];
-    Ok((r.state.clone(), r.phone.clone()))
+    Ok((r.state.to_string(), r.phone.clone()))
 }
 
 /// The `cancel` frames queued for `phone` after `after`, by message id.
-fn cancels(store: &SqliteStore, phone: &str, after: u64) -> R<Vec<String>> {
+fn cancels(store: &Store, phone: &str, after: u64) -> R<Vec<String>> {
     let mut out = Vec::new();
     for (_, body) in store.frames_after(phone, after, 100)? {
         if let RelayFrame::Cancel { message_id, .. } = decode_relay_frame(&body)? {
@@ -71,7 +71,7 @@ fn cancels(store: &SqliteStore, phone: &str, after: u64) -> R<Vec<String>> {
 #[test]
 fn only_a_phone_the_router_could_choose_adopts_a_waiting_recipient() -> R<()> {
     let dir = tempfile::tempdir()?;
-    let store = SqliteStore::open(&dir.path().join("relay.sqlite"))?;
+    let store = open_test_store(dir.path())?;
     let account = store.ensure_api_key("key-hash", 1)?;
     let other = store.ensure_api_key("other-key-hash", 1)?;
     for (acc, phone) in [(&account, "A"), (&account, "B"), (&other, "X")] {

@@ -6,14 +6,14 @@
 use simrelay_protocol::{Event, RecipientState, RecipientUpdate, RelayFrame, decode_relay_frame};
 use simrelay_server::pool_router::SimKey;
 use simrelay_server::sim_health::Outcome;
-use simrelay_server::store::sqlite::SqliteStore;
+use simrelay_server::store::postgres::scratch::open_test_store;
 use simrelay_server::store::{Assignment, NewMessage, Store};
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn setup() -> R<(tempfile::TempDir, SqliteStore, String)> {
+fn setup() -> R<(tempfile::TempDir, Store, String)> {
     let dir = tempfile::tempdir()?;
-    let store = SqliteStore::open(&dir.path().join("relay.sqlite"))?;
+    let store = open_test_store(dir.path())?;
     let account = store.ensure_api_key("key-hash", 1)?;
     for phone in ["A", "B", "C", "D"] {
         let code = format!("code-{phone}");
@@ -59,7 +59,7 @@ fn update(id: &str, state: RecipientState, sim: i32, unsent: bool) -> Event {
 
 /// Routes the message's recipient to (phone, sim), has the phone accept it, then report `ev`.
 fn route_and_report(
-    store: &SqliteStore,
+    store: &Store,
     account: &str,
     phone: &str,
     sim: i32,
@@ -91,9 +91,12 @@ fn route_and_report(
         .sim_outcomes)
 }
 
-fn state_of(store: &SqliteStore, account: &str, id: &str) -> R<(String, Option<String>)> {
+fn state_of(store: &Store, account: &str, id: &str) -> R<(String, Option<String>)> {
     let m = store.get_message(account, id)?.expect("message exists");
-    Ok((m.recipients[0].state.clone(), m.recipients[0].phone.clone()))
+    Ok((
+        m.recipients[0].state.to_string(),
+        m.recipients[0].phone.clone(),
+    ))
 }
 
 #[test]
@@ -190,7 +193,7 @@ fn unknown_outcomes_and_pinned_messages_never_move() -> R<()> {
 
 #[test]
 fn routed_parts_count_per_sim_and_local_day() -> R<()> {
-    use simrelay_server::store::sqlite_pools::SimSettings;
+    use simrelay_server::store::SimSettings;
     let (_dir, store, account) = setup()?;
     let day = 86_400_000;
     let t = 20_000 * day + 23 * 3_600_000; // 23:00 UTC
@@ -235,7 +238,7 @@ fn routed_parts_count_per_sim_and_local_day() -> R<()> {
 #[test]
 fn with_no_other_phone_a_sim_bound_failure_stands() -> R<()> {
     let dir = tempfile::tempdir()?;
-    let store = SqliteStore::open(&dir.path().join("relay.sqlite"))?;
+    let store = open_test_store(dir.path())?;
     let account = store.ensure_api_key("key-hash", 1)?;
     store.create_pairing_code(&account, "code-only", 1, 1000)?;
     store.pair_phone("code-only", "only", "token-only", None, 2)?;

@@ -1,7 +1,7 @@
 //! The SQLite store directly: routing input, ownership of recipient events, frame log.
 
 use simrelay_protocol::{Event, RecipientState, RecipientUpdate, RelayFrame, decode_relay_frame};
-use simrelay_server::store::sqlite::SqliteStore;
+use simrelay_server::store::postgres::scratch::open_test_store;
 use simrelay_server::store::{Assignment, CreateOutcome, NewMessage, Store};
 
 fn message(account: &str, id: &str, phone: Option<&str>, priority: i32) -> NewMessage {
@@ -38,9 +38,9 @@ fn queued(id: &str) -> Event {
     })
 }
 
-fn setup() -> Result<(tempfile::TempDir, SqliteStore, String), Box<dyn std::error::Error>> {
+fn setup() -> Result<(tempfile::TempDir, Store, String), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let store = SqliteStore::open(&dir.path().join("relay.sqlite"))?;
+    let store = open_test_store(dir.path())?;
     let account = store.ensure_api_key("key-hash", 1)?;
     for (phone, code) in [("A", "code-a"), ("B", "code-b")] {
         store.create_pairing_code(&account, code, 1, 1000)?;
@@ -177,7 +177,7 @@ fn unrouted_recipients_expire_at_valid_until_or_the_default_validity()
         .map(|id| {
             store
                 .get_message(&account, id)
-                .map(|m| m.expect("exists").state)
+                .map(|m| m.expect("exists").state.to_string())
         })
         .collect::<Result<_, _>>()?;
     assert_eq!(states, ["expired", "expired", "pending"]);

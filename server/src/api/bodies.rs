@@ -7,7 +7,7 @@
 
 use super::{messages, pools, webhooks};
 use crate::error::{AppError, decode_json};
-use crate::store::sqlite_pools::SimSettings;
+use crate::store::SimSettings;
 
 /// The `now` of [`check`]: 2026-01-01T00:00:00Z, in Unix milliseconds.
 pub const CHECK_NOW_MS: i64 = 1_767_225_600_000;

@@ -16,7 +16,7 @@ use super::{Caller, hash_secret, insufficient_scope};
 use crate::AppState;
 use crate::error::{ApiJson, AppError};
 use crate::store::now_ms;
-use crate::store::sqlite_keys::{AccountRow, KeyRow, NewKey, Revoked};
+use crate::store::{AccountRow, KeyRow, NewKey, Revoked};
 use crate::time_fmt::fmt_ms;
 
 /// Body of `POST /v1/keys`.

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Account, page_limit, parse_cursor, parse_time};
 use crate::AppState;
+use crate::domain::MessageStatus;
 use crate::error::{ApiJson, ApiQuery, AppError};
 use crate::store::{
     CancelOutcome, CreateOutcome, MessageFilter, MessageView, NewMessage, PhoneRow, now_ms,
@@ -349,7 +350,7 @@ pub async fn list(
         ));
     }
     let filter = MessageFilter {
-        state: q.state,
+        state: q.state.as_deref().and_then(MessageStatus::parse),
         since: parse_time("since", q.since.as_deref())?,
         after_cursor: parse_cursor(q.cursor.as_deref())?,
         limit: page_limit(q.limit)?,

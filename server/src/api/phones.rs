@@ -63,7 +63,7 @@ pub async fn list(
 }
 
 /// `DELETE /v1/phones/{id}`: the phone's token stops working, its link is closed, and its
-/// recipients end as `store::sqlite_removal` describes. 404 for another account's phone.
+/// recipients end as `crate::domain::phone_gone` describes. 404 for another account's phone.
 pub async fn remove(
     State(state): State<AppState>,
     Account(account): Account,

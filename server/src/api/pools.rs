@@ -18,8 +18,8 @@ use crate::AppState;
 use crate::error::{ApiJson, AppError};
 use crate::pool_router::{Hours, SimKey};
 use crate::rack::SimStat;
-use crate::store::sqlite_pools::{Pool, PoolOutcome, SimSettings};
 use crate::store::{PhoneRow, now_ms};
+use crate::store::{Pool, PoolOutcome, SimSettings};
 use crate::time_fmt::fmt_ms;
 
 /// Most SIMs in one pool.

@@ -120,12 +120,7 @@ pub fn decide<F: Facts>(
         }
         adopt = r.unrouted() && could_take(r, phone, u.sim, facts)?;
         if !adopt {
-            let tried = (!r.status.is_final() && !r.tried_phone(phone)).then(|| {
-                let mut t = r.tried.clone();
-                t.push(SimKey::new(phone, UNKNOWN_SIM));
-                t
-            });
-            return Ok(Update::CancelCopy { tried });
+            return Ok(cancel_copy(r, phone));
         }
     }
     if r.status.is_final() {
@@ -169,6 +164,17 @@ pub fn decide<F: Facts>(
         freed: changed && r.status.in_phone_queue() && !state.in_phone_queue(),
     });
     Ok(Update::Apply(apply))
+}
+
+/// Rule 3: cancel `phone`'s copy of `r`, and never route `r` back to it (unless `r` is
+/// final, or the phone is in `tried` already).
+pub fn cancel_copy(r: &Recipient, phone: &str) -> Update {
+    let tried = (!r.status.is_final() && !r.tried_phone(phone)).then(|| {
+        let mut t = r.tried.clone();
+        t.push(SimKey::new(phone, UNKNOWN_SIM));
+        t
+    });
+    Update::CancelCopy { tried }
 }
 
 /// Whether the router could have routed `r` to `phone` (SIM `sim`, when the phone says): not

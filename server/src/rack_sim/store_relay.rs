@@ -1,4 +1,4 @@
-//! The rack simulator's relay on the real store: [`SqliteStore`] in a directory the caller
+//! The rack simulator's relay on the real store: [`Store`] in a directory the caller
 //! gives (a temporary one on `/dev/shm` makes fsync cheap), the real routing pass ([`crate::dispatch::route_account`]
 //! with [`Rack`]), and the store's own acceptance, cancel-before-ack, offline re-routing and
 //! failover, all on virtual time. Only the sockets are left out: frames and events are handed
@@ -12,13 +12,12 @@ use crate::dispatch::route_account;
 use crate::hub::OnlinePhone;
 use crate::rack::Rack;
 use crate::sim_health::{HealthEvent, HealthPolicy, Millis, Outcome};
-use crate::store::sqlite::SqliteStore;
 use crate::store::{MessageFilter, NewMessage, Store};
 
 /// The real store and router.
 #[derive(Debug)]
 pub struct StoreRelay {
-    store: SqliteStore,
+    store: Store,
     rack: Rack,
     account: String,
     health_events: Vec<(Millis, HealthEvent)>,
@@ -33,7 +32,7 @@ impl StoreRelay {
         health: HealthPolicy,
         now: Millis,
     ) -> Self {
-        let store = SqliteStore::open(&dir.join("relay.sqlite")).expect("store opens");
+        let store = Store::open_sqlite(&dir.join("relay.sqlite")).expect("store opens");
         let account = store.ensure_api_key("rack-key", now).expect("account");
         for p in phones {
             let code = format!("code-{p}");
@@ -195,7 +194,7 @@ impl Relay for StoreRelay {
                 out.extend(
                     m.recipients
                         .iter()
-                        .filter_map(|r| RecipientState::parse(&r.state)),
+                        .filter_map(|r| RecipientState::parse(r.state.as_str())),
                 );
             }
         }

@@ -160,9 +160,8 @@ fn copy_table(src: &Connection, client: &mut ::postgres::Client, table: &str) ->
         .query_one(&format!("SELECT count(*) FROM {table}"), &[])
         .map_err(StoreError::from_pg)?
         .get(0);
-    let in_sqlite: i64 = src.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
-        r.get(0)
-    })?;
+    let in_sqlite: i64 =
+        src.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
     if written != read_n || u64::try_from(stored).ok() != Some(read_n) || stored != in_sqlite {
         return Err(fail(format!(
             "{table}: {in_sqlite} rows in SQLite, {read_n} read, {stored} in PostgreSQL"

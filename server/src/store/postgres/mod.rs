@@ -15,19 +15,13 @@
 
 pub mod conn;
 pub mod copy;
-#[cfg(any())] // TEMP until reshape's typed views land
 mod keys;
-#[cfg(any())] // TEMP until reshape's typed views land
 mod messages;
-#[cfg(any())] // TEMP until reshape's typed views land
 mod phones;
-#[cfg(any())] // TEMP until reshape's typed views land
 mod pools;
-#[cfg(any())] // TEMP until reshape's typed views land
 mod routing;
 pub mod schema;
 pub mod scratch;
-#[cfg(any())] // TEMP until reshape's typed views land
 mod webhooks;
 
 use ::postgres::Row;
@@ -63,7 +57,6 @@ impl PgBackend {
     }
 }
 
-#[cfg(any())] // TEMP
 impl Backend for PgBackend {
     fn write(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         self.conns.write(|c| f(&mut PgTx { c }))
@@ -71,6 +64,13 @@ impl Backend for PgBackend {
 
     fn read(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         self.conns.read(|c| f(&mut PgTx { c }))
+    }
+}
+
+impl super::Store {
+    /// Connects to the PostgreSQL database at `url` (creating or migrating its schema).
+    pub fn open_postgres(url: &str) -> Result<Self> {
+        Ok(Self::new(Box::new(PgBackend::open(url)?)))
     }
 }
 
@@ -93,11 +93,11 @@ fn lock_key(conn: &mut Conn) -> Result<i64> {
 }
 
 /// A transaction (or a read) on one connection.
+#[derive(Debug)]
 pub struct PgTx<'c> {
     pub(crate) c: &'c mut Conn,
 }
 
-#[cfg(any())] // TEMP
 impl Tx for PgTx<'_> {
     fn savepoint(&mut self) -> Result<()> {
         self.c.batch("SAVEPOINT phone_batch")
@@ -152,8 +152,8 @@ pub(crate) fn get_opt_u32(r: &Row, i: usize) -> Result<Option<u32>> {
 }
 
 fn unknown_state(s: &str) -> StoreError {
-    // A state name is no secret (it is one of a fixed set, or a corrupt value of that column).
-    StoreError::Postgres(format!("unknown state {s:?} in the database"))
+    // A state name is no secret (one of a fixed set, or a corrupt value of that column).
+    StoreError::Corrupt(format!("state {s:?}"))
 }
 
 pub(crate) fn get_rstatus(r: &Row, i: usize) -> Result<RecipientStatus> {

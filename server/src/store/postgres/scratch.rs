@@ -37,6 +37,16 @@ pub fn database_url_for(dir: &std::path::Path) -> Option<String> {
     Some(url)
 }
 
+/// The store a test in `dir` works on: SQLite in `dir/relay.sqlite` by default, a scratch
+/// schema of the test database when [`TEST_DATABASE_ENV`] is set (the same one for every
+/// opening in `dir`, so reopening finds the data). Test support.
+pub fn open_test_store(dir: &std::path::Path) -> Result<crate::store::Store> {
+    match database_url_for(dir) {
+        Some(url) => crate::store::Store::open_postgres(&url),
+        None => crate::store::Store::open_sqlite(&dir.join("relay.sqlite")),
+    }
+}
+
 /// `url` with its connections' `search_path` set to `schema` (and nothing else).
 pub fn with_search_path(url: &str, schema: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };

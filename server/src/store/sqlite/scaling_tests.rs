@@ -3,9 +3,10 @@
 
 use rusqlite::{Connection, OptionalExtension, StatementStatus, params};
 
+use super::messages::END_SILENT_SQL;
+use super::routing::{SENT_SINCE_SQL, UNROUTED_BY_POOL_SQL, UNSENT_SQL};
 use super::schema;
-use super::sqlite_messages::END_SILENT_SQL;
-use super::sqlite_pools::{SENT_SINCE_SQL, UNROUTED_BY_POOL_SQL, UNSENT_SQL};
+use super::webhooks::COUNTS_SQL;
 
 const NOW: i64 = 1_000_000_000;
 
@@ -83,7 +84,7 @@ fn all_steps(c: &Connection) -> Vec<i32> {
         steps(
             c,
             END_SILENT_SQL,
-            &[&NOW, &604_800_000_i64, &288_000_000_i64],
+            &[&NOW, &604_800_000_i64, &288_000_000_i64, &10_000],
         ),
     ]
 }
@@ -120,12 +121,15 @@ fn the_hot_queries_still_find_what_is_in_flight() {
     assert_eq!(
         count(
             END_SILENT_SQL,
-            &[&later, &604_800_000_i64, &288_000_000_i64]
+            &[&later, &604_800_000_i64, &288_000_000_i64, &10_000]
         ),
         5
     );
     assert_eq!(
-        count(END_SILENT_SQL, &[&NOW, &604_800_000_i64, &288_000_000_i64]),
+        count(
+            END_SILENT_SQL,
+            &[&NOW, &604_800_000_i64, &288_000_000_i64, &10_000]
+        ),
         0
     );
 }
@@ -144,7 +148,7 @@ fn message_counts_follow_every_change_of_state() {
     c.execute("DELETE FROM messages WHERE mseq % 11 = 0", [])
         .expect("delete");
     let kept: Vec<(String, i64)> = c
-        .prepare(super::sqlite_webhooks::COUNTS_SQL)
+        .prepare(COUNTS_SQL)
         .expect("prepare")
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .expect("query")
@@ -169,9 +173,9 @@ fn message_counts_follow_every_change_of_state() {
 fn counts_do_not_walk_the_history() {
     let c = db();
     add_history(&c, 0, 200);
-    let small = steps(&c, super::sqlite_webhooks::COUNTS_SQL, &[]);
+    let small = steps(&c, COUNTS_SQL, &[]);
     add_history(&c, 200, 5_000);
-    assert_eq!(small, steps(&c, super::sqlite_webhooks::COUNTS_SQL, &[]));
+    assert_eq!(small, steps(&c, COUNTS_SQL, &[]));
 }
 
 #[test]
@@ -183,9 +187,11 @@ fn sent_counters_keep_only_the_window() {
     )
     .expect("phone");
     let tx = c.transaction().expect("tx");
+    let mut t = super::SqliteTx { c: &tx };
     for minute in 0..1_000_i64 {
         for sim in [1, 2] {
-            super::sqlite_pools::count_sent(&tx, "phone-1", sim, 3, minute * 60_000 + 5)
+            let key = crate::pool_router::SimKey::new("phone-1", sim);
+            crate::store::ops::routing::count_sent(&mut t, &key, 3, minute * 60_000 + 5)
                 .expect("count");
         }
     }
@@ -195,7 +201,8 @@ fn sent_counters_keep_only_the_window() {
         .expect("count rows");
     assert_eq!(rows, 2 * 11, "ten minutes and the current one, per SIM");
     let now = 999 * 60_000 + 5;
-    let sent = super::sqlite_pools::sent_since(&c, "acc", now - 600_000).expect("sent");
+    let mut t = super::SqliteTx { c: &c };
+    let sent = crate::store::ops::routing::sent_since(&mut t, "acc", now - 600_000).expect("sent");
     assert_eq!(sent.values().copied().collect::<Vec<_>>(), [30, 30]);
 }
 
@@ -218,7 +225,7 @@ fn cached_statements_are_not_recompiled_as_their_values_change() {
     let sql = "SELECT m.id, r.to_number, r.state FROM recipients r JOIN messages m USING (mseq)
                WHERE r.mseq = ?1 AND r.idx = ?2";
     let c = db();
-    super::sqlite::configure_common(&c, super::sqlite::DEFAULT_CACHE_KIB).expect("configure");
+    super::configure_common(&c, super::DEFAULT_CACHE_KIB).expect("configure");
     assert_eq!(reprepares(&c, sql), 0, "the store's connections");
     let control = db();
     assert!(

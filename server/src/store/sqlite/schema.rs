@@ -8,7 +8,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The version [`migrate`] brings a database to.
-pub const VERSION: i64 = 7;
+pub const VERSION: i64 = 8;
 
 /// Version 1 (frozen: never edit, the migration test opens databases made by it).
 pub const V1_SQL: &str = r#"
@@ -197,6 +197,32 @@ CREATE TABLE webhook_attempts (
 CREATE INDEX webhook_attempts_hook ON webhook_attempts(webhook_id, id);
 "#;
 
+/// What version 8 added: a message's SMS part count, computed once at creation (routing read
+/// every waiting message's text and counted its parts on every pass).
+const V8_UPGRADE: &str = "ALTER TABLE messages ADD COLUMN parts INTEGER NOT NULL DEFAULT 0;";
+
+/// Adds `messages.parts` and fills it in for the messages routing still reads: those with a
+/// recipient waiting for a SIM or in a phone's queue. Finished messages keep 0, which nothing
+/// reads (no recipient of theirs is ever routed again).
+fn v8_parts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(V8_UPGRADE)?;
+    let live: Vec<(i64, String)> = tx
+        .prepare(
+            "SELECT mseq, text FROM messages WHERE mseq IN (SELECT mseq FROM recipients
+                 WHERE state IN ('pending', 'queued', 'sending', 'cancelling'))",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut set = tx.prepare("UPDATE messages SET parts = ?2 WHERE mseq = ?1")?;
+    for (mseq, text) in live {
+        set.execute(rusqlite::params![
+            mseq,
+            simrelay_core::segment::count_parts(&text)
+        ])?;
+    }
+    Ok(())
+}
+
 /// Brings `conn` to [`VERSION`], creating or upgrading as needed.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -221,7 +247,7 @@ pub fn upgrade_from(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> 
         tx.execute_batch(V2_UPGRADE)?;
     }
     if version < 3 {
-        tx.execute_batch(super::sqlite_pools::V3_UPGRADE)?;
+        tx.execute_batch(super::pools::V3_UPGRADE)?;
     }
     if version < 4 {
         tx.execute_batch(V4_UPGRADE)?;
@@ -233,7 +259,10 @@ pub fn upgrade_from(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> 
         tx.execute_batch(V6_WEBHOOKS_UPGRADE)?;
     }
     if version < 7 {
-        tx.execute_batch(super::sqlite_keys::V7_UPGRADE)?;
+        tx.execute_batch(super::keys::V7_UPGRADE)?;
+    }
+    if version < 8 {
+        v8_parts(tx)?;
     }
     Ok(())
 }

@@ -1,0 +1,145 @@
+//! Which webhook events the relay queues, and what they carry.
+//!
+//! Events are fanned out when they happen, in the transaction of the change that caused them:
+//! one delivery per registration of the account that wants the event. Payloads are typed
+//! here; their fields are in alphabetical order, which is also the order of their JSON.
+//!
+//! | what happened                                   | event               | data              |
+//! |-------------------------------------------------|---------------------|-------------------|
+//! | a recipient became `sent`                        | `message.sent`      | [`RecipientData`] |
+//! | a recipient became `delivered`                   | `message.delivered` | [`RecipientData`] |
+//! | a recipient became `failed` or `expired`         | `message.failed`    | [`RecipientData`] |
+//! | a recipient became `unknown`                     | `message.unknown`   | [`RecipientData`] |
+//! | a new SMS arrived                                | `message.received`  | [`ReceivedData`]  |
+//! | a phone connected after being offline            | `phone.online`      | [`PhoneData`]     |
+//! | a phone went offline                             | `phone.offline`     | [`PhoneData`]     |
+//! | a phone was removed                              | `phone.removed`     | [`PhoneData`]     |
+//! | a SIM was quarantined / recovered (SIM health)   | `sim.quarantined` / `sim.recovered` | [`SimData`] |
+
+use serde::Serialize;
+
+use super::state::RecipientStatus;
+
+/// A webhook event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    MessageSent,
+    MessageDelivered,
+    MessageFailed,
+    MessageUnknown,
+    MessageReceived,
+    PhoneOnline,
+    PhoneOffline,
+    PhoneRemoved,
+    SimQuarantined,
+    SimRecovered,
+}
+
+impl Event {
+    pub const ALL: &'static [Event] = &[
+        Event::MessageSent,
+        Event::MessageDelivered,
+        Event::MessageFailed,
+        Event::MessageUnknown,
+        Event::MessageReceived,
+        Event::PhoneOnline,
+        Event::PhoneOffline,
+        Event::PhoneRemoved,
+        Event::SimQuarantined,
+        Event::SimRecovered,
+    ];
+
+    /// The event's name, as registrations list it and payloads carry it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::MessageSent => "message.sent",
+            Event::MessageDelivered => "message.delivered",
+            Event::MessageFailed => "message.failed",
+            Event::MessageUnknown => "message.unknown",
+            Event::MessageReceived => "message.received",
+            Event::PhoneOnline => "phone.online",
+            Event::PhoneOffline => "phone.offline",
+            Event::PhoneRemoved => "phone.removed",
+            Event::SimQuarantined => "sim.quarantined",
+            Event::SimRecovered => "sim.recovered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|e| e.as_str() == s)
+    }
+
+    /// Whether a registration listing `events` wants this event.
+    pub fn wanted_by(self, events: &[String]) -> bool {
+        events.iter().any(|e| e == self.as_str())
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The event queued for a recipient that just entered `state`, if that state has one.
+pub fn recipient_event(state: RecipientStatus) -> Option<Event> {
+    Some(match state {
+        RecipientStatus::Sent => Event::MessageSent,
+        RecipientStatus::Delivered => Event::MessageDelivered,
+        RecipientStatus::Failed | RecipientStatus::Expired => Event::MessageFailed,
+        RecipientStatus::Unknown => Event::MessageUnknown,
+        _ => return None,
+    })
+}
+
+/// What every delivery's body is: the event with its data.
+#[derive(Debug, Clone, Serialize)]
+pub struct Envelope<'a, T: Serialize> {
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub data: &'a T,
+    pub event: Event,
+    /// The event id (one per delivery).
+    pub id: &'a str,
+    pub webhook_id: &'a str,
+}
+
+/// A recipient's change of state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecipientData {
+    pub code: Option<i32>,
+    pub error: Option<String>,
+    pub idx: u32,
+    pub message_id: String,
+    pub parts: u32,
+    pub phone: Option<String>,
+    pub sim: Option<i32>,
+    pub state: RecipientStatus,
+    pub to: String,
+}
+
+/// A received SMS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceivedData {
+    pub from: String,
+    pub id: String,
+    pub phone: String,
+    /// RFC 3339, UTC.
+    pub received_at: String,
+    pub sent_at: Option<String>,
+    pub sim: Option<i32>,
+    pub text: String,
+}
+
+/// A phone's presence changed, or it was removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhoneData {
+    pub phone: String,
+}
+
+/// A SIM's health changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SimData {
+    pub phone: String,
+    pub sub_id: i32,
+}

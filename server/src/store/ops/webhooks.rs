@@ -1,0 +1,231 @@
+//! Webhooks: queueing events (which ones, with which payload: `crate::domain::webhooks`),
+//! registrations, and the durable outbox the delivery workers (`crate::webhooks`) drain, one
+//! webhook at a time per worker. The last [`ATTEMPTS_KEPT`] attempts of each webhook stay in
+//! its delivery log.
+
+use serde::Serialize;
+
+use crate::domain::webhooks::{Envelope, Event, RecipientData, recipient_event};
+use crate::domain::{DeliveryState, RecipientStatus};
+use crate::store::tx::{OutboxInsert, Tx};
+use crate::store::{
+    AttemptLog, AttemptView, Counts, Delivery, DeliveryOutcome, Millis, Redeliver, Result, Store,
+    Webhook,
+};
+use crate::time_fmt::fmt_ms;
+
+/// Attempts kept per webhook in its delivery log.
+pub const ATTEMPTS_KEPT: i64 = 50;
+
+/// The account's webhooks that want `event`.
+fn wanting(tx: &mut dyn Tx, account: &str, event: Event) -> Result<Vec<String>> {
+    Ok(tx
+        .subscribers(account)?
+        .into_iter()
+        .filter(|(_, events)| event.wanted_by(events))
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// Queues one delivery of `event` with `data` per webhook in `hooks`, each with its own event
+/// id; returns how many.
+fn queue<T: Serialize>(
+    tx: &mut dyn Tx,
+    hooks: &[String],
+    event: Event,
+    data: &T,
+    now: Millis,
+) -> Result<usize> {
+    let mut rows = Vec::with_capacity(hooks.len());
+    for hook in hooks {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let body = serde_json::to_string(&Envelope {
+            created_at: fmt_ms(now),
+            data,
+            event,
+            id: &event_id,
+            webhook_id: hook,
+        })?;
+        rows.push((event_id, body));
+    }
+    let inserts: Vec<OutboxInsert<'_>> = rows
+        .iter()
+        .zip(hooks)
+        .map(|((event_id, body), hook)| OutboxInsert {
+            event_id,
+            webhook_id: hook,
+            event: event.as_str(),
+            body,
+            at: now,
+        })
+        .collect();
+    tx.insert_outbox(&inserts)?;
+    Ok(hooks.len())
+}
+
+/// Queues `event` for every webhook of the account that wants it; returns how many
+/// deliveries were queued.
+pub(crate) fn enqueue_event<T: Serialize>(
+    tx: &mut dyn Tx,
+    account: &str,
+    event: Event,
+    data: &T,
+    now: Millis,
+) -> Result<usize> {
+    let hooks = wanting(tx, account, event)?;
+    if hooks.is_empty() {
+        return Ok(0);
+    }
+    queue(tx, &hooks, event, data, now)
+}
+
+/// Queues the webhook of a recipient that just entered `state`, if that state has one;
+/// returns how many deliveries were queued.
+pub(crate) fn recipient_webhook(
+    tx: &mut dyn Tx,
+    account: &str,
+    mseq: i64,
+    idx: u32,
+    state: RecipientStatus,
+    now: Millis,
+) -> Result<usize> {
+    let Some(event) = recipient_event(state) else {
+        return Ok(0);
+    };
+    let hooks = wanting(tx, account, event)?;
+    if hooks.is_empty() {
+        return Ok(0);
+    }
+    let r = tx.recipient_event(mseq, idx)?;
+    let data = RecipientData {
+        code: r.code,
+        error: r.error,
+        idx,
+        message_id: r.message_id,
+        parts: r.parts,
+        phone: r.phone,
+        sim: r.sim,
+        state: r.state,
+        to: r.to,
+    };
+    queue(tx, &hooks, event, &data, now)
+}
+
+impl Store {
+    pub fn create_webhook(&self, account: &str, hook: &Webhook) -> Result<()> {
+        self.write(|tx| tx.insert_webhook(account, hook))
+    }
+
+    pub fn list_webhooks(&self, account: &str) -> Result<Vec<Webhook>> {
+        self.read(|tx| tx.list_webhooks(account))
+    }
+
+    /// Deletes the webhook; its pending deliveries are dropped and its log forgotten.
+    pub fn delete_webhook(&self, account: &str, id: &str) -> Result<bool> {
+        self.write(|tx| tx.delete_webhook(account, id))
+    }
+
+    pub fn due_deliveries(&self, now: Millis, limit: u32) -> Result<Vec<Delivery>> {
+        self.read(|tx| tx.due_deliveries(now, limit))
+    }
+
+    /// Records one delivery attempt: delivered, retry at `retry_at`, or dead.
+    pub fn delivery_result(&self, id: i64, outcome: DeliveryOutcome, _now: Millis) -> Result<()> {
+        self.write(|tx| tx.delivery_result(id, &outcome))
+    }
+
+    /// Earliest `next_at` of a pending delivery.
+    pub fn next_delivery_at(&self) -> Result<Option<Millis>> {
+        self.read(|tx| tx.next_delivery_at())
+    }
+
+    /// Forgets delivered (and dropped) webhook deliveries created before `before`.
+    pub fn prune_deliveries(&self, before: Millis) -> Result<usize> {
+        self.write(|tx| tx.prune_deliveries(before))
+    }
+
+    /// Webhooks with pending deliveries (due or not).
+    pub fn pending_endpoints(&self) -> Result<Vec<String>> {
+        self.read(|tx| tx.pending_endpoints())
+    }
+
+    /// Takes up to `limit` due deliveries of one webhook, oldest first, and leases them: their
+    /// `next_at` becomes `lease_until`, so that they are not due again while in flight (and
+    /// are made again after a crash once the lease ends).
+    pub fn claim_deliveries(
+        &self,
+        webhook: &str,
+        now: Millis,
+        limit: u32,
+        lease_until: Millis,
+    ) -> Result<Vec<Delivery>> {
+        self.write(|tx| tx.claim_deliveries(webhook, now, limit, lease_until))
+    }
+
+    /// Earliest `next_at` of a pending delivery of one webhook.
+    pub fn next_delivery_of(&self, webhook: &str) -> Result<Option<Millis>> {
+        self.read(|tx| tx.next_delivery_of(webhook))
+    }
+
+    /// Records one attempt of delivery `id` in the webhook's log and applies its outcome.
+    pub fn record_attempt(
+        &self,
+        id: i64,
+        outcome: DeliveryOutcome,
+        log: &AttemptLog,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.delivery_result(id, &outcome)?;
+            tx.log_attempt(log, ATTEMPTS_KEPT)
+        })
+    }
+
+    /// Adds an attempt that belongs to no queued delivery (a test ping) to the log.
+    pub fn log_attempt(&self, log: &AttemptLog) -> Result<()> {
+        self.write(|tx| tx.log_attempt(log, ATTEMPTS_KEPT))
+    }
+
+    /// The newest attempts of an account's webhook, newest first; `None` for a webhook of
+    /// another account.
+    pub fn list_attempts(
+        &self,
+        account: &str,
+        webhook: &str,
+        limit: u32,
+    ) -> Result<Option<Vec<AttemptView>>> {
+        self.read(|tx| {
+            if !tx.webhook_of_account(account, webhook)? {
+                return Ok(None);
+            }
+            Ok(Some(tx.list_attempts(webhook, limit)?))
+        })
+    }
+
+    /// Queues a dead delivery again (attempts restart from 0).
+    pub fn redeliver(
+        &self,
+        account: &str,
+        webhook: &str,
+        event_id: &str,
+        now: Millis,
+    ) -> Result<Redeliver> {
+        self.write(|tx| {
+            if !tx.webhook_of_account(account, webhook)? {
+                return Ok(Redeliver::NotFound);
+            }
+            match tx.delivery_state(webhook, event_id)? {
+                None => Ok(Redeliver::NotFound),
+                Some(DeliveryState::Dead) => {
+                    tx.requeue_delivery(event_id, now)?;
+                    Ok(Redeliver::Queued)
+                }
+                Some(other) => Ok(Redeliver::NotDead(other)),
+            }
+        })
+    }
+
+    /// Counters for `/metrics`.
+    pub fn counts(&self) -> Result<Counts> {
+        self.read(|tx| tx.counts())
+    }
+}

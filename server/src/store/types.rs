@@ -1,0 +1,425 @@
+//! The store's value types: what callers hand in and get back, whatever the backend.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Serialize;
+use simrelay_protocol::{Event, PhoneStatus};
+
+use super::Millis;
+use crate::domain::{DeliveryState, MessageStatus, RecipientStatus};
+use crate::pool_router::{Hours, PrefixRule, SimKey, SimLimits};
+use crate::sim_health::Outcome;
+
+/// A validated message to create.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub account_id: String,
+    pub id: String,
+    /// Hash of the request body: the same `id` with another body is a conflict.
+    pub body_hash: String,
+    pub to: Vec<String>,
+    pub text: String,
+    pub priority: i32,
+    pub valid_until: Option<Millis>,
+    pub schedule_at: Option<Millis>,
+    pub phone_id: Option<String>,
+    pub sim: Option<i32>,
+    /// A SIM pool of the account (exclusive with `phone_id` and `sim`).
+    pub pool: Option<String>,
+    pub delivery_report: bool,
+    pub created_at: Millis,
+}
+
+/// A phone's ack and events, applied by the group commit.
+#[derive(Debug, Clone)]
+pub struct PhoneBatch {
+    pub phone: String,
+    pub acked: Option<u64>,
+    pub events: Vec<(u64, Event)>,
+    pub now: Millis,
+}
+
+/// What [`Store::write_batch`] did: one outcome per message, one per phone batch.
+pub type BatchOutcome = (
+    Vec<CreateOutcome>,
+    Vec<std::result::Result<Applied, String>>,
+);
+
+/// What creating a message did.
+#[derive(Debug, Clone)]
+pub enum CreateOutcome {
+    Created(MessageView),
+    /// The id existed with the same body: nothing new was stored.
+    Existing(MessageView),
+    /// The id existed with another body.
+    Conflict,
+    /// The requested phone is not one of the account's phones.
+    UnknownPhone,
+    /// The requested pool is not one of the account's pools.
+    UnknownPool,
+}
+
+/// A message as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageView {
+    pub cursor: i64,
+    pub id: String,
+    pub state: MessageStatus,
+    pub priority: i32,
+    pub valid_until: Option<Millis>,
+    pub schedule_at: Option<Millis>,
+    pub phone: Option<String>,
+    pub sim: Option<i32>,
+    pub delivery_report: bool,
+    pub recipients: Vec<RecipientView>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// One recipient as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipientView {
+    pub idx: u32,
+    pub to: String,
+    pub state: RecipientStatus,
+    pub parts: u32,
+    pub parts_sent: u32,
+    pub parts_delivered: u32,
+    pub error: Option<String>,
+    pub code: Option<i32>,
+    pub phone: Option<String>,
+    pub sim: Option<i32>,
+    pub updated_at: Millis,
+}
+
+/// Filters of the message list.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub state: Option<MessageStatus>,
+    pub since: Option<Millis>,
+    pub after_cursor: Option<i64>,
+    pub limit: u32,
+}
+
+/// What cancelling did.
+#[derive(Debug, Clone)]
+pub enum CancelOutcome {
+    NotFound,
+    /// Nothing could be cancelled any more (already with a radio or final).
+    NotCancellable(MessageView),
+    /// Cancelled locally and/or `cancel` frames queued for these phones.
+    Cancelled {
+        view: MessageView,
+        phones: Vec<String>,
+    },
+}
+
+/// A received SMS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxItem {
+    pub cursor: i64,
+    pub id: String,
+    pub phone: String,
+    pub sim: Option<i32>,
+    pub from: String,
+    pub text: String,
+    pub sent_at: Option<Millis>,
+    pub received_at: Millis,
+    pub stored_at: Millis,
+}
+
+/// Filters of the inbox list and of `wait`.
+#[derive(Debug, Clone, Default)]
+pub struct InboxFilter {
+    pub from: Option<String>,
+    pub contains: Option<String>,
+    /// Stored by the relay at or after this instant.
+    pub since: Option<Millis>,
+    pub after_cursor: Option<i64>,
+    pub limit: u32,
+    /// Newest first (for `wait`) instead of oldest first.
+    pub newest_first: bool,
+}
+
+/// A phone as `GET /v1/phones` shows it (presence is added by the hub).
+#[derive(Debug, Clone)]
+pub struct PhoneRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub status: Option<PhoneStatus>,
+    pub last_seen: Option<Millis>,
+    pub created_at: Millis,
+    /// Recipients routed to it and not yet sent or final.
+    pub outstanding: u32,
+}
+
+/// An authenticated phone.
+#[derive(Debug, Clone)]
+pub struct PhoneAuth {
+    pub id: String,
+    pub account_id: String,
+}
+
+/// What [`Store::phone_connected`] found.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    /// Highest phone event seq stored.
+    pub event_seq: u64,
+    /// Highest relay frame seq the phone acknowledged.
+    pub acked_seq: u64,
+    /// The phone was marked offline before (so `phone.online` was queued).
+    pub came_online: bool,
+}
+
+/// What applying a batch from a phone did.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// Highest phone event seq stored: the cumulative ack to send.
+    pub event_seq: u64,
+    /// Highest `cancel` frame seq queued by this batch (sent before the ack).
+    pub cancel_upto: Option<u64>,
+    /// New incoming SMS were stored.
+    pub incoming: bool,
+    /// Recipients changed state.
+    pub changed: bool,
+    /// A recipient left its phone's queue (sent or final): the router may have room.
+    pub freed: bool,
+    /// Webhook deliveries queued by this batch.
+    pub webhooks: usize,
+    /// Outcomes that tell about a SIM's health: (SIM, outcome), in order.
+    pub sim_outcomes: Vec<(SimKey, Outcome)>,
+    /// Incoming SMS refused for good (`crate::limits::check_incoming`), by reason: their
+    /// seqs are consumed, nothing of them is stored.
+    pub incoming_refused: Vec<&'static str>,
+}
+
+/// A recipient waiting to be routed (input of the router).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrouted {
+    pub mseq: i64,
+    pub idx: u32,
+    pub priority: i32,
+    pub phone: Option<String>,
+    pub sim: Option<i32>,
+    pub pool: Option<String>,
+    pub to: String,
+    pub parts: u32,
+    /// SIMs that reported this recipient unsent (failover never returns to their phones).
+    pub tried: Vec<SimKey>,
+    /// SIMs the message is on already, per phone (a phone holds one SIM per message id).
+    pub bound: Vec<SimKey>,
+}
+
+/// A webhook registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret: String,
+    pub created_at: Millis,
+}
+
+/// One queued webhook delivery.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub webhook_id: String,
+    pub event_id: String,
+    pub event: String,
+    pub url: String,
+    pub secret: String,
+    pub body: String,
+    pub attempts: u32,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub messages_by_state: Vec<(String, i64)>,
+    pub webhooks_pending: i64,
+    pub webhooks_dead: i64,
+    pub unrouted: i64,
+}
+
+/// A routing decision for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub mseq: i64,
+    pub idx: u32,
+    pub phone: String,
+    /// The SIM chosen by the router (set in the frame's message).
+    pub sim: Option<i32>,
+}
+
+/// One webhook attempt, as its delivery log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptLog {
+    pub webhook_id: String,
+    pub event_id: String,
+    pub event: String,
+    pub at: Millis,
+    /// The HTTP status, when an answer came.
+    pub status: Option<u16>,
+    pub duration_ms: i64,
+    /// Why it failed (never the body); `None` for a 2xx.
+    pub error: Option<String>,
+}
+
+/// An attempt as `GET /v1/webhooks/{id}/deliveries` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptView {
+    pub log: AttemptLog,
+    /// The delivery's state now (`pending`, `delivered`, `dead`, ...), `None` for a ping or
+    /// a pruned delivery.
+    pub delivery_state: Option<DeliveryState>,
+}
+
+/// What [`Store::redeliver`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeliver {
+    /// No such webhook of the account, or no such event of the webhook.
+    NotFound,
+    /// The delivery is not dead (its state).
+    NotDead(DeliveryState),
+    Queued,
+}
+
+/// Outcome of one webhook attempt.
+#[derive(Debug, Clone)]
+pub enum DeliveryOutcome {
+    Delivered,
+    Retry { at: Millis, error: String },
+    Dead { error: String },
+}
+
+// ---- accounts and keys ----
+
+/// The scopes of a whole account (every scope but `admin`), as stored.
+pub const ACCOUNT_SCOPES: &str = "send,read,phones,webhooks";
+
+/// A key as the authentication of a request sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAuth {
+    pub id: String,
+    pub account_id: String,
+    /// Comma-separated scope names.
+    pub scopes: String,
+    pub revoked: bool,
+    pub last_used_at: Option<Millis>,
+}
+
+/// A key as `GET /v1/keys` shows it (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub prefix: Option<String>,
+    pub scopes: String,
+    pub created_at: Millis,
+    pub revoked_at: Option<Millis>,
+    pub last_used_at: Option<Millis>,
+}
+
+/// A key to store: its hash, never the secret.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub prefix: Option<String>,
+    pub key_hash: String,
+    pub scopes: String,
+    pub created_at: Millis,
+}
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub created_at: Millis,
+    /// Keys not revoked.
+    pub active_keys: u32,
+}
+
+/// What revoking did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// No such key (in that account).
+    NotFound,
+    /// Revoked now or before: the row as it is now.
+    Done(KeyRow),
+}
+
+// ---- pools ----
+
+/// A pool as stored and shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    pub name: String,
+    pub members: Vec<SimKey>,
+    /// (prefix, SIMs preferred for it).
+    pub prefixes: Vec<(String, Vec<SimKey>)>,
+    pub sticky: bool,
+    pub created_at: Millis,
+}
+
+/// What creating a pool did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolOutcome {
+    Created,
+    Exists,
+    /// A member or prefix SIM names a phone that is not the account's.
+    UnknownPhone,
+}
+
+/// Relay-side settings of one SIM as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimSettings {
+    pub daily_cap: Option<u32>,
+    /// `"HH:MM-HH:MM"` (validated by the API).
+    pub hours: Option<String>,
+    pub utc_offset_min: i16,
+}
+
+impl SimSettings {
+    pub fn limits(&self) -> SimLimits {
+        SimLimits {
+            daily_cap: self.daily_cap,
+            hours: self
+                .hours
+                .as_deref()
+                .and_then(|h| Hours::parse(h, self.utc_offset_min)),
+        }
+    }
+}
+
+/// Everything the router needs from the store for one account.
+#[derive(Debug, Clone, Default)]
+pub struct RoutingInput {
+    pub pools: HashMap<String, BTreeSet<SimKey>>,
+    pub sticky_pools: BTreeSet<String>,
+    pub prefixes: Vec<PrefixRule>,
+    pub settings: HashMap<SimKey, SimSettings>,
+    /// Parts routed today (the SIM's local day) per SIM.
+    pub routed_today: HashMap<SimKey, u32>,
+    /// Parts routed and not yet sent per SIM.
+    pub unsent: HashMap<SimKey, u32>,
+}
+
+// ---- phone removal ----
+
+/// What removing a phone did to its recipients.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Removal {
+    /// Never accepted by the phone: back to the router.
+    pub rerouted: u32,
+    /// Never accepted, pinned to this phone: `failed`.
+    pub failed: u32,
+    /// Never accepted, a cancel was on its way: `cancelled`.
+    pub cancelled: u32,
+    /// Accepted by the phone: `unknown`.
+    pub unknown: u32,
+}
