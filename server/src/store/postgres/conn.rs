@@ -33,6 +33,12 @@ impl StoreError {
                 return Self::Full;
             }
             let mut text = format!("{} {} ({})", db.severity(), code.code(), class(code.code()));
+            // Class 42 (syntax, unknown or ambiguous names) is about the relay's own SQL: its
+            // messages name identifiers and types, never a value.
+            if code.code().starts_with("42") {
+                text.push_str(": ");
+                text.push_str(db.message());
+            }
             if let Some(c) = db.constraint() {
                 text.push_str(", constraint ");
                 text.push_str(c);

@@ -146,7 +146,7 @@ impl KeyRows for PgTx<'_> {
     fn touch_key(&mut self, id: &str, now: Millis, min_gap: Millis) -> Result<bool> {
         let n = self.c.execute(
             "UPDATE api_keys SET last_used_at = $2
-             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at <= $2 - $3)",
+             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at <= $2::bigint - $3::bigint)",
             &[&id, &now, &min_gap],
         )?;
         Ok(n > 0)

@@ -502,7 +502,7 @@ impl MessageRows for PgTx<'_> {
                  FROM recipients r JOIN messages m USING (mseq)
                  WHERE r.phone_id IS NOT NULL
                    AND r.state IN ('pending', 'queued', 'sending', 'sent', 'cancelling')
-                   AND r.updated_at < $1 - $3
+                   AND r.updated_at < $1::bigint - $3::bigint
                    AND greatest(coalesce(m.valid_until, m.created_at + $2), r.updated_at) + $3
                        < $1
                  LIMIT $4",
