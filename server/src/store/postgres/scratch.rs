@@ -32,7 +32,13 @@ pub fn database_url_for(dir: &std::path::Path) -> Option<String> {
         return Some(url);
     }
     let url = scratch_schema(&base).expect("a scratch schema is made on the test database");
-    std::fs::create_dir_all(dir).expect("the test's data directory can be made");
+    // Private, as the relay makes its data directory.
+    let mut mk = std::fs::DirBuilder::new();
+    mk.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut mk, 0o700);
+    mk.create(dir)
+        .expect("the test's data directory can be made");
     std::fs::write(&file, &url).expect("the scratch schema's URL is remembered");
     Some(url)
 }
