@@ -282,7 +282,7 @@ impl PhoneRows for PgTx<'_> {
         wants
             .iter()
             .map(|(phone, n)| {
-                let first = next.get_mut(*phone).ok_or(StoreError::Missing("phone"))?;
+                let first = next.get_mut(*phone).ok_or_else(|| StoreError::Postgres("frame seqs for an unknown phone".into()))?;
                 let out = *first;
                 *first += u64::from(*n);
                 Ok(out)
