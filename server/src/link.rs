@@ -237,7 +237,7 @@ async fn session(
                 (reg, c, acked)
             }
             // Removed between the token check and here (`DELETE /v1/phones/{id}`).
-            Err(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows)) => {
+            Err(StoreError::Missing(_)) => {
                 state.hub.unregister(&phone, reg.id);
                 refuse(socket, "unauthorized", "unknown device token").await;
                 return Ok(());

@@ -19,6 +19,11 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
                  state, created_at, updated_at) VALUES ('acc', 'old-1', 'h', 'hi', 0, 1, 'pending', 1, 1);
              INSERT INTO recipients (mseq, idx, to_number, state, updated_at)
                  VALUES (1, 0, '+15551230001', 'pending', 1);
+             INSERT INTO messages (account_id, id, body_hash, text, priority, delivery_report,
+                 state, created_at, updated_at)
+                 VALUES ('acc', 'old-2', 'h', printf('%.161c', 'a'), 1, 1, 'pending', 1, 1);
+             INSERT INTO recipients (mseq, idx, to_number, state, updated_at)
+                 VALUES (2, 0, '+15551230002', 'pending', 1);
              INSERT INTO phones (id, account_id, token_hash, created_at)
                  VALUES ('old-phone', 'acc', 'old-token-hash', 1);",
         )?;
@@ -41,7 +46,21 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
     // Counts per state (kept by triggers since v4) start from what the old database held.
     assert_eq!(
         store.counts()?.messages_by_state,
-        vec![("pending".to_string(), 1)]
+        vec![("pending".to_string(), 2)]
+    );
+    // Part counts (stored since v8) were filled in for the messages still waiting: routing
+    // reads them instead of counting the text on every pass.
+    let parts: Vec<(String, u32)> = store
+        .unrouted("acc", &[], 10)?
+        .into_iter()
+        .map(|u| (u.to, u.parts))
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            ("+15551230002".to_string(), 2),
+            ("+15551230001".to_string(), 1)
+        ]
     );
     store.create_webhook(
         "acc",

@@ -7,7 +7,7 @@
 //!   A late report still applies (`unknown` is not final).
 
 use super::state::RecipientStatus;
-use crate::store::Millis;
+use simrelay_protocol::Millis;
 
 /// How long after a routed recipient's validity (or its last change, if later) the relay
 /// still waits for its phone: longer than every deadline the phone keeps itself (10 min for a

@@ -373,7 +373,7 @@ pub trait RoutingRows {
     /// Forgets usage of days before `day`.
     fn prune_usage(&mut self, before_day: i64) -> Result<()>;
     /// Counts `parts` that left the SIM in `minute` and forgets its minutes before
-    /// `keep_from` (exclusive of `keep_from`).
+    /// `keep_from` (`keep_from` itself is kept).
     fn count_sent(&mut self, key: &SimKey, minute: i64, parts: u32, keep_from: i64) -> Result<()>;
     /// Parts sent per SIM of the account in minutes after `minute`.
     fn sent_since(&mut self, account: &str, minute: i64) -> Result<HashMap<SimKey, u32>>;

@@ -182,3 +182,28 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_removed_phone_is_missing_to_connect_and_offline_hands_back_its_work() -> Result<()> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s = Store::open_sqlite(&dir.path().join("relay.sqlite"))?;
+        let acc = s.ensure_api_key("k", 1)?;
+        s.create_pairing_code(&acc, "c", 1, 100)?;
+        assert_eq!(s.pair_phone("c", "p1", "t", None, 2)?, Some(acc.clone()));
+        let status = PhoneStatus::default();
+        assert!(s.phone_connected("p1", &status, 3)?.came_online);
+        assert!(!s.phone_connected("p1", &status, 4)?.came_online);
+        assert!(s.phone_offline("p1", 5)?);
+        assert!(!s.phone_offline("p1", 6)?, "offline once");
+        assert_eq!(s.remove_phone(&acc, "p1", 7)?, Some(Removal::default()));
+        assert!(matches!(
+            s.phone_connected("p1", &status, 8),
+            Err(StoreError::Missing(_))
+        ));
+        Ok(())
+    }
+}
