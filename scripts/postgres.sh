@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PG_DIR="${SIMRELAY_PG_DIR:-$PWD/target/pg}"
+PG_DIR="$(realpath -m "${SIMRELAY_PG_DIR:-$PWD/target/pg}")"
 DB_NAME=simrelay
 SUPERUSER=postgres
 
@@ -68,7 +68,7 @@ URL_FILE="$PG_DIR/url"
 # Runs a PostgreSQL binary as the cluster's owner: the `postgres` user when we are root.
 as_owner() {
     if [[ "$(id -u)" -eq 0 ]]; then
-        runuser -u "$OWNER" -- "$@"
+        (cd / && runuser -u "$OWNER" -- "$@")
     else
         "$@"
     fi
@@ -82,6 +82,20 @@ if [[ "$(id -u)" -eq 0 ]]; then
     fi
 else
     OWNER="$(id -un)"
+fi
+
+# As root the server runs as $OWNER, who must reach the cluster's directory: a checkout under a
+# private home (/root is 0700) is out of its reach, so the default moves to a directory of its
+# own under /tmp, named after the checkout (every command of this script finds the same one).
+if [[ "$(id -u)" -eq 0 && -z "${SIMRELAY_PG_DIR:-}" ]]; then
+    parent="$(dirname "$PG_DIR")"
+    while [[ ! -d "$parent" ]]; do parent="$(dirname "$parent")"; done
+    if ! runuser -u "$OWNER" -- test -x "$parent"; then
+        PG_DIR="/tmp/simrelay-pg-$(printf '%s' "$PWD" | cksum | cut -d' ' -f1)"
+        DATA="$PG_DIR/data"
+        LOG="$PG_DIR/log"
+        URL_FILE="$PG_DIR/url"
+    fi
 fi
 
 # A TCP port on 127.0.0.1 that the OS says is free (perl-base is in every Debian system).
