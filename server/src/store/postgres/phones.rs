@@ -116,7 +116,8 @@ impl PhoneRows for PgTx<'_> {
     fn account_phones(&mut self, account: &str) -> Result<Vec<String>> {
         self.c
             .query(
-                "SELECT id FROM phones WHERE account_id = $1 AND removed_at IS NULL",
+                "SELECT id FROM phones WHERE account_id = $1 AND removed_at IS NULL
+                 ORDER BY created_at, id COLLATE \"C\"",
                 &[&account],
             )?
             .iter()
@@ -192,7 +193,10 @@ impl PhoneRows for PgTx<'_> {
 
     fn online_phones(&mut self) -> Result<Vec<String>> {
         self.c
-            .query("SELECT id FROM phones WHERE online", &[])?
+            .query(
+                "SELECT id FROM phones WHERE online ORDER BY created_at, id COLLATE \"C\"",
+                &[],
+            )?
             .iter()
             .map(|r| get(r, 0))
             .collect()

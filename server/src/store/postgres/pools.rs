@@ -142,7 +142,8 @@ impl PoolRows for PgTx<'_> {
     fn pool_phones(&mut self, account: &str, pool: &str) -> Result<Vec<String>> {
         self.c
             .query(
-                "SELECT DISTINCT phone_id FROM pool_members WHERE account_id = $1 AND name = $2",
+                "SELECT DISTINCT phone_id COLLATE \"C\" FROM pool_members
+                 WHERE account_id = $1 AND name = $2 ORDER BY 1",
                 &[&account, &pool],
             )?
             .iter()

@@ -85,7 +85,8 @@ impl WebhookRows for PgTx<'_> {
     fn subscribers(&mut self, account: &str) -> Result<Vec<Subscriber>> {
         self.c
             .query(
-                "SELECT id, events FROM webhooks WHERE account_id = $1",
+                "SELECT id, events FROM webhooks WHERE account_id = $1
+                 ORDER BY created_at, id COLLATE \"C\"",
                 &[&account],
             )?
             .iter()
