@@ -54,7 +54,7 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_state ON messages(account_id, state, mseq);
 CREATE TABLE recipients (
-    mseq            BIGINT NOT NULL REFERENCES messages(mseq),
+    mseq            BIGINT NOT NULL,
     idx             BIGINT NOT NULL,
     to_number       TEXT NOT NULL,
     state           TEXT NOT NULL,

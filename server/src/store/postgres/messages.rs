@@ -1,8 +1,8 @@
 //! SQL for messages, recipients, deadlines and the inbox.
 //!
 //! The group commit's statements take arrays: `find_messages` is one query over `unnest` of
-//! the (account, id) pairs, `insert_messages` one insert of every message (`RETURNING` the
-//! new mseqs) and one of every recipient, whatever the batch's size.
+//! the (account, id) pairs, `insert_messages` one statement that inserts every message and
+//! every recipient and returns the new mseqs, whatever the batch's size.
 
 use std::collections::HashMap;
 
@@ -189,20 +189,42 @@ impl MessageRows for PgTx<'_> {
             pool.push(m.pool.as_deref());
             parts.push(big(row.parts));
         }
+        // Recipients name their message by (account, id): one statement inserts both and
+        // returns the new mseqs, one round trip for the whole batch.
+        let (mut r_account, mut r_id, mut r_idx, mut r_to, mut r_state) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for row in rows {
+            let m = row.message;
+            for (idx, to) in m.to.iter().enumerate() {
+                r_account.push(m.account_id.as_str());
+                r_id.push(m.id.as_str());
+                r_idx.push(i64::try_from(idx).expect("recipient count is bounded by validation"));
+                r_to.push(to.as_str());
+                r_state.push(row.recipient_state.as_str());
+            }
+        }
         let inserted = self.c.query(
-            "INSERT INTO messages (account_id, id, body_hash, text, priority, valid_until,
-                 schedule_at, phone_id, sim, delivery_report, state, created_at, updated_at,
-                 pool, parts)
-             SELECT a, i, h, t, p, v, s, ph, sm, d, st, c, c, pl, n
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
-                         $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::bool[],
-                         $11::text[], $12::bigint[], $13::text[], $14::bigint[])
-                  WITH ORDINALITY AS u(a, i, h, t, p, v, s, ph, sm, d, st, c, pl, n, ord)
-             ORDER BY ord
-             RETURNING mseq, account_id, id",
+            "WITH m AS (
+                 INSERT INTO messages (account_id, id, body_hash, text, priority, valid_until,
+                     schedule_at, phone_id, sim, delivery_report, state, created_at, updated_at,
+                     pool, parts)
+                 SELECT a, i, h, t, p, v, s, ph, sm, d, st, c, c, pl, n
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                             $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::bool[],
+                             $11::text[], $12::bigint[], $13::text[], $14::bigint[])
+                      WITH ORDINALITY AS u(a, i, h, t, p, v, s, ph, sm, d, st, c, pl, n, ord)
+                 ORDER BY ord
+                 RETURNING mseq, account_id, id, created_at),
+             r AS (
+                 INSERT INTO recipients (mseq, idx, to_number, state, updated_at)
+                 SELECT m.mseq, u.idx, u.to_number, u.state, m.created_at
+                 FROM unnest($15::text[], $16::text[], $17::bigint[], $18::text[], $19::text[])
+                      AS u(account_id, id, idx, to_number, state)
+                 JOIN m ON m.account_id = u.account_id AND m.id = u.id)
+             SELECT mseq, account_id, id FROM m",
             &[
-                &account, &id, &hash, &text, &prio, &valid, &sched, &phone, &sim, &report, &state,
-                &created, &pool, &parts,
+                &account, &id, &hash, &text, &prio, &valid, &sched, &phone, &sim, &report,
+                &state, &created, &pool, &parts, &r_account, &r_id, &r_idx, &r_to, &r_state,
             ],
         )?;
         let mut by_key: HashMap<(&str, &str), i64> = HashMap::with_capacity(n);
@@ -211,31 +233,18 @@ impl MessageRows for PgTx<'_> {
             let i: &str = get(r, 2)?;
             by_key.insert((a, i), get(r, 0)?);
         }
-        let mut mseqs = Vec::with_capacity(n);
-        let (mut r_mseq, mut r_idx, mut r_to, mut r_state, mut r_at) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for row in rows {
-            let m = row.message;
-            let mseq = *by_key
-                .get(&(m.account_id.as_str(), m.id.as_str()))
-                .ok_or_else(|| {
-                    StoreError::Postgres("an inserted message was not returned".into())
-                })?;
-            mseqs.push(mseq);
-            for (idx, to) in m.to.iter().enumerate() {
-                r_mseq.push(mseq);
-                r_idx.push(i64::try_from(idx).expect("recipient count is bounded by validation"));
-                r_to.push(to.as_str());
-                r_state.push(row.recipient_state.as_str());
-                r_at.push(m.created_at);
-            }
-        }
-        self.c.execute(
-            "INSERT INTO recipients (mseq, idx, to_number, state, updated_at)
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],
-                                  $5::bigint[])",
-            &[&r_mseq, &r_idx, &r_to, &r_state, &r_at],
-        )?;
+        let mseqs = rows
+            .iter()
+            .map(|row| {
+                let m = row.message;
+                by_key
+                    .get(&(m.account_id.as_str(), m.id.as_str()))
+                    .copied()
+                    .ok_or_else(|| {
+                        StoreError::Postgres("an inserted message was not returned".into())
+                    })
+            })
+            .collect::<Result<Vec<i64>>>()?;
         Ok(mseqs)
     }
 

@@ -43,7 +43,7 @@ impl PgBackend {
     /// default `public`), and keeps the connection as the writer.
     pub fn open(url: &str) -> Result<Self> {
         let config = conn::parse_url(url)?;
-        let mut first = Conn::connect(&config)?;
+        let mut first = Conn::connect_writer(&config)?;
         let lock_key = lock_key(&mut first)?;
         schema::migrate(first.client())?;
         Ok(Self {
