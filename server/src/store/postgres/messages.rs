@@ -223,8 +223,8 @@ impl MessageRows for PgTx<'_> {
                  JOIN m ON m.account_id = u.account_id AND m.id = u.id)
              SELECT mseq, account_id, id FROM m",
             &[
-                &account, &id, &hash, &text, &prio, &valid, &sched, &phone, &sim, &report,
-                &state, &created, &pool, &parts, &r_account, &r_id, &r_idx, &r_to, &r_state,
+                &account, &id, &hash, &text, &prio, &valid, &sched, &phone, &sim, &report, &state,
+                &created, &pool, &parts, &r_account, &r_id, &r_idx, &r_to, &r_state,
             ],
         )?;
         let mut by_key: HashMap<(&str, &str), i64> = HashMap::with_capacity(n);

@@ -286,7 +286,9 @@ impl PhoneRows for PgTx<'_> {
         wants
             .iter()
             .map(|(phone, n)| {
-                let first = next.get_mut(*phone).ok_or_else(|| StoreError::Postgres("frame seqs for an unknown phone".into()))?;
+                let first = next.get_mut(*phone).ok_or_else(|| {
+                    StoreError::Postgres("frame seqs for an unknown phone".into())
+                })?;
                 let out = *first;
                 *first += u64::from(*n);
                 Ok(out)
