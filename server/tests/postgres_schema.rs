@@ -103,6 +103,22 @@ fn the_frozen_version_1_migrates_and_keeps_its_rows() {
         ),
         1
     );
+    // The counts follow a change of state, and only a change.
+    c.batch_execute(
+        "UPDATE messages SET state = 'sent'; UPDATE messages SET updated_at = 2000;
+         INSERT INTO messages (account_id, id, body_hash, text, priority, delivery_report,
+             state, created_at, updated_at)
+         SELECT 'acc-1', 'bulk-' || g, 'h', 't', 0, false, 'pending', 1, 1
+         FROM generate_series(1, 3) g",
+    )
+    .expect("updates");
+    let n = |c: &mut Client, s: &str| {
+        count(
+            c,
+            &format!("SELECT coalesce(sum(n), 0)::bigint FROM message_counts WHERE state = '{s}'"),
+        )
+    };
+    assert_eq!((n(&mut c, "pending"), n(&mut c, "sent")), (3, 1));
 }
 
 #[test]

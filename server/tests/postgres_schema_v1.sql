@@ -199,15 +199,9 @@ END $$;
 CREATE FUNCTION message_counts_update() RETURNS trigger LANGUAGE plpgsql
     SET search_path FROM CURRENT AS $$
 BEGIN
-    INSERT INTO message_counts AS c (state, n)
-        SELECT state, sum(d) FROM (
-            SELECT o.state, -1 AS d FROM old_rows o JOIN new_rows n USING (mseq)
-                WHERE o.state IS DISTINCT FROM n.state
-            UNION ALL
-            SELECT n.state, 1 FROM old_rows o JOIN new_rows n USING (mseq)
-                WHERE o.state IS DISTINCT FROM n.state
-        ) changed GROUP BY state
-        ON CONFLICT (state) DO UPDATE SET n = c.n + EXCLUDED.n;
+    UPDATE message_counts SET n = n - 1 WHERE state = OLD.state;
+    INSERT INTO message_counts AS c (state, n) VALUES (NEW.state, 1)
+        ON CONFLICT (state) DO UPDATE SET n = c.n + 1;
     RETURN NULL;
 END $$;
 CREATE FUNCTION message_counts_delete() RETURNS trigger LANGUAGE plpgsql
@@ -221,9 +215,9 @@ END $$;
 CREATE TRIGGER message_counts_insert AFTER INSERT ON messages
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION message_counts_insert();
-CREATE TRIGGER message_counts_update AFTER UPDATE ON messages
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION message_counts_update();
+CREATE TRIGGER message_counts_update AFTER UPDATE OF state ON messages
+    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state)
+    EXECUTE FUNCTION message_counts_update();
 CREATE TRIGGER message_counts_delete AFTER DELETE ON messages
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION message_counts_delete();
