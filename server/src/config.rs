@@ -24,6 +24,9 @@ pub enum TlsMode {
 pub struct Config {
     pub listen: SocketAddr,
     pub data: PathBuf,
+    /// A `postgres://` URL: the store lives in that PostgreSQL database instead of the
+    /// embedded SQLite file in `data` (the default).
+    pub database_url: Option<String>,
     /// Bootstrap: an API key to make sure exists at start, with every scope but `admin` (its
     /// account is created if needed). At least 128 bits; a revoked one stays revoked.
     pub api_key: Option<String>,
@@ -88,6 +91,7 @@ impl Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data: data.to_path_buf(),
+            database_url: None,
             api_key: None,
             admin_key: None,
             metrics_token: None,
@@ -122,6 +126,8 @@ impl Config {
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub data: Option<PathBuf>,
+    /// `postgres://user@host:port/db`: the store on PostgreSQL (default: SQLite in `data`).
+    pub database_url: Option<String>,
     pub api_key: Option<String>,
     pub admin_key: Option<String>,
     pub metrics_token: Option<String>,
@@ -164,6 +170,10 @@ pub struct ServeArgs {
     /// Data directory (SQLite database, self-signed certificate). Default ./simrelay-data.
     #[arg(long, env = "SIMRELAY_DATA")]
     pub data: Option<PathBuf>,
+    /// Keep the store in PostgreSQL: a postgres:// URL (default: SQLite in the data
+    /// directory).
+    #[arg(long, env = "SIMRELAY_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
     /// Bootstrap: make sure this API key exists (creating its account) at start; at least
     /// 128 bits (32 hex digits or 22 base64url characters).
     #[arg(long, env = "SIMRELAY_API_KEY")]
@@ -250,6 +260,14 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    c.database_url = args.database.clone().or(file.database_url);
+    if let Some(url) = &c.database_url
+        && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        return Err(ConfigError::Invalid(
+            "database_url must be a postgres:// URL (SQLite, the default, lives in the data directory)",
+        ));
+    }
     c.api_key = args.api_key.clone().or(file.api_key);
     c.admin_key = args.admin_key.clone().or(file.admin_key);
     c.metrics_token = args.metrics_token.clone().or(file.metrics_token);
@@ -426,6 +444,28 @@ mod tests {
             let file = parse_file(&format!("public_url = \"{bad}\"")).expect("valid toml");
             assert!(merge(file, &ServeArgs::default()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn database_url_is_read_from_file_and_flag_and_checked() {
+        let file = parse_file("database_url = \"postgres://relay@db.internal/simrelay\"\n")
+            .expect("valid toml");
+        let c = merge(file, &ServeArgs::default()).expect("valid config");
+        assert_eq!(
+            c.database_url.as_deref(),
+            Some("postgres://relay@db.internal/simrelay")
+        );
+        let file = parse_file("database_url = \"postgres://a@h/file\"\n").expect("valid toml");
+        let args = ServeArgs {
+            database: Some("postgresql://b@h/flag".into()),
+            ..ServeArgs::default()
+        };
+        let c = merge(file, &args).expect("valid config");
+        assert_eq!(c.database_url.as_deref(), Some("postgresql://b@h/flag"));
+        let c = merge(FileConfig::default(), &ServeArgs::default()).expect("valid config");
+        assert_eq!(c.database_url, None, "SQLite is the default");
+        let file = parse_file("database_url = \"mysql://h/db\"\n").expect("valid toml");
+        assert!(merge(file, &ServeArgs::default()).is_err());
     }
 
     #[test]

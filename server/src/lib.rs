@@ -110,18 +110,23 @@ pub enum StartError {
 }
 
 impl AppState {
-    /// Opens the store in `config.data` and starts the group-commit writer. Needs a tokio
+    /// Opens the store (SQLite in `config.data`, or PostgreSQL at `config.database_url`) and
+    /// starts the group-commit writer. Needs a tokio
     /// runtime. Background tasks start with [`run`].
     pub async fn open(config: Config, tls_fingerprint: Option<String>) -> Result<Self, StartError> {
         install_crypto_provider();
         data_dir::prepare(&config.data)?;
-        let path = config.data.join("relay.sqlite");
-        data_dir::private_store(&path)?;
-        let cache_kib = config.store_cache_kib;
-        let store =
-            tokio::task::spawn_blocking(move || Store::open_sqlite_with_cache(&path, cache_kib))
-                .await
-                .map_err(|_| StoreError::Join)??;
+        let store = match config.database_url.clone() {
+            Some(url) => tokio::task::spawn_blocking(move || Store::open_postgres(&url)),
+            None => {
+                let path = config.data.join("relay.sqlite");
+                data_dir::private_store(&path)?;
+                let cache_kib = config.store_cache_kib;
+                tokio::task::spawn_blocking(move || Store::open_sqlite_with_cache(&path, cache_kib))
+            }
+        }
+        .await
+        .map_err(|_| StoreError::Join)??;
         let db = Db::new(Arc::new(store));
         let generated_admin_key = key_bootstrap::bootstrap(&db, &config).await?;
         let route_kick = Arc::new(Notify::new());

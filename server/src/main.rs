@@ -1,8 +1,8 @@
 //! The `simrelay` binary: `simrelay serve` runs the relay, `simrelay demo` a relay with
 //! simulated phones, `simrelay sim-phones` simulated phones against any relay, and `simrelay
 //! keys` / `simrelay accounts` manage API keys and accounts; `simrelay send|status|wait-sms`
-//! use a running relay's API from a shell. `demo` and `sim-phones` need the `sims` feature (on
-//! by default).
+//! use a running relay's API from a shell; `simrelay migrate` copies a relay's SQLite
+//! database into PostgreSQL. `demo` and `sim-phones` need the `sims` feature (on by default).
 
 mod cli;
 mod cli_keys;
@@ -48,8 +48,46 @@ enum Command {
     /// Accounts: create (with a first key), list (on a data directory or a running relay).
     #[command(subcommand)]
     Accounts(cli_keys::AccountsCommand),
+    /// Copy a relay's SQLite database into an empty PostgreSQL database (then serve it with
+    /// --database).
+    Migrate(MigrateArgs),
     #[command(flatten)]
     Api(cli::ApiCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct MigrateArgs {
+    /// The relay's SQLite database: sqlite:PATH (the file, or the data directory holding
+    /// relay.sqlite).
+    #[arg(long)]
+    from: String,
+    /// The PostgreSQL database: postgres://user@host:port/db (created or migrated to the
+    /// relay's schema; it must hold no rows).
+    #[arg(long, env = "SIMRELAY_DATABASE_URL", hide_env_values = true)]
+    to: String,
+}
+
+/// `simrelay migrate`: copies every table, one transaction, row counts checked per table.
+async fn migrate(args: MigrateArgs) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    use simrelay_server::store::postgres::{copy, schema};
+    let mut path = copy::sqlite_path(&args.from).to_path_buf();
+    if path.is_dir() {
+        path = path.join("relay.sqlite");
+    }
+    let to = args.to.clone();
+    let copied = tokio::task::spawn_blocking(move || copy::sqlite_to_postgres(&path, &to))
+        .await
+        .map_err(|_| "the copy task failed")??;
+    let total: u64 = copied.iter().map(|(_, n)| n).sum();
+    let tables: serde_json::Map<String, serde_json::Value> = copied
+        .into_iter()
+        .map(|(t, n)| (t, serde_json::Value::from(n)))
+        .collect();
+    Ok(serde_json::json!({
+        "copied": tables,
+        "rows": total,
+        "schema_version": schema::VERSION,
+    }))
 }
 
 /// Logs to stderr at `SIMRELAY_LOG` (default `info`): plain text (ANSI colours only when
@@ -144,6 +182,7 @@ fn main() -> std::process::ExitCode {
             }
             Command::Keys(cmd) => cli_keys::keys(cmd).await.map(print_json),
             Command::Accounts(cmd) => cli_keys::accounts(cmd).await.map(print_json),
+            Command::Migrate(args) => migrate(args).await.map(print_json),
             Command::Api(cmd) => cli::run(cmd).await.map(print_json),
         }
     });

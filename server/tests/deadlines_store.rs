@@ -4,6 +4,7 @@
 
 use simrelay_protocol::{Event, RecipientState, RecipientUpdate};
 use simrelay_server::store::PHONE_SILENCE_MS;
+use simrelay_server::store::postgres::scratch::open_test_store;
 use simrelay_server::store::{Assignment, NewMessage, Store};
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
@@ -55,7 +56,7 @@ fn state(store: &Store, account: &str, id: &str) -> R<(String, Option<String>)> 
 #[test]
 fn a_silent_phone_ends_its_recipients_unknown_and_late_reports_still_count() -> R<()> {
     let dir = tempfile::tempdir()?;
-    let store = Store::open_sqlite(&dir.path().join("relay.sqlite"))?;
+    let store = open_test_store(dir.path())?;
     let account = store.ensure_api_key("key-hash", 1)?;
     store.create_pairing_code(&account, "code", 1, 1000)?;
     store.pair_phone("code", "P", "token-P", None, 2)?;

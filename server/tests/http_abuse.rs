@@ -232,6 +232,11 @@ async fn plain_http_on_the_tls_port_gets_a_one_line_hint() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_dir_store_and_tls_key_are_private() {
+    // SQLite-only by nature: the store's files are in the data directory.
+    fn sqlite_self_signed(c: &mut simrelay_server::config::Config) {
+        self_signed(c);
+        c.database_url = None;
+    }
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &std::path::Path| {
         std::fs::metadata(p)
@@ -243,7 +248,7 @@ async fn the_data_dir_store_and_tls_key_are_private() {
     let tmp = tempfile::tempdir().expect("tempdir");
     // Made by the relay (the temp dir itself is private already).
     let data = tmp.path().join("data");
-    let server = common::server(&data, self_signed).await;
+    let server = common::server(&data, sqlite_self_signed).await;
     let http = Http::new(&server.url);
     let body = json!({"to": ["+15551230001"], "text": "hi"});
     let (st, v) = http.req("POST", "/v1/messages", KEY_A, Some(body)).await;
@@ -270,7 +275,7 @@ async fn the_data_dir_store_and_tls_key_are_private() {
         std::fs::set_permissions(data.join(f), std::fs::Permissions::from_mode(0o644))
             .expect("chmod");
     }
-    let server = common::server(&data, self_signed).await;
+    let server = common::server(&data, sqlite_self_signed).await;
     assert_eq!(
         modes(&["relay.sqlite", "tls-key.pem"]),
         ["relay.sqlite 600", "tls-key.pem 600"],

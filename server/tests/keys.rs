@@ -260,6 +260,21 @@ async fn a_revoked_configured_key_stays_revoked_after_a_restart() {
 
 /// Sets a key's stored last use (as if it was used `ago_ms` ago).
 fn set_last_used(dir: &std::path::Path, id: &str, at: i64) {
+    if let Some(url) = simrelay_server::store::postgres::scratch::database_url_for(dir) {
+        let id = id.to_string();
+        // The blocking client runs off the test's runtime.
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("db");
+            c.execute(
+                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2",
+                &[&at, &id],
+            )
+            .expect("update");
+        })
+        .join()
+        .expect("the update ran");
+        return;
+    }
     let c = rusqlite::Connection::open(dir.join("relay.sqlite")).expect("db");
     c.busy_timeout(std::time::Duration::from_secs(10))
         .expect("timeout");

@@ -1,4 +1,5 @@
 //! Schema migration from a frozen version-1 database: data survives, new tables work.
+//! SQLite-only by nature (SQLite's migrations); PostgreSQL's are in `postgres_schema.rs`.
 
 use rusqlite::Connection;
 use simrelay_server::store::schema::{V1_SQL, VERSION};

@@ -12,6 +12,7 @@ use simrelay_protocol::{
 };
 use simrelay_server::pool_router::SimKey;
 use simrelay_server::store::Pool;
+use simrelay_server::store::postgres::scratch::open_test_store;
 use simrelay_server::store::{NewMessage, Store};
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
@@ -70,7 +71,7 @@ fn cancels(store: &Store, phone: &str, after: u64) -> R<Vec<String>> {
 #[test]
 fn only_a_phone_the_router_could_choose_adopts_a_waiting_recipient() -> R<()> {
     let dir = tempfile::tempdir()?;
-    let store = Store::open_sqlite(&dir.path().join("relay.sqlite"))?;
+    let store = open_test_store(dir.path())?;
     let account = store.ensure_api_key("key-hash", 1)?;
     let other = store.ensure_api_key("other-key-hash", 1)?;
     for (acc, phone) in [(&account, "A"), (&account, "B"), (&other, "X")] {

@@ -6,13 +6,14 @@
 use simrelay_protocol::{Event, RecipientState, RecipientUpdate, RelayFrame, decode_relay_frame};
 use simrelay_server::pool_router::SimKey;
 use simrelay_server::sim_health::Outcome;
+use simrelay_server::store::postgres::scratch::open_test_store;
 use simrelay_server::store::{Assignment, NewMessage, Store};
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn setup() -> R<(tempfile::TempDir, Store, String)> {
     let dir = tempfile::tempdir()?;
-    let store = Store::open_sqlite(&dir.path().join("relay.sqlite"))?;
+    let store = open_test_store(dir.path())?;
     let account = store.ensure_api_key("key-hash", 1)?;
     for phone in ["A", "B", "C", "D"] {
         let code = format!("code-{phone}");
@@ -237,7 +238,7 @@ fn routed_parts_count_per_sim_and_local_day() -> R<()> {
 #[test]
 fn with_no_other_phone_a_sim_bound_failure_stands() -> R<()> {
     let dir = tempfile::tempdir()?;
-    let store = Store::open_sqlite(&dir.path().join("relay.sqlite"))?;
+    let store = open_test_store(dir.path())?;
     let account = store.ensure_api_key("key-hash", 1)?;
     store.create_pairing_code(&account, "code-only", 1, 1000)?;
     store.pair_phone("code-only", "only", "token-only", None, 2)?;

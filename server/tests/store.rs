@@ -1,6 +1,7 @@
 //! The SQLite store directly: routing input, ownership of recipient events, frame log.
 
 use simrelay_protocol::{Event, RecipientState, RecipientUpdate, RelayFrame, decode_relay_frame};
+use simrelay_server::store::postgres::scratch::open_test_store;
 use simrelay_server::store::{Assignment, CreateOutcome, NewMessage, Store};
 
 fn message(account: &str, id: &str, phone: Option<&str>, priority: i32) -> NewMessage {
@@ -39,7 +40,7 @@ fn queued(id: &str) -> Event {
 
 fn setup() -> Result<(tempfile::TempDir, Store, String), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let store = Store::open_sqlite(&dir.path().join("relay.sqlite"))?;
+    let store = open_test_store(dir.path())?;
     let account = store.ensure_api_key("key-hash", 1)?;
     for (phone, code) in [("A", "code-a"), ("B", "code-b")] {
         store.create_pairing_code(&account, code, 1, 1000)?;

@@ -10,6 +10,7 @@
 
 pub mod committer;
 pub mod ops;
+pub mod postgres;
 pub mod sqlite;
 pub mod tx;
 mod types;
@@ -45,6 +46,10 @@ pub enum StoreError {
     /// A stored value the relay cannot read (a state name it does not know).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A PostgreSQL error, named by its SQLSTATE (never the server's message, which may quote
+    /// values).
+    #[error("postgres: {0}")]
+    Postgres(String),
 }
 
 impl StoreError {

@@ -182,7 +182,7 @@ impl Proc {
 
 /// `simrelay serve` on 127.0.0.1:0 over `data`; returns the process and its address.
 pub async fn start_relay(data: &Path, key: &str, log: &Path) -> (Proc, SocketAddr) {
-    let args: Vec<String> = [
+    let mut args: Vec<String> = [
         "serve",
         "--listen",
         "127.0.0.1:0",
@@ -198,6 +198,10 @@ pub async fn start_relay(data: &Path, key: &str, log: &Path) -> (Proc, SocketAdd
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // On PostgreSQL when the suite runs there: the same scratch schema at every restart.
+    if let Some(url) = simrelay_server::store::postgres::scratch::database_url_for(data) {
+        args.extend(["--database".to_string(), url]);
+    }
     let p = spawn(&args, log, "listening on").await;
     let url = p
         .ready_line

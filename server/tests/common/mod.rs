@@ -24,8 +24,12 @@ pub const KEY_B: &str = "key-account-b-0123456789abcdef";
 /// The test relays' `metrics_token` (every figure of `/metrics`).
 pub const METRICS_TOKEN: &str = "metrics-token-0123456789abcdef";
 
+/// A test relay's configuration: SQLite in `dir`, or, when `SIMRELAY_TEST_DATABASE_URL` is
+/// set, a scratch schema of that PostgreSQL database kept for `dir` (a relay restarted on the
+/// same directory finds its data).
 pub fn config(dir: &std::path::Path) -> Config {
     let mut c = Config::for_data_dir(dir);
+    c.database_url = simrelay_server::store::postgres::scratch::database_url_for(dir);
     c.api_key = Some(KEY_A.into());
     c.metrics_token = Some(METRICS_TOKEN.into());
     // The tests' webhook receivers listen on 127.0.0.1 (internal, refused by default).

@@ -131,11 +131,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::postgres::scratch::open_test_store;
 
     #[test]
     fn revoked_keys_lose_their_account_and_touch_is_throttled() -> Result<()> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let s = Store::open_sqlite(&dir.path().join("relay.sqlite"))?;
+        let s = open_test_store(dir.path())?;
         let acc = s.ensure_key("h1", None, "boot", ACCOUNT_SCOPES, 10)?;
         assert_eq!(s.ensure_key("h1", None, "boot", ACCOUNT_SCOPES, 11)?, acc);
         let id = s.key_by_hash("h1")?.expect("stored").id;

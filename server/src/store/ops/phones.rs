@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn a_removed_phone_is_missing_to_connect_and_offline_hands_back_its_work() -> Result<()> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let s = Store::open_sqlite(&dir.path().join("relay.sqlite"))?;
+        let s = crate::store::postgres::scratch::open_test_store(dir.path())?;
         let acc = s.ensure_api_key("k", 1)?;
         s.create_pairing_code(&acc, "c", 1, 100)?;
         assert_eq!(s.pair_phone("c", "p1", "t", None, 2)?, Some(acc.clone()));

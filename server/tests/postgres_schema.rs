@@ -1,0 +1,161 @@
+//! The PostgreSQL schema: a fresh database is created at the newest version, a database made
+//! by the frozen version 1 (`postgres_schema_v1.sql`) is migrated with its rows kept, a
+//! database newer than the relay is refused, and so is a URL the relay cannot honour.
+//!
+//! PostgreSQL-only by nature; they run when `SIMRELAY_TEST_DATABASE_URL` names a database
+//! (`.ci/run` starts one with `scripts/postgres.sh`), and say so and pass when it is unset.
+
+use postgres::{Client, NoTls};
+use simrelay_server::store::StoreError;
+use simrelay_server::store::postgres::{PgBackend, schema, scratch};
+
+const FROZEN_V1: &str = include_str!("postgres_schema_v1.sql");
+
+/// A scratch schema's URL, or `None` (and a note) without a test database.
+fn scratch_url() -> Option<String> {
+    let Some(base) = scratch::test_database_url() else {
+        eprintln!("SIMRELAY_TEST_DATABASE_URL is unset: PostgreSQL schema tests not run");
+        return None;
+    };
+    Some(scratch::scratch_schema(&base).expect("a scratch schema is made"))
+}
+
+fn client(url: &str) -> Client {
+    Client::connect(url, NoTls).expect("the test database answers")
+}
+
+fn count(c: &mut Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).expect("query runs").get(0)
+}
+
+#[test]
+fn a_fresh_database_gets_the_newest_schema_and_reopens() {
+    let Some(url) = scratch_url() else { return };
+    drop(PgBackend::open(&url).expect("creates the schema"));
+    drop(PgBackend::open(&url).expect("opens it again"));
+    let mut c = client(&url);
+    assert_eq!(
+        count(&mut c, "SELECT version FROM schema_version"),
+        schema::VERSION
+    );
+    assert_eq!(count(&mut c, "SELECT count(*) FROM schema_version"), 1);
+    for table in schema::TABLES {
+        assert_eq!(count(&mut c, &format!("SELECT count(*) FROM {table}")), 0);
+    }
+    // The partial indexes are there, with their predicates.
+    let mut partial: Vec<String> = c
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema()
+               AND indexdef LIKE '% WHERE %' ORDER BY indexname",
+            &[],
+        )
+        .expect("query runs")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    partial.sort();
+    assert_eq!(
+        partial,
+        [
+            "recipients_unrouted",
+            "recipients_unsent",
+            "recipients_waiting",
+            "webhook_outbox_due",
+            "webhook_outbox_endpoint"
+        ]
+    );
+}
+
+#[test]
+fn the_frozen_version_1_migrates_and_keeps_its_rows() {
+    let Some(url) = scratch_url() else { return };
+    let mut c = client(&url);
+    c.batch_execute(FROZEN_V1).expect("the frozen schema loads");
+    drop(PgBackend::open(&url).expect("migrates from version 1"));
+    assert_eq!(
+        count(&mut c, "SELECT version FROM schema_version"),
+        schema::VERSION
+    );
+    for (table, n) in [
+        ("accounts", 1),
+        ("api_keys", 1),
+        ("phones", 1),
+        ("messages", 1),
+        ("recipients", 1),
+        ("inbox", 1),
+        ("webhooks", 1),
+    ] {
+        assert_eq!(
+            count(&mut c, &format!("SELECT count(*) FROM {table}")),
+            n,
+            "{table}"
+        );
+    }
+    let text: String = c
+        .query_one("SELECT text FROM messages WHERE id = 'msg-1'", &[])
+        .expect("the message is kept")
+        .get(0);
+    assert_eq!(text, "hello");
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT n FROM message_counts WHERE state = 'pending'"
+        ),
+        1
+    );
+    // The counts follow a change of state, and only a change.
+    c.batch_execute(
+        "UPDATE messages SET state = 'sent'; UPDATE messages SET updated_at = 2000;
+         INSERT INTO messages (account_id, id, body_hash, text, priority, delivery_report,
+             state, created_at, updated_at)
+         SELECT 'acc-1', 'bulk-' || g, 'h', 't', 0, false, 'pending', 1, 1
+         FROM generate_series(1, 3) g",
+    )
+    .expect("updates");
+    let n = |c: &mut Client, s: &str| {
+        count(
+            c,
+            &format!("SELECT coalesce(sum(n), 0)::bigint FROM message_counts WHERE state = '{s}'"),
+        )
+    };
+    assert_eq!((n(&mut c, "pending"), n(&mut c, "sent")), (3, 1));
+}
+
+#[test]
+fn a_database_newer_than_the_relay_is_refused() {
+    let Some(url) = scratch_url() else { return };
+    drop(PgBackend::open(&url).expect("creates the schema"));
+    let mut c = client(&url);
+    c.execute(
+        "UPDATE schema_version SET version = $1",
+        &[&(schema::VERSION + 1)],
+    )
+    .expect("version bumped");
+    let err = PgBackend::open(&url).expect_err("a newer schema is refused");
+    assert!(err.to_string().contains("newer than this relay"), "{err}");
+}
+
+#[test]
+fn sslmode_require_and_bad_urls_are_refused_with_a_clear_error() {
+    let err = PgBackend::open("postgres://relay@127.0.0.1:1/db?sslmode=require")
+        .expect_err("no TLS client");
+    assert!(err.to_string().contains("sslmode=require"), "{err}");
+    let err = PgBackend::open("postgres://relay:s3cret-pass@[nonsense").expect_err("bad URL");
+    assert!(!err.to_string().contains("s3cret-pass"), "{err}");
+}
+
+#[test]
+fn errors_name_the_constraint_never_the_values() {
+    let Some(url) = scratch_url() else { return };
+    drop(PgBackend::open(&url).expect("creates the schema"));
+    let mut c = client(&url);
+    c.batch_execute("INSERT INTO accounts (id, created_at) VALUES ('+15550001234', 1)")
+        .expect("row");
+    let e = c
+        .batch_execute("INSERT INTO accounts (id, created_at) VALUES ('+15550001234', 1)")
+        .expect_err("duplicate key");
+    let text = StoreError::from_pg(e).to_string();
+    assert!(text.contains("23505"), "{text}");
+    assert!(text.contains("accounts_pkey"), "{text}");
+    assert!(!text.contains("15550001234"), "{text}");
+}
