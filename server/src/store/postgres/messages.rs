@@ -131,7 +131,7 @@ impl MessageRows for PgTx<'_> {
     fn find_messages(&mut self, keys: &[(&str, &str)]) -> Result<Vec<Option<(i64, String)>>> {
         let accounts: Vec<&str> = keys.iter().map(|k| k.0).collect();
         let ids: Vec<&str> = keys.iter().map(|k| k.1).collect();
-        let rows = self.c.query(
+        let rows = self.c.query_planned(
             "SELECT k.ord, m.mseq, m.body_hash
              FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(account_id, id, ord)
              JOIN messages m ON m.account_id = k.account_id AND m.id = k.id",
