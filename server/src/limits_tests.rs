@@ -10,6 +10,8 @@ fn sms() -> IncomingSms {
         text: "your code is 1234".into(),
         sent_at: Some(NOW_MS - 5_000),
         received_at: NOW_MS,
+        encrypted: false,
+        data_port: None,
     }
 }
 

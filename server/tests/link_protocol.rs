@@ -336,6 +336,8 @@ async fn incoming_sms_is_stored_once_and_wakes_waiters() {
         text: "your OTP is 123456".into(),
         sent_at: None,
         received_at: simrelay_server::store::now_ms(),
+        encrypted: false,
+        data_port: None,
     };
     p.send(&PhoneFrame::Event {
         seq: 1,

@@ -94,6 +94,8 @@ fn sms(n: u32) -> IncomingSms {
         text: format!("message {n}"),
         sent_at: Some(now_ms() - 60_000),
         received_at: now_ms(),
+        encrypted: false,
+        data_port: None,
     }
 }
 

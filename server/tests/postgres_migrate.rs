@@ -76,6 +76,8 @@ async fn a_sqlite_relay_copied_into_postgres_serves_the_same_data() {
             text: "an incoming SMS".into(),
             sent_at: None,
             received_at: simrelay_server::store::now_ms(),
+            encrypted: false,
+            data_port: None,
         }),
     })
     .await;

@@ -130,6 +130,8 @@ async fn events_are_signed_retried_and_carry_stable_ids() {
             text: "hello back".into(),
             sent_at: None,
             received_at: simrelay_server::store::now_ms(),
+            encrypted: false,
+            data_port: None,
         }),
     })
     .await;

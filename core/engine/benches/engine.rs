@@ -29,6 +29,8 @@ fn message(i: usize, text: &str) -> OutboundMessage {
         sim: None,
         delivery_report: true,
         resend_unknown: false,
+        encrypted: false,
+        data_port: None,
     }
 }
 

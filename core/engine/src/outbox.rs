@@ -301,6 +301,8 @@ pub(crate) fn incoming_in(
                 text: text.to_string(),
                 sent_at,
                 received_at: now,
+                encrypted: false,
+                data_port: None,
             }),
         )?;
     }

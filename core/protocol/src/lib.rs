@@ -69,6 +69,21 @@ pub struct OutboundMessage {
     /// After a crash with the radio's outcome unknown, send again instead of ending `unknown`.
     #[serde(default)]
     pub resend_unknown: bool,
+    /// End-to-end encrypted (SMS Gateway for Android's format, `$aes-256-cbc/pbkdf2-sha1$...`):
+    /// `text` and every `recipients[].to` are ciphertexts the relay never reads. The phone
+    /// decrypts them with its own passphrase just before the radio; a phone that cannot
+    /// (no passphrase, wrong one) ends those recipients `failed`, reason `decrypt_failed`,
+    /// `unsent`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub encrypted: bool,
+    /// A data SMS to this application port: `text` is then the payload in standard base64
+    /// (encrypted as a whole when `encrypted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_port: Option<u16>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn yes() -> bool {
@@ -177,6 +192,13 @@ pub struct IncomingSms {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<Millis>,
     pub received_at: Millis,
+    /// `from` and `text` are encrypted by the phone (its passphrase is set) in the same format
+    /// as [`OutboundMessage::encrypted`]; the relay stores and forwards them as they are.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub encrypted: bool,
+    /// A data SMS received on this application port: `text` is the payload in standard base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_port: Option<u16>,
 }
 
 /// What the phone's durable outbox carries to the relay.

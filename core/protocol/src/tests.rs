@@ -14,6 +14,8 @@ fn message() -> OutboundMessage {
         sim: Some(3),
         delivery_report: true,
         resend_unknown: false,
+        encrypted: false,
+        data_port: None,
     }
 }
 

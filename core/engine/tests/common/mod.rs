@@ -121,6 +121,8 @@ pub fn msg(id: &str, to: &[&str], text: &str) -> OutboundMessage {
         sim: None,
         delivery_report: true,
         resend_unknown: false,
+        encrypted: false,
+        data_port: None,
     }
 }
 

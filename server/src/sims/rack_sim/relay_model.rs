@@ -247,6 +247,8 @@ impl Relay for RelayModel {
                 sim: Some(route.sim.sub_id),
                 delivery_report: true,
                 resend_unknown: false,
+                encrypted: false,
+                data_port: None,
             };
             let e = self
                 .routed_today
