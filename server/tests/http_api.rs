@@ -153,6 +153,49 @@ async fn cancel_before_routing_is_local() {
 }
 
 #[tokio::test]
+async fn the_history_of_a_cancelled_message_shows_each_change_and_only_to_its_account() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let st = state(dir.path()).await;
+    let body = json!({"to": ["+15551230001", "+15551230002"], "text": "x", "id": "h1"});
+    call(
+        &st,
+        "POST",
+        "/v1/messages",
+        Some(KEY_A),
+        Some(&body.to_string()),
+    )
+    .await;
+    call(&st, "DELETE", "/v1/messages/h1", Some(KEY_A), None).await;
+    let (s, v) = call(&st, "GET", "/v1/messages/h1/history", Some(KEY_A), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let items = v["items"].as_array().expect("items");
+    let seen: Vec<(u64, &str)> = items
+        .iter()
+        .map(|i| {
+            (
+                i["idx"].as_u64().expect("idx"),
+                i["state"].as_str().expect("state"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (0, "pending"),
+            (0, "cancelled"),
+            (1, "pending"),
+            (1, "cancelled")
+        ]
+    );
+    assert!(items.iter().all(|i| i["at"].is_string()), "{v}");
+    assert_eq!(v["next_cursor"], serde_json::Value::Null);
+    let (s, v) = call(&st, "GET", "/v1/messages/h1/history", Some(KEY_B), None).await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "not_found");
+    let (s, v) = call(&st, "GET", "/v1/messages/nope/history", Some(KEY_A), None).await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
 async fn bad_input_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let st = state(dir.path()).await;

@@ -63,6 +63,14 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
             ("+15551230001".to_string(), 1)
         ]
     );
+    // The history (since v9) starts with each old recipient's state at the upgrade.
+    let h = store.message_history("acc", "old-1")?.expect("history");
+    assert_eq!(
+        h.iter()
+            .map(|r| (r.idx, r.state.as_str(), r.at))
+            .collect::<Vec<_>>(),
+        [(0, "pending", 1)]
+    );
     store.create_webhook(
         "acc",
         &Webhook {

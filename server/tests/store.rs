@@ -379,3 +379,85 @@ fn a_late_acceptance_keeps_a_waiting_recipient_and_a_cancelled_copy_never_return
     );
     Ok(())
 }
+
+fn report(id: &str, state: RecipientState, at: i64, sent: u32, delivered: u32) -> Event {
+    Event::Recipient(RecipientUpdate {
+        message_id: id.into(),
+        idx: 0,
+        state,
+        at,
+        reason: None,
+        code: None,
+        sim: Some(1),
+        parts: 2,
+        parts_sent: sent,
+        parts_delivered: delivered,
+        unsent: false,
+    })
+}
+
+#[test]
+fn the_history_records_every_change_once_in_order_and_a_replay_adds_nothing()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, store, account) = setup()?;
+    store.create_messages(&[message(&account, "h", None, 0)])?;
+    let u = store.unrouted(&account, &["A".into()], 10)?;
+    let route = Assignment {
+        mseq: u[0].mseq,
+        idx: 0,
+        phone: "A".into(),
+        sim: None,
+    };
+    store.commit_routes(&[route], 5)?;
+    let events = [
+        (1, report("h", RecipientState::Queued, 6, 0, 0)),
+        (2, report("h", RecipientState::Sending, 7, 0, 0)),
+        (3, report("h", RecipientState::Sending, 8, 1, 0)),
+        (4, report("h", RecipientState::Sent, 9, 2, 0)),
+        (5, report("h", RecipientState::Delivered, 10, 2, 2)),
+    ];
+    for (n, e) in events.iter().enumerate() {
+        let at = 20 + i64::try_from(n)?;
+        store.apply_from_phone("A", None, std::slice::from_ref(e), at)?;
+    }
+    // The whole batch again: the seqs are applied already, nothing is recorded twice.
+    store.apply_from_phone("A", None, &events, 40)?;
+
+    let h = store
+        .message_history(&account, "h")?
+        .expect("the account's message");
+    let seen: Vec<(&str, Option<&str>, u32, u32)> = h
+        .iter()
+        .map(|r| {
+            (
+                r.state.as_str(),
+                r.phone.as_deref(),
+                r.parts_sent,
+                r.parts_delivered,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("pending", None, 0, 0),
+            ("pending", Some("A"), 0, 0),
+            ("queued", Some("A"), 0, 0),
+            ("sending", Some("A"), 0, 0),
+            ("sending", Some("A"), 1, 0),
+            ("sent", Some("A"), 2, 0),
+            ("delivered", Some("A"), 2, 2),
+        ]
+    );
+    let times: Vec<i64> = h.iter().map(|r| r.at).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first");
+    assert_eq!(h[0].at, 1, "created at the message's time");
+    assert_eq!(h.last().map(|r| r.sim), Some(Some(1)));
+
+    assert!(store.message_history(&account, "nope")?.is_none());
+    assert!(
+        store.message_history("another-account", "h")?.is_none(),
+        "another account's message is not found"
+    );
+    Ok(())
+}

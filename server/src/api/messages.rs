@@ -255,6 +255,20 @@ pub async fn get_one(
     Ok(Json(v.into()))
 }
 
+/// `GET /v1/messages/{id}/history`: the timeline of every recipient (not paged).
+pub async fn history(
+    State(state): State<AppState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> Result<Json<Page<views::HistoryItem>>, AppError> {
+    let rows = state
+        .db
+        .call(move |s| s.message_history(&account, &id))
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    Ok(Json(Page::all(rows)))
+}
+
 /// Query of `GET /v1/messages`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

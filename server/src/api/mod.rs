@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
             "/v1/messages/{id}",
             get(messages::get_one).delete(messages::cancel),
         )
+        .route("/v1/messages/{id}/history", get(messages::history))
         .route("/v1/inbox", get(inbox::list))
         .route("/v1/inbox/wait", get(inbox::wait))
         .route("/v1/phones", get(phones::list))

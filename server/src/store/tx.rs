@@ -10,7 +10,7 @@
 //! Every method of a read transaction ([`Backend::read`]) only reads; a write transaction
 //! ([`Backend::write`]) is atomic and durable once `write` returns `Ok`.
 //!
-//! [`Tx`] is the sum of one sub-trait per area ([`KeyRows`], [`MessageRows`], [`PhoneRows`],
+//! [`Tx`] is the sum of one sub-trait per area ([`KeyRows`], [`MessageRows`], [`HistoryRows`], [`PhoneRows`],
 //! [`RoutingRows`], [`PoolRows`], [`WebhookRows`]), so that a backend implements each in its own
 //! file; callers bring them into scope with `use crate::store::tx::*`.
 
@@ -21,7 +21,7 @@ use simrelay_protocol::{IncomingSms, PhoneStatus};
 use crate::domain::{DeliveryState, MessageStatus, Recipient, RecipientStatus};
 use crate::pool_router::SimKey;
 use crate::store::{
-    AccountRow, Assignment, AttemptLog, AttemptView, Counts, Delivery, DeliveryOutcome,
+    AccountRow, Assignment, AttemptLog, AttemptView, Counts, Delivery, DeliveryOutcome, HistoryRow,
     InboxFilter, InboxItem, KeyAuth, KeyRow, MessageFilter, MessageView, Millis, NewKey,
     NewMessage, PhoneAuth, PhoneRow, Pool, Result, SimSettings, Webhook,
 };
@@ -290,6 +290,13 @@ pub trait MessageRows {
     fn list_inbox(&mut self, account: &str, filter: &InboxFilter) -> Result<Vec<InboxItem>>;
 }
 
+/// The per-recipient history of changes (written by the database's own triggers on
+/// `recipients`, so no write path can forget it; read here).
+pub trait HistoryRows {
+    /// Every recorded change of the message's recipients, by recipient, oldest first.
+    fn recipient_history(&mut self, mseq: i64) -> Result<Vec<HistoryRow>>;
+}
+
 /// Phones, pairing codes and each phone's frame log.
 pub trait PhoneRows {
     fn insert_pairing_code(
@@ -451,7 +458,9 @@ pub trait WebhookRows {
 
 /// Row-level queries and writes of one transaction, by area (one sub-trait each, so a
 /// backend implements each in its own file). Object safe.
-pub trait Tx: KeyRows + MessageRows + PhoneRows + RoutingRows + PoolRows + WebhookRows {
+pub trait Tx:
+    KeyRows + MessageRows + HistoryRows + PhoneRows + RoutingRows + PoolRows + WebhookRows
+{
     /// Savepoints: `write_batch` rolls back one failing phone batch alone.
     fn savepoint(&mut self) -> Result<()>;
     fn rollback_to_savepoint(&mut self) -> Result<()>;

@@ -76,6 +76,22 @@ pub struct MessageView {
     pub updated_at: Millis,
 }
 
+/// One change of a recipient, as the history (`recipient_history`, kept by the database's
+/// triggers on every change of state, phone, SIM or part counts) recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    pub idx: u32,
+    /// The recipient's `updated_at` after the change.
+    pub at: Millis,
+    pub state: RecipientStatus,
+    pub phone: Option<String>,
+    pub sim: Option<i32>,
+    pub parts_sent: u32,
+    pub parts_delivered: u32,
+    pub error: Option<String>,
+    pub code: Option<i32>,
+}
+
 /// One recipient as the API shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecipientView {

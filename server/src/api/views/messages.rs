@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::Timestamp;
 use crate::domain::{MessageStatus, RecipientStatus};
-use crate::store::{InboxItem, MessageView, RecipientView};
+use crate::store::{HistoryRow, InboxItem, MessageView, RecipientView};
 
 /// A message: `POST /v1/messages` (202), `GET /v1/messages/{id}`, `DELETE`, list items.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,6 +80,41 @@ impl From<RecipientView> for Recipient {
             phone: r.phone,
             sim: r.sim,
             updated_at: Timestamp(r.updated_at),
+        }
+    }
+}
+
+/// One change of a recipient: `GET /v1/messages/{id}/history` items, by recipient, oldest
+/// first. Every change of state, phone, SIM or part counts is one item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryItem {
+    pub idx: u32,
+    pub at: Timestamp,
+    pub state: RecipientStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sim: Option<i32>,
+    pub parts_sent: u32,
+    pub parts_delivered: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+}
+
+impl From<HistoryRow> for HistoryItem {
+    fn from(h: HistoryRow) -> Self {
+        Self {
+            idx: h.idx,
+            at: Timestamp(h.at),
+            state: h.state,
+            phone: h.phone,
+            sim: h.sim,
+            parts_sent: h.parts_sent,
+            parts_delivered: h.parts_delivered,
+            error: h.error,
+            code: h.code,
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::time_fmt::fmt_ms;
 
 pub use super::page::Page;
 pub use admin::{Account, AccountCreated, Attempt, Key, Ping, Redelivery, Webhook};
-pub use messages::{InboxSms, Message, Recipient};
+pub use messages::{HistoryItem, InboxSms, Message, Recipient};
 pub use phones::{
     PairingCode, Phone, PhoneRemoval, Pool, PrefixRule, RemovedRecipients, Sim, SimLimits,
     SimReport, SimTotals,

@@ -8,8 +8,8 @@ use crate::domain::phone_gone::{CANCELLED, OnCancel, on_cancel};
 use crate::domain::{RecipientStatus, aggregate};
 use crate::store::tx::{DeadlineRow, FrameInsert, StateWrite, Tx};
 use crate::store::{
-    CancelOutcome, InboxFilter, InboxItem, MessageFilter, MessageView, Millis, Result, Store,
-    StoreError,
+    CancelOutcome, HistoryRow, InboxFilter, InboxItem, MessageFilter, MessageView, Millis, Result,
+    Store, StoreError,
 };
 
 /// Most recipients one deadline tick ends per kind (the next tick takes the rest).
@@ -81,6 +81,17 @@ fn end_rows(
 impl Store {
     pub fn get_message(&self, account: &str, id: &str) -> Result<Option<MessageView>> {
         self.read(|tx| tx.message_by_id(account, id))
+    }
+
+    /// Every recorded change of the message's recipients (by recipient, oldest first), or
+    /// `None` for a message the account does not have.
+    pub fn message_history(&self, account: &str, id: &str) -> Result<Option<Vec<HistoryRow>>> {
+        self.read(|tx| {
+            let Some(view) = tx.message_by_id(account, id)? else {
+                return Ok(None);
+            };
+            Ok(Some(tx.recipient_history(view.cursor)?))
+        })
     }
 
     pub fn list_messages(&self, account: &str, filter: &MessageFilter) -> Result<Vec<MessageView>> {

@@ -15,6 +15,7 @@
 
 pub mod conn;
 pub mod copy;
+mod history;
 mod keys;
 mod messages;
 mod phones;

@@ -244,7 +244,7 @@ CREATE TRIGGER message_counts_delete AFTER DELETE ON messages
 "#;
 
 /// The steps, in order: step `i` brings the database to version `i + 1`.
-pub const STEPS: &[&str] = &[V1];
+pub const STEPS: &[&str] = &[V1, super::history::STEP_2];
 
 /// The version [`migrate`] brings a database to.
 pub const VERSION: i64 = STEPS.len() as i64;
@@ -257,6 +257,7 @@ pub const TABLES: &[&str] = &[
     "phones",
     "messages",
     "recipients",
+    "recipient_history",
     "frames",
     "inbox",
     "pairing_codes",
