@@ -156,9 +156,11 @@ impl AppState {
         })
     }
 
-    /// The key `secret` if it exists and is not revoked. Read from the store on every call
-    /// (no cache), so a key revoked by any relay sharing the store is refused at once; its
-    /// last use is written at most once per [`LAST_USED_GAP_MS`].
+    /// The key `secret` if it exists and is not revoked. On SQLite read from the store on every
+    /// call, so a key revoked by any relay sharing the file is refused at once; on PostgreSQL
+    /// from the key cache that every revoke empties (`store::key_cache`: this relay's at
+    /// once, other relays' when PostgreSQL's notification arrives). Its last use is written
+    /// at most once per [`LAST_USED_GAP_MS`].
     pub async fn authenticate_key(&self, secret: &str) -> Result<Option<KeyAuth>, StoreError> {
         let hash = api::hash_secret(secret);
         let found = self.db.call(move |s| s.key_by_hash(&hash)).await?;

@@ -9,6 +9,7 @@
 //! answers each request only after that commit.
 
 pub mod committer;
+pub mod key_cache;
 pub mod ops;
 pub mod postgres;
 pub mod sqlite;
@@ -72,6 +73,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// The relay's durable state. Its methods are in [`ops`].
 pub struct Store {
     backend: Box<dyn Backend>,
+    /// The backend's key cache, when it has one.
+    keys: Option<Arc<key_cache::KeyCache>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -82,7 +85,13 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     pub fn new(backend: Box<dyn Backend>) -> Self {
-        Self { backend }
+        let keys = backend.key_cache();
+        Self { backend, keys }
+    }
+
+    /// The key cache, when the backend has one (PostgreSQL).
+    pub fn key_cache(&self) -> Option<&key_cache::KeyCache> {
+        self.keys.as_deref()
     }
 
     /// Opens (creating or migrating) the SQLite database at `path`.

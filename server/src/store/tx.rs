@@ -35,6 +35,11 @@ pub trait Backend: Send + Sync + 'static {
     fn write(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
     /// Runs `f` on a consistent read-only view.
     fn read(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    /// The key cache of a backend that tells of key changes (`store::key_cache`); none by
+    /// default.
+    fn key_cache(&self) -> Option<std::sync::Arc<crate::store::key_cache::KeyCache>> {
+        None
+    }
 }
 
 /// A message to insert, with what the relay computed at creation.

@@ -62,14 +62,30 @@ impl Store {
         })
     }
 
-    /// The key with this hash, revoked or not (read on every authenticated request).
+    /// The key with this hash, revoked or not (read on every authenticated request; from the
+    /// key cache when the backend keeps one, `store::key_cache`).
     pub fn key_by_hash(&self, key_hash: &str) -> Result<Option<KeyAuth>> {
-        self.read(|tx| tx.key_by_hash(key_hash))
+        let Some(cache) = self.key_cache() else {
+            return self.read(|tx| tx.key_by_hash(key_hash));
+        };
+        if let Some(k) = cache.get(key_hash) {
+            return Ok(Some(k));
+        }
+        let generation = cache.generation();
+        let found = self.read(|tx| tx.key_by_hash(key_hash))?;
+        if let (Some(g), Some(k)) = (generation, &found) {
+            cache.insert(g, key_hash, k);
+        }
+        Ok(found)
     }
 
     /// Records a use of the key unless one was recorded in the last `min_gap` ms.
     pub fn touch_key(&self, id: &str, now: Millis, min_gap: Millis) -> Result<bool> {
-        self.write(|tx| tx.touch_key(id, now, min_gap))
+        let touched = self.write(|tx| tx.touch_key(id, now, min_gap))?;
+        if let Some(cache) = self.key_cache() {
+            cache.touched(id, now);
+        }
+        Ok(touched)
     }
 
     pub fn create_key(&self, key: &NewKey) -> Result<()> {
@@ -88,13 +104,20 @@ impl Store {
     /// Revokes a key of the account (of any account when `None`); revoking twice keeps the
     /// first time.
     pub fn revoke_key(&self, account: Option<&str>, id: &str, now: Millis) -> Result<Revoked> {
-        self.write(|tx| {
+        let out = self.write(|tx| {
             tx.revoke_key(account, id, now)?;
             Ok(match tx.get_key(account, id)? {
                 Some(k) => Revoked::Done(k),
                 None => Revoked::NotFound,
             })
-        })
+        });
+        // This relay refuses the key from the next request on, whatever the notification
+        // does (other relays drop theirs when it arrives). Also after a failed commit: the
+        // cache only ever forgets.
+        if let Some(cache) = self.key_cache() {
+            cache.invalidate();
+        }
+        out
     }
 
     /// Whether an admin key that is not revoked exists.

@@ -134,12 +134,19 @@ impl KeyRows for PgTx<'_> {
     }
 
     fn revoke_key(&mut self, account: Option<&str>, id: &str, now: Millis) -> Result<()> {
-        self.c.execute(
+        let n = self.c.execute(
             "UPDATE api_keys SET revoked_at = $3
              WHERE id = $1 AND ($2::text IS NULL OR account_id = $2::text)
                AND revoked_at IS NULL",
             &[&id, &account, &now],
         )?;
+        if n > 0 {
+            // Delivered to every listener when this transaction commits (`store::key_cache`).
+            self.c.query(
+                "SELECT pg_notify($1, '')",
+                &[&crate::store::key_cache::CHANNEL],
+            )?;
+        }
         Ok(())
     }
 

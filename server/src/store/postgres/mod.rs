@@ -17,6 +17,7 @@ pub mod conn;
 pub mod copy;
 mod history;
 mod keys;
+mod listen;
 mod messages;
 mod phones;
 mod pools;
@@ -37,6 +38,7 @@ use conn::{Conn, Connections};
 #[derive(Debug)]
 pub struct PgBackend {
     conns: Connections,
+    keys: std::sync::Arc<crate::store::key_cache::KeyCache>,
 }
 
 impl PgBackend {
@@ -47,8 +49,11 @@ impl PgBackend {
         let mut first = Conn::connect_writer(&config)?;
         let lock_key = lock_key(&mut first)?;
         schema::migrate(first.client())?;
+        let keys = std::sync::Arc::default();
+        listen::spawn(config.clone(), &keys);
         Ok(Self {
             conns: Connections::new(config, first, lock_key),
+            keys,
         })
     }
 
@@ -65,6 +70,10 @@ impl Backend for PgBackend {
 
     fn read(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         self.conns.read(|c| f(&mut PgTx { c }))
+    }
+
+    fn key_cache(&self) -> Option<std::sync::Arc<crate::store::key_cache::KeyCache>> {
+        Some(self.keys.clone())
     }
 }
 
