@@ -72,6 +72,7 @@ pub fn routes() -> Router<AppState> {
             post(keys::create_account).get(keys::list_accounts),
         )
         .route(simrelay_protocol::WS_PATH, get(crate::hub::upgrade))
+        .merge(crate::compat::routes())
         .fallback(|| async { AppError::not_found() })
         .method_not_allowed_fallback(|| async {
             AppError::new(
