@@ -18,6 +18,7 @@ pub mod messages;
 pub mod page;
 pub mod phones;
 pub mod pools;
+pub mod users;
 pub mod views;
 pub mod webhooks;
 
@@ -66,6 +67,8 @@ pub fn routes() -> Router<AppState> {
             post(webhooks::redeliver),
         )
         .route("/v1/keys", post(keys::create).get(keys::list))
+        .route("/v1/users", post(users::create).get(users::list))
+        .route("/v1/users/{login}", axum::routing::delete(users::delete))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route(
             "/v1/accounts",

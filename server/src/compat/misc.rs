@@ -151,7 +151,12 @@ pub async fn list_inbox(
                 "SMS"
             },
             sender: i.from,
-            content_preview: i.text.chars().take(160).collect(),
+            // A ciphertext is useless cut short.
+            content_preview: if i.encrypted {
+                i.text
+            } else {
+                i.text.chars().take(160).collect()
+            },
             created_at: fmt_ms(i.received_at),
             device_id: i.phone,
         })

@@ -155,9 +155,9 @@ pub fn merge(base: &Value, patch: &Value) -> Value {
     Value::Object(out)
 }
 
-/// The document without `null`s, with a signing key (kept if set, else generated), and
-/// the signing key itself.
-fn finish(doc: Value) -> (Value, String) {
+/// The document without `null`s, with a signing key (the document's, else the stored one,
+/// else a new one), and the signing key itself.
+fn finish(doc: Value, stored_key: Option<&str>) -> (Value, String) {
     let mut doc = merge(&Value::Object(Map::new()), &doc);
     let obj = doc.as_object_mut().expect("merge makes an object");
     let hooks = obj
@@ -165,8 +165,8 @@ fn finish(doc: Value) -> (Value, String) {
         .or_insert_with(|| Value::Object(Map::new()))
         .as_object_mut()
         .expect("sections are objects");
-    let key = match hooks.get("signing_key").and_then(Value::as_str) {
-        Some(k) if !k.is_empty() => k.to_string(),
+    let key = match (hooks.get("signing_key").and_then(Value::as_str), stored_key) {
+        (Some(k), _) | (None, Some(k)) if !k.is_empty() => k.to_string(),
         _ => crate::api::random_secret(8),
     };
     hooks.insert("signing_key".into(), Value::String(key.clone()));
@@ -199,7 +199,10 @@ async fn write(
         .call(move |s| {
             s.update_compat_settings(&account, now_ms(), |stored| {
                 let stored: Option<Value> = stored.and_then(|t| serde_json::from_str(t).ok());
-                let (doc, key) = finish(f(stored.as_ref()));
+                let stored_key = stored
+                    .as_ref()
+                    .and_then(|s| s["webhooks"]["signing_key"].as_str().map(str::to_string));
+                let (doc, key) = finish(f(stored.as_ref()), stored_key.as_deref());
                 Ok::<_, String>((doc.to_string(), Some(key)))
             })
         })
@@ -224,7 +227,7 @@ pub async fn get_settings(State(state): State<AppState>, caller: Caller) -> CRes
     Ok(json(StatusCode::OK, &doc))
 }
 
-/// `PUT /settings`: replaces the document (a missing signing key is generated anew).
+/// `PUT /settings`: replaces the document (without a signing key, the account's stays).
 pub async fn put_settings(
     State(state): State<AppState>,
     caller: Caller,
@@ -281,13 +284,15 @@ mod tests {
 
     #[test]
     fn a_signing_key_is_always_there_and_kept() {
-        let (doc, key) = finish(json!({}));
+        let (doc, key) = finish(json!({}), None);
         assert_eq!(key.len(), 16);
         assert_eq!(doc["webhooks"]["signing_key"], key.as_str());
-        let (doc, key) = finish(json!({"webhooks": {"signing_key": "mine"}}));
+        let (doc, key) = finish(json!({"webhooks": {"signing_key": "mine"}}), Some("old"));
         assert_eq!(
             (key.as_str(), &doc["webhooks"]["signing_key"]),
             ("mine", &json!("mine"))
         );
+        let (_, key) = finish(json!({"ping": {}}), Some("old"));
+        assert_eq!(key, "old", "a replaced document keeps the stored key");
     }
 }
