@@ -280,6 +280,16 @@ mod tests {
         );
     }
 
+    /// The SMS Gateway scheme: body, then the timestamp, no separator.
+    #[test]
+    fn smsgate_signature_matches_a_known_vector() {
+        // python3 -c 'import hmac,hashlib;print(hmac.new(b"k3y",b"{\"a\":1}1700000000",hashlib.sha256).hexdigest())'
+        assert_eq!(
+            sign_smsgate("k3y", 1_700_000_000, r#"{"a":1}"#),
+            "b3d7795bafa1b656932d6330da6f5a1cef4f3beb3567b5e04ebd7d4a48646aab"
+        );
+    }
+
     #[test]
     fn backoff_doubles_and_is_capped() {
         let base = Duration::from_secs(10);
