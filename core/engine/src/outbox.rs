@@ -191,7 +191,7 @@ impl Engine {
         now: Millis,
     ) -> Result<String> {
         let tx = self.conn.transaction()?;
-        let id = incoming_in(&tx, sim, from, text, sent_at, now)?;
+        let id = incoming_in(&tx, sim, from, text, sent_at, None, now)?;
         tx.commit()?;
         Ok(id)
     }
@@ -257,16 +257,18 @@ pub fn incoming_id(sim: Option<i32>, from: &str, text: &str, sent_at: Millis) ->
     format!("in_{}", &hex::encode(h.finalize())[..24])
 }
 
-/// Stores an incoming SMS inside the caller's transaction; returns its stable id.
 /// The sender stored for an incoming SMS that arrived without one.
 pub const UNKNOWN_SENDER: &str = "unknown";
 
+/// Stores an incoming SMS inside the caller's transaction; returns its stable id. A data SMS
+/// (`data_port`) has its payload in base64 as `text`.
 pub(crate) fn incoming_in(
     tx: &Connection,
     sim: Option<i32>,
     from: &str,
     text: &str,
     sent_at: Option<Millis>,
+    data_port: Option<u16>,
     now: Millis,
 ) -> Result<String> {
     // Some networks deliver SMS without an originating address (or an alphanumeric one,
@@ -302,7 +304,7 @@ pub(crate) fn incoming_in(
                 sent_at,
                 received_at: now,
                 encrypted: false,
-                data_port: None,
+                data_port,
             }),
         )?;
     }

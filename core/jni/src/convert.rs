@@ -119,6 +119,7 @@ mod tests {
             text: "hi".into(),
             parts: 1,
             delivery_report: true,
+            data: None,
         });
         let json = next_json(Next::Command(send))
             .expect("encodes")
