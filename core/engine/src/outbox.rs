@@ -127,6 +127,20 @@ impl Engine {
         Ok(())
     }
 
+    /// The seq of the newest event (0 when none was ever written): a change tells that a call
+    /// appended events.
+    pub(crate) fn last_event_seq(&self) -> Result<u64> {
+        let seq: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT MAX(seq) FROM outbox")?
+            .query_row([], |r| r.get(0))?;
+        match seq {
+            Some(seq) => Ok(seq as u64),
+            // Everything was acknowledged and dropped: the newest seq is the acknowledged one.
+            None => acked_in(&self.conn),
+        }
+    }
+
     pub fn acked_seq(&self) -> Result<u64> {
         acked_in(&self.conn)
     }
