@@ -9,7 +9,7 @@ use simrelay_protocol::{Millis, RecipientState};
 use crate::config::EXPEDITED_PRIORITY;
 use crate::engine::{Change, Engine, emit_recipient, set_state};
 use crate::error::Result;
-use crate::modem::SendCommand;
+use crate::modem::{DataSms, SendCommand};
 use crate::pacing::{SimPace, Wait};
 
 /// Rows looked at per dispatch; the rest wait for the next call.
@@ -26,6 +26,7 @@ struct Candidate {
     priority: i32,
     delivery_report: bool,
     valid_until: Millis,
+    data_port: Option<u16>,
 }
 
 impl Engine {
@@ -50,6 +51,16 @@ impl Engine {
                 )?;
                 continue;
             }
+            let data = match c.data_port.map(|port| DataSms::decode(port, &c.body)) {
+                None => None,
+                Some(Ok(data)) => Some(data),
+                Some(Err(refusal)) => {
+                    // Any phone would refuse it: failed here, never handed to a radio.
+                    let failed = Change::to(RecipientState::Failed).reason(refusal.reason());
+                    set_state(&tx, &c.message_id, c.idx, failed, now)?;
+                    continue;
+                }
+            };
             let expedited = c.priority >= EXPEDITED_PRIORITY;
             // The SIM idle the longest among those with pace left.
             let mut best: Option<(usize, Millis)> = None;
@@ -95,9 +106,14 @@ impl Engine {
                 attempt,
                 sim: sim.sub_id,
                 to: c.dest,
-                text: c.body,
+                text: if data.is_some() {
+                    String::new()
+                } else {
+                    c.body
+                },
                 parts: c.parts,
                 delivery_report: c.delivery_report,
+                data,
             });
         }
         if !out.is_empty() {
@@ -140,7 +156,7 @@ impl Engine {
 fn candidates(tx: &Connection, now: Millis, acked: u64) -> Result<Vec<Candidate>> {
     let mut stmt = tx.prepare_cached(
         "SELECT r.message_id, r.idx, r.dest, r.parts, r.attempt, m.body, m.sim, r.priority,
-                m.delivery_report, m.valid_until
+                m.delivery_report, m.valid_until, m.data_port
          FROM recipients r JOIN messages m ON m.id = r.message_id
          WHERE r.state = 'queued' AND r.next_at <= ?1
            AND (r.accept_seq IS NULL OR r.accept_seq <= ?2)
@@ -159,6 +175,7 @@ fn candidates(tx: &Connection, now: Millis, acked: u64) -> Result<Vec<Candidate>
             priority: r.get(7)?,
             delivery_report: r.get(8)?,
             valid_until: r.get(9)?,
+            data_port: r.get(10)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

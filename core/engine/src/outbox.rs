@@ -127,6 +127,20 @@ impl Engine {
         Ok(())
     }
 
+    /// The seq of the newest event (0 when none was ever written): a change tells that a call
+    /// appended events.
+    pub(crate) fn last_event_seq(&self) -> Result<u64> {
+        let seq: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT MAX(seq) FROM outbox")?
+            .query_row([], |r| r.get(0))?;
+        match seq {
+            Some(seq) => Ok(seq as u64),
+            // Everything was acknowledged and dropped: the newest seq is the acknowledged one.
+            None => acked_in(&self.conn),
+        }
+    }
+
     pub fn acked_seq(&self) -> Result<u64> {
         acked_in(&self.conn)
     }
@@ -191,7 +205,7 @@ impl Engine {
         now: Millis,
     ) -> Result<String> {
         let tx = self.conn.transaction()?;
-        let id = incoming_in(&tx, sim, from, text, sent_at, now)?;
+        let id = incoming_in(&tx, sim, from, text, sent_at, None, now)?;
         tx.commit()?;
         Ok(id)
     }
@@ -257,16 +271,18 @@ pub fn incoming_id(sim: Option<i32>, from: &str, text: &str, sent_at: Millis) ->
     format!("in_{}", &hex::encode(h.finalize())[..24])
 }
 
-/// Stores an incoming SMS inside the caller's transaction; returns its stable id.
 /// The sender stored for an incoming SMS that arrived without one.
 pub const UNKNOWN_SENDER: &str = "unknown";
 
+/// Stores an incoming SMS inside the caller's transaction; returns its stable id. A data SMS
+/// (`data_port`) has its payload in base64 as `text`.
 pub(crate) fn incoming_in(
     tx: &Connection,
     sim: Option<i32>,
     from: &str,
     text: &str,
     sent_at: Option<Millis>,
+    data_port: Option<u16>,
     now: Millis,
 ) -> Result<String> {
     // Some networks deliver SMS without an originating address (or an alphanumeric one,
@@ -302,7 +318,7 @@ pub(crate) fn incoming_in(
                 sent_at,
                 received_at: now,
                 encrypted: false,
-                data_port: None,
+                data_port,
             }),
         )?;
     }

@@ -91,7 +91,11 @@ impl Engine {
                     from,
                     text,
                     sent_at,
-                } => crate::outbox::incoming_in(&sp, *sim, from, text, *sent_at, now).map(|_| ()),
+                } => crate::outbox::incoming_in(&sp, *sim, from, text, *sent_at, None, now)
+                    .map(|_| ()),
+                ModemEvent::IncomingData { sim, pdus, format } => {
+                    incoming_data_in(&sp, *sim, pdus, format, now)
+                }
             };
             if r.is_ok() {
                 sp.commit()?;
@@ -365,11 +369,34 @@ fn sent_in(
     Ok(())
 }
 
-fn parse_report(raw: &[u8], format: &str) -> Result<StatusReport> {
+/// The core parses 3GPP PDUs only; 3GPP2 (CDMA) ones are refused.
+fn check_format(format: &str) -> Result<()> {
     if format != "3gpp" {
         return Err(Error::UnsupportedFormat(format.chars().take(16).collect()));
     }
+    Ok(())
+}
+
+fn parse_report(raw: &[u8], format: &str) -> Result<StatusReport> {
+    check_format(format)?;
     Ok(pdu::parse_status_report(raw)?)
+}
+
+/// Stores an incoming data SMS (its SMS-DELIVER PDUs) as an incoming SMS with its port and
+/// the payload in base64.
+fn incoming_data_in(
+    tx: &Connection,
+    sim: Option<i32>,
+    pdus: &[Vec<u8>],
+    format: &str,
+    now: Millis,
+) -> Result<()> {
+    use base64::Engine as _;
+    check_format(format)?;
+    let sms = pdu::parse_data_sms(pdus)?;
+    let text = base64::engine::general_purpose::STANDARD.encode(&sms.payload);
+    crate::outbox::incoming_in(tx, sim, &sms.from, &text, sms.sent_at, Some(sms.port), now)?;
+    Ok(())
 }
 
 /// Applies a parsed delivery report inside the caller's transaction.
