@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod config;
 mod dispatch;
+pub mod e2e;
 mod engine;
 pub mod error;
 pub mod link;
