@@ -13,6 +13,8 @@ use simrelay_protocol::{
     Event, IncomingSms, Millis, OutboundMessage, RecipientState, RecipientUpdate, RelayFrame,
 };
 
+use crate::config::EngineConfig;
+use crate::e2e;
 use crate::engine::{Engine, Origin, Submitted, cancel_in};
 use crate::error::{Error, Result};
 
@@ -191,7 +193,7 @@ impl Engine {
         now: Millis,
     ) -> Result<String> {
         let tx = self.conn.transaction()?;
-        let id = incoming_in(&tx, sim, from, text, sent_at, now)?;
+        let id = incoming_in(&tx, &self.config, sim, from, text, sent_at, now)?;
         tx.commit()?;
         Ok(id)
     }
@@ -261,8 +263,11 @@ pub fn incoming_id(sim: Option<i32>, from: &str, text: &str, sent_at: Millis) ->
 /// The sender stored for an incoming SMS that arrived without one.
 pub const UNKNOWN_SENDER: &str = "unknown";
 
+/// With a passphrase set, the event carries `from` and `text` encrypted (the store on the
+/// phone keeps them as they came, for the id and deduplication).
 pub(crate) fn incoming_in(
     tx: &Connection,
+    config: &EngineConfig,
     sim: Option<i32>,
     from: &str,
     text: &str,
@@ -292,16 +297,24 @@ pub(crate) fn incoming_in(
         )?
         .execute(params![id, sim, from, text, sent_at, now])?;
     if inserted == 1 {
+        let (from, text, encrypted) = match &config.passphrase {
+            Some(p) => (
+                e2e::encrypt(p.expose(), from, config.e2e_iterations),
+                e2e::encrypt(p.expose(), text, config.e2e_iterations),
+                true,
+            ),
+            None => (from.to_string(), text.to_string(), false),
+        };
         push(
             tx,
             &Event::Incoming(IncomingSms {
                 id: id.clone(),
                 sim,
-                from: from.to_string(),
-                text: text.to_string(),
+                from,
+                text,
                 sent_at,
                 received_at: now,
-                encrypted: false,
+                encrypted,
                 data_port: None,
             }),
         )?;

@@ -91,7 +91,8 @@ impl Engine {
                     from,
                     text,
                     sent_at,
-                } => crate::outbox::incoming_in(&sp, *sim, from, text, *sent_at, now).map(|_| ()),
+                } => crate::outbox::incoming_in(&sp, &config, *sim, from, text, *sent_at, now)
+                    .map(|_| ()),
             };
             if r.is_ok() {
                 sp.commit()?;

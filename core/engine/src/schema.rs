@@ -8,7 +8,7 @@ use rusqlite::{Connection, Transaction};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes.
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE meta (
@@ -89,6 +89,12 @@ CREATE TABLE outbox (
 );
 ";
 
+/// Version 2: end-to-end encrypted messages (`body` and their recipients' `dest` are then
+/// ciphertexts, decrypted only on the way to the radio).
+const SCHEMA_V2: &str = "
+ALTER TABLE messages ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Opens (creating or upgrading) the store at `conn`.
 pub fn init(conn: &mut Connection) -> Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -121,6 +127,9 @@ fn upgrade_from(tx: &Transaction<'_>, version: i32) -> Result<()> {
     if version < 1 {
         tx.execute_batch(SCHEMA_V1)?;
     }
+    if version < 2 {
+        tx.execute_batch(SCHEMA_V2)?;
+    }
     Ok(())
 }
 
@@ -140,6 +149,28 @@ mod tests {
             let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
             assert_eq!(mode, "wal");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn upgrades_a_version_1_store_keeping_its_messages() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch(SCHEMA_V1)?;
+        conn.pragma_update(None, "user_version", 1)?;
+        conn.execute(
+            "INSERT INTO messages (id, body, priority, valid_until, sim, delivery_report,
+                resend_unknown, created_at) VALUES ('m', 'hi', 0, 10, NULL, 1, 0, 1)",
+            [],
+        )?;
+        init(&mut conn)?;
+        let v: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        assert_eq!(v, VERSION);
+        let (body, encrypted): (String, bool) = conn.query_row(
+            "SELECT body, encrypted FROM messages WHERE id = 'm'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        assert_eq!((body.as_str(), encrypted), ("hi", false));
         Ok(())
     }
 
