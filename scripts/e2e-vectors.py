@@ -8,6 +8,9 @@ vector's salt, byte for byte. Regenerate the fixture with:
     target/e2e-venv/bin/pip install 'android-sms-gateway[encryption]==4.3.3'
     target/e2e-venv/bin/python scripts/e2e-vectors.py > core/engine/tests/data/e2e_vectors.json
 
+With `--decrypt`, it reads vectors of the same shape from stdin instead (ciphertexts made by
+the engine) and checks that the Python client decrypts each to its plaintext.
+
 Passphrases are ASCII: the Python client hands its passphrase to pycryptodome's PBKDF2 as a
 str, which encodes it as Latin-1, while the Android app (PBKDF2WithHmacSHA1) and this engine
 use UTF-8. Non-ASCII passphrases therefore do not interoperate with the Python client.
@@ -32,7 +35,17 @@ CASES = [
 ]
 
 
+def check(vectors: list) -> None:
+    for v in vectors:
+        got = Encryptor(v["passphrase"]).decrypt(v["ciphertext"])
+        assert got == v["plaintext"], v["ciphertext"]
+    print(f"the Python client decrypted all {len(vectors)} values")
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--decrypt"]:
+        check(json.load(sys.stdin))
+        return
     vectors = []
     for passphrase, iterations, plaintext in CASES:
         assert passphrase.isascii(), "see the module doc"
