@@ -22,6 +22,11 @@ pub const MAX_INCOMING_TEXT_BYTES: usize = 128 * 1024;
 /// Longest sender (an address is at most 20 digits, an alphanumeric sender 11 characters;
 /// the phone core allows 64).
 pub const MAX_SENDER_CHARS: usize = 64;
+/// Longest encrypted sender and text: the ciphertext (base64 of whole AES blocks, with the
+/// format's prefix and salt) of the longest plaintext sender and text above (64 characters of
+/// up to 4 UTF-8 bytes: 422 characters).
+pub const MAX_ENCRYPTED_SENDER_CHARS: usize = 512;
+pub const MAX_ENCRYPTED_TEXT_BYTES: usize = (MAX_INCOMING_TEXT_BYTES + 16) * 4 / 3 + 100;
 /// Longest incoming SMS id (the core's ids are 27 characters).
 pub const MAX_INCOMING_ID_BYTES: usize = 128;
 /// Earliest accepted time stamp: 2000-01-01T00:00:00Z.
@@ -50,10 +55,15 @@ impl IncomingFault {
 /// Checks an incoming SMS against the limits above. An empty sender is kept (some networks
 /// deliver SMS without one); time stamps are not checked here but by [`retimed`].
 pub fn check_incoming(sms: &IncomingSms) -> Result<(), IncomingFault> {
-    if sms.text.len() > MAX_INCOMING_TEXT_BYTES {
+    let (max_text, max_sender) = if sms.encrypted {
+        (MAX_ENCRYPTED_TEXT_BYTES, MAX_ENCRYPTED_SENDER_CHARS)
+    } else {
+        (MAX_INCOMING_TEXT_BYTES, MAX_SENDER_CHARS)
+    };
+    if sms.text.len() > max_text {
         return Err(IncomingFault::TextTooLong);
     }
-    if sms.from.chars().count() > MAX_SENDER_CHARS {
+    if sms.from.chars().count() > max_sender {
         return Err(IncomingFault::BadSender);
     }
     if sms.id.is_empty() || sms.id.len() > MAX_INCOMING_ID_BYTES {

@@ -49,6 +49,37 @@ fn incoming_sms_within_the_bounds_passes_and_each_bound_refuses() {
     for (bad, fault) in cases {
         assert_eq!(check_incoming(&bad), Err(fault));
     }
+    // A phone with a passphrase sends ciphertexts: an ASCII sender of 64 characters
+    // becomes 166.
+    let encrypted = IncomingSms {
+        from: format!(
+            "$aes-256-cbc/pbkdf2-sha1$i=75000${}==${}",
+            "s".repeat(22),
+            "c".repeat(108)
+        ),
+        text: "t".repeat(MAX_INCOMING_TEXT_BYTES * 4 / 3),
+        encrypted: true,
+        ..sms()
+    };
+    assert_eq!(check_incoming(&encrypted), Ok(()));
+    for (bad, fault) in [
+        (
+            IncomingSms {
+                from: "1".repeat(MAX_ENCRYPTED_SENDER_CHARS + 1),
+                ..encrypted.clone()
+            },
+            IncomingFault::BadSender,
+        ),
+        (
+            IncomingSms {
+                text: "t".repeat(MAX_ENCRYPTED_TEXT_BYTES + 1),
+                ..encrypted.clone()
+            },
+            IncomingFault::TextTooLong,
+        ),
+    ] {
+        assert_eq!(check_incoming(&bad), Err(fault));
+    }
     let anonymous = IncomingSms {
         from: String::new(),
         ..sms()

@@ -37,6 +37,34 @@ pub struct EngineConfig {
     pub report_timeout_ms: Millis,
     /// Seed for jitter; `None` seeds from the OS.
     pub seed: Option<u64>,
+    /// End-to-end passphrase (SMS Gateway for Android's `encryption.passphrase`): decrypts
+    /// messages sent `encrypted` just before the radio and encrypts incoming SMS
+    /// ([`crate::e2e`]). `None`: encrypted messages end `failed` (`decrypt_failed`) and
+    /// incoming SMS leave in plaintext.
+    pub passphrase: Option<Passphrase>,
+    /// PBKDF2 iterations of what the phone encrypts (incoming SMS).
+    pub e2e_iterations: u32,
+}
+
+/// A passphrase that never shows in `Debug` output (the engine's config is logged).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Passphrase(String);
+
+impl Passphrase {
+    pub fn new(passphrase: impl Into<String>) -> Self {
+        Self(passphrase.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(..)")
+    }
 }
 
 impl Default for EngineConfig {
@@ -53,6 +81,8 @@ impl Default for EngineConfig {
             sent_timeout_ms: 10 * MINUTE,
             report_timeout_ms: 72 * HOUR + 6 * HOUR,
             seed: None,
+            passphrase: None,
+            e2e_iterations: crate::e2e::DEFAULT_ITERATIONS,
         }
     }
 }
@@ -79,6 +109,15 @@ impl EngineConfig {
         }
         if self.max_attempts == 0 {
             return Err("max_attempts must be at least 1".into());
+        }
+        if self.passphrase.as_ref().is_some_and(|p| p.0.is_empty()) {
+            return Err("passphrase must not be empty (leave it out instead)".into());
+        }
+        if !(1..=crate::e2e::MAX_ITERATIONS).contains(&self.e2e_iterations) {
+            return Err(format!(
+                "e2e_iterations must be within 1..={}",
+                crate::e2e::MAX_ITERATIONS
+            ));
         }
         for (name, v) in [
             ("backoff_base_ms", self.backoff_base_ms),

@@ -109,6 +109,8 @@ pub struct Engine {
     pub(crate) rng: StdRng,
     /// Earliest instant a SIM's pace lets queued work go, as the last dispatch found it.
     pub(crate) pace_wait: Option<Millis>,
+    /// Plaintexts of encrypted messages on their way to the radio (memory only).
+    pub(crate) plain: crate::dispatch::Plaintexts,
 }
 
 impl std::fmt::Debug for Engine {
@@ -144,6 +146,7 @@ impl Engine {
             config,
             rng,
             pace_wait: None,
+            plain: Default::default(),
         })
     }
 
@@ -274,8 +277,19 @@ pub fn validate(m: &OutboundMessage) -> Result<()> {
             "recipients must hold 1 to {MAX_RECIPIENTS} entries"
         )));
     }
-    if m.text.chars().count() > MAX_TEXT_CHARS {
-        return bad("text is longer than 10000 characters");
+    // Ciphertexts are checked only for size here: their plaintexts are checked on the way
+    // to the radio (`dispatch.rs`), and one that cannot be decrypted ends `decrypt_failed`.
+    let max_text = if m.encrypted {
+        MAX_CIPHERTEXT_CHARS
+    } else {
+        MAX_TEXT_CHARS
+    };
+    if m.text.chars().count() > max_text {
+        return bad(if m.encrypted {
+            "encrypted text is too long"
+        } else {
+            "text is longer than 10000 characters"
+        });
     }
     if m.data_port == Some(0) {
         return bad("data_port must be 1 to 65535");
@@ -285,12 +299,25 @@ pub fn validate(m: &OutboundMessage) -> Result<()> {
         if !seen.insert(r.idx) {
             return bad("recipient indexes must be unique");
         }
-        if !is_e164(&r.to) {
+        if m.encrypted {
+            if r.to.is_empty()
+                || r.to.len() > MAX_CIPHERTEXT_NUMBER
+                || r.to.chars().any(char::is_control)
+            {
+                return bad("encrypted recipient must be 1 to 256 printable characters");
+            }
+        } else if !is_e164(&r.to) {
             return bad("recipient is not an E.164 number (+ and 2 to 15 digits)");
         }
     }
     Ok(())
 }
+
+/// Longest encrypted text: the ciphertext of [`MAX_TEXT_CHARS`] characters of 4 UTF-8 bytes
+/// each, in base64, with the format's prefix and salt.
+const MAX_CIPHERTEXT_CHARS: usize = (MAX_TEXT_CHARS * 4 + 16) * 4 / 3 + 100;
+/// Longest encrypted number (an E.164 number's ciphertext is 82 characters).
+const MAX_CIPHERTEXT_NUMBER: usize = 256;
 
 pub(crate) fn insert_message(
     tx: &Connection,
@@ -318,8 +345,8 @@ pub(crate) fn insert_message(
         None => {
             tx.prepare_cached(
                 "INSERT INTO messages (id, body, priority, valid_until, schedule_at, sim,
-                    delivery_report, resend_unknown, created_at, data_port)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    delivery_report, resend_unknown, created_at, data_port, encrypted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 m.id,
@@ -331,7 +358,8 @@ pub(crate) fn insert_message(
                 m.delivery_report,
                 m.resend_unknown,
                 now,
-                m.data_port
+                m.data_port,
+                m.encrypted
             ])?;
         }
     }
@@ -495,7 +523,11 @@ pub(crate) fn emit_recipient(
     let unsent = view.state == RecipientState::Failed
         && view.parts_sent == 0
         && ok_parts == 0
-        && view.code.is_some_and(crate::codes::is_sim_bound);
+        && (view.code.is_some_and(crate::codes::is_sim_bound)
+            || view
+                .reason
+                .as_deref()
+                .is_some_and(crate::dispatch::is_unsent_reason));
     let event = Event::Recipient(RecipientUpdate {
         message_id: view.message_id,
         idx: view.idx,

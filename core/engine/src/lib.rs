@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod config;
 mod dispatch;
+pub mod e2e;
 mod engine;
 pub mod error;
 pub mod link;
@@ -22,7 +23,7 @@ mod results;
 mod schema;
 pub mod sim_modem;
 
-pub use config::EngineConfig;
+pub use config::{EngineConfig, Passphrase};
 pub use engine::{
     Engine, EngineStatus, MAX_TEXT_CHARS, Origin, RecipientView, SimConfig, Submitted, validate,
 };

@@ -13,6 +13,8 @@ use simrelay_protocol::{
     Event, IncomingSms, Millis, OutboundMessage, RecipientState, RecipientUpdate, RelayFrame,
 };
 
+use crate::config::EngineConfig;
+use crate::e2e;
 use crate::engine::{Engine, Origin, Submitted, cancel_in};
 use crate::error::{Error, Result};
 
@@ -205,7 +207,14 @@ impl Engine {
         now: Millis,
     ) -> Result<String> {
         let tx = self.conn.transaction()?;
-        let id = incoming_in(&tx, sim, from, text, sent_at, None, now)?;
+        let sms = Received {
+            sim,
+            from,
+            text,
+            sent_at,
+            data_port: None,
+        };
+        let id = incoming_in(&tx, &self.config, sms, now)?;
         tx.commit()?;
         Ok(id)
     }
@@ -274,17 +283,34 @@ pub fn incoming_id(sim: Option<i32>, from: &str, text: &str, sent_at: Millis) ->
 /// The sender stored for an incoming SMS that arrived without one.
 pub const UNKNOWN_SENDER: &str = "unknown";
 
+/// An SMS as the radio delivered it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Received<'a> {
+    pub sim: Option<i32>,
+    pub from: &'a str,
+    pub text: &'a str,
+    pub sent_at: Option<Millis>,
+    /// A data SMS to this port (`text` is then its payload in base64).
+    pub data_port: Option<u16>,
+}
+
 /// Stores an incoming SMS inside the caller's transaction; returns its stable id. A data SMS
-/// (`data_port`) has its payload in base64 as `text`.
+/// (`data_port`) has its payload in base64 as `text`. With a passphrase set, the event carries
+/// `from` and `text` encrypted (the store on the phone keeps them as they came, for the id
+/// and deduplication).
 pub(crate) fn incoming_in(
     tx: &Connection,
-    sim: Option<i32>,
-    from: &str,
-    text: &str,
-    sent_at: Option<Millis>,
-    data_port: Option<u16>,
+    config: &EngineConfig,
+    sms: Received<'_>,
     now: Millis,
 ) -> Result<String> {
+    let Received {
+        sim,
+        from,
+        text,
+        sent_at,
+        data_port,
+    } = sms;
     // Some networks deliver SMS without an originating address (or an alphanumeric one,
     // kept as is): stored under a placeholder, never dropped.
     let from = if from.trim().is_empty() {
@@ -308,16 +334,24 @@ pub(crate) fn incoming_in(
         )?
         .execute(params![id, sim, from, text, sent_at, now])?;
     if inserted == 1 {
+        let (from, text, encrypted) = match &config.passphrase {
+            Some(p) => (
+                e2e::encrypt(p.expose(), from, config.e2e_iterations),
+                e2e::encrypt(p.expose(), text, config.e2e_iterations),
+                true,
+            ),
+            None => (from.to_string(), text.to_string(), false),
+        };
         push(
             tx,
             &Event::Incoming(IncomingSms {
                 id: id.clone(),
                 sim,
-                from: from.to_string(),
-                text: text.to_string(),
+                from,
+                text,
                 sent_at,
                 received_at: now,
-                encrypted: false,
+                encrypted,
                 data_port,
             }),
         )?;

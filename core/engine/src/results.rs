@@ -91,10 +91,18 @@ impl Engine {
                     from,
                     text,
                     sent_at,
-                } => crate::outbox::incoming_in(&sp, *sim, from, text, *sent_at, None, now)
-                    .map(|_| ()),
+                } => {
+                    let sms = crate::outbox::Received {
+                        sim: *sim,
+                        from,
+                        text,
+                        sent_at: *sent_at,
+                        data_port: None,
+                    };
+                    crate::outbox::incoming_in(&sp, &config, sms, now).map(|_| ())
+                }
                 ModemEvent::IncomingData { sim, pdus, format } => {
-                    incoming_data_in(&sp, *sim, pdus, format, now)
+                    incoming_data_in(&sp, &config, *sim, pdus, format, now)
                 }
             };
             if r.is_ok() {
@@ -386,6 +394,7 @@ fn parse_report(raw: &[u8], format: &str) -> Result<StatusReport> {
 /// the payload in base64.
 fn incoming_data_in(
     tx: &Connection,
+    config: &crate::config::EngineConfig,
     sim: Option<i32>,
     pdus: &[Vec<u8>],
     format: &str,
@@ -395,7 +404,14 @@ fn incoming_data_in(
     check_format(format)?;
     let sms = pdu::parse_data_sms(pdus)?;
     let text = base64::engine::general_purpose::STANDARD.encode(&sms.payload);
-    crate::outbox::incoming_in(tx, sim, &sms.from, &text, sms.sent_at, Some(sms.port), now)?;
+    let received = crate::outbox::Received {
+        sim,
+        from: &sms.from,
+        text: &text,
+        sent_at: sms.sent_at,
+        data_port: Some(sms.port),
+    };
+    crate::outbox::incoming_in(tx, config, received, now)?;
     Ok(())
 }
 

@@ -89,8 +89,13 @@ CREATE TABLE outbox (
 );
 ";
 
-/// v2: a message may be a data SMS to an application port (`body` is then its base64 payload).
-const SCHEMA_V2: &str = "ALTER TABLE messages ADD COLUMN data_port INTEGER;";
+/// Version 2: a message may be a data SMS to an application port (`body` is then its base64
+/// payload), and end-to-end encrypted (`body` and its recipients' `dest` are then
+/// ciphertexts, decrypted only on the way to the radio).
+const SCHEMA_V2: &str = "
+ALTER TABLE messages ADD COLUMN data_port INTEGER;
+ALTER TABLE messages ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
+";
 
 /// Opens (creating or upgrading) the store at `conn`.
 pub fn init(conn: &mut Connection) -> Result<()> {
@@ -162,12 +167,12 @@ mod tests {
         init(&mut conn)?;
         let v: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         assert_eq!(v, VERSION);
-        let (body, port): (String, Option<u16>) = conn.query_row(
-            "SELECT body, data_port FROM messages WHERE id = 'm1'",
+        let (body, port, encrypted): (String, Option<u16>, bool) = conn.query_row(
+            "SELECT body, data_port, encrypted FROM messages WHERE id = 'm1'",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        assert_eq!((body.as_str(), port), ("hi", None));
+        assert_eq!((body.as_str(), port, encrypted), ("hi", None, false));
         Ok(())
     }
 

@@ -269,6 +269,24 @@ mod tests {
     }
 
     #[test]
+    fn config_carries_the_passphrase_and_never_shows_it() {
+        let ok = CreateConfig::parse(r#"{"data_dir":"/x","engine":{"passphrase":"hunter2"}}"#)
+            .expect("a passphrase is an engine setting");
+        let engine = ok.engine.as_ref().expect("engine settings");
+        assert_eq!(
+            engine.passphrase.as_ref().map(|p| p.expose()),
+            Some("hunter2")
+        );
+        assert!(!format!("{ok:?}").contains("hunter2"));
+        let Err(JniError::BadArgument(text)) =
+            CreateConfig::parse(r#"{"data_dir":"/x","engine":{"passphrase":""}}"#)
+        else {
+            panic!("an empty passphrase is refused");
+        };
+        assert!(text.contains("passphrase"), "{text}");
+    }
+
+    #[test]
     fn handles_are_checked_and_destroy_wakes_waiters() {
         let dir = tempfile::tempdir().expect("tempdir");
         let id = create(config(dir.path())).expect("core starts");

@@ -23,7 +23,7 @@ use clap::Args;
 use simrelay_core::link::{LinkError, pair};
 use simrelay_core::phone::{LinkConfig, Phone, PhoneConfig};
 use simrelay_core::sim_modem::{SimBehaviour, SimModem, SimModemConfig};
-use simrelay_core::{Engine, EngineConfig, SimConfig};
+use simrelay_core::{Engine, EngineConfig, Passphrase, SimConfig};
 
 /// Flags of `simrelay sim-phones`.
 #[derive(Debug, Args)]
@@ -62,6 +62,17 @@ pub struct SimPhonesArgs {
     /// How long a sent recipient waits for its delivery report before it ends `unknown`.
     #[arg(long)]
     pub report_timeout_ms: Option<i64>,
+    /// End-to-end passphrase of every phone: decrypts messages sent encrypted, encrypts
+    /// incoming SMS (the engine's `passphrase`).
+    #[arg(long, env = "SIMRELAY_PASSPHRASE", hide_env_values = true, value_parser = passphrase)]
+    pub passphrase: Option<Passphrase>,
+}
+
+fn passphrase(s: &str) -> Result<Passphrase, String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(Passphrase::new(s))
 }
 
 /// Errors of `sim-phones`.
@@ -156,6 +167,7 @@ fn engine_config(args: &SimPhonesArgs) -> EngineConfig {
     if let Some(ms) = args.report_timeout_ms {
         c.report_timeout_ms = ms.max(1);
     }
+    c.passphrase = args.passphrase.clone();
     c
 }
 
@@ -356,5 +368,22 @@ mod tests {
             "wss://relay.example"
         );
         assert!(ws_base("ftp://x").is_err());
+    }
+
+    #[test]
+    fn the_passphrase_flag_reaches_every_engine_and_is_never_shown() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: SimPhonesArgs,
+        }
+        let base = ["sim-phones", "--relay", "http://127.0.0.1:9", "--data", "d"];
+        let cli =
+            Cli::try_parse_from(base.iter().chain(&["--passphrase", "hunter2"])).expect("parses");
+        let config = engine_config(&cli.args);
+        assert_eq!(config.passphrase, Some(Passphrase::new("hunter2")));
+        assert!(!format!("{:?}", cli.args).contains("hunter2"));
+        assert!(Cli::try_parse_from(base.iter().chain(&["--passphrase", ""])).is_err());
     }
 }

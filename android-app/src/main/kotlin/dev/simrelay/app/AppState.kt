@@ -6,7 +6,7 @@ import android.content.SharedPreferences
 /**
  * What the screen shows while no core runs, kept in the app's preferences: the pairing the
  * core stored (a copy for display only; the core's store is the truth), why the service last
- * failed to start, and the keep-awake setting.
+ * failed to start, the keep-awake setting and the end-to-end passphrase.
  */
 object AppState {
     private const val PREFS = "state"
@@ -15,6 +15,7 @@ object AppState {
     private const val KEY_SERVICE_ERROR = "service_error"
     private const val KEY_KEEP_AWAKE = "keep_awake"
     private const val KEY_ASKED = "permissions_asked"
+    private const val KEY_PASSPHRASE = "e2e_passphrase"
 
     private fun prefs(context: Context): SharedPreferences =
         context.applicationContext.getSharedPreferences(PREFS, Context.MODE_PRIVATE)
@@ -42,6 +43,17 @@ object AppState {
 
     fun setKeepAwake(context: Context, on: Boolean) {
         prefs(context).edit().putBoolean(KEY_KEEP_AWAKE, on).apply()
+    }
+
+    /**
+     * The end-to-end passphrase (SMS Gateway for Android's `encryption.passphrase`), handed to
+     * the core as the engine's `passphrase` when it starts. Null: none.
+     */
+    fun passphrase(context: Context): String? =
+        prefs(context).getString(KEY_PASSPHRASE, null)?.takeIf { it.isNotEmpty() }
+
+    fun setPassphrase(context: Context, passphrase: String?) {
+        prefs(context).edit().putString(KEY_PASSPHRASE, passphrase?.takeIf { it.isNotEmpty() }).apply()
     }
 
     /** Whether the permission dialog was asked for once (a denial after that is "refused"). */

@@ -74,11 +74,17 @@ object CoreHolder {
         } catch (e: Exception) {
             null
         }
+        val engine = engineConfig?.let { JSONObject(it.toString()) }
+        val passphrase = AppState.passphrase(context)
         return JSONObject()
             .put("data_dir", context.noBackupFilesDir.absolutePath)
             .put("app_version", version ?: "unknown")
             .put("device_name", "${Build.MANUFACTURER} ${Build.MODEL}")
-            .apply { engineConfig?.let { put("engine", JSONObject(it.toString())) } }
+            .apply {
+                if (engine != null || passphrase != null) {
+                    put("engine", (engine ?: JSONObject()).apply { passphrase?.let { put("passphrase", it) } })
+                }
+            }
             .toString()
     }
 }

@@ -86,6 +86,16 @@ class MainActivity : Activity() {
             isChecked = AppState.keepAwake(this@MainActivity)
             setOnCheckedChangeListener { _, on -> AppState.setKeepAwake(this@MainActivity, on) }
         }.also { column.addView(it) }
+        text("End-to-end encryption (SMS Gateway for Android clients): the passphrase decrypts messages sent encrypted and encrypts incoming SMS. Empty: none. Takes effect at the next start.")
+        val passphrase = EditText(this).apply {
+            hint = "Passphrase"
+            inputType = InputType.TYPE_CLASS_TEXT or InputType.TYPE_TEXT_VARIATION_PASSWORD
+            setText(AppState.passphrase(this@MainActivity) ?: "")
+        }.also { column.addView(it) }
+        button("Save passphrase") {
+            AppState.setPassphrase(this, passphrase.text.toString())
+            Toast.makeText(this, "Saved; restart the relay service to use it", Toast.LENGTH_SHORT).show()
+        }
         button("Start relay service") {
             AppState.setServiceError(this, null)
             RelayService.start(this)
