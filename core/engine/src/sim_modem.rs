@@ -60,6 +60,11 @@ pub struct SimModemConfig {
     /// A file that records every transmitted part (one line each), so the count survives a
     /// kill of the phone's process: the radio is the outside world.
     pub ledger: Option<std::path::PathBuf>,
+    /// Numbers starting with this answer every SMS they receive (a test double of a far end,
+    /// for tests that need incoming SMS): a text with `echo: ` and the text, a data SMS with
+    /// the same payload to the same port, from the number sent to, just after the delivery
+    /// report.
+    pub echo_prefix: Option<String>,
 }
 
 /// Identifies a transmitted part across attempts: (message id, recipient index, part).
@@ -167,6 +172,9 @@ impl SimRadio {
         };
         let fails = b.fail_rate > 0.0 && self.rng.random_bool(b.fail_rate.min(1.0));
         let sent_at = now + b.latency_ms;
+        if !fails {
+            self.echo(cmd, sent_at + b.report_delay_ms + 1);
+        }
         for part in 0..parts {
             let key = cmd.key(part);
             if fails {
@@ -222,6 +230,36 @@ impl SimRadio {
                 self.schedule(report_at, report_event(&key, pdu));
             }
         }
+    }
+
+    /// The far end's answer to `cmd` at `at`, when its number is an echo number.
+    fn echo(&mut self, cmd: &SendCommand, at: Millis) {
+        let Some(prefix) = &self.config.echo_prefix else {
+            return;
+        };
+        if !cmd.to.starts_with(prefix.as_str()) {
+            return;
+        }
+        let event = match &cmd.data {
+            Some(data) => ModemEvent::IncomingData {
+                sim: Some(cmd.sim),
+                pdus: vec![pdu::build_data_pdu(
+                    &cmd.to,
+                    data.port,
+                    &data.payload,
+                    at,
+                    None,
+                )],
+                format: "3gpp".into(),
+            },
+            None => ModemEvent::Incoming {
+                sim: Some(cmd.sim),
+                from: cmd.to.clone(),
+                text: format!("echo: {}", cmd.text),
+                sent_at: Some(at),
+            },
+        };
+        self.schedule(at, event);
     }
 
     fn report(&self, to: &str, status: u8, at: Millis) -> Vec<u8> {

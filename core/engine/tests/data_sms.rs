@@ -286,3 +286,57 @@ fn data_sms_decoding_names_the_reason() {
     assert_eq!(DataRefusal::TooLong.reason(), "data_too_long");
     assert_eq!(DataRefusal::InvalidData.reason(), "invalid_data");
 }
+
+/// The simulated far end of `echo_prefix` answers a text with `echo: ` and a data SMS with
+/// its payload; other numbers stay silent.
+#[test]
+fn echo_numbers_answer_texts_and_data() {
+    use simrelay_core::modem::{DataSms, ModemEvent, SendCommand};
+    use simrelay_core::sim_modem::{SimModemConfig, SimRadio};
+
+    let mut radio = SimRadio::new(SimModemConfig {
+        echo_prefix: Some("+1555019".into()),
+        ..SimModemConfig::default()
+    });
+    let cmd = |to: &str, data: Option<DataSms>| SendCommand {
+        message_id: "m".into(),
+        idx: 0,
+        attempt: 1,
+        sim: 1,
+        to: to.into(),
+        text: if data.is_some() { String::new() } else { "hi".into() },
+        parts: 1,
+        delivery_report: true,
+        data,
+    };
+    radio.transmit(&cmd("+15550100001", None), 1_000);
+    radio.transmit(&cmd("+15550190001", None), 1_000);
+    let payload = DataSms {
+        port: 53739,
+        payload: vec![0, 1, 2, 255],
+    };
+    radio.transmit(&cmd("+15550190002", Some(payload)), 1_000);
+    let events = radio.due(10_000);
+    let texts: Vec<(&str, &str)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ModemEvent::Incoming { from, text, .. } => Some((from.as_str(), text.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, [("+15550190001", "echo: hi")]);
+    let data: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ModemEvent::IncomingData { pdus, .. } => {
+                Some(simrelay_core::pdu::parse_data_sms(pdus).expect("a data PDU"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(data.len(), 1);
+    assert_eq!(
+        (data[0].from.as_str(), data[0].port, data[0].payload.as_slice()),
+        ("+15550190002", 53739, [0u8, 1, 2, 255].as_slice())
+    );
+}

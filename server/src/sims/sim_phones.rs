@@ -66,6 +66,11 @@ pub struct SimPhonesArgs {
     /// incoming SMS (the engine's `passphrase`).
     #[arg(long, env = "SIMRELAY_PASSPHRASE", hide_env_values = true, value_parser = passphrase)]
     pub passphrase: Option<Passphrase>,
+    /// Numbers starting with this answer every SMS sent to them (the simulated far end: a
+    /// text comes back as `echo: <text>`, a data SMS with its payload), so that tests get
+    /// incoming SMS through the API. E.g. `+1555019`.
+    #[arg(long)]
+    pub echo_prefix: Option<String>,
 }
 
 fn passphrase(s: &str) -> Result<Passphrase, String> {
@@ -323,6 +328,7 @@ pub async fn start(args: &SimPhonesArgs) -> Result<SimPhones, SimPhonesError> {
             },
             seed: i as u64,
             ledger: Some(ledger_path(&args.data, i)),
+            echo_prefix: args.echo_prefix.clone(),
             ..SimModemConfig::default()
         });
         let phone = start_phone(
