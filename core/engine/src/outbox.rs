@@ -259,12 +259,12 @@ pub fn incoming_id(sim: Option<i32>, from: &str, text: &str, sent_at: Millis) ->
     format!("in_{}", &hex::encode(h.finalize())[..24])
 }
 
-/// Stores an incoming SMS inside the caller's transaction; returns its stable id.
 /// The sender stored for an incoming SMS that arrived without one.
 pub const UNKNOWN_SENDER: &str = "unknown";
 
-/// With a passphrase set, the event carries `from` and `text` encrypted (the store on the
-/// phone keeps them as they came, for the id and deduplication).
+/// Stores an incoming SMS inside the caller's transaction; returns its stable id. With a
+/// passphrase set, the event carries `from` and `text` encrypted (the store on the phone
+/// keeps them as they came, for the id and deduplication).
 pub(crate) fn incoming_in(
     tx: &Connection,
     config: &EngineConfig,
