@@ -22,6 +22,30 @@ RUST_TO_JVM = {
 }
 
 
+def split_params(text):
+    """Splits a Rust parameter list at its top-level commas (generics hold commas too)."""
+    params, depth, current = [], 0, ""
+    for c in text:
+        depth += {"<": 1, ">": -1}.get(c, 0)
+        if c == "," and depth == 0:
+            params.append(current.strip())
+            current = ""
+        else:
+            current += c
+    params.append(current.strip())
+    return [p for p in params if p]
+
+
+def jvm_type(rust):
+    """JVM descriptor of a Rust JNI type: `JObjectArray<'l, E>` is an array of E."""
+    t = re.sub(r"'\w+\s*,?\s*", "", rust).replace(" ", "")
+    if t.startswith("JObjectArray<") and t.endswith(">"):
+        inner = t[len("JObjectArray<"):-1]
+        return "[" + jvm_type(inner) if inner else "[Ljava/lang/Object;"
+    base = re.sub(r"<.*", "", t)
+    return RUST_TO_JVM.get(base, "?" + base)
+
+
 def natives(classes):
     """(symbol, descriptor, static) of every native method in the compiled classes."""
     names = []
@@ -58,12 +82,13 @@ def exports(path):
     pattern = re.compile(
         r'extern "system" fn (Java_\w+)(?:<[^>]*>)?\((.*?)\)\s*(?:->\s*([\w<>\' ]+?))?\s*\{', re.S)
     for m in pattern.finditer(src):
-        params = [p.strip() for p in m.group(2).split(",") if p.strip()]
-        types = [re.sub(r"<.*", "", p.split(":", 1)[1].strip()) for p in params]
+        params = split_params(m.group(2))
+        full = [p.split(":", 1)[1].strip() for p in params]
+        types = [re.sub(r"<.*", "", t) for t in full]
         if types[:1] != ["EnvUnowned"]:
             sys.exit("%s: first parameter must be EnvUnowned" % m.group(1))
         receiver = types[1]
-        args = "".join(RUST_TO_JVM.get(t, "?" + t) for t in types[2:])
+        args = "".join(jvm_type(t) for t in full[2:])
         ret = m.group(3)
         ret = "V" if ret is None else RUST_TO_JVM.get(re.sub(r"<.*", "", ret.strip()), "?" + ret)
         result[m.group(1)] = ("(%s)%s" % (args, ret), receiver)

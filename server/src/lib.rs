@@ -7,6 +7,7 @@
 //! in `sims`, behind the `sims` feature (on by default); without it this crate is the relay.
 
 pub mod api;
+pub mod compat;
 pub mod config;
 pub mod data_dir;
 pub mod dispatch;
@@ -80,6 +81,8 @@ pub struct Inner {
     pub shutdown: watch::Sender<bool>,
     /// SIM health and stickiness for routing across a rack.
     pub rack: rack::Rack,
+    /// The compatible API's JWT signer and remembered password checks.
+    pub compat_auth: compat::auth::AuthState,
 }
 
 impl Deref for AppState {
@@ -152,6 +155,7 @@ impl AppState {
                 tls_fingerprint,
                 shutdown,
                 rack,
+                compat_auth: compat::auth::AuthState::default(),
             }),
         })
     }

@@ -25,6 +25,8 @@ fn message(account: &str, id: &str) -> NewMessage {
         sim: None,
         pool: None,
         delivery_report: true,
+        encrypted: false,
+        data_port: None,
         created_at: 1,
     }
 }

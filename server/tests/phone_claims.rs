@@ -31,6 +31,8 @@ fn message(account: &str, id: &str, pool: Option<&str>, sim: Option<i32>) -> New
         sim,
         pool: pool.map(str::to_string),
         delivery_report: true,
+        encrypted: false,
+        data_port: None,
         created_at: 1,
     }
 }

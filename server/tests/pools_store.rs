@@ -37,6 +37,8 @@ fn message(account: &str, id: &str, phone: Option<&str>) -> NewMessage {
         sim: None,
         pool: None,
         delivery_report: true,
+        encrypted: false,
+        data_port: None,
         created_at: 1,
     }
 }

@@ -18,6 +18,8 @@ fn message(account: &str, id: &str, phone: Option<&str>, priority: i32) -> NewMe
         sim: None,
         pool: None,
         delivery_report: true,
+        encrypted: false,
+        data_port: None,
         created_at: 1,
     }
 }

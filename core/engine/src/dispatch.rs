@@ -13,7 +13,7 @@ use crate::e2e;
 use crate::engine::MAX_TEXT_CHARS;
 use crate::engine::{Change, Engine, emit_recipient, set_state};
 use crate::error::Result;
-use crate::modem::SendCommand;
+use crate::modem::{DataSms, SendCommand};
 use crate::pacing::{SimPace, Wait};
 
 /// Rows looked at per dispatch; the rest wait for the next call.
@@ -30,6 +30,7 @@ struct Candidate {
     priority: i32,
     delivery_report: bool,
     valid_until: Millis,
+    data_port: Option<u16>,
     encrypted: bool,
 }
 
@@ -60,6 +61,19 @@ impl Engine {
                 )?;
                 continue;
             }
+            // A plaintext data SMS is checked at once; an encrypted one once decrypted.
+            let mut data = None;
+            if let (false, Some(port)) = (c.encrypted, c.data_port) {
+                match DataSms::decode(port, &c.body) {
+                    Ok(d) => data = Some(d),
+                    Err(refusal) => {
+                        // Any phone would refuse it: failed here, never handed to a radio.
+                        let failed = Change::to(RecipientState::Failed).reason(refusal.reason());
+                        set_state(&tx, &c.message_id, c.idx, failed, now)?;
+                        continue;
+                    }
+                }
+            }
             let expedited = c.priority >= EXPEDITED_PRIORITY;
             let mut best = pick(&mut sims, c.sim, c.parts, expedited, now, config, &mut wait);
             let mut parts = c.parts;
@@ -67,6 +81,19 @@ impl Engine {
             // parts of its ciphertext), then picked again by the parts of its plaintext.
             let (to, text) = if c.encrypted && best.is_some() {
                 match plaintext(plain, config, &c) {
+                    Ok((number, body)) if c.data_port.is_some() => {
+                        let port = c.data_port.expect("a data SMS");
+                        match DataSms::decode(port, &body) {
+                            Ok(d) => data = Some(d),
+                            Err(refusal) => {
+                                let failed =
+                                    Change::to(RecipientState::Failed).reason(refusal.reason());
+                                set_state(&tx, &c.message_id, c.idx, failed, now)?;
+                                continue;
+                            }
+                        }
+                        (number, body)
+                    }
                     Ok((number, body)) => {
                         parts = crate::segment::count_parts(&body);
                         if parts != c.parts {
@@ -130,9 +157,10 @@ impl Engine {
                 attempt,
                 sim: sim.sub_id,
                 to,
-                text,
+                text: if data.is_some() { String::new() } else { text },
                 parts,
                 delivery_report: c.delivery_report,
+                data,
             });
         }
         if !out.is_empty() {
@@ -272,7 +300,7 @@ fn plaintext(
 fn candidates(tx: &Connection, now: Millis, acked: u64) -> Result<Vec<Candidate>> {
     let mut stmt = tx.prepare_cached(
         "SELECT r.message_id, r.idx, r.dest, r.parts, r.attempt, m.body, m.sim, r.priority,
-                m.delivery_report, m.valid_until, m.encrypted
+                m.delivery_report, m.valid_until, m.data_port, m.encrypted
          FROM recipients r JOIN messages m ON m.id = r.message_id
          WHERE r.state = 'queued' AND r.next_at <= ?1
            AND (r.accept_seq IS NULL OR r.accept_seq <= ?2)
@@ -291,7 +319,8 @@ fn candidates(tx: &Connection, now: Millis, acked: u64) -> Result<Vec<Candidate>
             priority: r.get(7)?,
             delivery_report: r.get(8)?,
             valid_until: r.get(9)?,
-            encrypted: r.get(10)?,
+            data_port: r.get(10)?,
+            encrypted: r.get(11)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -291,6 +291,9 @@ pub fn validate(m: &OutboundMessage) -> Result<()> {
             "text is longer than 10000 characters"
         });
     }
+    if m.data_port == Some(0) {
+        return bad("data_port must be 1 to 65535");
+    }
     let mut seen = std::collections::HashSet::new();
     for r in &m.recipients {
         if !seen.insert(r.idx) {
@@ -326,20 +329,24 @@ pub(crate) fn insert_message(
     let valid_until = m
         .valid_until
         .unwrap_or(m.schedule_at.unwrap_or(now).max(now) + config.default_validity_ms);
-    let stored: Option<(String, i32, Option<i32>)> = tx
-        .prepare_cached("SELECT body, priority, sim FROM messages WHERE id = ?1")?
-        .query_row([&m.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let stored: Option<(String, i32, Option<i32>, Option<u16>)> = tx
+        .prepare_cached("SELECT body, priority, sim, data_port FROM messages WHERE id = ?1")?
+        .query_row([&m.id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
     match stored {
-        Some((body, priority, sim)) if body != m.text || priority != m.priority || sim != m.sim => {
+        Some((body, priority, sim, port))
+            if body != m.text || priority != m.priority || sim != m.sim || port != m.data_port =>
+        {
             return Ok(Submitted::Conflict);
         }
         Some(_) => {}
         None => {
             tx.prepare_cached(
                 "INSERT INTO messages (id, body, priority, valid_until, schedule_at, sim,
-                    delivery_report, resend_unknown, created_at, encrypted)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    delivery_report, resend_unknown, created_at, data_port, encrypted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 m.id,
@@ -351,11 +358,16 @@ pub(crate) fn insert_message(
                 m.delivery_report,
                 m.resend_unknown,
                 now,
+                m.data_port,
                 m.encrypted
             ])?;
         }
     }
-    let parts = segment::count_parts(&m.text);
+    // A data SMS is one PDU; its size is checked when it is handed to the radio.
+    let parts = match m.data_port {
+        Some(_) => 1,
+        None => segment::count_parts(&m.text),
+    };
     let mut added = false;
     for r in &m.recipients {
         let existing: Option<String> = tx

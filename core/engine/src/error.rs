@@ -12,9 +12,10 @@ pub enum Error {
     Store(rusqlite::Error),
     #[error("invalid message: {0}")]
     Invalid(String),
-    #[error("delivery report: {0}")]
+    /// A delivery report or an incoming data SMS the core cannot parse.
+    #[error("PDU: {0}")]
     Pdu(#[from] crate::pdu::PduError),
-    #[error("delivery report format {0:?} is not parsed by the core")]
+    #[error("PDU format {0:?} is not parsed by the core")]
     UnsupportedFormat(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

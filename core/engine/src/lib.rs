@@ -28,7 +28,9 @@ pub use engine::{
     Engine, EngineStatus, MAX_TEXT_CHARS, Origin, RecipientView, SimConfig, Submitted, validate,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use modem::{Command, CommandQueue, Modem, ModemEvent, Next, PartKey, SendCommand};
+pub use modem::{
+    Command, CommandQueue, DataSms, MAX_DATA_BYTES, Modem, ModemEvent, Next, PartKey, SendCommand,
+};
 pub use outbox::{RelayOp, UNKNOWN_SENDER, incoming_id};
 pub use simrelay_protocol as protocol;
 /// Result codes and segmentation live in the protocol crate (the relay counts parts and names

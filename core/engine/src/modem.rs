@@ -28,6 +28,79 @@ pub struct SendCommand {
     /// The engine's estimate; the device's own `divideMessage` count wins.
     pub parts: u32,
     pub delivery_report: bool,
+    /// A data SMS instead of a text: `text` is then empty and `parts` is 1
+    /// (`SmsManager.sendDataMessage`, one sent and one delivery intent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataSms>,
+}
+
+/// The payload of a data SMS and its application port, as the radio sends it.
+///
+/// One PDU of 8-bit data with a 16-bit port header: at most [`MAX_DATA_BYTES`] bytes.
+/// In JSON (the Kotlin shell's command) the payload is standard base64.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct DataSms {
+    /// Destination application port.
+    pub port: u16,
+    #[serde(with = "base64_bytes")]
+    pub payload: Vec<u8>,
+}
+
+impl DataSms {
+    /// The data SMS a stored message stands for: `text` is its payload in standard base64.
+    pub fn decode(port: u16, text: &str) -> Result<Self, DataRefusal> {
+        use base64::Engine as _;
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|_| DataRefusal::InvalidData)?;
+        if payload.is_empty() {
+            // `sendDataMessage` throws on an empty payload.
+            return Err(DataRefusal::InvalidData);
+        }
+        if payload.len() > MAX_DATA_BYTES {
+            return Err(DataRefusal::TooLong);
+        }
+        Ok(Self { port, payload })
+    }
+}
+
+/// Why a data SMS never reaches the radio (the recipient ends `failed` with this reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataRefusal {
+    /// Not standard base64, or empty.
+    InvalidData,
+    /// More than [`MAX_DATA_BYTES`] bytes.
+    TooLong,
+}
+
+impl DataRefusal {
+    /// The recipient's `reason`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::InvalidData => "invalid_data",
+            Self::TooLong => "data_too_long",
+        }
+    }
+}
+
+/// Most payload bytes of a data SMS: 140 octets of user data less the port header
+/// (UDHL 1 + IEI 0x05, length 1, two 16-bit ports = 7 octets). Android sends a data SMS as a
+/// single PDU (`sendDataMessage` never segments).
+pub const MAX_DATA_BYTES: usize = 140 - 7;
+
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl SendCommand {
@@ -84,6 +157,13 @@ pub enum ModemEvent {
         from: String,
         text: String,
         sent_at: Option<Millis>,
+    },
+    /// A data SMS arrived: the raw SMS-DELIVER PDUs of Android's `DATA_SMS_RECEIVED`
+    /// (`"pdus"` and `"format"` extras), parsed by the engine ([`crate::pdu::parse_data_sms`]).
+    IncomingData {
+        sim: Option<i32>,
+        pdus: Vec<Vec<u8>>,
+        format: String,
     },
 }
 

@@ -129,6 +129,20 @@ impl Engine {
         Ok(())
     }
 
+    /// The seq of the newest event (0 when none was ever written): a change tells that a call
+    /// appended events.
+    pub(crate) fn last_event_seq(&self) -> Result<u64> {
+        let seq: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT MAX(seq) FROM outbox")?
+            .query_row([], |r| r.get(0))?;
+        match seq {
+            Some(seq) => Ok(seq as u64),
+            // Everything was acknowledged and dropped: the newest seq is the acknowledged one.
+            None => acked_in(&self.conn),
+        }
+    }
+
     pub fn acked_seq(&self) -> Result<u64> {
         acked_in(&self.conn)
     }
@@ -193,7 +207,14 @@ impl Engine {
         now: Millis,
     ) -> Result<String> {
         let tx = self.conn.transaction()?;
-        let id = incoming_in(&tx, &self.config, sim, from, text, sent_at, now)?;
+        let sms = Received {
+            sim,
+            from,
+            text,
+            sent_at,
+            data_port: None,
+        };
+        let id = incoming_in(&tx, &self.config, sms, now)?;
         tx.commit()?;
         Ok(id)
     }
@@ -262,18 +283,34 @@ pub fn incoming_id(sim: Option<i32>, from: &str, text: &str, sent_at: Millis) ->
 /// The sender stored for an incoming SMS that arrived without one.
 pub const UNKNOWN_SENDER: &str = "unknown";
 
-/// Stores an incoming SMS inside the caller's transaction; returns its stable id. With a
-/// passphrase set, the event carries `from` and `text` encrypted (the store on the phone
-/// keeps them as they came, for the id and deduplication).
+/// An SMS as the radio delivered it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Received<'a> {
+    pub sim: Option<i32>,
+    pub from: &'a str,
+    pub text: &'a str,
+    pub sent_at: Option<Millis>,
+    /// A data SMS to this port (`text` is then its payload in base64).
+    pub data_port: Option<u16>,
+}
+
+/// Stores an incoming SMS inside the caller's transaction; returns its stable id. A data SMS
+/// (`data_port`) has its payload in base64 as `text`. With a passphrase set, the event carries
+/// `from` and `text` encrypted (the store on the phone keeps them as they came, for the id
+/// and deduplication).
 pub(crate) fn incoming_in(
     tx: &Connection,
     config: &EngineConfig,
-    sim: Option<i32>,
-    from: &str,
-    text: &str,
-    sent_at: Option<Millis>,
+    sms: Received<'_>,
     now: Millis,
 ) -> Result<String> {
+    let Received {
+        sim,
+        from,
+        text,
+        sent_at,
+        data_port,
+    } = sms;
     // Some networks deliver SMS without an originating address (or an alphanumeric one,
     // kept as is): stored under a placeholder, never dropped.
     let from = if from.trim().is_empty() {
@@ -315,7 +352,7 @@ pub(crate) fn incoming_in(
                 sent_at,
                 received_at: now,
                 encrypted,
-                data_port: None,
+                data_port,
             }),
         )?;
     }

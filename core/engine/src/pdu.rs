@@ -6,9 +6,13 @@
 //! Optional TP-PI and whatever follows are ignored, as are trailing bytes. Timestamps are
 //! converted to UTC unix milliseconds. Errors never quote PDU bytes or numbers.
 //! [`outcome`] maps TP-Status to what the engine does (reference `android-sms.md`, section 2).
+//! Incoming data SMS (SMS-DELIVER with an application port) are parsed in `deliver`.
 
 use crate::segment::{self, GSM7_ESCAPE, Gsm7Code};
 pub use simrelay_protocol::Millis;
+
+mod deliver;
+pub use deliver::{Concat, DataPdu, DataSmsIn, build_data_pdu, parse_data_pdu, parse_data_sms};
 
 /// A parsed SMS-STATUS-REPORT.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +52,10 @@ impl ReportOutcome {
     }
 }
 
-/// Why a status report could not be parsed.
+/// Why a status report or a data SMS could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PduError {
-    #[error("status report PDU truncated in {field}")]
+    #[error("PDU truncated in {field}")]
     Truncated { field: &'static str },
     #[error("PDU is not an SMS-STATUS-REPORT (message type indicator {mti})")]
     NotStatusReport { mti: u8 },
@@ -61,6 +65,12 @@ pub enum PduError {
     BadAddress { field: &'static str },
     #[error("PDU hex is malformed")]
     BadHex,
+    #[error("PDU is not an SMS-DELIVER (message type indicator {mti})")]
+    NotDeliver { mti: u8 },
+    #[error("SMS is not a data SMS: {why}")]
+    NotData { why: &'static str },
+    #[error("data SMS parts do not fit together: {why}")]
+    Parts { why: &'static str },
 }
 
 /// TP-MTI of an SMS-STATUS-REPORT.
@@ -648,6 +658,13 @@ mod tests {
             PduError::BadTimestamp { field: "SC" },
             PduError::BadAddress { field: "recipient" },
             PduError::BadHex,
+            PduError::NotDeliver { mti: 1 },
+            PduError::NotData {
+                why: "no application port",
+            },
+            PduError::Parts {
+                why: "no PDU given",
+            },
         ];
         for err in errors {
             let text = err.to_string();

@@ -403,14 +403,18 @@ async fn schedule(phone: PhoneHandle) {
     let shared = phone.shared.clone();
     loop {
         let step = phone.with_engine(|e, now| {
-            let ended = e.tick(now)?;
+            let before = e.last_event_seq()?;
+            e.tick(now)?;
             let due = e.due(now)?;
-            Ok((ended, due, e.next_wakeup(now)?, now))
+            let emitted = e.last_event_seq()? != before;
+            Ok((emitted, due, e.next_wakeup(now)?, now))
         });
         let wait = match step {
-            Ok((ended, due, next, now)) => {
-                // Both append events: the link sends them now, not with the next radio result.
-                if ended > 0 || !due.is_empty() {
+            Ok((emitted, due, next, now)) => {
+                // Ended deadlines, hand-overs and refusals (an expired or undecodable message
+                // ends in `due` without a command) append events: the link sends them now, not
+                // with the next radio result.
+                if emitted {
                     shared.events.notify_one();
                 }
                 if !due.is_empty() {

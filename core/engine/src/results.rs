@@ -91,8 +91,19 @@ impl Engine {
                     from,
                     text,
                     sent_at,
-                } => crate::outbox::incoming_in(&sp, &config, *sim, from, text, *sent_at, now)
-                    .map(|_| ()),
+                } => {
+                    let sms = crate::outbox::Received {
+                        sim: *sim,
+                        from,
+                        text,
+                        sent_at: *sent_at,
+                        data_port: None,
+                    };
+                    crate::outbox::incoming_in(&sp, &config, sms, now).map(|_| ())
+                }
+                ModemEvent::IncomingData { sim, pdus, format } => {
+                    incoming_data_in(&sp, &config, *sim, pdus, format, now)
+                }
             };
             if r.is_ok() {
                 sp.commit()?;
@@ -366,11 +377,42 @@ fn sent_in(
     Ok(())
 }
 
-fn parse_report(raw: &[u8], format: &str) -> Result<StatusReport> {
+/// The core parses 3GPP PDUs only; 3GPP2 (CDMA) ones are refused.
+fn check_format(format: &str) -> Result<()> {
     if format != "3gpp" {
         return Err(Error::UnsupportedFormat(format.chars().take(16).collect()));
     }
+    Ok(())
+}
+
+fn parse_report(raw: &[u8], format: &str) -> Result<StatusReport> {
+    check_format(format)?;
     Ok(pdu::parse_status_report(raw)?)
+}
+
+/// Stores an incoming data SMS (its SMS-DELIVER PDUs) as an incoming SMS with its port and
+/// the payload in base64.
+fn incoming_data_in(
+    tx: &Connection,
+    config: &crate::config::EngineConfig,
+    sim: Option<i32>,
+    pdus: &[Vec<u8>],
+    format: &str,
+    now: Millis,
+) -> Result<()> {
+    use base64::Engine as _;
+    check_format(format)?;
+    let sms = pdu::parse_data_sms(pdus)?;
+    let text = base64::engine::general_purpose::STANDARD.encode(&sms.payload);
+    let received = crate::outbox::Received {
+        sim,
+        from: &sms.from,
+        text: &text,
+        sent_at: sms.sent_at,
+        data_port: Some(sms.port),
+    };
+    crate::outbox::incoming_in(tx, config, received, now)?;
+    Ok(())
 }
 
 /// Applies a parsed delivery report inside the caller's transaction.

@@ -89,9 +89,11 @@ CREATE TABLE outbox (
 );
 ";
 
-/// Version 2: end-to-end encrypted messages (`body` and their recipients' `dest` are then
+/// Version 2: a message may be a data SMS to an application port (`body` is then its base64
+/// payload), and end-to-end encrypted (`body` and its recipients' `dest` are then
 /// ciphertexts, decrypted only on the way to the radio).
 const SCHEMA_V2: &str = "
+ALTER TABLE messages ADD COLUMN data_port INTEGER;
 ALTER TABLE messages ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
 ";
 
@@ -153,24 +155,24 @@ mod tests {
     }
 
     #[test]
-    fn upgrades_a_version_1_store_keeping_its_messages() -> Result<()> {
+    fn upgrades_a_v1_store_keeping_its_messages() -> Result<()> {
         let mut conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA_V1)?;
-        conn.pragma_update(None, "user_version", 1)?;
         conn.execute(
             "INSERT INTO messages (id, body, priority, valid_until, sim, delivery_report,
-                resend_unknown, created_at) VALUES ('m', 'hi', 0, 10, NULL, 1, 0, 1)",
+                resend_unknown, created_at) VALUES ('m1', 'hi', 0, 9, NULL, 1, 0, 1)",
             [],
         )?;
+        conn.pragma_update(None, "user_version", 1)?;
         init(&mut conn)?;
         let v: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         assert_eq!(v, VERSION);
-        let (body, encrypted): (String, bool) = conn.query_row(
-            "SELECT body, encrypted FROM messages WHERE id = 'm'",
+        let (body, port, encrypted): (String, Option<u16>, bool) = conn.query_row(
+            "SELECT body, data_port, encrypted FROM messages WHERE id = 'm1'",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        assert_eq!((body.as_str(), encrypted), ("hi", false));
+        assert_eq!((body.as_str(), port, encrypted), ("hi", None, false));
         Ok(())
     }
 

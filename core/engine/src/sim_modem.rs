@@ -76,6 +76,18 @@ pub struct SimRadio {
     transmitted: BTreeMap<TransmitKey, u32>,
     message_ref: u8,
     ledger: Option<std::fs::File>,
+    data_sent: Vec<DataSent>,
+}
+
+/// A data SMS the simulated radio transmitted, as it left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSent {
+    pub message_id: String,
+    pub idx: u32,
+    pub sim: i32,
+    pub to: String,
+    pub port: u16,
+    pub payload: Vec<u8>,
 }
 
 impl SimRadio {
@@ -90,6 +102,7 @@ impl SimRadio {
             transmitted: BTreeMap::new(),
             message_ref: 0,
             ledger: None,
+            data_sent: Vec::new(),
         }
     }
 
@@ -148,7 +161,10 @@ impl SimRadio {
         if b.silent {
             return;
         }
-        let parts = segment::count_parts(&cmd.text);
+        let parts = match &cmd.data {
+            Some(_) => 1,
+            None => segment::count_parts(&cmd.text),
+        };
         let fails = b.fail_rate > 0.0 && self.rng.random_bool(b.fail_rate.min(1.0));
         let sent_at = now + b.latency_ms;
         for part in 0..parts {
@@ -169,6 +185,16 @@ impl SimRadio {
                 .transmitted
                 .entry((cmd.message_id.clone(), cmd.idx, part))
                 .or_insert(0) += 1;
+            if let Some(data) = &cmd.data {
+                self.data_sent.push(DataSent {
+                    message_id: cmd.message_id.clone(),
+                    idx: cmd.idx,
+                    sim: cmd.sim,
+                    to: cmd.to.clone(),
+                    port: data.port,
+                    payload: data.payload.clone(),
+                });
+            }
             if let Some(ledger) = &mut self.ledger {
                 use std::io::Write;
                 let line = format!("{}\t{}\t{part}\n", cmd.message_id, cmd.idx);
@@ -229,6 +255,18 @@ impl SimRadio {
         );
     }
 
+    /// A data SMS arriving at `at` as the raw SMS-DELIVER PDUs Android would broadcast.
+    pub fn inject_incoming_data(&mut self, sim: Option<i32>, pdus: Vec<Vec<u8>>, at: Millis) {
+        self.schedule(
+            at,
+            ModemEvent::IncomingData {
+                sim,
+                pdus,
+                format: "3gpp".into(),
+            },
+        );
+    }
+
     /// Events due at `now`, in time order.
     pub fn due(&mut self, now: Millis) -> Vec<ModemEvent> {
         let mut out = Vec::new();
@@ -265,6 +303,11 @@ impl SimRadio {
     /// Parts transmitted more than once (must stay 0).
     pub fn duplicates(&self) -> usize {
         self.transmitted.values().filter(|&&n| n > 1).count()
+    }
+
+    /// Every data SMS transmitted, in order (text sends are only counted).
+    pub fn data_sent(&self) -> &[DataSent] {
+        &self.data_sent
     }
 
     /// Parts transmitted in all.

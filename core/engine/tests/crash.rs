@@ -192,6 +192,7 @@ fn the_radio_ledger_survives_the_phone_process() {
         text: "x".repeat(200),
         parts: 2,
         delivery_report: false,
+        data: None,
     };
     let mut radio = SimRadio::with_ledger(config.clone()).expect("ledger");
     radio.transmit(&cmd("a"), T0);

@@ -443,6 +443,40 @@ async fn a_deadline_ending_a_state_is_reported_without_other_traffic() {
     phone.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_data_sms_refused_before_the_radio_is_reported_without_other_traffic() {
+    // The dispatcher fails it (too long) without handing anything to the radio: that change
+    // alone must reach the relay, as a deadline's does.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    let dir = common::temp_dir();
+    let (phone, _h, modem) = start_phone(&dir, url);
+    let mut relay = accept(&listener).await;
+    assert!(matches!(relay.recv().await, PhoneFrame::Hello { .. }));
+    relay.send(&welcome(0)).await;
+    let long = simrelay_core::protocol::OutboundMessage {
+        data_port: Some(53739),
+        ..msg("data", &["+15551230001"], &"A".repeat(200))
+    };
+    relay
+        .send(&RelayFrame::Send {
+            seq: 1,
+            message: long,
+        })
+        .await;
+    let ev = relay.events(1, Some(1)).await;
+    relay.send(&RelayFrame::Ack { seq: ev[0].0 }).await;
+    let ev = relay.events(1, None).await;
+    let Event::Recipient(update) = &ev[0].1 else {
+        panic!("a recipient event")
+    };
+    assert_eq!(update.state, RecipientState::Failed);
+    assert_eq!(update.reason.as_deref(), Some("data_too_long"));
+    assert!(!update.unsent);
+    assert_eq!(modem.with_radio(|r| r.total_transmitted()), 0);
+    phone.shutdown().await;
+}
+
 /// Wall time that moves with tokio's clock plus a jump the test makes: a device suspend,
 /// during which the wall clock runs on and tokio's monotonic clock stands still.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 //! quoting its value (it may be a phone number or an SMS body).
 
 use jni::Env;
-use jni::objects::{JByteArray, JString};
+use jni::objects::{JByteArray, JObjectArray, JString};
 use jni::refs::Reference as _;
 use simrelay_core::{Command, Next, PartKey};
 
@@ -42,7 +42,35 @@ pub fn bytes_arg(env: &Env<'_>, a: &JByteArray<'_>, what: &str) -> Result<Vec<u8
     Ok(env.convert_byte_array(a)?)
 }
 
-/// A count or index that must not be negative.
+/// Most byte arrays taken from one `byte[][]` (a concatenated SMS has at most 255 parts).
+pub const MAX_ARRAYS: usize = 255;
+
+/// A non-null `byte[][]` with non-null elements (the PDUs of one incoming SMS). Each element
+/// is read in its own local frame, so the local references do not pile up.
+pub fn byte_arrays_arg(
+    env: &mut Env<'_>,
+    a: &JObjectArray<'_, JByteArray<'_>>,
+    what: &str,
+) -> Result<Vec<Vec<u8>>, JniError> {
+    if a.is_null() {
+        return Err(JniError::bad(format!("{what} is null")));
+    }
+    let len = a.len(env)?;
+    if len > MAX_ARRAYS {
+        return Err(JniError::bad(format!(
+            "{what} holds more than {MAX_ARRAYS} arrays"
+        )));
+    }
+    (0..len)
+        .map(|i| {
+            env.with_local_frame(2, |env| -> Result<Vec<u8>, JniError> {
+                let element = a.get_element(env, i)?;
+                bytes_arg(env, &element, what)
+            })
+        })
+        .collect()
+}
+
 /// The part a sent or delivery intent names (its PendingIntent extras).
 pub fn part_key(
     env: &Env<'_>,
@@ -119,6 +147,7 @@ mod tests {
             text: "hi".into(),
             parts: 1,
             delivery_report: true,
+            data: None,
         });
         let json = next_json(Next::Command(send))
             .expect("encodes")
@@ -134,6 +163,41 @@ mod tests {
         );
         let refresh = next_json(Next::Command(Command::RefreshSims)).expect("ok");
         assert_eq!(refresh.as_deref(), Some(r#"{"type":"refresh_sims"}"#));
+    }
+
+    #[test]
+    fn data_sends_carry_port_and_base64_payload() {
+        let send = Command::Send(SendCommand {
+            message_id: "d1".into(),
+            idx: 1,
+            attempt: 1,
+            sim: 3,
+            to: "+15550001".into(),
+            text: String::new(),
+            parts: 1,
+            delivery_report: false,
+            data: Some(simrelay_core::DataSms {
+                port: 53739,
+                payload: vec![0, 1, 0xFF],
+            }),
+        });
+        let json = command_json(&send).expect("encodes");
+        let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(v["type"], "send");
+        assert_eq!(
+            v["data"],
+            serde_json::json!({"port": 53739, "payload": "AAH/"})
+        );
+        // A text send has no `data` key at all (what NativeCore.kt's parser checks).
+        let text = Command::Send(SendCommand {
+            data: None,
+            ..match send {
+                Command::Send(cmd) => cmd,
+                Command::RefreshSims => unreachable!("built as a send"),
+            }
+        });
+        let json = command_json(&text).expect("encodes");
+        assert!(!json.contains("\"data\""), "{json}");
     }
 
     #[test]

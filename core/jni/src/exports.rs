@@ -5,7 +5,7 @@
 //! must match NativeCore.kt; `scripts/check-android-host.sh` compares the exported symbols
 //! with the Kotlin declarations.
 
-use jni::objects::{JByteArray, JClass, JString};
+use jni::objects::{JByteArray, JClass, JObjectArray, JString};
 use jni::sys::{jboolean, jint, jlong};
 use jni::{Env, EnvUnowned};
 use serde::Serialize;
@@ -13,8 +13,8 @@ use simrelay_core::phone::PhoneView;
 use simrelay_core::{ModemEvent, SimConfig};
 
 use crate::convert::{
-    bytes_arg, new_string, next_json, opt_string_arg, optional_i32, part_key, relay_url,
-    string_arg, u32_arg, wait_ms,
+    byte_arrays_arg, bytes_arg, new_string, next_json, opt_string_arg, optional_i32, part_key,
+    relay_url, string_arg, u32_arg, wait_ms,
 };
 use crate::error::{JniError, ThrowJava};
 use crate::handle::{self, CreateConfig};
@@ -155,6 +155,27 @@ pub extern "system" fn Java_dev_simrelay_app_NativeCore_nativeOnIncoming<'local>
             from: string_arg(env, &from, "from")?,
             text: string_arg(env, &body, "body")?,
             sent_at: (timestamp_ms > 0).then_some(timestamp_ms),
+        };
+        Ok(core.phone().on_modem_event(event)?)
+    })
+}
+
+// Keep in sync with NativeCore.kt
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_dev_simrelay_app_NativeCore_nativeOnIncomingData<'local>(
+    mut env: EnvUnowned<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    sub_id: jint,
+    pdus: JObjectArray<'local, JByteArray<'local>>,
+    format: JString<'local>,
+) {
+    run(&mut env, |env| {
+        let core = handle::get(handle)?;
+        let event = ModemEvent::IncomingData {
+            sim: optional_i32(sub_id),
+            pdus: byte_arrays_arg(env, &pdus, "pdus")?,
+            format: string_arg(env, &format, "format")?,
         };
         Ok(core.phone().on_modem_event(event)?)
     })

@@ -211,6 +211,8 @@ const RULES: &[(Option<&str>, &str, Need)] = &[
     (None, "/metrics", Need::Scope(Scope::Phones)),
     (None, "/v1/webhooks", Need::Scope(Scope::Webhooks)),
     (None, "/v1/keys", Need::AnyKey),
+    // Managing users needs every scope of an account, checked by the handler.
+    (None, "/v1/users", Need::AnyKey),
     (None, "/v1/accounts", Need::Scope(Scope::Admin)),
 ];
 

@@ -170,6 +170,8 @@ pub fn validate(account: &str, req: &SendRequest, now: i64) -> Result<NewMessage
         sim: req.sim,
         pool: req.pool.clone(),
         delivery_report: req.delivery_report.unwrap_or(true),
+        encrypted: false,
+        data_port: None,
         created_at: now,
     })
 }

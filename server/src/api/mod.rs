@@ -18,6 +18,7 @@ pub mod messages;
 pub mod page;
 pub mod phones;
 pub mod pools;
+pub mod users;
 pub mod views;
 pub mod webhooks;
 
@@ -66,12 +67,15 @@ pub fn routes() -> Router<AppState> {
             post(webhooks::redeliver),
         )
         .route("/v1/keys", post(keys::create).get(keys::list))
+        .route("/v1/users", post(users::create).get(users::list))
+        .route("/v1/users/{login}", axum::routing::delete(users::delete))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route(
             "/v1/accounts",
             post(keys::create_account).get(keys::list_accounts),
         )
         .route(simrelay_protocol::WS_PATH, get(crate::hub::upgrade))
+        .merge(crate::compat::routes())
         .fallback(|| async { AppError::not_found() })
         .method_not_allowed_fallback(|| async {
             AppError::new(

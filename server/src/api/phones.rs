@@ -52,6 +52,16 @@ pub async fn remove(
     Account(account): Account,
     Path(id): Path<String>,
 ) -> Result<Json<views::PhoneRemoval>, AppError> {
+    remove_phone(&state, account, id).await.map(Json)
+}
+
+/// Removes the account's phone `id` (for `DELETE /v1/phones/{id}` and the compatible API's
+/// device removal); `not_found` for another account's phone.
+pub async fn remove_phone(
+    state: &AppState,
+    account: String,
+    id: String,
+) -> Result<views::PhoneRemoval, AppError> {
     let now = now_ms();
     let removed = {
         // Under the presence lock, so that a link authenticating right now either registers
@@ -69,11 +79,11 @@ pub async fn remove(
     tracing::info!(phone = %id, "phone removed");
     state.route_kick.notify_one();
     state.webhook_kick.notify_one();
-    Ok(Json(views::PhoneRemoval {
+    Ok(views::PhoneRemoval {
         id,
         removed_at: Timestamp(now),
         recipients: removed.into(),
-    }))
+    })
 }
 
 /// The relay's WebSocket base URL (`wss://host:port`) for phones, which connect to it plus

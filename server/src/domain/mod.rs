@@ -14,6 +14,7 @@ pub mod aggregate;
 pub mod deadline;
 pub mod phone_gone;
 pub mod recipient;
+pub mod smsgate;
 pub mod state;
 #[cfg(test)]
 mod tests;

@@ -129,6 +129,12 @@ pub struct ReceivedData {
     pub sent_at: Option<String>,
     pub sim: Option<i32>,
     pub text: String,
+    /// A data SMS received on this port (`text` is then base64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_port: Option<u16>,
+    /// `from` and `text` are the phone's end-to-end ciphertexts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 /// A phone's presence changed, or it was removed.

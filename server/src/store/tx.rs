@@ -10,8 +10,8 @@
 //! Every method of a read transaction ([`Backend::read`]) only reads; a write transaction
 //! ([`Backend::write`]) is atomic and durable once `write` returns `Ok`.
 //!
-//! [`Tx`] is the sum of one sub-trait per area ([`KeyRows`], [`MessageRows`], [`HistoryRows`], [`PhoneRows`],
-//! [`RoutingRows`], [`PoolRows`], [`WebhookRows`]), so that a backend implements each in its own
+//! [`Tx`] is the sum of one sub-trait per area ([`KeyRows`], [`MessageRows`], [`HistoryRows`],
+//! [`CompatRows`], [`PhoneRows`], [`RoutingRows`], [`PoolRows`], [`WebhookRows`]), so that a backend implements each in its own
 //! file; callers bring them into scope with `use crate::store::tx::*`.
 
 use std::collections::HashMap;
@@ -21,9 +21,10 @@ use simrelay_protocol::{IncomingSms, PhoneStatus};
 use crate::domain::{DeliveryState, MessageStatus, Recipient, RecipientStatus};
 use crate::pool_router::SimKey;
 use crate::store::{
-    AccountRow, Assignment, AttemptLog, AttemptView, Counts, Delivery, DeliveryOutcome, HistoryRow,
-    InboxFilter, InboxItem, KeyAuth, KeyRow, MessageFilter, MessageView, Millis, NewKey,
-    NewMessage, PhoneAuth, PhoneRow, Pool, Result, SimSettings, Webhook,
+    AccountHistoryRow, AccountRow, Assignment, AttemptLog, AttemptView, CompatUser, Counts,
+    Delivery, DeliveryOutcome, HistoryRow, InboxFilter, InboxItem, InboxQuery, KeyAuth, KeyRow,
+    MessageFilter, MessageQuery, MessageView, Millis, NewKey, NewMessage, PhoneAuth, PhoneRow,
+    Pool, Result, SimSettings, TokenRow, Webhook,
 };
 
 /// A storage backend: runs closures in transactions.
@@ -136,6 +137,8 @@ pub struct FrameMessage {
     pub sim: Option<i32>,
     pub delivery_report: bool,
     pub parts: u32,
+    pub encrypted: bool,
+    pub data_port: Option<u16>,
 }
 
 /// A recipient waiting for a SIM, as the store keeps it (the router's input is built from it).
@@ -302,6 +305,51 @@ pub trait HistoryRows {
     fn recipient_history(&mut self, mseq: i64) -> Result<Vec<HistoryRow>>;
 }
 
+/// What the SMS Gateway for Android compatible API keeps: its users, each account's settings,
+/// the ids of the tokens it issued, and the relay's own secrets (the JWT signing key).
+pub trait CompatRows {
+    /// Stores a user; `false` when the login is taken (by any account).
+    fn insert_compat_user(&mut self, user: &CompatUser) -> Result<bool>;
+    fn compat_user(&mut self, login: &str) -> Result<Option<CompatUser>>;
+    fn list_compat_users(&mut self, account: &str) -> Result<Vec<CompatUser>>;
+    fn delete_compat_user(&mut self, account: &str, login: &str) -> Result<bool>;
+    /// The account's settings document (JSON), if it was ever written.
+    fn compat_settings(&mut self, account: &str) -> Result<Option<String>>;
+    fn put_compat_settings(&mut self, account: &str, body: &str, now: Millis) -> Result<()>;
+    fn insert_token(&mut self, token: &TokenRow) -> Result<()>;
+    fn token(&mut self, jti: &str) -> Result<Option<TokenRow>>;
+    /// Revokes the account's token `jti` (and the tokens refreshed from it are separate
+    /// rows); `false` when the account has no such token.
+    fn revoke_token(&mut self, account: &str, jti: &str, now: Millis) -> Result<bool>;
+    /// The relay secret `name`, stored as `candidate` if none was: every relay on the
+    /// database reads the same one.
+    fn relay_secret(&mut self, name: &str, candidate: &str) -> Result<String>;
+    /// The account owning webhook `id`, if one does.
+    fn webhook_account(&mut self, id: &str) -> Result<Option<String>>;
+    /// Changes the URL, events and secret of the account's webhook `id` (its pending
+    /// deliveries stay and go to the new URL).
+    fn update_webhook(&mut self, account: &str, hook: &Webhook) -> Result<()>;
+    /// Sets the signing secret of the account's SMS Gateway webhooks (event names with a
+    /// `:`, signed with the account's `webhooks.signing_key`).
+    fn set_smsgate_webhook_secret(&mut self, account: &str, secret: &str) -> Result<()>;
+    /// A page of the account's messages (with recipients) and how many match in all.
+    fn query_messages(
+        &mut self,
+        account: &str,
+        q: &MessageQuery,
+    ) -> Result<(Vec<MessageView>, u64)>;
+    /// The account's history changes at `from..=to`, newest first, at most `limit`.
+    fn account_history(
+        &mut self,
+        account: &str,
+        from: Millis,
+        to: Millis,
+        limit: u32,
+    ) -> Result<Vec<AccountHistoryRow>>;
+    /// A page of the account's incoming SMS, newest first, and how many match in all.
+    fn query_inbox(&mut self, account: &str, q: &InboxQuery) -> Result<(Vec<InboxItem>, u64)>;
+}
+
 /// Phones, pairing codes and each phone's frame log.
 pub trait PhoneRows {
     fn insert_pairing_code(
@@ -464,7 +512,7 @@ pub trait WebhookRows {
 /// Row-level queries and writes of one transaction, by area (one sub-trait each, so a
 /// backend implements each in its own file). Object safe.
 pub trait Tx:
-    KeyRows + MessageRows + HistoryRows + PhoneRows + RoutingRows + PoolRows + WebhookRows
+    KeyRows + MessageRows + HistoryRows + CompatRows + PhoneRows + RoutingRows + PoolRows + WebhookRows
 {
     /// Savepoints: `write_batch` rolls back one failing phone batch alone.
     fn savepoint(&mut self) -> Result<()>;
@@ -472,4 +520,12 @@ pub trait Tx:
     fn release_savepoint(&mut self) -> Result<()>;
     /// Counters for `/metrics`.
     fn counts(&mut self) -> Result<Counts>;
+}
+
+/// The id of a history change in the compatible API's logs: unique while a message has fewer
+/// than 1,000 recipients (the API's limit) and a recipient fewer than 1,000 changes.
+pub fn history_seq(mseq: i64, idx: u32, n: i64) -> i64 {
+    mseq.saturating_mul(1_000_000)
+        .saturating_add(i64::from(idx) * 1000)
+        .saturating_add(n.min(999))
 }

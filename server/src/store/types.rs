@@ -27,6 +27,10 @@ pub struct NewMessage {
     /// A SIM pool of the account (exclusive with `phone_id` and `sim`).
     pub pool: Option<String>,
     pub delivery_report: bool,
+    /// `text` and every number of `to` are end-to-end ciphertexts (see `OutboundMessage`).
+    pub encrypted: bool,
+    /// A data SMS to this port: `text` is the payload in base64.
+    pub data_port: Option<u16>,
     pub created_at: Millis,
 }
 
@@ -71,6 +75,8 @@ pub struct MessageView {
     pub phone: Option<String>,
     pub sim: Option<i32>,
     pub delivery_report: bool,
+    pub encrypted: bool,
+    pub data_port: Option<u16>,
     pub recipients: Vec<RecipientView>,
     pub created_at: Millis,
     pub updated_at: Millis,
@@ -142,6 +148,10 @@ pub struct InboxItem {
     pub sent_at: Option<Millis>,
     pub received_at: Millis,
     pub stored_at: Millis,
+    /// `from` and `text` are the phone's end-to-end ciphertexts.
+    pub encrypted: bool,
+    /// A data SMS received on this port: `text` is the payload in base64.
+    pub data_port: Option<u16>,
 }
 
 /// Filters of the inbox list and of `wait`.
@@ -438,4 +448,78 @@ pub struct Removal {
     pub cancelled: u32,
     /// Accepted by the phone: `unknown`.
     pub unknown: u32,
+}
+
+/// A username/password user of the SMS Gateway for Android compatible API (`/3rdparty/v1`),
+/// holding every scope of its account. The password is kept as an argon2 PHC string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompatUser {
+    pub login: String,
+    pub account_id: String,
+    pub password_hash: String,
+    pub created_at: Millis,
+}
+
+/// A JWT issued by `/3rdparty/v1/auth/token` (the token itself is not stored, only its id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// The JWT's `jti`.
+    pub jti: String,
+    pub account_id: String,
+    /// `access` or `refresh`.
+    pub kind: String,
+    /// The scopes, comma separated, as the request named them.
+    pub scopes: String,
+    pub expires_at: Millis,
+    pub revoked_at: Option<Millis>,
+    pub created_at: Millis,
+}
+
+/// The message list of the SMS Gateway for Android compatible API: offsets, a time range, a
+/// set of states and a phone.
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    /// Created at or after.
+    pub from: Option<Millis>,
+    /// Created before.
+    pub to: Option<Millis>,
+    /// Any of these states (all when empty).
+    pub states: Vec<&'static str>,
+    /// Pinned to, or with a recipient routed to, this phone.
+    pub phone: Option<String>,
+    pub offset: u32,
+    pub limit: u32,
+    pub newest_first: bool,
+}
+
+/// The inbox list of the SMS Gateway for Android compatible API.
+#[derive(Debug, Clone, Default)]
+pub struct InboxQuery {
+    /// Received at or after.
+    pub from: Option<Millis>,
+    /// Received before.
+    pub to: Option<Millis>,
+    pub phone: Option<String>,
+    /// Only data SMS (`Some(true)`) or only text SMS (`Some(false)`).
+    pub data: Option<bool>,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+/// How `POST /inbox/refresh` delivers the stored SMS again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelivery {
+    /// One `sms:received` (or `sms:data-received`) per SMS.
+    Individual,
+    /// One `sms:batch:received` (and `sms:batch:data-received`) with every SMS.
+    Batch,
+}
+
+/// One change of the account's message history, for the compatible API's `/logs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountHistoryRow {
+    /// Unique and stable: from the message's mseq, the recipient and the change's number.
+    pub seq: i64,
+    pub message_id: String,
+    pub change: HistoryRow,
 }

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::sign;
 use super::ssrf::{self, GuardedResolver, UrlPolicy};
+use super::{sign, sign_smsgate};
 use crate::config::Config;
 use crate::store::now_ms;
 
@@ -51,8 +51,17 @@ impl Deliverer {
         &self.policy
     }
 
-    /// Posts `body` to `url`, signed with `secret`.
-    pub async fn post(&self, url: &str, secret: &str, event_id: &str, body: &str) -> Sent {
+    /// Posts `body` to `url`, signed with `secret`: the relay's headers for its own events,
+    /// SMS Gateway for Android's (`X-Signature`, `X-Timestamp`) for the events of the
+    /// compatible API (names with a `:`).
+    pub async fn post(
+        &self,
+        url: &str,
+        secret: &str,
+        event: &str,
+        event_id: &str,
+        body: &str,
+    ) -> Sent {
         let at = now_ms();
         let started = Instant::now();
         let (status, error) = match ssrf::check_url(url, &self.policy) {
@@ -60,16 +69,19 @@ impl Deliverer {
             Err(refusal) => (None, Some(format!("refused: {}", refusal.code()))),
             Ok(url) => {
                 let ts = at / 1000;
-                let result = self
+                let req = self
                     .client
                     .post(url)
-                    .header("content-type", "application/json")
-                    .header("x-simrelay-event-id", event_id)
-                    .header("x-simrelay-timestamp", ts.to_string())
-                    .header("x-simrelay-signature", sign(secret, ts, body))
-                    .body(body.to_string())
-                    .send()
-                    .await;
+                    .header("content-type", "application/json");
+                let req = if event.contains(':') {
+                    req.header("x-timestamp", ts.to_string())
+                        .header("x-signature", sign_smsgate(secret, ts, body))
+                } else {
+                    req.header("x-simrelay-event-id", event_id)
+                        .header("x-simrelay-timestamp", ts.to_string())
+                        .header("x-simrelay-signature", sign(secret, ts, body))
+                };
+                let result = req.body(body.to_string()).send().await;
                 match result {
                     Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
                     Ok(r) if r.status().is_redirection() => (

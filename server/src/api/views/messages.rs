@@ -184,6 +184,8 @@ mod tests {
         failed.error = Some("generic_failure".into());
         failed.code = Some(1);
         let view = MessageView {
+            encrypted: false,
+            data_port: None,
             cursor: 7,
             id: "order-1".into(),
             state: MessageStatus::Sent,
@@ -217,6 +219,8 @@ mod tests {
     #[test]
     fn a_set_time_pin_and_sim_are_shown() {
         let view = MessageView {
+            encrypted: false,
+            data_port: None,
             cursor: 1,
             id: "m".into(),
             state: MessageStatus::Pending,
@@ -242,6 +246,8 @@ mod tests {
     #[test]
     fn an_inbox_sms_has_the_documented_shape() {
         let item = InboxItem {
+            encrypted: false,
+            data_port: None,
             cursor: 3,
             id: "sms-1".into(),
             phone: "p1".into(),

@@ -95,6 +95,8 @@ impl Relay for StoreRelay {
                 sim: None,
                 pool: None,
                 delivery_report: true,
+                encrypted: false,
+                data_port: None,
                 created_at: now,
             })
             .collect();

@@ -9,10 +9,10 @@ use simrelay_protocol::{Event, IncomingSms, RecipientUpdate, RelayFrame, encode}
 use super::TxFacts;
 use super::messages::recompute_state;
 use super::routing::count_sent;
-use super::webhooks::{enqueue_event, recipient_webhook};
+use super::webhooks::{enqueue_received, recipient_webhook};
 use crate::domain::RecipientStatus;
 use crate::domain::update::{self, Effect, Update};
-use crate::domain::webhooks::{Event as Hook, ReceivedData};
+use crate::domain::webhooks::ReceivedData;
 use crate::pool_router::SimKey;
 use crate::store::tx::{FrameInsert, ReportWrite, Tx};
 use crate::store::{Applied, Assignment, Millis, Result, Store, StoreError};
@@ -212,8 +212,10 @@ fn store_incoming(
         sent_at: sms.sent_at.map(fmt_ms),
         sim: sms.sim,
         text: sms.text.clone(),
+        data_port: sms.data_port,
+        encrypted: sms.encrypted,
     };
-    out.webhooks += enqueue_event(tx, account, Hook::MessageReceived, &data, now)?;
+    out.webhooks += enqueue_received(tx, account, &data, now)?;
     Ok(true)
 }
 

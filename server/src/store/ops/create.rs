@@ -58,7 +58,7 @@ pub(crate) fn create_messages(tx: &mut dyn Tx, batch: &[NewMessage]) -> Result<V
             first.insert(*key, inserts.len());
             inserts.push(MessageInsert {
                 message: m,
-                parts: simrelay_protocol::segment::count_parts(&m.text),
+                parts: parts_of(m),
                 state: MessageStatus::Pending,
                 recipient_state: RecipientStatus::Pending,
             });
@@ -112,10 +112,32 @@ fn created_view(m: &NewMessage, mseq: i64) -> MessageView {
         phone: m.phone_id.clone(),
         sim: m.sim,
         delivery_report: m.delivery_report,
+        encrypted: m.encrypted,
+        data_port: m.data_port,
         recipients,
         created_at: m.created_at,
         updated_at: m.created_at,
     }
+}
+
+/// The SMS parts a message will take, for pacing and limits: one for a data SMS; for an
+/// end-to-end encrypted text (which the relay cannot read), the parts of a GSM text as long
+/// as its ciphertext, an upper bound for Latin text (one byte per character).
+fn parts_of(m: &NewMessage) -> u32 {
+    if m.data_port.is_some() {
+        return 1;
+    }
+    if m.encrypted {
+        use base64::Engine;
+        let bytes = m
+            .text
+            .rsplit('$')
+            .next()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .map_or(m.text.len(), |b| b.len());
+        return simrelay_protocol::segment::count_parts(&"a".repeat(bytes.max(1)));
+    }
+    simrelay_protocol::segment::count_parts(&m.text)
 }
 
 impl Store {

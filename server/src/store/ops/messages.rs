@@ -136,6 +136,12 @@ impl Store {
                 });
             }
             tx.set_recipient_states(&writes, now)?;
+            for w in writes
+                .iter()
+                .filter(|w| w.state == RecipientStatus::Cancelled)
+            {
+                recipient_webhook(tx, account, mseq, w.idx, w.state, now)?;
+            }
             insert_frames(tx, &phones, now, |seq| RelayFrame::Cancel {
                 seq,
                 message_id: id.to_string(),

@@ -9,8 +9,10 @@
 //! * [`routing`]: the router's input and storing its decisions as `send` frames.
 //! * [`webhooks`]: queueing events, and the outbox the delivery workers drain.
 //! * [`keys`], [`pools`]: accounts and API keys; SIM pools and settings.
+//! * [`compat`]: the SMS Gateway for Android compatible API's users, settings and tokens.
 
 pub mod apply;
+pub mod compat;
 pub mod create;
 pub mod keys;
 pub mod messages;

@@ -230,8 +230,8 @@ fn commit_routes(tx: &mut dyn Tx, routes: &[Assignment], now: Millis) -> Result<
             sim: g.sim.or(m.sim),
             delivery_report: m.delivery_report,
             resend_unknown: false,
-            encrypted: false,
-            data_port: None,
+            encrypted: m.encrypted,
+            data_port: m.data_port,
         };
         bodies.push((
             g.phone,

@@ -5,12 +5,13 @@
 
 use serde::Serialize;
 
-use crate::domain::webhooks::{Envelope, Event, RecipientData, recipient_event};
+use crate::domain::smsgate::{self, Rendered};
+use crate::domain::webhooks::{Envelope, Event, ReceivedData, RecipientData, recipient_event};
 use crate::domain::{DeliveryState, RecipientStatus};
-use crate::store::tx::{OutboxInsert, Tx};
+use crate::store::tx::{OutboxInsert, Subscriber, Tx};
 use crate::store::{
-    AttemptLog, AttemptView, Counts, Delivery, DeliveryOutcome, Millis, Redeliver, Result, Store,
-    Webhook,
+    AttemptLog, AttemptView, Counts, Delivery, DeliveryOutcome, InboxItem, Millis, Redeliver,
+    Redelivery, Result, Store, Webhook,
 };
 use crate::time_fmt::fmt_ms;
 
@@ -63,6 +64,134 @@ fn queue<T: Serialize>(
     Ok(hooks.len())
 }
 
+/// Queues one SMS Gateway delivery of `r` per webhook of `subs` that wants it (its body is
+/// the Android app's, `crate::domain::smsgate`); returns how many.
+fn queue_smsgate(tx: &mut dyn Tx, subs: &[Subscriber], r: &Rendered, now: Millis) -> Result<usize> {
+    let hooks: Vec<&str> = subs
+        .iter()
+        .filter(|(_, events)| smsgate::wants(events, r.name, r.phone.as_deref()))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if hooks.is_empty() {
+        return Ok(0);
+    }
+    let mut rows = Vec::with_capacity(hooks.len());
+    for hook in &hooks {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let body = serde_json::to_string(&smsgate::Envelope {
+            id: &event_id,
+            webhook_id: hook,
+            event: r.name,
+            device_id: r.phone.as_deref(),
+            payload: &r.payload,
+        })?;
+        rows.push((event_id, body));
+    }
+    let inserts: Vec<OutboxInsert<'_>> = rows
+        .iter()
+        .zip(&hooks)
+        .map(|((event_id, body), hook)| OutboxInsert {
+            event_id,
+            webhook_id: hook,
+            event: r.name,
+            body,
+            at: now,
+        })
+        .collect();
+    tx.insert_outbox(&inserts)?;
+    Ok(hooks.len())
+}
+
+/// Queues a received SMS for the account's webhooks: `message.received` for the relay's
+/// own, `sms:received` / `sms:data-received` for SMS Gateway ones.
+pub(crate) fn enqueue_received(
+    tx: &mut dyn Tx,
+    account: &str,
+    data: &ReceivedData,
+    now: Millis,
+) -> Result<usize> {
+    let subs = tx.subscribers(account)?;
+    if subs.is_empty() {
+        return Ok(0);
+    }
+    let event = Event::MessageReceived;
+    let native: Vec<String> = subs
+        .iter()
+        .filter(|(_, events)| event.wanted_by(events))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let mut n = 0;
+    if !native.is_empty() {
+        n += queue(tx, &native, event, data, now)?;
+    }
+    n += queue_smsgate(tx, &subs, &smsgate::received(data), now)?;
+    Ok(n)
+}
+
+/// Queues stored SMS for the account's SMS Gateway webhooks again (`POST /inbox/refresh`):
+/// one event per SMS, or one batch event per phone and kind.
+pub(crate) fn redeliver_received(
+    tx: &mut dyn Tx,
+    account: &str,
+    items: &[InboxItem],
+    mode: Redelivery,
+    now: Millis,
+) -> Result<usize> {
+    let subs: Vec<Subscriber> = tx
+        .subscribers(account)?
+        .into_iter()
+        .filter(|(_, events)| smsgate::is_smsgate(events))
+        .collect();
+    if subs.is_empty() {
+        return Ok(0);
+    }
+    let rendered = items.iter().map(|i| {
+        smsgate::received(&ReceivedData {
+            from: i.from.clone(),
+            id: i.id.clone(),
+            phone: i.phone.clone(),
+            received_at: fmt_ms(i.received_at),
+            sent_at: i.sent_at.map(fmt_ms),
+            sim: i.sim,
+            text: i.text.clone(),
+            data_port: i.data_port,
+            encrypted: i.encrypted,
+        })
+    });
+    let mut n = 0;
+    match mode {
+        Redelivery::Individual => {
+            for r in rendered {
+                n += queue_smsgate(tx, &subs, &r, now)?;
+            }
+        }
+        Redelivery::Batch => {
+            let mut batches: Vec<Rendered> = Vec::new();
+            for r in rendered {
+                let name = smsgate::batch_name(r.name);
+                match batches
+                    .iter_mut()
+                    .find(|b| b.name == name && b.phone == r.phone)
+                {
+                    Some(b) => b.payload["messages"]
+                        .as_array_mut()
+                        .expect("a batch holds an array")
+                        .push(r.payload),
+                    None => batches.push(Rendered {
+                        name,
+                        phone: r.phone,
+                        payload: serde_json::json!({ "messages": [r.payload] }),
+                    }),
+                }
+            }
+            for b in &batches {
+                n += queue_smsgate(tx, &subs, b, now)?;
+            }
+        }
+    }
+    Ok(n)
+}
+
 /// Queues `event` for every webhook of the account that wants it; returns how many
 /// deliveries were queued.
 pub(crate) fn enqueue_event<T: Serialize>(
@@ -89,11 +218,21 @@ pub(crate) fn recipient_webhook(
     state: RecipientStatus,
     now: Millis,
 ) -> Result<usize> {
-    let Some(event) = recipient_event(state) else {
-        return Ok(0);
+    let event = recipient_event(state);
+    let subs = tx.subscribers(account)?;
+    let hooks: Vec<String> = match event {
+        Some(e) => subs
+            .iter()
+            .filter(|(_, events)| e.wanted_by(events))
+            .map(|(id, _)| id.clone())
+            .collect(),
+        None => Vec::new(),
     };
-    let hooks = wanting(tx, account, event)?;
-    if hooks.is_empty() {
+    let gate: Vec<Subscriber> = subs
+        .into_iter()
+        .filter(|(_, events)| smsgate::is_smsgate(events))
+        .collect();
+    if hooks.is_empty() && gate.is_empty() {
         return Ok(0);
     }
     let r = tx.recipient_event(mseq, idx)?;
@@ -108,7 +247,18 @@ pub(crate) fn recipient_webhook(
         state: r.state,
         to: r.to,
     };
-    queue(tx, &hooks, event, &data, now)
+    let mut n = 0;
+    if let Some(e) = event
+        && !hooks.is_empty()
+    {
+        n += queue(tx, &hooks, e, &data, now)?;
+    }
+    if !gate.is_empty()
+        && let Some(rendered) = smsgate::recipient(state, &data, &fmt_ms(now))
+    {
+        n += queue_smsgate(tx, &gate, &rendered, now)?;
+    }
+    Ok(n)
 }
 
 impl Store {

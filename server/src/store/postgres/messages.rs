@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use ::postgres::Row;
 use simrelay_protocol::IncomingSms;
 
-use super::{PgTx, big, big_opt, get, get_i32, get_mstatus, get_opt_i32, get_rstatus, get_u32};
+use super::{
+    PgTx, big, big_opt, get, get_i32, get_mstatus, get_opt_i32, get_opt_u16, get_rstatus, get_u32,
+};
 use crate::domain::{MessageStatus, Recipient, RecipientStatus, Target};
 use crate::pool_router::SimKey;
 use crate::store::sqlite::{parse_tried, tried_json};
@@ -21,7 +23,7 @@ use crate::store::{
     StoreError,
 };
 
-fn message_row(r: &Row) -> Result<MessageView> {
+pub(super) fn message_row(r: &Row) -> Result<MessageView> {
     Ok(MessageView {
         cursor: get(r, 0)?,
         id: get(r, 1)?,
@@ -34,12 +36,14 @@ fn message_row(r: &Row) -> Result<MessageView> {
         delivery_report: get(r, 8)?,
         created_at: get(r, 9)?,
         updated_at: get(r, 10)?,
+        encrypted: get(r, 11)?,
+        data_port: get_opt_u16(r, 12)?,
         recipients: Vec::new(),
     })
 }
 
 /// Fills in the recipients of `views` with one query.
-fn load_recipients(tx: &mut PgTx<'_>, views: &mut [MessageView]) -> Result<()> {
+pub(super) fn load_recipients(tx: &mut PgTx<'_>, views: &mut [MessageView]) -> Result<()> {
     if views.is_empty() {
         return Ok(());
     }
@@ -172,6 +176,8 @@ impl MessageRows for PgTx<'_> {
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
+        let mut encrypted: Vec<bool> = Vec::with_capacity(n);
+        let mut data_port: Vec<Option<i64>> = Vec::with_capacity(n);
         for row in rows {
             let m = row.message;
             account.push(m.account_id.as_str());
@@ -188,6 +194,8 @@ impl MessageRows for PgTx<'_> {
             created.push(m.created_at);
             pool.push(m.pool.as_deref());
             parts.push(big(row.parts));
+            encrypted.push(m.encrypted);
+            data_port.push(m.data_port.map(i64::from));
         }
         // Recipients name their message by (account, id): one statement inserts both and
         // returns the new mseqs, one round trip for the whole batch.
@@ -207,12 +215,13 @@ impl MessageRows for PgTx<'_> {
             "WITH m AS (
                  INSERT INTO messages (account_id, id, body_hash, text, priority, valid_until,
                      schedule_at, phone_id, sim, delivery_report, state, created_at, updated_at,
-                     pool, parts)
-                 SELECT a, i, h, t, p, v, s, ph, sm, d, st, c, c, pl, n
+                     pool, parts, encrypted, data_port)
+                 SELECT a, i, h, t, p, v, s, ph, sm, d, st, c, c, pl, n, e, dp
                  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
                              $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::bool[],
-                             $11::text[], $12::bigint[], $13::text[], $14::bigint[])
-                      WITH ORDINALITY AS u(a, i, h, t, p, v, s, ph, sm, d, st, c, pl, n, ord)
+                             $11::text[], $12::bigint[], $13::text[], $14::bigint[],
+                             $20::bool[], $21::bigint[])
+                      WITH ORDINALITY AS u(a, i, h, t, p, v, s, ph, sm, d, st, c, pl, n, e, dp, ord)
                  ORDER BY ord
                  RETURNING mseq, account_id, id, created_at),
              r AS (
@@ -224,7 +233,8 @@ impl MessageRows for PgTx<'_> {
              SELECT mseq, account_id, id FROM m",
             &[
                 &account, &id, &hash, &text, &prio, &valid, &sched, &phone, &sim, &report, &state,
-                &created, &pool, &parts, &r_account, &r_id, &r_idx, &r_to, &r_state,
+                &created, &pool, &parts, &r_account, &r_id, &r_idx, &r_to, &r_state, &encrypted,
+                &data_port,
             ],
         )?;
         let mut by_key: HashMap<(&str, &str), i64> = HashMap::with_capacity(n);
@@ -251,7 +261,7 @@ impl MessageRows for PgTx<'_> {
     fn message_by_mseq(&mut self, mseq: i64) -> Result<Option<MessageView>> {
         let row = self.c.query_opt(
             "SELECT mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-                    delivery_report, created_at, updated_at
+                    delivery_report, created_at, updated_at, encrypted, data_port
              FROM messages WHERE mseq = $1",
             &[&mseq],
         )?;
@@ -261,7 +271,7 @@ impl MessageRows for PgTx<'_> {
     fn message_by_id(&mut self, account: &str, id: &str) -> Result<Option<MessageView>> {
         let row = self.c.query_opt(
             "SELECT mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-                    delivery_report, created_at, updated_at
+                    delivery_report, created_at, updated_at, encrypted, data_port
              FROM messages WHERE account_id = $1 AND id = $2",
             &[&account, &id],
         )?;
@@ -272,7 +282,7 @@ impl MessageRows for PgTx<'_> {
         let state = f.state.map(MessageStatus::as_str);
         let rows = self.c.query(
             "SELECT mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-                    delivery_report, created_at, updated_at
+                    delivery_report, created_at, updated_at, encrypted, data_port
              FROM messages
              WHERE account_id = $1 AND ($2::text IS NULL OR state = $2::text)
                AND ($3::bigint IS NULL OR created_at >= $3::bigint) AND mseq > $4
@@ -531,8 +541,8 @@ impl MessageRows for PgTx<'_> {
     ) -> Result<bool> {
         let n = self.c.execute(
             "INSERT INTO inbox (account_id, phone_id, sms_id, sim, from_number, text, sent_at,
-                 received_at, stored_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                 received_at, stored_at, encrypted, data_port)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
             &[
                 &account,
                 &phone,
@@ -543,6 +553,8 @@ impl MessageRows for PgTx<'_> {
                 &sms.sent_at,
                 &sms.received_at,
                 &now,
+                &sms.encrypted,
+                &sms.data_port.map(i64::from),
             ],
         )?;
         Ok(n > 0)
@@ -560,7 +572,7 @@ impl MessageRows for PgTx<'_> {
         let rows = if f.newest_first {
             self.c.query(
                 "SELECT rowid_, sms_id, phone_id, sim, from_number, text, sent_at, received_at,
-                        stored_at
+                        stored_at, encrypted, data_port
                  FROM inbox
                  WHERE account_id = $1 AND ($2::text IS NULL OR from_number = $2::text)
                    AND ($3::text IS NULL OR strpos(text, $3::text) > 0)
@@ -572,7 +584,7 @@ impl MessageRows for PgTx<'_> {
         } else {
             self.c.query(
                 "SELECT rowid_, sms_id, phone_id, sim, from_number, text, sent_at, received_at,
-                        stored_at
+                        stored_at, encrypted, data_port
                  FROM inbox
                  WHERE account_id = $1 AND ($2::text IS NULL OR from_number = $2::text)
                    AND ($3::text IS NULL OR strpos(text, $3::text) > 0)
@@ -594,6 +606,8 @@ impl MessageRows for PgTx<'_> {
                     sent_at: get(r, 6)?,
                     received_at: get(r, 7)?,
                     stored_at: get(r, 8)?,
+                    encrypted: get(r, 9)?,
+                    data_port: get_opt_u16(r, 10)?,
                 })
             })
             .collect()

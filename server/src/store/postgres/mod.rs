@@ -13,6 +13,7 @@
 //! prepared once per connection; the hot paths over slices are one statement over arrays
 //! (`unnest`), so a group commit of N messages costs a few round trips, not N.
 
+mod compat;
 pub mod conn;
 pub mod copy;
 mod history;
@@ -158,6 +159,12 @@ pub(crate) fn get_opt_i32(r: &Row, i: usize) -> Result<Option<i32>> {
 pub(crate) fn get_opt_u32(r: &Row, i: usize) -> Result<Option<u32>> {
     get::<Option<i64>>(r, i)?
         .map(|v| u32::try_from(v).map_err(|_| out_of_range(i)))
+        .transpose()
+}
+
+pub(crate) fn get_opt_u16(r: &Row, i: usize) -> Result<Option<u16>> {
+    get::<Option<i64>>(r, i)?
+        .map(|v| u16::try_from(v).map_err(|_| out_of_range(i)))
         .transpose()
 }
 

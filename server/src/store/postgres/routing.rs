@@ -76,7 +76,7 @@ impl RoutingRows for PgTx<'_> {
     fn frame_messages(&mut self, mseqs: &[i64]) -> Result<Vec<FrameMessage>> {
         let rows = self.c.query(
             "SELECT mseq, id, text, priority, valid_until, schedule_at, sim, delivery_report,
-                    parts
+                    parts, encrypted, data_port
              FROM messages WHERE mseq = ANY($1)",
             &[&mseqs],
         )?;
@@ -95,6 +95,8 @@ impl RoutingRows for PgTx<'_> {
                     sim: get_opt_i32(r, 6)?,
                     delivery_report: get(r, 7)?,
                     parts: get_u32(r, 8)?,
+                    encrypted: get(r, 9)?,
+                    data_port: super::get_opt_u16(r, 10)?,
                 },
             );
         }

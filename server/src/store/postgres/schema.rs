@@ -244,7 +244,7 @@ CREATE TRIGGER message_counts_delete AFTER DELETE ON messages
 "#;
 
 /// The steps, in order: step `i` brings the database to version `i + 1`.
-pub const STEPS: &[&str] = &[V1, super::history::STEP_2];
+pub const STEPS: &[&str] = &[V1, super::history::STEP_2, super::compat::STEP_3];
 
 /// The version [`migrate`] brings a database to.
 pub const VERSION: i64 = STEPS.len() as i64;
@@ -270,6 +270,10 @@ pub const TABLES: &[&str] = &[
     "sim_settings",
     "sim_usage",
     "sim_sent",
+    "compat_users",
+    "compat_settings",
+    "compat_tokens",
+    "relay_secrets",
 ];
 
 /// Key of the advisory lock held while migrating (any constant; "simrelay" in ASCII).

@@ -13,10 +13,11 @@ use crate::store::{
     Assignment, InboxFilter, InboxItem, MessageFilter, MessageView, Millis, RecipientView, Result,
 };
 
-const MESSAGE_COLUMNS: &str = "mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-    delivery_report, created_at, updated_at";
+pub(super) const MESSAGE_COLUMNS: &str =
+    "mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
+    delivery_report, created_at, updated_at, encrypted, data_port";
 
-fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
+pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
     Ok(MessageView {
         cursor: r.get(0)?,
         id: r.get(1)?,
@@ -29,11 +30,13 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
         delivery_report: r.get(8)?,
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
+        encrypted: r.get(11)?,
+        data_port: r.get(12)?,
         recipients: Vec::new(),
     })
 }
 
-fn load_recipients(c: &Connection, view: &mut MessageView) -> Result<()> {
+pub(super) fn load_recipients(c: &Connection, view: &mut MessageView) -> Result<()> {
     let mut st = c.prepare_cached(
         "SELECT idx, to_number, state, parts, parts_sent, parts_delivered, error, code,
                 phone_id, sim, updated_at
@@ -138,8 +141,8 @@ impl MessageRows for SqliteTx<'_> {
         let mut msg = self.c.prepare_cached(
             "INSERT INTO messages (account_id, id, body_hash, text, priority, valid_until,
                  schedule_at, phone_id, sim, delivery_report, state, created_at, updated_at, pool,
-                 parts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
+                 parts, encrypted, data_port)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16)",
         )?;
         let mut rcpt = self.c.prepare_cached(
             "INSERT INTO recipients (mseq, idx, to_number, state, updated_at)
@@ -162,7 +165,9 @@ impl MessageRows for SqliteTx<'_> {
                 row.state,
                 m.created_at,
                 m.pool,
-                row.parts
+                row.parts,
+                m.encrypted,
+                m.data_port
             ])?;
             let mseq = self.c.last_insert_rowid();
             for (idx, to) in m.to.iter().enumerate() {
@@ -402,8 +407,8 @@ impl MessageRows for SqliteTx<'_> {
             .c
             .prepare_cached(
                 "INSERT OR IGNORE INTO inbox (account_id, phone_id, sms_id, sim, from_number,
-                     text, sent_at, received_at, stored_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     text, sent_at, received_at, stored_at, encrypted, data_port)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 account,
@@ -414,7 +419,9 @@ impl MessageRows for SqliteTx<'_> {
                 sms.text,
                 sms.sent_at,
                 sms.received_at,
-                now
+                now,
+                sms.encrypted,
+                sms.data_port
             ])?;
         Ok(n > 0)
     }
@@ -423,7 +430,7 @@ impl MessageRows for SqliteTx<'_> {
         let order = if f.newest_first { "DESC" } else { "ASC" };
         let sql = format!(
             "SELECT rowid_, sms_id, phone_id, sim, from_number, text, sent_at, received_at,
-                 stored_at
+                 stored_at, encrypted, data_port
              FROM inbox
              WHERE account_id = ?1 AND (?2 IS NULL OR from_number = ?2)
                AND (?3 IS NULL OR instr(text, ?3) > 0) AND (?4 IS NULL OR stored_at >= ?4)
@@ -453,6 +460,8 @@ impl MessageRows for SqliteTx<'_> {
                         sent_at: r.get(6)?,
                         received_at: r.get(7)?,
                         stored_at: r.get(8)?,
+                        encrypted: r.get(9)?,
+                        data_port: r.get(10)?,
                     })
                 },
             )?

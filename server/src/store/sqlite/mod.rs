@@ -10,6 +10,7 @@
 //! implementing its sub-trait on [`SqliteTx`]. Statements are prepared once per connection
 //! (`prepare_cached`), and the hot ones name their partial index (see [`configure_common`]).
 
+mod compat;
 mod history;
 mod keys;
 mod messages;

@@ -84,7 +84,8 @@ impl RoutingRows for SqliteTx<'_> {
 
     fn frame_messages(&mut self, mseqs: &[i64]) -> Result<Vec<FrameMessage>> {
         let mut st = self.c.prepare_cached(
-            "SELECT id, text, priority, valid_until, schedule_at, sim, delivery_report, parts
+            "SELECT id, text, priority, valid_until, schedule_at, sim, delivery_report, parts,
+                    encrypted, data_port
              FROM messages WHERE mseq = ?1",
         )?;
         let mut out = Vec::with_capacity(mseqs.len());
@@ -100,6 +101,8 @@ impl RoutingRows for SqliteTx<'_> {
                     sim: r.get(5)?,
                     delivery_report: r.get(6)?,
                     parts: r.get(7)?,
+                    encrypted: r.get(8)?,
+                    data_port: r.get(9)?,
                 })
             })?);
         }

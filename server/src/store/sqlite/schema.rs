@@ -8,7 +8,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The version [`migrate`] brings a database to.
-pub const VERSION: i64 = 9;
+pub const VERSION: i64 = 10;
 
 /// Version 1 (frozen: never edit, the migration test opens databases made by it).
 pub const V1_SQL: &str = r#"
@@ -266,6 +266,9 @@ pub fn upgrade_from(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> 
     }
     if version < 9 {
         tx.execute_batch(super::history::V9_UPGRADE)?;
+    }
+    if version < 10 {
+        tx.execute_batch(super::compat::V10_UPGRADE)?;
     }
     Ok(())
 }

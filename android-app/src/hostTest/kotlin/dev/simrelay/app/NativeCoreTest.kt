@@ -193,5 +193,38 @@ class NativeCoreTest {
         assertTrue(ref.uri("sent") != send.ref(1, 2).uri("sent"), "one URI per part")
     }
 
+    @Test
+    fun `data sends parse with their port and payload`() {
+        val send = CoreCommand.parse(
+            """{"type":"send","message_id":"d1","idx":0,"attempt":1,"sim":5,"to":"+15550001","text":"","parts":1,
+               "delivery_report":true,"data":{"port":53739,"payload":"AAH/"}}""",
+        ) as CoreCommand.Send
+        assertEquals(DataPayload(53739, byteArrayOf(0, 1, -1)), send.data)
+        assertEquals(53739.toShort(), send.data!!.port.toShort(), "the Short sendDataMessage takes")
+        assertNull((CoreCommand.parse("""{"type":"send","message_id":"m","idx":0,"attempt":1,"sim":1,"to":"+1","text":"t","parts":1}""") as CoreCommand.Send).data)
+        assertTrue(!send.toString().contains("AAH"), "no payload in logs: $send")
+    }
+
+    @Test
+    fun `an incoming data PDU reaches the outbox and bad ones throw`(@TempDir dir: Path) {
+        // SMS-DELIVER, no SMSC, UDHI; from +15551234567; 8-bit data; port 53739 (0xD1EB); "hi!".
+        val pdu = unhex("0044" + "0B915155214365F7" + "0004" + "62213050040000" + "0A" + "060504D1EBD1EB" + "686921")
+        withCore(dir) { h ->
+            val before = JSONObject(NativeCore.nativeStatus(h)).getInt("outbox")
+            NativeCore.nativeOnIncomingData(h, 1, arrayOf(pdu), "3gpp")
+            NativeCore.nativeOnIncomingData(h, 1, arrayOf(pdu), "3gpp") // a repeat: stored once
+            assertEquals(before + 1, JSONObject(NativeCore.nativeStatus(h)).getInt("outbox"))
+            assertThrows(IllegalArgumentException::class.java) {
+                NativeCore.nativeOnIncomingData(h, 1, arrayOf(pdu.copyOf(12)), "3gpp")
+            }
+            assertThrows(IllegalArgumentException::class.java) { NativeCore.nativeOnIncomingData(h, 1, arrayOf(pdu), "3gpp2") }
+            assertThrows(IllegalArgumentException::class.java) { callRaw("nativeOnIncomingData", h, 1, null, "3gpp") }
+            assertThrows(IllegalArgumentException::class.java) { callRaw("nativeOnIncomingData", h, 1, arrayOf<ByteArray?>(null), "3gpp") }
+            assertEquals(before + 1, JSONObject(NativeCore.nativeStatus(h)).getInt("outbox"), "bad PDUs store nothing")
+        }
+    }
+
+    private fun unhex(s: String) = ByteArray(s.length / 2) { s.substring(2 * it, 2 * it + 2).toInt(16).toByte() }
+
     private fun hex(bytes: ByteArray) = bytes.joinToString("") { "%02X".format(it) }
 }

@@ -38,7 +38,8 @@ object NativeCore {
 
     /**
      * Blocks up to [timeoutMs] (at most 60 s) for the next command: JSON of a core `Command`
-     * (`{"type":"send",...}` or `{"type":"refresh_sims"}`), null on timeout, [CLOSED] after destroy.
+     * (`{"type":"send",...}`, with `"data":{"port":N,"payload":"<base64>"}` for a data SMS, or
+     * `{"type":"refresh_sims"}`), null on timeout, [CLOSED] after destroy.
      */
     @JvmStatic external fun nativeNextCommand(handle: Long, timeoutMs: Long): String?
 
@@ -67,6 +68,12 @@ object NativeCore {
 
     /** An SMS arrived (parts already joined). [subId] [NONE] if unknown; [timestampMs] 0 if unknown. */
     @JvmStatic external fun nativeOnIncoming(handle: Long, subId: Int, from: String, body: String, timestampMs: Long)
+
+    /**
+     * A data SMS arrived (`DATA_SMS_RECEIVED`): its raw PDUs (the "pdus" extra, SMSC address
+     * first) and their "format". The core parses sender, port and payload and joins the parts.
+     */
+    @JvmStatic external fun nativeOnIncomingData(handle: Long, subId: Int, pdus: Array<ByteArray>, format: String)
 
     /**
      * Whether the command loop (the only modem) is attached. The relay link runs only while it

@@ -125,6 +125,38 @@ class SmsReceivedReceiver : BroadcastReceiver() {
     }
 }
 
+/**
+ * `DATA_SMS_RECEIVED` for [DATA_PORT] (the manifest's filter): the raw PDUs to the core, which
+ * parses sender, port and payload itself and de-duplicates repeats.
+ */
+class DataSmsReceivedReceiver : BroadcastReceiver() {
+    override fun onReceive(context: Context, intent: Intent) {
+        if (intent.action != Telephony.Sms.Intents.DATA_SMS_RECEIVED_ACTION) return
+        val messages = Telephony.Sms.Intents.getMessagesFromIntent(intent) ?: return
+        val pdus = messages.mapNotNull { it?.pdu }.toTypedArray()
+        if (pdus.isEmpty()) return
+        val format = intent.getStringExtra("format") ?: "3gpp"
+        handOff("incoming-data") {
+            val subId = SmsReceivedReceiver.subscriptionOf(context, intent)
+            val paired = CoreHolder.with(context) { h ->
+                NativeCore.nativeOnIncomingData(h, subId, pdus, format)
+                isPaired(h)
+            }
+            if (paired) RelayService.start(context)
+        }
+    }
+
+    companion object {
+        /**
+         * The application port data SMS are received on: SMS Gateway for Android's fixed
+         * receive port, so senders written for it reach simrelay unchanged. Android filters by
+         * port in the manifest only (no "all ports"): keep AndroidManifest.xml's
+         * `android:port` equal to this.
+         */
+        const val DATA_PORT = 53739
+    }
+}
+
 /** Boot or app update: start the relay service again, once the phone is paired. */
 class BootReceiver : BroadcastReceiver() {
     override fun onReceive(context: Context, intent: Intent) {

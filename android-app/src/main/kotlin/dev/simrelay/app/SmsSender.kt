@@ -10,14 +10,16 @@ import android.util.Log
 
 /**
  * Performs a [CoreCommand.Send]: the subscription's [SmsManager], `divideMessage`, and
- * `sendMultipartTextMessage` with one sent and one delivery PendingIntent per part. The
+ * `sendMultipartTextMessage` with one sent and one delivery PendingIntent per part (a data SMS:
+ * `sendDataMessage` with the same intents for its single part). The
  * intents are explicit (component and package), mutable (the platform adds the result
  * extras: "errorCode", "pdu", "format") and distinct per part (data URI).
  */
 class SmsSender(private val context: Context) {
-    /** Hands the text to the radio; returns the device's part count. */
+    /** Hands the text (or the data SMS) to the radio; returns the device's part count. */
     fun send(cmd: CoreCommand.Send, handle: Long): Int {
         val sms = smsManager(cmd.sim)
+        if (cmd.data != null) return sendData(sms, cmd, cmd.data, handle)
         val parts = sms.divideMessage(cmd.text)
         val sent = ArrayList<PendingIntent>(parts.size)
         val delivered = ArrayList<PendingIntent>(parts.size)
@@ -39,6 +41,26 @@ class SmsSender(private val context: Context) {
             }
         }
         return parts.size
+    }
+
+    /**
+     * A data SMS: one PDU (`sendDataMessage` never segments), one sent and one delivery intent
+     * named as part 0 of 1. The port goes as a Short; Android takes it as unsigned (& 0xFFFF).
+     */
+    private fun sendData(sms: SmsManager, cmd: CoreCommand.Send, data: DataPayload, handle: Long): Int {
+        val ref = cmd.ref(0, 1)
+        val sent = pending(ACTION_SENT, SmsSentReceiver::class.java, ref)
+        val delivered = if (cmd.deliveryReport) pending(ACTION_DELIVERED, SmsDeliveredReceiver::class.java, ref) else null
+        try {
+            sms.sendDataMessage(cmd.to, null, data.port.toShort(), data.payload, sent, delivered)
+        } catch (e: RuntimeException) {
+            Log.w(TAG, "data send refused: ${e.javaClass.simpleName}")
+            NativeCore.nativeOnSent(
+                handle, cmd.messageId, cmd.idx, cmd.attempt, 0, 1,
+                SmsManager.RESULT_ERROR_GENERIC_FAILURE, NativeCore.NONE,
+            )
+        }
+        return 1
     }
 
     private fun smsManager(subId: Int): SmsManager =

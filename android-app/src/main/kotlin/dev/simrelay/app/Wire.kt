@@ -2,6 +2,7 @@ package dev.simrelay.app
 
 import org.json.JSONArray
 import org.json.JSONObject
+import java.util.Base64
 
 /*
  * The JSON shapes exchanged with the core, mapped with org.json (part of Android; on the host
@@ -10,7 +11,10 @@ import org.json.JSONObject
 
 /** A command pulled from the core. */
 sealed interface CoreCommand {
-    /** Hand one recipient's text to the radio on subscription [sim]. */
+    /**
+     * Hand one recipient's text to the radio on subscription [sim]; with [data], a data SMS
+     * instead (`text` is then empty and `parts` 1).
+     */
     data class Send(
         val messageId: String,
         val idx: Int,
@@ -20,11 +24,14 @@ sealed interface CoreCommand {
         val text: String,
         val parts: Int,
         val deliveryReport: Boolean,
+        val data: DataPayload? = null,
     ) : CoreCommand {
         /** Names part [part] of [parts] of this attempt in the sent/delivery intents. */
         fun ref(part: Int, parts: Int) = PartRef(messageId, idx, attempt, part, parts)
 
-        override fun toString() = "Send(messageId=$messageId, idx=$idx, attempt=$attempt, sim=$sim, parts=$parts)"
+        override fun toString() =
+            "Send(messageId=$messageId, idx=$idx, attempt=$attempt, sim=$sim, parts=$parts" +
+                (data?.let { ", data port ${it.port}, ${it.payload.size} bytes" } ?: "") + ")"
     }
 
     /** Read the SIM list again and report it. */
@@ -49,6 +56,9 @@ sealed interface CoreCommand {
                     text = o.getString("text"),
                     parts = o.getInt("parts"),
                     deliveryReport = o.optBoolean("delivery_report", true),
+                    data = o.optJSONObject("data")?.let {
+                        DataPayload(it.getInt("port"), Base64.getDecoder().decode(it.getString("payload")))
+                    },
                 )
                 "refresh_sims" -> RefreshSims
                 "closed" -> Closed
@@ -56,6 +66,19 @@ sealed interface CoreCommand {
             }
         }
     }
+}
+
+/**
+ * A data SMS's application port (1..65535) and payload (at most 133 bytes, checked by the
+ * core), for `SmsManager.sendDataMessage`. Compared by content.
+ */
+class DataPayload(val port: Int, val payload: ByteArray) {
+    override fun equals(other: Any?) =
+        other is DataPayload && other.port == port && other.payload.contentEquals(payload)
+
+    override fun hashCode() = 31 * port + payload.contentHashCode()
+
+    override fun toString() = "DataPayload(port=$port, ${payload.size} bytes)"
 }
 
 /**

@@ -1,0 +1,192 @@
+//! The webhooks of the SMS Gateway for Android compatible API (`crate::compat`): which of the
+//! relay's changes each of its events names, and the body the Android app would send for it
+//! (`{"id","webhookId","event","deviceId","payload"}`), so that receivers written for that
+//! project work unchanged.
+//!
+//! A registration for one of these events lists the event's name (`sms:sent`), and
+//! optionally `device:<id>` to hear only one phone. Names with a `:` are SMS Gateway events;
+//! the relay's own are dotted (`message.sent`).
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::state::RecipientStatus;
+use super::webhooks::{ReceivedData, RecipientData};
+
+/// Every event name the compatible API registers (the Python client's `WebhookEvent`); the
+/// first seven are ever sent by simrelay.
+pub const EVENTS: &[&str] = &[
+    "sms:received",
+    "sms:data-received",
+    "sms:sent",
+    "sms:delivered",
+    "sms:failed",
+    "sms:cancelled",
+    "system:ping",
+    "mms:received",
+    "mms:downloaded",
+    "app:started",
+    "sms:batch:received",
+    "sms:batch:data-received",
+    "mms:batch:received",
+    "mms:batch:downloaded",
+];
+
+/// The prefix of a registration's phone filter.
+pub const DEVICE_PREFIX: &str = "device:";
+
+/// Whether a registration's event list is an SMS Gateway one.
+pub fn is_smsgate(events: &[String]) -> bool {
+    events.iter().any(|e| EVENTS.contains(&e.as_str()))
+}
+
+/// Whether the registration `events` wants the SMS Gateway event `name` from `phone`.
+pub fn wants(events: &[String], name: &str, phone: Option<&str>) -> bool {
+    events.iter().any(|e| e == name)
+        && events
+            .iter()
+            .filter_map(|e| e.strip_prefix(DEVICE_PREFIX))
+            .all(|d| Some(d) == phone)
+}
+
+/// What an SMS Gateway event carries, before its envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub name: &'static str,
+    pub phone: Option<String>,
+    pub payload: Value,
+}
+
+/// The SMS Gateway event of a recipient that entered `state` at `at` (RFC 3339).
+pub fn recipient(state: RecipientStatus, r: &RecipientData, at: &str) -> Option<Rendered> {
+    let mut p = json!({
+        "messageId": r.message_id,
+        "phoneNumber": r.to,
+        "recipient": r.to,
+    });
+    let name = match state {
+        RecipientStatus::Sent | RecipientStatus::Unknown => {
+            p["partsCount"] = json!(r.parts);
+            p["sentAt"] = json!(at);
+            "sms:sent"
+        }
+        RecipientStatus::Delivered => {
+            p["deliveredAt"] = json!(at);
+            "sms:delivered"
+        }
+        RecipientStatus::Failed | RecipientStatus::Expired => {
+            p["failedAt"] = json!(at);
+            p["reason"] = json!(r.error.as_deref().unwrap_or(state.as_str()));
+            "sms:failed"
+        }
+        RecipientStatus::Cancelled => {
+            p["cancelledAt"] = json!(at);
+            "sms:cancelled"
+        }
+        _ => return None,
+    };
+    Some(Rendered {
+        name,
+        phone: r.phone.clone(),
+        payload: p,
+    })
+}
+
+/// The SMS Gateway event of a received SMS: `sms:data-received` for a data SMS.
+pub fn received(d: &ReceivedData) -> Rendered {
+    let mut p = json!({
+        "messageId": d.id,
+        "phoneNumber": d.from,
+        "sender": d.from,
+        "receivedAt": d.received_at,
+    });
+    let name = if d.data_port.is_some() {
+        p["data"] = json!(d.text);
+        "sms:data-received"
+    } else {
+        p["message"] = json!(d.text);
+        "sms:received"
+    };
+    Rendered {
+        name,
+        phone: Some(d.phone.clone()),
+        payload: p,
+    }
+}
+
+/// The batch event of a single one (`sms:received` → `sms:batch:received`).
+pub fn batch_name(single: &str) -> &'static str {
+    if single == "sms:data-received" {
+        "sms:batch:data-received"
+    } else {
+        "sms:batch:received"
+    }
+}
+
+/// The body of one delivery.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope<'a> {
+    pub id: &'a str,
+    pub webhook_id: &'a str,
+    pub event: &'a str,
+    pub device_id: Option<&'a str>,
+    pub payload: &'a Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> RecipientData {
+        RecipientData {
+            code: None,
+            error: Some("radio off".into()),
+            idx: 0,
+            message_id: "m1".into(),
+            parts: 2,
+            phone: Some("p1".into()),
+            sim: None,
+            state: RecipientStatus::Sent,
+            to: "+15550001".into(),
+        }
+    }
+
+    #[test]
+    fn recipient_changes_name_their_event() {
+        let at = "2026-01-01T00:00:00.000Z";
+        let sent = recipient(RecipientStatus::Sent, &data(), at).expect("sent");
+        assert_eq!(sent.name, "sms:sent");
+        assert_eq!(sent.payload["partsCount"], 2);
+        assert_eq!(sent.payload["recipient"], "+15550001");
+        let failed = recipient(RecipientStatus::Expired, &data(), at).expect("failed");
+        assert_eq!(
+            (failed.name, &failed.payload["reason"]),
+            ("sms:failed", &json!("radio off"))
+        );
+        assert_eq!(
+            recipient(RecipientStatus::Cancelled, &data(), at).map(|r| r.name),
+            Some("sms:cancelled")
+        );
+        assert_eq!(recipient(RecipientStatus::Queued, &data(), at), None);
+    }
+
+    #[test]
+    fn device_filters() {
+        let ev = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        assert!(wants(&ev(&["sms:sent"]), "sms:sent", Some("p1")));
+        assert!(wants(
+            &ev(&["sms:sent", "device:p1"]),
+            "sms:sent",
+            Some("p1")
+        ));
+        assert!(!wants(
+            &ev(&["sms:sent", "device:p2"]),
+            "sms:sent",
+            Some("p1")
+        ));
+        assert!(!wants(&ev(&["sms:received"]), "sms:sent", Some("p1")));
+        assert!(is_smsgate(&ev(&["system:ping"])));
+        assert!(!is_smsgate(&ev(&["message.sent"])));
+    }
+}
