@@ -308,3 +308,34 @@ fn the_passphrase_is_read_from_json_checked_and_never_shown() {
         assert!(bad.validate().is_err());
     }
 }
+
+#[test]
+fn encrypted_messages_keep_the_pace_of_their_plaintext() {
+    let mut rig = Rig::new(
+        EngineConfig {
+            parts_per_minute: 1,
+            jitter: 0.0,
+            ..config(Some(PASS))
+        },
+        radio(),
+        &[1],
+    );
+    // One part each in plaintext, two as ciphertext: the pace counts one a minute.
+    for i in 0..3 {
+        rig.submit(encrypted(
+            &format!("p{i}"),
+            &["+15551230001"],
+            &"z".repeat(100),
+            PASS,
+        ));
+    }
+    rig.run_until(T0 + 10 * MINUTE);
+    let times: Vec<i64> = rig.handed.iter().map(|(t, _)| (t - T0) / MINUTE).collect();
+    assert_eq!(times, vec![0, 1, 2]);
+    assert!(
+        rig.handed
+            .iter()
+            .all(|(_, c)| c.to == "+15551230001" && c.parts == 1)
+    );
+    assert_eq!(rig.radio.total_transmitted(), 3);
+}
