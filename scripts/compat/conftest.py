@@ -37,7 +37,7 @@ class Receiver:
                 n = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(n)
                 with receiver.cond:
-                    receiver.got.append((dict(self.headers.items()), body))
+                    receiver.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
                     receiver.cond.notify_all()
                 self.send_response(200)
                 self.send_header("content-length", "0")

@@ -304,7 +304,11 @@ fn echo_numbers_answer_texts_and_data() {
         attempt: 1,
         sim: 1,
         to: to.into(),
-        text: if data.is_some() { String::new() } else { "hi".into() },
+        text: if data.is_some() {
+            String::new()
+        } else {
+            "hi".into()
+        },
         parts: 1,
         delivery_report: true,
         data,
@@ -336,7 +340,11 @@ fn echo_numbers_answer_texts_and_data() {
         .collect();
     assert_eq!(data.len(), 1);
     assert_eq!(
-        (data[0].from.as_str(), data[0].port, data[0].payload.as_slice()),
+        (
+            data[0].from.as_str(),
+            data[0].port,
+            data[0].payload.as_slice()
+        ),
         ("+15550190002", 53739, [0u8, 1, 2, 255].as_slice())
     );
 }

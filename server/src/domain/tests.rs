@@ -155,6 +155,24 @@ fn failed_unsent_fails_over_while_another_phone_could_take_it() {
     assert!(matches!(a.effect, Effect::Report(_)));
 }
 
+/// A phone that cannot decrypt a message fails over to another phone without a mark against
+/// its SIM's health.
+#[test]
+fn a_decrypt_failure_fails_over_but_leaves_the_sim_healthy() {
+    let r = rec(S::Sending, Some("a"));
+    for reason in ["decrypt_failed", "rejected_by_phone"] {
+        let mut u = upd(RecipientState::Failed);
+        u.unsent = true;
+        u.reason = Some(reason.into());
+        let Update::Apply(a) = run(&r, "a", &u) else {
+            panic!("applies");
+        };
+        assert_eq!(a.effect, Effect::FailOver, "{reason}");
+        assert_eq!(a.tried, Some(vec![SimKey::new("a", 0)]));
+        assert_eq!(a.outcome, None, "{reason}");
+    }
+}
+
 #[test]
 fn removal_and_offline_never_move_an_accepted_recipient() {
     let mut r = rec(S::Pending, Some("a"));

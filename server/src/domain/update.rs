@@ -10,7 +10,7 @@
 //! | 3 | not `P`'s, `queued`, otherwise                              | cancel `P`'s copy (a `cancel` frame before the ack), and add `P` to `tried` unless `R` is final or `P` is there |
 //! | 4 | `R` is final                                                | ignore                                                            |
 //! | 5 | `u` is `sent`/`delivered`, `R` was neither, SIM known       | tell SIM health `sent`, go on at 7                                |
-//! | 6 | `u` is `failed` with `unsent`, SIM known                    | tell SIM health `sim-bound`, add the SIM to `tried`; if `R` is not pinned, has tried fewer than `max_sims` SIMs and a phone not in `tried` could take it (in its pool, else any of the account's): fail over (back to the router as `pending`); else go on at 7 |
+//! | 6 | `u` is `failed` with `unsent`, SIM known                    | tell SIM health `sim-bound` (not for the phone's own `decrypt_failed`, `rejected_by_phone`), add the SIM to `tried`; if `R` is not pinned, has tried fewer than `max_sims` SIMs and a phone not in `tried` could take it (in its pool, else any of the account's): fail over (back to the router as `pending`); else go on at 7 |
 //! | 7 | otherwise                                                   | set `R`'s state to `u`'s (a `queued` never undoes `cancelling`) with its part counts; parts newly sent count for the SIM; a change of state recomputes the message's state and queues its webhook ([`super::webhooks::recipient_event`]) |
 //!
 //! Events are applied once: a seq at or below the phone's last applied one is skipped, and a
@@ -22,6 +22,11 @@ use super::recipient::{Recipient, UNKNOWN_SIM};
 use super::state::RecipientStatus;
 use crate::pool_router::SimKey;
 use crate::sim_health::Outcome;
+
+/// Reasons of an unsent failure that belong to the phone, not to its SIM (docs/protocol.md:
+/// end-to-end encrypted messages the phone cannot decrypt, or whose plaintext it refuses).
+const PHONE_BOUND_DECRYPT: &str = "decrypt_failed";
+const PHONE_BOUND_REJECTED: &str = "rejected_by_phone";
 
 /// Facts about the account that some rules need, read only when a rule needs them.
 pub trait Facts {
@@ -138,7 +143,14 @@ pub fn decide<F: Facts>(
         if left && !matches!(r.status, RecipientStatus::Sent | RecipientStatus::Delivered) {
             apply.outcome = Some((key, Outcome::Sent));
         } else if u.state == RecipientState::Failed && u.unsent {
-            apply.outcome = Some((key.clone(), Outcome::SimBound(u.code)));
+            // A phone that cannot decrypt (or refuses what it decrypted) says nothing about
+            // its SIM: another phone may try, the SIM's health is untouched.
+            if !matches!(
+                u.reason.as_deref(),
+                Some(PHONE_BOUND_DECRYPT | PHONE_BOUND_REJECTED)
+            ) {
+                apply.outcome = Some((key.clone(), Outcome::SimBound(u.code)));
+            }
             let mut tried = r.tried.clone();
             tried.push(key);
             let again = r.target.phone.is_none()
