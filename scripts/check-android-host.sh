@@ -272,7 +272,7 @@ for sdk in "${ROBO_SDKS[@]}"; do
         -Drobolectric.enabledSdks="$sdk" -Drobolectric.logging=stdout \
         -Djava.library.path="$TARGET_DIR/debug" -Dsimrelay.relay="$RELAY" \
         -cp "$OUT/robo-classes:$OUT/robo-config:$KOTLIN_HOME/lib/kotlin-stdlib.jar:$ROBO_CP$ANDROID_ALL" \
-        org.junit.runner.JUnitCore dev.simrelay.app.ScreenTest dev.simrelay.app.RelayFlowTest \
+        org.junit.runner.JUnitCore dev.simrelay.app.ScreenTest dev.simrelay.app.DataSmsTest dev.simrelay.app.RelayFlowTest \
         >"$OUT/robolectric-$sdk.log" 2>&1
     robo_rc=$?
     set -e

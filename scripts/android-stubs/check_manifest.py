@@ -6,7 +6,10 @@ No aapt2 on the host, so this covers what would otherwise only fail on a device:
 - the foreground service declares type remoteMessaging and its permission;
 - every `Manifest.permission.X` used in the Kotlin sources is declared;
 - receivers with intent filters say whether they are exported (required from API 31);
-- `@string/...` references exist in res/values.
+- `@string/...` references exist in res/values;
+- every `DATA_SMS_RECEIVED` filter names scheme `sms` and the port of
+  `DataSmsReceivedReceiver.DATA_PORT` (Robolectric ignores `<data>` in manifest filters, so
+  nothing else would notice a drift).
 
 Usage: check_manifest.py APP_DIR CLASSES_DIR STUB_JAR
 """
@@ -89,11 +92,38 @@ def main():
         for ref in re.findall(r"@string/(\w+)", fh.read()):
             if ref not in strings:
                 errors.append("@string/%s is not defined in res/values" % ref)
+    errors += data_sms_filters(app, app_el)
     for e in errors:
         print("manifest: " + e)
     if errors:
         sys.exit(1)
     print("manifest: %d components, %d permissions checked" % (len(components), len(declared)))
+
+
+def data_sms_filters(app, app_el):
+    """The data SMS receiver's filters against the port constant in the Kotlin sources."""
+    with open(os.path.join(app, "src", "main", "kotlin", "dev", "simrelay", "app", "Receivers.kt"),
+              encoding="utf-8") as fh:
+        m = re.search(r"const val DATA_PORT = (\d+)", fh.read())
+    port = m.group(1) if m else None
+    errors, found = [], 0
+    for el in app_el.findall("receiver"):
+        for f in el.findall("intent-filter"):
+            actions = {a.get(A + "name") for a in f.findall("action")}
+            if "android.intent.action.DATA_SMS_RECEIVED" not in actions:
+                continue
+            found += 1
+            data = f.findall("data")
+            schemes = {d.get(A + "scheme") for d in data if d.get(A + "scheme")}
+            ports = {d.get(A + "port") for d in data if d.get(A + "port")}
+            if schemes != {"sms"}:
+                errors.append("DATA_SMS_RECEIVED filter needs android:scheme=\"sms\"")
+            if port is None or ports != {port}:
+                errors.append("DATA_SMS_RECEIVED filter port %s, DataSmsReceivedReceiver.DATA_PORT %s"
+                              % (sorted(ports), port))
+    if port is not None and found == 0:
+        errors.append("no DATA_SMS_RECEIVED filter for DataSmsReceivedReceiver.DATA_PORT")
+    return errors
 
 
 def extends(cls, base, classes, stub_jar):

@@ -395,6 +395,12 @@ impl SimModem {
         self.with_radio(|r| r.inject_incoming(sim, from, text, Some(now), now));
     }
 
+    /// A data SMS arriving now, as the raw SMS-DELIVER PDUs Android would broadcast.
+    pub fn inject_incoming_data(&self, sim: Option<i32>, pdus: Vec<Vec<u8>>) {
+        let now = self.now();
+        self.with_radio(|r| r.inject_incoming_data(sim, pdus, now));
+    }
+
     fn now(&self) -> Millis {
         self.phone
             .lock()

@@ -153,3 +153,45 @@ async fn the_android_shell_pulls_commands_and_pushes_results() {
     assert_eq!(state(&h, "a"), RecipientState::Sent);
     phone.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_data_sms_goes_through_the_scheduler_and_the_modem_both_ways() {
+    let dir = common::temp_dir();
+    let modem = SimModem::new(SimModemConfig::default());
+    let phone = Phone::start(config(&dir), Box::new(modem.clone())).expect("start");
+    let h = phone.handle();
+    h.set_sims(sim_configs(&[7])).expect("sims");
+    let data = simrelay_core::protocol::OutboundMessage {
+        data_port: Some(53739),
+        // base64 of 00 01 FE FF
+        ..msg("data", &["+15551230001"], "AAH+/w==")
+    };
+    assert_eq!(h.submit(data).expect("submit"), Submitted::New);
+    until(Duration::from_secs(30), || {
+        state(&h, "data") == RecipientState::Delivered
+    })
+    .await;
+    let sent = modem.with_radio(|r| r.data_sent().to_vec());
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].sim, sent[0].port), (7, 53739));
+    assert_eq!(sent[0].payload, vec![0x00, 0x01, 0xFE, 0xFF]);
+
+    let pdu = simrelay_core::pdu::build_data_pdu("+15557770000", 53739, b"ping", common::T0, None);
+    modem.inject_incoming_data(Some(7), vec![pdu]);
+    let incoming = || {
+        h.with_engine(|e, _| e.events_after(0, 1_000))
+            .expect("events")
+            .into_iter()
+            .find_map(|(_, ev)| match ev {
+                simrelay_core::protocol::Event::Incoming(sms) => Some(sms),
+                simrelay_core::protocol::Event::Recipient(_) => None,
+            })
+    };
+    until(Duration::from_secs(30), || incoming().is_some()).await;
+    let sms = incoming().expect("stored");
+    assert_eq!(
+        (sms.data_port, sms.text.as_str()),
+        (Some(53739), "cGluZw==")
+    );
+    phone.shutdown().await;
+}

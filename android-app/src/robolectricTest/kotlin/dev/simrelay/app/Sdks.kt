@@ -19,7 +19,8 @@ object Sdks {
 
 /** Waiting on the receivers' background hand-offs, bounded, with the main looper turning. */
 object Background {
-    private val handOffs = setOf("simrelay-boot", "simrelay-sent", "simrelay-delivered", "simrelay-incoming")
+    private val handOffs =
+        setOf("simrelay-boot", "simrelay-sent", "simrelay-delivered", "simrelay-incoming", "simrelay-incoming-data")
 
     /** No receiver hand-off thread (Receivers.kt `handOff`) is running. */
     fun handOffsDone(): Boolean = Thread.getAllStackTraces().keys.none { it.isAlive && it.name in handOffs }
