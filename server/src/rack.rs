@@ -90,7 +90,7 @@ impl Rack {
             for p in phones {
                 for s in &p.status.sims {
                     let key = SimKey::new(p.id.clone(), s.sub_id);
-                    let settings = input.settings.get(&key).cloned().unwrap_or_default();
+                    let settings = input.sim_settings(&key);
                     slots.push(SimSlot {
                         gate: health.gate(&key, now),
                         parts_per_minute: s.parts_per_minute,
@@ -142,7 +142,7 @@ impl Rack {
         for (phone, online, sims) in phones {
             for s in sims {
                 let key = SimKey::new(phone.clone(), s.sub_id);
-                let settings = input.settings.get(&key).cloned().unwrap_or_default();
+                let settings = input.sim_settings(&key);
                 let (sent, failures) = health.figures(&key);
                 let ppm = f64::from(s.parts_per_minute.max(1));
                 let tput = f64::from(sent_10min.get(&key).copied().unwrap_or(0)) / 10.0;
@@ -167,5 +167,66 @@ impl Rack {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool_router::{Pending, Target};
+    use simrelay_protocol::{PhoneStatus, SimInfo};
+
+    fn plan(input: &RoutingInput) -> usize {
+        let rack = Rack::new(HealthPolicy::default());
+        let phone = crate::hub::OnlinePhone {
+            id: "p".into(),
+            status: PhoneStatus {
+                sims: vec![SimInfo {
+                    sub_id: 1,
+                    slot: 0,
+                    carrier: None,
+                    parts_per_minute: 60,
+                    daily_cap: 0,
+                    sent_today: 0,
+                }],
+                queue_depth: 0,
+                battery: None,
+                charging: None,
+                app_version: "test".into(),
+            },
+        };
+        let pending = [Pending {
+            mseq: 1,
+            idx: 0,
+            parts: 1,
+            to: "+15550001".into(),
+            target: Target::Any,
+            avoid_phones: Vec::new(),
+            bound: Vec::new(),
+            sticky: false,
+        }];
+        rack.plan(input, &[phone], &pending, 0).routes.len()
+    }
+
+    /// The account's `PerDay` limit (SMS Gateway settings) caps a SIM without a cap of its own.
+    #[test]
+    fn the_accounts_daily_limit_caps_sims_without_their_own() {
+        let key = SimKey::new("p", 1);
+        let mut input = RoutingInput {
+            default_daily_cap: Some(2),
+            ..RoutingInput::default()
+        };
+        input.routed_today.insert(key.clone(), 1);
+        assert_eq!(plan(&input), 1);
+        input.routed_today.insert(key.clone(), 2);
+        assert_eq!(plan(&input), 0, "at the account's cap");
+        input.settings.insert(
+            key,
+            crate::store::SimSettings {
+                daily_cap: Some(5),
+                ..Default::default()
+            },
+        );
+        assert_eq!(plan(&input), 1, "the SIM's own cap wins");
     }
 }

@@ -162,12 +162,27 @@ impl Signer {
     }
 }
 
+/// Argon2 checks run at once, at most (each takes tens of milliseconds of a core and 19 MiB):
+/// wrong passwords sent in bulk wait their turn instead of taking every core.
+pub const MAX_CHECKS: usize = 4;
+
 /// The process-wide state of compat authentication: the JWT signer (loaded once from the
-/// store) and the remembered password checks.
-#[derive(Debug, Default)]
+/// store), the remembered password checks, and the bound on argon2 checks in flight.
+#[derive(Debug)]
 pub struct AuthState {
     signer: OnceLock<Signer>,
     remembered: Mutex<HashSet<[u8; 32]>>,
+    pub checks: tokio::sync::Semaphore,
+}
+
+impl Default for AuthState {
+    fn default() -> Self {
+        Self {
+            signer: OnceLock::new(),
+            remembered: Mutex::new(HashSet::new()),
+            checks: tokio::sync::Semaphore::new(MAX_CHECKS),
+        }
+    }
 }
 
 fn remember_key(stored_hash: &str, password: &str) -> [u8; 32] {

@@ -224,6 +224,11 @@ async fn basic(state: &AppState, login: String, password: String) -> CResult<Cal
         .ok_or_else(|| unauthorized("invalid login or password"))?;
     let auth = &state.compat_auth;
     if !auth.remembered(&user.password_hash, &password) {
+        let _permit = auth
+            .checks
+            .acquire()
+            .await
+            .map_err(|_| CompatError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
         let (stored, pw) = (user.password_hash.clone(), password.clone());
         let ok = tokio::task::spawn_blocking(move || auth::verify_password(&stored, &pw))
             .await

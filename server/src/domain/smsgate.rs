@@ -114,6 +114,19 @@ pub fn received(d: &ReceivedData) -> Rendered {
     }
 }
 
+/// The daily limit an account's settings document (`/3rdparty/v1/settings`) sets:
+/// `messages.limit_value` when `messages.limit_period` is `PerDay`. simrelay applies it as the
+/// daily cap of each SIM that has none of its own (upstream counts per phone).
+pub fn daily_limit(settings: &str) -> Option<u32> {
+    let doc: Value = serde_json::from_str(settings).ok()?;
+    let m = doc.get("messages")?;
+    (m.get("limit_period")?.as_str()? == "PerDay")
+        .then(|| m.get("limit_value")?.as_u64())
+        .flatten()
+        .filter(|v| *v > 0)
+        .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+}
+
 /// The batch event of a single one (`sms:received` → `sms:batch:received`).
 pub fn batch_name(single: &str) -> &'static str {
     if single == "sms:data-received" {
@@ -169,6 +182,18 @@ mod tests {
             Some("sms:cancelled")
         );
         assert_eq!(recipient(RecipientStatus::Queued, &data(), at), None);
+    }
+
+    #[test]
+    fn only_a_per_day_limit_is_a_daily_cap() {
+        let doc = |p: &str, v: i64| {
+            json!({"messages": {"limit_period": p, "limit_value": v}}).to_string()
+        };
+        assert_eq!(daily_limit(&doc("PerDay", 50)), Some(50));
+        assert_eq!(daily_limit(&doc("PerHour", 50)), None);
+        assert_eq!(daily_limit(&doc("PerDay", 0)), None);
+        assert_eq!(daily_limit(r#"{"ping": {}}"#), None);
+        assert_eq!(daily_limit("not json"), None);
     }
 
     #[test]

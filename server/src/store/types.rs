@@ -433,6 +433,20 @@ pub struct RoutingInput {
     pub routed_today: HashMap<SimKey, u32>,
     /// Parts routed and not yet sent per SIM.
     pub unsent: HashMap<SimKey, u32>,
+    /// The daily cap of a SIM without its own (`daily_cap` of `PATCH /v1/sims`): the
+    /// account's SMS Gateway setting `messages.limit_period = PerDay` with its `limit_value`.
+    pub default_daily_cap: Option<u32>,
+}
+
+impl RoutingInput {
+    /// The settings of SIM `key`, with the account's default daily cap where it has none.
+    pub fn sim_settings(&self, key: &SimKey) -> SimSettings {
+        let mut s = self.settings.get(key).cloned().unwrap_or_default();
+        if s.daily_cap.is_none() {
+            s.daily_cap = self.default_daily_cap;
+        }
+        s
+    }
 }
 
 // ---- phone removal ----

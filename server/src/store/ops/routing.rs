@@ -85,6 +85,10 @@ impl Store {
         self.read(|tx| {
             let mut input = RoutingInput {
                 settings: tx.sim_settings(account)?,
+                default_daily_cap: tx
+                    .compat_settings(account)?
+                    .as_deref()
+                    .and_then(crate::domain::smsgate::daily_limit),
                 ..RoutingInput::default()
             };
             for (key, parts, sent) in tx.unsent_rows(account)? {
