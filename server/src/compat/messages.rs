@@ -387,7 +387,8 @@ pub struct ListQuery {
     sort: Option<String>,
 }
 
-fn number(field: &str, v: Option<&str>, default: u32) -> CResult<u32> {
+/// A numeric query parameter (`default` when absent).
+pub fn number(field: &str, v: Option<&str>, default: u32) -> CResult<u32> {
     v.map_or(Ok(default), |v| {
         v.parse()
             .map_err(|_| CompatError::bad_request(format!("{field} must be a number")))

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json as j;
 
 use super::auth::{self, Claims, ISSUER, REFRESH_SCOPE};
-use super::messages::parse_time;
+use super::messages::{number, parse_time};
 use super::views::Device;
 use super::{CResult, Caller, CompatError, Grant, json, signer};
 use crate::AppState;
@@ -100,13 +100,6 @@ struct InboxMessage {
     device_id: String,
 }
 
-fn count(field: &str, v: Option<&str>, default: u32) -> CResult<u32> {
-    v.map_or(Ok(default), |v| {
-        v.parse()
-            .map_err(|_| CompatError::bad_request(format!("{field} must be a number")))
-    })
-}
-
 /// `GET /inbox`: the account's received SMS, newest first, `X-Total-Count`.
 pub async fn list_inbox(
     State(state): State<AppState>,
@@ -134,8 +127,8 @@ pub async fn list_inbox(
         to: q.to.as_deref().map(|v| parse_time("to", v)).transpose()?,
         phone: q.device_id.filter(|d| !d.is_empty()),
         data,
-        offset: count("offset", q.offset.as_deref(), 0)?,
-        limit: count("limit", q.limit.as_deref(), 50)?.clamp(1, 100),
+        offset: number("offset", q.offset.as_deref(), 0)?,
+        limit: number("limit", q.limit.as_deref(), 50)?.clamp(1, 100),
     };
     let (items, total) = state
         .db

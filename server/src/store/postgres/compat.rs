@@ -4,8 +4,8 @@
 
 use ::postgres::Row;
 
-use super::messages::{load_recipients, message_row};
-use super::{PgTx, big, get, get_opt_i32, get_opt_u16, get_rstatus, get_u32};
+use super::messages::{inbox_row, load_recipients, message_row};
+use super::{PgTx, big, get, get_opt_i32, get_rstatus, get_u32};
 use crate::store::tx::{CompatRows, history_seq};
 use crate::store::{
     AccountHistoryRow, CompatUser, HistoryRow, InboxItem, InboxQuery, MessageQuery, MessageView,
@@ -322,24 +322,7 @@ impl CompatRows for PgTx<'_> {
             ),
             &params,
         )?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                Ok(InboxItem {
-                    cursor: get(r, 0)?,
-                    id: get(r, 1)?,
-                    phone: get(r, 2)?,
-                    sim: get_opt_i32(r, 3)?,
-                    from: get(r, 4)?,
-                    text: get(r, 5)?,
-                    sent_at: get(r, 6)?,
-                    received_at: get(r, 7)?,
-                    stored_at: get(r, 8)?,
-                    encrypted: get(r, 9)?,
-                    data_port: get_opt_u16(r, 10)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let items = rows.iter().map(inbox_row).collect::<Result<Vec<_>>>()?;
         let total: i64 = get(
             &self.c.query_one(
                 concat!("SELECT count(*) FROM inbox WHERE ", inbox_where!()),

@@ -43,6 +43,22 @@ pub(super) fn message_row(r: &Row) -> Result<MessageView> {
 }
 
 /// Fills in the recipients of `views` with one query.
+pub(super) fn inbox_row(r: &Row) -> Result<InboxItem> {
+    Ok(InboxItem {
+        cursor: get(r, 0)?,
+        id: get(r, 1)?,
+        phone: get(r, 2)?,
+        sim: get_opt_i32(r, 3)?,
+        from: get(r, 4)?,
+        text: get(r, 5)?,
+        sent_at: get(r, 6)?,
+        received_at: get(r, 7)?,
+        stored_at: get(r, 8)?,
+        encrypted: get(r, 9)?,
+        data_port: get_opt_u16(r, 10)?,
+    })
+}
+
 pub(super) fn load_recipients(tx: &mut PgTx<'_>, views: &mut [MessageView]) -> Result<()> {
     if views.is_empty() {
         return Ok(());
@@ -594,22 +610,6 @@ impl MessageRows for PgTx<'_> {
                 &params,
             )?
         };
-        rows.iter()
-            .map(|r| {
-                Ok(InboxItem {
-                    cursor: get(r, 0)?,
-                    id: get(r, 1)?,
-                    phone: get(r, 2)?,
-                    sim: get_opt_i32(r, 3)?,
-                    from: get(r, 4)?,
-                    text: get(r, 5)?,
-                    sent_at: get(r, 6)?,
-                    received_at: get(r, 7)?,
-                    stored_at: get(r, 8)?,
-                    encrypted: get(r, 9)?,
-                    data_port: get_opt_u16(r, 10)?,
-                })
-            })
-            .collect()
+        rows.iter().map(inbox_row).collect()
     }
 }

@@ -5,7 +5,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteTx;
-use super::messages::{MESSAGE_COLUMNS, load_recipients, message_row};
+use super::messages::{INBOX_COLUMNS, MESSAGE_COLUMNS, inbox_row, load_recipients, message_row};
 use crate::store::tx::{CompatRows, history_seq};
 use crate::store::{
     AccountHistoryRow, CompatUser, HistoryRow, InboxItem, InboxQuery, MessageQuery, MessageView,
@@ -297,8 +297,7 @@ impl CompatRows for SqliteTx<'_> {
 
     fn query_inbox(&mut self, account: &str, q: &InboxQuery) -> Result<(Vec<InboxItem>, u64)> {
         let sql = format!(
-            "SELECT rowid_, sms_id, phone_id, sim, from_number, text, sent_at, received_at,
-                 stored_at, encrypted, data_port
+            "SELECT {INBOX_COLUMNS}
              FROM inbox WHERE {INBOX_WHERE} ORDER BY rowid_ DESC LIMIT ?6 OFFSET ?7"
         );
         let items = self
@@ -306,21 +305,7 @@ impl CompatRows for SqliteTx<'_> {
             .prepare_cached(&sql)?
             .query_map(
                 params![account, q.from, q.to, q.phone, q.data, q.limit, q.offset],
-                |r| {
-                    Ok(InboxItem {
-                        cursor: r.get(0)?,
-                        id: r.get(1)?,
-                        phone: r.get(2)?,
-                        sim: r.get(3)?,
-                        from: r.get(4)?,
-                        text: r.get(5)?,
-                        sent_at: r.get(6)?,
-                        received_at: r.get(7)?,
-                        stored_at: r.get(8)?,
-                        encrypted: r.get(9)?,
-                        data_port: r.get(10)?,
-                    })
-                },
+                inbox_row,
             )?
             .collect::<rusqlite::Result<_>>()?;
         let total: i64 = self

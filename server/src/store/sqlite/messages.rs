@@ -36,6 +36,26 @@ pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
     })
 }
 
+/// The inbox columns, in the order [`inbox_row`] reads them.
+pub(super) const INBOX_COLUMNS: &str = "rowid_, sms_id, phone_id, sim, from_number, text, sent_at,
+    received_at, stored_at, encrypted, data_port";
+
+pub(super) fn inbox_row(r: &Row<'_>) -> rusqlite::Result<InboxItem> {
+    Ok(InboxItem {
+        cursor: r.get(0)?,
+        id: r.get(1)?,
+        phone: r.get(2)?,
+        sim: r.get(3)?,
+        from: r.get(4)?,
+        text: r.get(5)?,
+        sent_at: r.get(6)?,
+        received_at: r.get(7)?,
+        stored_at: r.get(8)?,
+        encrypted: r.get(9)?,
+        data_port: r.get(10)?,
+    })
+}
+
 pub(super) fn load_recipients(c: &Connection, view: &mut MessageView) -> Result<()> {
     let mut st = c.prepare_cached(
         "SELECT idx, to_number, state, parts, parts_sent, parts_delivered, error, code,
@@ -429,8 +449,7 @@ impl MessageRows for SqliteTx<'_> {
     fn list_inbox(&mut self, account: &str, f: &InboxFilter) -> Result<Vec<InboxItem>> {
         let order = if f.newest_first { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT rowid_, sms_id, phone_id, sim, from_number, text, sent_at, received_at,
-                 stored_at, encrypted, data_port
+            "SELECT {INBOX_COLUMNS}
              FROM inbox
              WHERE account_id = ?1 AND (?2 IS NULL OR from_number = ?2)
                AND (?3 IS NULL OR instr(text, ?3) > 0) AND (?4 IS NULL OR stored_at >= ?4)
@@ -449,21 +468,7 @@ impl MessageRows for SqliteTx<'_> {
                     f.after_cursor,
                     f.limit
                 ],
-                |r| {
-                    Ok(InboxItem {
-                        cursor: r.get(0)?,
-                        id: r.get(1)?,
-                        phone: r.get(2)?,
-                        sim: r.get(3)?,
-                        from: r.get(4)?,
-                        text: r.get(5)?,
-                        sent_at: r.get(6)?,
-                        received_at: r.get(7)?,
-                        stored_at: r.get(8)?,
-                        encrypted: r.get(9)?,
-                        data_port: r.get(10)?,
-                    })
-                },
+                inbox_row,
             )?
             .collect::<rusqlite::Result<_>>()?;
         Ok(items)
