@@ -349,6 +349,24 @@ def test_errors_map_to_the_client_classes(run, relay, backend):
         run("create_webhook", bad_hook)
 
 
+def test_system_ping_at_the_accounts_interval(relay, receiver):
+    run = Runner("httpx", relay)
+    try:
+        register(run, receiver, "ping", WebhookEvent.SYSTEM_PING)
+        run("patch_settings", sg.DeviceSettings(ping=sg.SettingsPing(interval_seconds=10)))
+        key = signing_key(run)
+        devices = {d.id for d in run("list_devices")}
+        h, body, j = receiver.wait_for(lambda j: j["event"] == "system:ping"
+                                       and j["webhookId"] == "ping-system-ping")
+        check_signature(h, body, key)
+        assert j["deviceId"] in devices
+        assert j["payload"]["health"]["status"] == "pass"
+        run("delete_webhook", "ping-system-ping")
+        run("patch_settings", sg.DeviceSettings(ping=sg.SettingsPing(interval_seconds=0)))
+    finally:
+        run.close()
+
+
 def test_zz_remove_device(relay):
     run = Runner("httpx", relay)
     try:

@@ -267,6 +267,7 @@ where
     let tasks = vec![
         tokio::spawn(dispatch::run(state.clone())),
         tokio::spawn(webhooks::run(state.clone())),
+        tokio::spawn(compat::ping::run(state.clone())),
         tokio::spawn(hub::resume_presence(state.clone())),
     ];
     let st = state.clone();

@@ -606,3 +606,74 @@ async fn health_answers_without_auth_at_both_places() {
     let (s, _, v) = req(&st, "GET", "/3rdparty/v1/nope", None, None).await;
     assert_eq!((s, v["code"].as_i64()), (StatusCode::NOT_FOUND, Some(404)));
 }
+
+/// Each connected phone pings the account's `system:ping` webhooks at the account's
+/// `ping.interval_seconds`, with its health; nothing without the setting.
+#[tokio::test]
+async fn connected_phones_ping_at_the_accounts_interval() {
+    use simrelay_server::compat::ping::Pinger;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (st, auth) = with_user(dir.path()).await;
+    let hook = json!({"id": "ping-1", "url": "http://127.0.0.1:9/ping", "event": "system:ping"});
+    let (s, _, _) = req(
+        &st,
+        "POST",
+        "/3rdparty/v1/webhooks",
+        Some(&auth),
+        Some(hook),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, users) = call(&st, "GET", "/v1/users", Some(KEY_A), None).await;
+    let account = users["items"][0]["account"]
+        .as_str()
+        .expect("account")
+        .to_string();
+    let mut status = common::status();
+    status.battery = Some(55);
+    let _link = st.hub.register("phone-1", &account, status);
+
+    let mut pinger = Pinger::default();
+    let t0 = 1_800_000_000_000;
+    assert_eq!(
+        pinger.tick(&st, t0).await.expect("tick"),
+        0,
+        "no interval set"
+    );
+    let (s, _, _) = req(
+        &st,
+        "PATCH",
+        "/3rdparty/v1/settings",
+        Some(&auth),
+        Some(json!({"ping": {"interval_seconds": 60}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(pinger.tick(&st, t0).await.expect("tick"), 1);
+    assert_eq!(
+        pinger.tick(&st, t0 + 59_000).await.expect("tick"),
+        0,
+        "not yet due"
+    );
+    assert_eq!(pinger.tick(&st, t0 + 60_000).await.expect("tick"), 1);
+
+    let due = st
+        .db
+        .call(|s| s.due_deliveries(i64::MAX, 10))
+        .await
+        .expect("outbox");
+    assert_eq!(due.len(), 2);
+    let body: Value = serde_json::from_str(&due[0].body).expect("json");
+    assert_eq!(
+        (body["event"].as_str(), body["deviceId"].as_str()),
+        (Some("system:ping"), Some("phone-1"))
+    );
+    assert_eq!(body["webhookId"], "ping-1");
+    assert_eq!(body["payload"]["health"]["status"], "pass");
+    assert_eq!(
+        body["payload"]["health"]["checks"]["battery:level"]["observedValue"],
+        55
+    );
+    assert_eq!(due[0].event, "system:ping", "signed the SMS Gateway way");
+}

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod messages;
 pub mod misc;
+pub mod ping;
 pub mod settings;
 pub mod views;
 pub mod webhooks;

@@ -127,6 +127,16 @@ pub fn daily_limit(settings: &str) -> Option<u32> {
         .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
 }
 
+/// The ping interval an account's settings document sets (`ping.interval_seconds`, when
+/// above 0).
+pub fn ping_interval_s(settings: &str) -> Option<u64> {
+    let doc: Value = serde_json::from_str(settings).ok()?;
+    doc.get("ping")?
+        .get("interval_seconds")?
+        .as_u64()
+        .filter(|v| *v > 0)
+}
+
 /// The batch event of a single one (`sms:received` → `sms:batch:received`).
 pub fn batch_name(single: &str) -> &'static str {
     if single == "sms:data-received" {

@@ -74,6 +74,17 @@ impl Store {
         })
     }
 
+    /// Queues a `system:ping` with its health (`crate::compat::ping`) per phone of `pings`
+    /// for the account's SMS Gateway webhooks; returns how many deliveries.
+    pub fn queue_pings(
+        &self,
+        account: &str,
+        pings: &[(String, serde_json::Value)],
+        now: Millis,
+    ) -> Result<usize> {
+        self.write(|tx| super::webhooks::queue_pings(tx, account, pings, now))
+    }
+
     /// The relay secret `name` (stored as `candidate` the first time).
     pub fn relay_secret(&self, name: &str, candidate: &str) -> Result<String> {
         self.write(|tx| tx.relay_secret(name, candidate))

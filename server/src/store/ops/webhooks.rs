@@ -192,6 +192,31 @@ pub(crate) fn redeliver_received(
     Ok(n)
 }
 
+/// Queues a `system:ping` per (phone, health) of `pings` for the account's SMS Gateway
+/// webhooks that want it.
+pub(crate) fn queue_pings(
+    tx: &mut dyn Tx,
+    account: &str,
+    pings: &[(String, serde_json::Value)],
+    now: Millis,
+) -> Result<usize> {
+    let subs: Vec<Subscriber> = tx
+        .subscribers(account)?
+        .into_iter()
+        .filter(|(_, events)| smsgate::is_smsgate(events))
+        .collect();
+    let mut n = 0;
+    for (phone, health) in pings {
+        let r = Rendered {
+            name: "system:ping",
+            phone: Some(phone.clone()),
+            payload: serde_json::json!({ "health": health }),
+        };
+        n += queue_smsgate(tx, &subs, &r, now)?;
+    }
+    Ok(n)
+}
+
 /// Queues `event` for every webhook of the account that wants it; returns how many
 /// deliveries were queued.
 pub(crate) fn enqueue_event<T: Serialize>(
