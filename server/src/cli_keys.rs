@@ -94,7 +94,7 @@ fn scope_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn open(dir: &std::path::Path) -> Result<Store, Box<dyn std::error::Error>> {
+pub(crate) fn open(dir: &std::path::Path) -> Result<Store, Box<dyn std::error::Error>> {
     let path = dir.join("relay.sqlite");
     if !path.exists() {
         return Err(format!("no relay database in {}", dir.display()).into());
@@ -103,7 +103,7 @@ fn open(dir: &std::path::Path) -> Result<Store, Box<dyn std::error::Error>> {
 }
 
 /// A client and the base URL and key of `target`.
-fn remote(
+pub(crate) fn remote(
     target: &Target,
 ) -> Result<(reqwest::Client, String, String), Box<dyn std::error::Error>> {
     let url = target.url.clone().ok_or("give --data or --url")?;
@@ -116,7 +116,7 @@ fn remote(
 }
 
 /// The account a data-directory command acts on: the given one, or the only one.
-fn pick_account(
+pub(crate) fn pick_account(
     store: &Store,
     given: Option<String>,
 ) -> Result<String, Box<dyn std::error::Error>> {
@@ -129,7 +129,7 @@ fn pick_account(
     }
 }
 
-fn api_error(e: simrelay_server::error::AppError) -> Box<dyn std::error::Error> {
+pub(crate) fn api_error(e: simrelay_server::error::AppError) -> Box<dyn std::error::Error> {
     format!("{} ({})", e.message, e.code).into()
 }
 

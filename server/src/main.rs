@@ -6,6 +6,7 @@
 
 mod cli;
 mod cli_keys;
+mod cli_users;
 
 use clap::{Parser, Subcommand};
 use simrelay_server::Server;
@@ -48,6 +49,9 @@ enum Command {
     /// Accounts: create (with a first key), list (on a data directory or a running relay).
     #[command(subcommand)]
     Accounts(cli_keys::AccountsCommand),
+    /// Users of the SMS Gateway for Android compatible API: create, list, delete.
+    #[command(subcommand)]
+    Users(cli_users::UsersCommand),
     /// Copy a relay's SQLite database into an empty PostgreSQL database (then serve it with
     /// --database).
     Migrate(MigrateArgs),
@@ -182,6 +186,7 @@ fn main() -> std::process::ExitCode {
             }
             Command::Keys(cmd) => cli_keys::keys(cmd).await.map(print_json),
             Command::Accounts(cmd) => cli_keys::accounts(cmd).await.map(print_json),
+            Command::Users(cmd) => cli_users::users(cmd).await.map(print_json),
             Command::Migrate(args) => migrate(args).await.map(print_json),
             Command::Api(cmd) => cli::run(cmd).await.map(print_json),
         }

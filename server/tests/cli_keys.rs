@@ -209,3 +209,92 @@ fn a_short_api_key_is_refused_at_start_with_a_clear_error() {
     assert!(err.contains("api_key") && err.contains("128 bits"), "{err}");
     assert!(!err.contains(" k "), "the key itself is not echoed: {err}");
 }
+
+/// `simrelay users` on the data directory (a generated password, printed once) and against the
+/// running relay; the relay takes the user's Basic auth at once and refuses it once deleted.
+#[tokio::test]
+async fn the_cli_manages_compat_users() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let relay = Relay::start(dir.path());
+    let admin = relay.admin.clone().expect("admin key");
+    let created = cli(
+        &["accounts", "create", "--data", data, "--name", "qa"],
+        None,
+    );
+    let account = created["account"]["id"].as_str().expect("id").to_string();
+    let key = created["key"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+
+    let user = cli(
+        &[
+            "users",
+            "create",
+            "--data",
+            data,
+            "--login",
+            "qa-bot",
+            "--account",
+            &account,
+        ],
+        None,
+    );
+    let password = user["password"]
+        .as_str()
+        .expect("generated password")
+        .to_string();
+    let devices = |login: &str, password: &str| {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{login}:{password}"));
+        let url = format!("{}/3rdparty/v1/devices", relay.url);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("authorization", format!("Basic {auth}"))
+                .send()
+                .await
+                .expect("relay answers")
+                .status()
+                .as_u16()
+        }
+    };
+    simrelay_server::install_crypto_provider();
+    assert_eq!(devices("qa-bot", &password).await, 200);
+    assert_eq!(devices("qa-bot", "not-the-password").await, 401);
+
+    // Against the relay, with the account's key.
+    let url = relay.url.clone();
+    let second = cli(
+        &["users", "create", "--url", &url, "--login", "qa-bot-2"],
+        Some(&key),
+    );
+    assert!(second["password"].as_str().is_some());
+    let listed = cli(&["users", "list", "--url", &url], Some(&key));
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+    assert!(
+        !listed.to_string().contains(&password),
+        "passwords are not listed"
+    );
+    cli(
+        &[
+            "users",
+            "delete",
+            "--data",
+            data,
+            "qa-bot",
+            "--account",
+            &account,
+        ],
+        None,
+    );
+    assert_eq!(devices("qa-bot", &password).await, 401);
+    let all = cli(&["users", "list", "--data", data], Some(&admin));
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(1));
+    relay.stop();
+}
