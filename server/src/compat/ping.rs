@@ -113,7 +113,7 @@ pub async fn run(state: AppState) {
                     tracing::warn!(error = %e, "queueing system:ping webhooks failed");
                 }
             }
-            _ = shutdown.changed() => return,
+            () = crate::stopped(&mut shutdown) => return,
         }
     }
 }
