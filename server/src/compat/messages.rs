@@ -387,6 +387,42 @@ pub struct ListQuery {
     sort: Option<String>,
 }
 
+/// The parameters the paged lists (messages, inbox) share, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub phone: Option<String>,
+    pub offset: u32,
+    /// 1 to 100 (50 when absent).
+    pub limit: u32,
+}
+
+/// Parses `from`, `to`, `deviceId`, `offset` and `limit`.
+pub fn range(
+    from: &Option<String>,
+    to: &Option<String>,
+    device_id: Option<String>,
+    offset: &Option<String>,
+    limit: &Option<String>,
+) -> CResult<Range> {
+    let time = |field, v: &Option<String>| v.as_deref().map(|v| parse_time(field, v)).transpose();
+    Ok(Range {
+        from: time("from", from)?,
+        to: time("to", to)?,
+        phone: device_id.filter(|d| !d.is_empty()),
+        offset: number("offset", offset.as_deref(), 0)?,
+        limit: number("limit", limit.as_deref(), 50)?.clamp(1, 100),
+    })
+}
+
+/// A JSON array answer with its `X-Total-Count`.
+pub fn counted<T: serde::Serialize>(total: u64, body: &[T]) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert("x-total-count", HeaderValue::from(total));
+    (headers, json(StatusCode::OK, &body)).into_response()
+}
+
 /// A numeric query parameter (`default` when absent).
 pub fn number(field: &str, v: Option<&str>, default: u32) -> CResult<u32> {
     v.map_or(Ok(default), |v| {
@@ -417,17 +453,14 @@ pub async fn list(
             ));
         }
     };
+    let r = range(&q.from, &q.to, q.device_id, &q.offset, &q.limit)?;
     let query = MessageQuery {
-        from: q
-            .from
-            .as_deref()
-            .map(|v| parse_time("from", v))
-            .transpose()?,
-        to: q.to.as_deref().map(|v| parse_time("to", v)).transpose()?,
+        from: r.from,
+        to: r.to,
         states,
-        phone: q.device_id.filter(|d| !d.is_empty()),
-        offset: number("offset", q.offset.as_deref(), 0)?,
-        limit: number("limit", q.limit.as_deref(), 50)?.clamp(1, 100),
+        phone: r.phone,
+        offset: r.offset,
+        limit: r.limit,
         newest_first,
     };
     let (views, total) = state
@@ -435,9 +468,7 @@ pub async fn list(
         .call(move |s| s.query_messages(&caller.account, &query))
         .await?;
     let body: Vec<MessageState> = views.into_iter().map(MessageState::from).collect();
-    let mut headers = HeaderMap::new();
-    headers.insert("x-total-count", HeaderValue::from(total));
-    Ok((headers, json(StatusCode::OK, &body)).into_response())
+    Ok(counted(total, &body))
 }
 
 /// `DELETE /messages/{id}`: cancels what no radio has taken; 409 when nothing can be.

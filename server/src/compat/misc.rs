@@ -3,13 +3,13 @@
 //! again), logs (the account's message history), and JWTs (issue, refresh, revoke).
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json as j;
 
 use super::auth::{self, Claims, ISSUER, REFRESH_SCOPE};
-use super::messages::{number, parse_time};
+use super::messages::{counted, parse_time, range};
 use super::views::Device;
 use super::{CResult, Caller, CompatError, Grant, json, signer};
 use crate::AppState;
@@ -118,17 +118,14 @@ pub async fn list_inbox(
             ));
         }
     };
+    let r = range(&q.from, &q.to, q.device_id, &q.offset, &q.limit)?;
     let query = InboxQuery {
-        from: q
-            .from
-            .as_deref()
-            .map(|v| parse_time("from", v))
-            .transpose()?,
-        to: q.to.as_deref().map(|v| parse_time("to", v)).transpose()?,
-        phone: q.device_id.filter(|d| !d.is_empty()),
+        from: r.from,
+        to: r.to,
+        phone: r.phone,
         data,
-        offset: number("offset", q.offset.as_deref(), 0)?,
-        limit: number("limit", q.limit.as_deref(), 50)?.clamp(1, 100),
+        offset: r.offset,
+        limit: r.limit,
     };
     let (items, total) = state
         .db
@@ -154,15 +151,11 @@ pub async fn list_inbox(
             device_id: i.phone,
         })
         .collect();
-    let mut headers = HeaderMap::new();
-    headers.insert("x-total-count", HeaderValue::from(total));
-    Ok((headers, json(StatusCode::OK, &body)).into_response())
+    Ok(counted(total, &body))
 }
 
 fn empty_page() -> Response {
-    let mut headers = HeaderMap::new();
-    headers.insert("x-total-count", HeaderValue::from(0));
-    (headers, json(StatusCode::OK, &Vec::<()>::new())).into_response()
+    counted::<()>(0, &[])
 }
 
 /// The body of `POST /inbox/refresh` and of the exports.
