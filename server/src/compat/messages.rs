@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::views::{MessageState, ProcessState};
 use super::{CResult, Caller, CompatError, json};
 use crate::AppState;
-use crate::api::messages::{MAX_TEXT_CHARS, check_sim};
+use crate::api::messages::MAX_TEXT_CHARS;
 use crate::error::ApiJson;
 use crate::store::{CancelOutcome, CreateOutcome, MessageQuery, NewMessage, PhoneRow, now_ms};
 
@@ -337,7 +337,6 @@ pub async fn send(
         let acc = caller.account.clone();
         let phones = state.db.call(move |s| s.list_phones(&acc)).await?;
         let (phone, sub) = resolve_sim(&phones, body.device_id.as_deref(), n)?;
-        check_sim(&phones, Some(&phone), sub)?;
         m.phone_id = Some(phone);
         m.sim = Some(sub);
     }

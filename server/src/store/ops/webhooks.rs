@@ -128,6 +128,15 @@ pub(crate) fn enqueue_received(
     Ok(n)
 }
 
+/// The account's SMS Gateway webhooks.
+fn smsgate_subscribers(tx: &mut dyn Tx, account: &str) -> Result<Vec<Subscriber>> {
+    Ok(tx
+        .subscribers(account)?
+        .into_iter()
+        .filter(|(_, events)| smsgate::is_smsgate(events))
+        .collect())
+}
+
 /// Queues stored SMS for the account's SMS Gateway webhooks again (`POST /inbox/refresh`):
 /// one event per SMS, or one batch event per phone and kind.
 pub(crate) fn redeliver_received(
@@ -137,11 +146,7 @@ pub(crate) fn redeliver_received(
     mode: Redelivery,
     now: Millis,
 ) -> Result<usize> {
-    let subs: Vec<Subscriber> = tx
-        .subscribers(account)?
-        .into_iter()
-        .filter(|(_, events)| smsgate::is_smsgate(events))
-        .collect();
+    let subs = smsgate_subscribers(tx, account)?;
     if subs.is_empty() {
         return Ok(0);
     }
@@ -200,11 +205,7 @@ pub(crate) fn queue_pings(
     pings: &[(String, serde_json::Value)],
     now: Millis,
 ) -> Result<usize> {
-    let subs: Vec<Subscriber> = tx
-        .subscribers(account)?
-        .into_iter()
-        .filter(|(_, events)| smsgate::is_smsgate(events))
-        .collect();
+    let subs = smsgate_subscribers(tx, account)?;
     let mut n = 0;
     for (phone, health) in pings {
         let r = Rendered {
