@@ -19,6 +19,23 @@ pub enum TlsMode {
     SelfSigned { names: Vec<String> },
 }
 
+/// A user of the SMS Gateway for Android compatible API, from the file's `[[compat_users]]`
+/// (it belongs to the account of `api_key`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigUser {
+    pub login: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for ConfigUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigUser")
+            .field("login", &self.login)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -83,6 +100,7 @@ pub struct Config {
     pub pairing_per_source_per_minute: u32,
     /// Pairing attempts (successes not counted) all sources together may make per minute.
     pub pairing_global_per_minute: u32,
+    pub compat_users: Vec<ConfigUser>,
 }
 
 impl Config {
@@ -116,6 +134,7 @@ impl Config {
             incoming_per_minute: 600,
             pairing_per_source_per_minute: 10,
             pairing_global_per_minute: 100,
+            compat_users: Vec::new(),
         }
     }
 }
@@ -156,6 +175,7 @@ pub struct FileConfig {
     pub incoming_per_minute: Option<u32>,
     pub pairing_per_source_per_minute: Option<u32>,
     pub pairing_global_per_minute: Option<u32>,
+    pub compat_users: Option<Vec<ConfigUser>>,
 }
 
 /// Flags of `simrelay serve` (each also read from its environment variable).
@@ -377,6 +397,29 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
             None => {}
         }
     }
+    c.compat_users = file.compat_users.unwrap_or_default();
+    for (i, u) in c.compat_users.iter().enumerate() {
+        if !crate::compat::auth::valid_login(&u.login) {
+            return Err(ConfigError::Invalid(
+                "compat_users: a login is 1 to 64 characters of A-Z a-z 0-9 . _ @ -",
+            ));
+        }
+        if crate::compat::auth::check_password(&u.password).is_err() {
+            return Err(ConfigError::Invalid(
+                "compat_users: a password is 12 to 256 printable ASCII characters without spaces",
+            ));
+        }
+        if c.compat_users[..i].iter().any(|o| o.login == u.login) {
+            return Err(ConfigError::Invalid(
+                "compat_users: a login is listed twice",
+            ));
+        }
+    }
+    if !c.compat_users.is_empty() && c.api_key.is_none() {
+        return Err(ConfigError::Invalid(
+            "compat_users needs api_key: the users belong to its account",
+        ));
+    }
     Ok(c)
 }
 
@@ -466,6 +509,46 @@ mod tests {
         assert_eq!(c.database_url, None, "SQLite is the default");
         let file = parse_file("database_url = \"mysql://h/db\"\n").expect("valid toml");
         assert!(merge(file, &ServeArgs::default()).is_err());
+    }
+
+    #[test]
+    fn compat_users_need_good_logins_passwords_and_the_api_key() {
+        let users = |body: &str, api_key: bool| {
+            let key = if api_key {
+                "api_key = \"key-0123456789abcdef0123\"\n"
+            } else {
+                ""
+            };
+            merge(
+                parse_file(&format!("{key}{body}")).expect("valid toml"),
+                &ServeArgs::default(),
+            )
+        };
+        let one =
+            "[[compat_users]]\nlogin = \"ops@example.com\"\npassword = \"long-enough-secret\"\n";
+        let c = users(one, true).expect("valid");
+        assert_eq!(c.compat_users.len(), 1);
+        assert!(!format!("{:?}", c.compat_users).contains("long-enough-secret"));
+        let refused = [
+            (one.to_string(), false, "needs api_key"),
+            (
+                one.replace("ops@example.com", "bad login"),
+                true,
+                "a login is",
+            ),
+            (
+                one.replace("long-enough-secret", "short"),
+                true,
+                "a password is",
+            ),
+            (format!("{one}{one}"), true, "listed twice"),
+        ];
+        for (body, key, why) in refused {
+            let e = users(&body, key).expect_err(why).to_string();
+            assert!(e.contains(why), "{e}");
+            assert!(!e.contains("long-enough-secret"), "{e}");
+        }
+        assert!(parse_file("[[compat_users]]\nlogin = \"a\"\n").is_err());
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Keys at start: the configured keys are checked for strength (at least 128 bits, else the
 //! relay refuses to start), `api_key` and `admin_key` are made sure to exist (hashed; a revoked
 //! one stays revoked), and when the store holds no admin key that is not revoked, one is
-//! generated, stored hashed and handed back to be printed once.
+//! generated, stored hashed and handed back to be printed once. The configured SMS Gateway
+//! users (`[[compat_users]]`) are made sure to exist in the `api_key`'s account.
 
 use crate::api::auth::{self, Scopes};
 use crate::api::hash_secret;
-use crate::config::Config;
-use crate::store::NewKey;
+use crate::compat::auth::{hash_password, verify_password};
+use crate::config::{Config, ConfigUser};
+use crate::store::{CompatUser, NewKey};
 use crate::store::{Db, now_ms};
 use crate::{StartError, api::auth::Scope};
 
@@ -61,6 +63,9 @@ pub async fn bootstrap(db: &Db, config: &Config) -> Result<Option<String>, Start
         db.call(move |s| s.ensure_key(&hash, acc.as_deref(), "config admin_key", &admin, now))
             .await?;
     }
+    if let Some(acc) = &account {
+        users(db, acc, &config.compat_users, now).await?;
+    }
     if db.call(|s| s.has_admin_key()).await? {
         return Ok(None);
     }
@@ -80,4 +85,36 @@ pub async fn bootstrap(db: &Db, config: &Config) -> Result<Option<String>, Start
     })
     .await?;
     Ok(Some(secret))
+}
+
+/// Makes sure each configured SMS Gateway user exists in `account` with its configured
+/// password (a stored user whose password differs gets the new one). Users made with the API
+/// or the CLI are left alone.
+async fn users(db: &Db, account: &str, users: &[ConfigUser], now: i64) -> Result<(), StartError> {
+    for u in users.iter().cloned() {
+        let account = account.to_string();
+        let login = u.login.clone();
+        let put = db
+            .call(move |s| {
+                let current = s.compat_user(&u.login)?;
+                if current.as_ref().is_some_and(|c| {
+                    c.account_id == account && verify_password(&c.password_hash, &u.password)
+                }) {
+                    return Ok(true);
+                }
+                s.put_compat_user(&CompatUser {
+                    login: u.login,
+                    account_id: account,
+                    password_hash: hash_password(&u.password),
+                    created_at: now,
+                })
+            })
+            .await?;
+        if !put {
+            return Err(StartError::Config(format!(
+                "compat_users: the login {login:?} belongs to another account"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -8,7 +8,8 @@
 //!    phone keeps a message id's recipients forever), and, per phone, the SIM the message
 //!    already uses there (a phone holds one `sim` per message id).
 //! 3. Eligibility: gate open (or a pending probe, one recipient), inside working hours, under
-//!    the relay's daily cap and the phone's own.
+//!    the relay's daily cap, its window limit (sent in the window plus unsent) and the phone's
+//!    own cap.
 //! 4. Pace headroom: parts routed to a SIM and not yet sent stay within
 //!    `parts_per_minute × lookahead`, so the relay never overfills a phone (a SIM with nothing
 //!    in hand always takes one recipient, however long).
@@ -96,6 +97,9 @@ pub struct SimLimits {
     /// Most parts the relay routes to the SIM per local day.
     pub daily_cap: Option<u32>,
     pub hours: Option<Hours>,
+    /// A limit over a window shorter than a day: `(limit, parts counted against it now)`.
+    /// Like the daily cap, a SIM with nothing counted takes one recipient, however long.
+    pub window: Option<(u32, u32)>,
 }
 
 /// One SIM as the router sees it at `now`.
@@ -197,6 +201,9 @@ impl SimSlot {
                 self.routed_today == 0
                     || u64::from(self.routed_today) + u64::from(parts) <= u64::from(cap)
             })
+            && self.limits.window.is_none_or(|(limit, used)| {
+                used == 0 || u64::from(used) + u64::from(parts) <= u64::from(limit)
+            })
     }
 }
 
@@ -273,6 +280,9 @@ pub fn plan(
         let s = &mut sims[i];
         s.unsent_parts = s.unsent_parts.saturating_add(r.parts);
         s.routed_today = s.routed_today.saturating_add(r.parts);
+        if let Some((_, used)) = &mut s.limits.window {
+            *used = used.saturating_add(r.parts);
+        }
         if s.gate == Gate::Probe {
             s.gate = Gate::Closed;
             out.probes.push(s.key.clone());

@@ -295,7 +295,10 @@ proptest::proptest! {
                 key,
                 parts_per_minute: ppm,
                 phone_capped: capped,
-                limits: SimLimits { daily_cap: cap, hours: None },
+                limits: SimLimits {
+                    daily_cap: cap,
+                    ..SimLimits::default()
+                },
                 routed_today: today,
                 unsent_parts: unsent,
                 gate: gate_of(gate),

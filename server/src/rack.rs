@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::hub::OnlinePhone;
-use crate::pool_router::{self, Pending, Planned, Policy, SimKey, SimSlot};
+use crate::pool_router::{self, Pending, Planned, Policy, SimKey, SimLimits, SimSlot};
 use crate::sim_health::{HealthEvent, HealthPolicy, Millis, Outcome, SimHealth};
 use crate::store::RoutingInput;
 
@@ -95,7 +95,10 @@ impl Rack {
                         gate: health.gate(&key, now),
                         parts_per_minute: s.parts_per_minute,
                         phone_capped: s.daily_cap > 0 && s.sent_today >= s.daily_cap,
-                        limits: settings.limits(),
+                        limits: SimLimits {
+                            window: input.window(&key),
+                            ..settings.limits()
+                        },
                         routed_today: input.routed_today.get(&key).copied().unwrap_or(0),
                         unsent_parts: input.unsent.get(&key).copied().unwrap_or(0),
                         key,
@@ -195,17 +198,44 @@ mod tests {
                 app_version: "test".into(),
             },
         };
-        let pending = [Pending {
-            mseq: 1,
-            idx: 0,
-            parts: 1,
-            to: "+15550001".into(),
-            target: Target::Any,
-            avoid_phones: Vec::new(),
-            bound: Vec::new(),
-            sticky: false,
-        }];
+        let pending: Vec<Pending> = (0..5)
+            .map(|i| Pending {
+                mseq: i,
+                idx: 0,
+                parts: 1,
+                to: "+15550001".into(),
+                target: Target::Any,
+                avoid_phones: Vec::new(),
+                bound: Vec::new(),
+                sticky: false,
+            })
+            .collect();
         rack.plan(input, &[phone], &pending, 0).routes.len()
+    }
+
+    /// The account's `PerMinute`/`Per30Minutes`/`PerHour` limit counts what the SIM sent in
+    /// the window and what it holds unsent, and the pass itself.
+    #[test]
+    fn the_accounts_window_limit_counts_sent_unsent_and_this_pass() {
+        let key = SimKey::new("p", 1);
+        let mut input = RoutingInput {
+            window_limit: Some(crate::domain::smsgate::WindowLimit {
+                minutes: 60,
+                limit: 3,
+            }),
+            ..RoutingInput::default()
+        };
+        assert_eq!(plan(&input), 3, "five waiting, three fit");
+        input.window_sent.insert(key.clone(), 2);
+        assert_eq!(plan(&input), 1);
+        input.unsent.insert(key.clone(), 1);
+        assert_eq!(plan(&input), 0, "two sent and one in hand");
+        input.window_limit = None;
+        assert_eq!(
+            plan(&input),
+            5,
+            "no limit: the pace's lookahead of 15 at 60/min"
+        );
     }
 
     /// The account's `PerDay` limit (SMS Gateway settings) caps a SIM without a cap of its own.
@@ -227,6 +257,6 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!(plan(&input), 1, "the SIM's own cap wins");
+        assert_eq!(plan(&input), 3, "the SIM's own cap wins");
     }
 }

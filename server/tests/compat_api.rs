@@ -677,3 +677,73 @@ async fn connected_phones_ping_at_the_accounts_interval() {
     );
     assert_eq!(due[0].event, "system:ping", "signed the SMS Gateway way");
 }
+
+/// Users listed in the configuration file exist at start in the `api_key`'s account; a
+/// changed password replaces the stored one at the next start, and the old one is refused.
+#[tokio::test]
+async fn configured_users_exist_at_start_and_take_a_changed_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let user = |password: &str| simrelay_server::config::ConfigUser {
+        login: LOGIN.into(),
+        password: password.into(),
+    };
+    let messages = |state: AppState, password: &'static str| async move {
+        req(
+            &state,
+            "GET",
+            "/3rdparty/v1/messages",
+            Some(&basic(LOGIN, password)),
+            None,
+        )
+        .await
+        .0
+    };
+    let first = common::server(dir.path(), |c| c.compat_users = vec![user(PASSWORD)]).await;
+    assert_eq!(
+        messages(first.state.clone(), PASSWORD).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        messages(first.state.clone(), "not-the-password").await,
+        StatusCode::UNAUTHORIZED
+    );
+    first.stop().await.expect("stops");
+    let second = common::server(dir.path(), |c| {
+        c.compat_users = vec![user("a-new-password-42")];
+    })
+    .await;
+    assert_eq!(
+        messages(second.state.clone(), "a-new-password-42").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        messages(second.state.clone(), PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+        "the old password is gone"
+    );
+    second.stop().await.expect("stops");
+    // Another account's login cannot be taken over by configuration.
+    let third = common::server(dir.path(), |c| c.compat_users = vec![]).await;
+    let (s, v) = call(
+        &third.state,
+        "POST",
+        "/v1/users",
+        Some(common::KEY_B),
+        Some(&json!({"login": "bob@example.com", "password": PASSWORD}).to_string()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    third.stop().await.expect("stops");
+    let mut c = common::config(dir.path());
+    c.compat_users = vec![simrelay_server::config::ConfigUser {
+        login: "bob@example.com".into(),
+        password: PASSWORD.into(),
+    }];
+    let Err(err) = simrelay_server::Server::start(c).await else {
+        panic!("a login of another account is refused");
+    };
+    assert!(
+        err.to_string().contains("belongs to another account"),
+        "{err}"
+    );
+}

@@ -314,5 +314,24 @@ fn sent_parts_count_per_sim_over_the_last_ten_minutes_once_each() -> R<()> {
     // Ten minutes on, the window holds nothing.
     let later = 11 * 60_000;
     assert!(store.sent_since(&account, later - 600_000)?.is_empty());
+    // An SMS Gateway `PerHour` limit counts them in the routing input for the hour.
+    assert_eq!(store.routing_input(&account, 7)?.window(&key), None);
+    store.update_compat_settings(&account, 8, |_| {
+        Ok::<_, std::convert::Infallible>((
+            r#"{"messages": {"limit_period": "PerHour", "limit_value": 5}}"#.into(),
+            None,
+        ))
+    })??;
+    assert_eq!(store.routing_input(&account, 9)?.window(&key), Some((5, 2)));
+    assert_eq!(
+        store.routing_input(&account, 59 * 60_000)?.window(&key),
+        Some((5, 2)),
+        "still inside the hour"
+    );
+    assert_eq!(
+        store.routing_input(&account, 60 * 60_000)?.window(&key),
+        Some((5, 0)),
+        "the minute they were sent in has left the window"
+    );
     Ok(())
 }

@@ -82,6 +82,44 @@ fn recipients_pinned_to_offline_phones_do_not_crowd_out_the_rest()
     Ok(())
 }
 
+/// An account whose SMS Gateway settings say `processing_order = LIFO` gets its newest waiting
+/// messages first; priority still comes first; `FIFO` (the default) the oldest.
+#[test]
+fn lifo_accounts_get_their_newest_messages_routed_first() -> Result<(), Box<dyn std::error::Error>>
+{
+    let (_dir, store, account) = setup()?;
+    let batch = [
+        message(&account, "old", None, 0),
+        message(&account, "urgent", None, 5),
+        message(&account, "new", None, 0),
+    ];
+    store.create_messages(&batch)?;
+    // Sequence numbers grow in creation order: old, urgent, new.
+    let order = |store: &Store| -> Result<Vec<&str>, Box<dyn std::error::Error>> {
+        let u = store.unrouted(&account, &["A".into()], 10)?;
+        let mut seqs: Vec<i64> = u.iter().map(|u| u.mseq).collect();
+        seqs.sort_unstable();
+        let names = ["old", "urgent", "new"];
+        Ok(u.iter()
+            .map(|r| names[seqs.binary_search(&r.mseq).expect("listed")])
+            .collect())
+    };
+    assert_eq!(order(&store)?, ["urgent", "old", "new"]);
+    let set = |order: &'static str| {
+        store.update_compat_settings(&account, 10, move |_| {
+            Ok::<_, std::convert::Infallible>((
+                format!(r#"{{"messages": {{"processing_order": "{order}"}}}}"#),
+                None,
+            ))
+        })
+    };
+    set("LIFO")??;
+    assert_eq!(order(&store)?, ["urgent", "new", "old"]);
+    set("FIFO")??;
+    assert_eq!(order(&store)?, ["urgent", "old", "new"]);
+    Ok(())
+}
+
 #[test]
 fn only_the_owner_applies_events_and_a_late_acceptance_gets_a_cancel()
 -> Result<(), Box<dyn std::error::Error>> {

@@ -4,9 +4,11 @@
 //!
 //! What simrelay applies: `webhooks.signing_key` signs the account's SMS Gateway webhooks
 //! (one is generated when the account has none, so deliveries are always signed, as the app
-//! does). The passphrase of end-to-end encryption is refused: it belongs on the phones, and
-//! the relay must never be able to read the messages. The other keys are validated and kept
-//! for the clients; docs/compat.md lists which of them routing does not apply yet.
+//! does); `messages.limit_period`/`limit_value` and `processing_order` are read by routing
+//! (`domain::smsgate`); `ping.interval_seconds` by the ping task. The passphrase of
+//! end-to-end encryption is refused: it belongs on the phones, and the relay must never be
+//! able to read the messages. The other keys are validated and kept for the clients;
+//! docs/compat.md says why each is not applied.
 
 use axum::extract::State;
 use axum::http::StatusCode;

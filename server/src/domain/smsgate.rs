@@ -127,6 +127,43 @@ pub fn daily_limit(settings: &str) -> Option<u32> {
         .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
 }
 
+/// A limit over a window shorter than a day: at most `limit` parts leave a SIM in any
+/// `minutes` consecutive clock minutes (the relay's clock, as the phones report them sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowLimit {
+    pub minutes: u32,
+    pub limit: u32,
+}
+
+/// The window limit an account's settings document sets: `messages.limit_value` per
+/// `PerMinute`, `Per30Minutes` or `PerHour` (`PerDay` is [`daily_limit`]). simrelay counts
+/// parts per SIM, as its daily caps do (upstream counts messages per phone).
+pub fn window_limit(settings: &str) -> Option<WindowLimit> {
+    let doc: Value = serde_json::from_str(settings).ok()?;
+    let m = doc.get("messages")?;
+    let minutes = match m.get("limit_period")?.as_str()? {
+        "PerMinute" => 1,
+        "Per30Minutes" => 30,
+        "PerHour" => 60,
+        _ => return None,
+    };
+    let limit = m.get("limit_value")?.as_u64().filter(|v| *v > 0)?;
+    Some(WindowLimit {
+        minutes,
+        limit: u32::try_from(limit).unwrap_or(u32::MAX),
+    })
+}
+
+/// Whether an account's settings ask for the newest waiting messages first
+/// (`messages.processing_order = LIFO`); the default is oldest first. Priority still comes
+/// before age.
+pub fn newest_first(settings: &str) -> bool {
+    serde_json::from_str::<Value>(settings)
+        .ok()
+        .and_then(|d| Some(d.get("messages")?.get("processing_order")?.as_str()? == "LIFO"))
+        .unwrap_or(false)
+}
+
 /// The ping interval an account's settings document sets (`ping.interval_seconds`, when
 /// above 0).
 pub fn ping_interval_s(settings: &str) -> Option<u64> {
@@ -195,7 +232,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_per_day_limit_is_a_daily_cap() {
+    fn the_limit_period_picks_a_daily_cap_or_a_window_limit() {
         let doc = |p: &str, v: i64| {
             json!({"messages": {"limit_period": p, "limit_value": v}}).to_string()
         };
@@ -204,6 +241,22 @@ mod tests {
         assert_eq!(daily_limit(&doc("PerDay", 0)), None);
         assert_eq!(daily_limit(r#"{"ping": {}}"#), None);
         assert_eq!(daily_limit("not json"), None);
+        let w = |minutes, limit| Some(WindowLimit { minutes, limit });
+        assert_eq!(window_limit(&doc("PerMinute", 5)), w(1, 5));
+        assert_eq!(window_limit(&doc("Per30Minutes", 50)), w(30, 50));
+        assert_eq!(window_limit(&doc("PerHour", 100)), w(60, 100));
+        assert_eq!(window_limit(&doc("PerDay", 100)), None);
+        assert_eq!(window_limit(&doc("Disabled", 100)), None);
+        assert_eq!(window_limit(&doc("PerHour", 0)), None);
+        assert_eq!(window_limit("[]"), None);
+        assert!(newest_first(
+            r#"{"messages": {"processing_order": "LIFO"}}"#
+        ));
+        assert!(!newest_first(
+            r#"{"messages": {"processing_order": "FIFO"}}"#
+        ));
+        assert!(!newest_first(r#"{"messages": {}}"#));
+        assert!(!newest_first("nope"));
     }
 
     #[test]

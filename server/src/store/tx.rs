@@ -416,12 +416,13 @@ pub trait PhoneRows {
 /// What the router reads and writes.
 pub trait RoutingRows {
     /// Unrouted recipients of the account not pinned to a phone outside `online`, highest
-    /// priority first, then oldest.
+    /// priority first, then oldest (newest with `newest_first`).
     fn unrouted(
         &mut self,
         account: &str,
         online: &[String],
         limit: u32,
+        newest_first: bool,
     ) -> Result<Vec<UnroutedRow>>;
     /// Recipients of these messages routed to a SIM or with something in `tried`.
     fn bound_rows(&mut self, mseqs: &[i64]) -> Result<Vec<BoundRow>>;

@@ -418,6 +418,7 @@ impl SimSettings {
                 .hours
                 .as_deref()
                 .and_then(|h| Hours::parse(h, self.utc_offset_min)),
+            window: None,
         }
     }
 }
@@ -436,6 +437,11 @@ pub struct RoutingInput {
     /// The daily cap of a SIM without its own (`daily_cap` of `PATCH /v1/sims`): the
     /// account's SMS Gateway setting `messages.limit_period = PerDay` with its `limit_value`.
     pub default_daily_cap: Option<u32>,
+    /// The account's limit over a window shorter than a day (SMS Gateway settings
+    /// `PerMinute`, `Per30Minutes`, `PerHour`), applied to every SIM.
+    pub window_limit: Option<crate::domain::smsgate::WindowLimit>,
+    /// Parts sent per SIM in the current window of `window_limit` (empty without one).
+    pub window_sent: HashMap<SimKey, u32>,
 }
 
 impl RoutingInput {
@@ -446,6 +452,15 @@ impl RoutingInput {
             s.daily_cap = self.default_daily_cap;
         }
         s
+    }
+
+    /// SIM `key`'s window limit and the parts that count against it now: sent in the
+    /// window, plus routed and not yet sent (they leave in this window or a later one).
+    pub fn window(&self, key: &SimKey) -> Option<(u32, u32)> {
+        let w = self.window_limit?;
+        let sent = self.window_sent.get(key).copied().unwrap_or(0);
+        let unsent = self.unsent.get(key).copied().unwrap_or(0);
+        Some((w.limit, sent.saturating_add(unsent)))
     }
 }
 

@@ -10,6 +10,21 @@ impl Store {
         self.write(|tx| tx.insert_compat_user(user))
     }
 
+    /// Stores a user, replacing one of the same login in the same account (its password
+    /// changes); `false` when another account holds the login.
+    pub fn put_compat_user(&self, user: &CompatUser) -> Result<bool> {
+        self.write(|tx| {
+            if tx
+                .compat_user(&user.login)?
+                .is_some_and(|u| u.account_id != user.account_id)
+            {
+                return Ok(false);
+            }
+            tx.delete_compat_user(&user.account_id, &user.login)?;
+            tx.insert_compat_user(user)
+        })
+    }
+
     pub fn compat_user(&self, login: &str) -> Result<Option<CompatUser>> {
         self.read(|tx| tx.compat_user(login))
     }

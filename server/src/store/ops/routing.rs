@@ -9,14 +9,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use simrelay_protocol::{OutboundMessage, Recipient, RelayFrame, encode};
 
-use crate::domain::UNKNOWN_SIM;
+use crate::domain::{UNKNOWN_SIM, smsgate};
 use crate::pool_router::{PrefixRule, SimKey, local_day};
 use crate::store::tx::{FrameInsert, FrameMessage, Tx, UsageAdd};
 use crate::store::{Assignment, Millis, Result, RoutingInput, Store, Unrouted};
 
-/// Minutes of parts-sent counts kept per SIM: the ten minutes `sent_since` reads, and the
+/// Minutes of parts-sent counts kept per SIM: the longest window `sent_since` reads (an
+/// hour, for an SMS Gateway `PerHour` limit; the SIM figures read ten minutes), and the
 /// current one.
-const SENT_MINUTES_KEPT: i64 = 11;
+const SENT_MINUTES_KEPT: i64 = 61;
 
 /// Counts `parts` that just left SIM `key` in the bucket of the minute `now`, and drops that
 /// SIM's buckets older than the window.
@@ -36,10 +37,14 @@ pub(crate) fn sent_since(
 
 impl Store {
     /// Unrouted recipients of an account that one of the `online` phones could take (not
-    /// pinned to another phone), highest priority first.
+    /// pinned to another phone), highest priority first, then oldest (newest when the
+    /// account's SMS Gateway settings say `processing_order = LIFO`).
     pub fn unrouted(&self, account: &str, online: &[String], limit: u32) -> Result<Vec<Unrouted>> {
         self.read(|tx| {
-            let rows = tx.unrouted(account, online, limit)?;
+            let newest_first = tx
+                .compat_settings(account)?
+                .is_some_and(|doc| smsgate::newest_first(&doc));
+            let rows = tx.unrouted(account, online, limit, newest_first)?;
             // SIMs each message is on already (routed or tried), in one query for the page.
             let mut mseqs: Vec<i64> = rows.iter().map(|u| u.mseq).collect();
             mseqs.dedup();
@@ -83,14 +88,18 @@ impl Store {
     /// Pools, prefix rules, SIM settings, usage today and unsent parts of an account.
     pub fn routing_input(&self, account: &str, now: Millis) -> Result<RoutingInput> {
         self.read(|tx| {
+            let compat = tx.compat_settings(account)?;
             let mut input = RoutingInput {
                 settings: tx.sim_settings(account)?,
-                default_daily_cap: tx
-                    .compat_settings(account)?
-                    .as_deref()
-                    .and_then(crate::domain::smsgate::daily_limit),
+                default_daily_cap: compat.as_deref().and_then(smsgate::daily_limit),
+                window_limit: compat.as_deref().and_then(smsgate::window_limit),
                 ..RoutingInput::default()
             };
+            if let Some(w) = input.window_limit {
+                // The window holds the current minute and the `minutes - 1` before it.
+                let since = now - i64::from(w.minutes) * 60_000;
+                input.window_sent = sent_since(tx, account, since)?;
+            }
             for (key, parts, sent) in tx.unsent_rows(account)? {
                 let e = input.unsent.entry(key).or_default();
                 *e = e.saturating_add(parts.saturating_sub(sent));

@@ -17,21 +17,38 @@ fn sim_key(r: &::postgres::Row, phone: usize, sub: usize) -> Result<SimKey> {
     Ok(SimKey::new(get::<String>(r, phone)?, get_i32(r, sub)?))
 }
 
+/// The waiting recipients of `unrouted`, before their order.
+macro_rules! unrouted_sql {
+    () => {
+        "SELECT r.mseq, r.idx, m.priority, m.phone_id, m.sim, m.pool, r.to_number, m.parts,
+            r.tried
+         FROM recipients r JOIN messages m USING (mseq)
+         WHERE r.phone_id IS NULL AND r.state = 'pending' AND m.account_id = $1
+           AND (m.phone_id IS NULL OR m.phone_id = ANY($3))"
+    };
+}
+
 impl RoutingRows for PgTx<'_> {
     fn unrouted(
         &mut self,
         account: &str,
         online: &[String],
         limit: u32,
+        newest_first: bool,
     ) -> Result<Vec<UnroutedRow>> {
         self.c
             .query(
-                "SELECT r.mseq, r.idx, m.priority, m.phone_id, m.sim, m.pool, r.to_number,
-                        m.parts, r.tried
-                 FROM recipients r JOIN messages m USING (mseq)
-                 WHERE r.phone_id IS NULL AND r.state = 'pending' AND m.account_id = $1
-                   AND (m.phone_id IS NULL OR m.phone_id = ANY($3))
-                 ORDER BY m.priority DESC, r.mseq, r.idx LIMIT $2",
+                if newest_first {
+                    concat!(
+                        unrouted_sql!(),
+                        " ORDER BY m.priority DESC, r.mseq DESC, r.idx LIMIT $2"
+                    )
+                } else {
+                    concat!(
+                        unrouted_sql!(),
+                        " ORDER BY m.priority DESC, r.mseq, r.idx LIMIT $2"
+                    )
+                },
                 &[&account, &big(limit), &online],
             )?
             .iter()

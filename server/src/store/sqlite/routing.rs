@@ -27,24 +27,39 @@ pub(crate) const UNROUTED_BY_POOL_SQL: &str = "SELECT m.pool, m.parts
      FROM recipients r INDEXED BY recipients_unrouted CROSS JOIN messages m USING (mseq)
      WHERE m.account_id = ?1 AND r.phone_id IS NULL AND r.state = 'pending'";
 
+/// The waiting recipients of `unrouted`, before their order.
+macro_rules! unrouted_sql {
+    () => {
+        "SELECT r.mseq, r.idx, m.priority, m.phone_id, m.sim, m.pool, r.to_number, m.parts,
+            r.tried
+         FROM recipients r JOIN messages m USING (mseq)
+         WHERE r.phone_id IS NULL AND r.state = 'pending' AND m.account_id = ?1
+           AND (m.phone_id IS NULL OR m.phone_id IN (SELECT value FROM json_each(?3)))"
+    };
+}
+
 impl RoutingRows for SqliteTx<'_> {
     fn unrouted(
         &mut self,
         account: &str,
         online: &[String],
         limit: u32,
+        newest_first: bool,
     ) -> Result<Vec<UnroutedRow>> {
         let online = serde_json::to_string(online)?;
         Ok(self
             .c
-            .prepare_cached(
-                "SELECT r.mseq, r.idx, m.priority, m.phone_id, m.sim, m.pool, r.to_number, m.parts,
-                    r.tried
-                 FROM recipients r JOIN messages m USING (mseq)
-                 WHERE r.phone_id IS NULL AND r.state = 'pending' AND m.account_id = ?1
-                   AND (m.phone_id IS NULL OR m.phone_id IN (SELECT value FROM json_each(?3)))
-                 ORDER BY m.priority DESC, r.mseq, r.idx LIMIT ?2",
-            )?
+            .prepare_cached(if newest_first {
+                concat!(
+                    unrouted_sql!(),
+                    " ORDER BY m.priority DESC, r.mseq DESC, r.idx LIMIT ?2"
+                )
+            } else {
+                concat!(
+                    unrouted_sql!(),
+                    " ORDER BY m.priority DESC, r.mseq, r.idx LIMIT ?2"
+                )
+            })?
             .query_map(params![account, limit, online], |r| {
                 let tried: Option<String> = r.get(8)?;
                 Ok(UnroutedRow {

@@ -199,7 +199,7 @@ fn sent_counters_keep_only_the_window() {
     let rows: i64 = c
         .query_row("SELECT count(*) FROM sim_sent", [], |r| r.get(0))
         .expect("count rows");
-    assert_eq!(rows, 2 * 11, "ten minutes and the current one, per SIM");
+    assert_eq!(rows, 2 * 61, "an hour and the current minute, per SIM");
     let now = 999 * 60_000 + 5;
     let mut t = super::SqliteTx { c: &c };
     let sent = crate::store::ops::routing::sent_since(&mut t, "acc", now - 600_000).expect("sent");
