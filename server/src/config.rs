@@ -100,6 +100,11 @@ pub struct Config {
     pub pairing_per_source_per_minute: u32,
     /// Pairing attempts (successes not counted) all sources together may make per minute.
     pub pairing_global_per_minute: u32,
+    /// Failed Basic logins (SMS Gateway API) per source address per minute; the next one
+    /// locks the source out for a minute, doubling.
+    pub login_failures_per_source_per_minute: u32,
+    /// Failed Basic logins of all sources together per minute.
+    pub login_failures_global_per_minute: u32,
     pub compat_users: Vec<ConfigUser>,
 }
 
@@ -134,6 +139,8 @@ impl Config {
             incoming_per_minute: 600,
             pairing_per_source_per_minute: 10,
             pairing_global_per_minute: 100,
+            login_failures_per_source_per_minute: 10,
+            login_failures_global_per_minute: 600,
             compat_users: Vec::new(),
         }
     }
@@ -175,6 +182,8 @@ pub struct FileConfig {
     pub incoming_per_minute: Option<u32>,
     pub pairing_per_source_per_minute: Option<u32>,
     pub pairing_global_per_minute: Option<u32>,
+    pub login_failures_per_source_per_minute: Option<u32>,
+    pub login_failures_global_per_minute: Option<u32>,
     pub compat_users: Option<Vec<ConfigUser>>,
 }
 
@@ -388,6 +397,16 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
             file.pairing_global_per_minute,
             &mut c.pairing_global_per_minute,
             "pairing_global_per_minute must be at least 1",
+        ),
+        (
+            file.login_failures_per_source_per_minute,
+            &mut c.login_failures_per_source_per_minute,
+            "login_failures_per_source_per_minute must be at least 1",
+        ),
+        (
+            file.login_failures_global_per_minute,
+            &mut c.login_failures_global_per_minute,
+            "login_failures_global_per_minute must be at least 1",
         ),
     ];
     for (value, field, error) in limits {

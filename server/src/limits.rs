@@ -1,6 +1,7 @@
 //! Limits that keep one phone, or one pairing client, from hurting the relay and the other
 //! tenants: what an incoming SMS may look like, how many a phone may report per minute, and
-//! how many pairing attempts a source address (and everyone together) may make.
+//! how many pairing attempts and failed Basic logins a source address (and everyone
+//! together) may make.
 //!
 //! The limiters are sans-IO: they take `now` from a [`Clock`] (monotonic time plus an offset
 //! that only tests move forward), so tests step over minutes without sleeping. They live in
@@ -357,6 +358,9 @@ pub struct Limits {
     pub clock: Clock,
     pub incoming: IncomingRate,
     pub pairing: PairingThrottle,
+    /// Basic logins of the SMS Gateway API that were not remembered successes (the same
+    /// throttle as pairing: failures per source and overall, lockouts doubling).
+    pub logins: PairingThrottle,
     /// Incoming SMS refused since start, by reason.
     refused: Mutex<BTreeMap<&'static str, u64>>,
     /// Pairing attempts refused since start (`too_many_attempts`).
@@ -367,12 +371,13 @@ pub struct Limits {
 pub const REFUSAL_REASONS: [&str; 4] = ["rate_limited", "text_too_long", "bad_sender", "bad_id"];
 
 impl Limits {
-    pub fn new(incoming_per_minute: u32, pairing: PairingPolicy) -> Self {
+    pub fn new(incoming_per_minute: u32, pairing: PairingPolicy, logins: PairingPolicy) -> Self {
         let clock = Clock::default();
         let now = clock.now();
         Self {
             incoming: IncomingRate::new(incoming_per_minute),
             pairing: PairingThrottle::new(pairing, now),
+            logins: PairingThrottle::new(logins, now),
             clock,
             refused: Mutex::new(REFUSAL_REASONS.iter().map(|r| (*r, 0)).collect()),
             pairing_refused: AtomicU64::new(0),
@@ -386,6 +391,11 @@ impl Limits {
             PairingPolicy {
                 per_source: c.pairing_per_source_per_minute,
                 global: c.pairing_global_per_minute,
+                ..PairingPolicy::default()
+            },
+            PairingPolicy {
+                per_source: c.login_failures_per_source_per_minute,
+                global: c.login_failures_global_per_minute,
                 ..PairingPolicy::default()
             },
         )
@@ -410,7 +420,7 @@ impl Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self::new(600, PairingPolicy::default())
+        Self::new(600, PairingPolicy::default(), PairingPolicy::default())
     }
 }
 

@@ -747,3 +747,68 @@ async fn configured_users_exist_at_start_and_take_a_changed_password() {
         "{err}"
     );
 }
+
+/// Failed Basic logins are throttled per source address: after ten in a minute the source
+/// gets 429 with `Retry-After`, even with the right password, until the lockout ends; other
+/// sources, and a password check remembered from before, are not held up.
+#[tokio::test]
+async fn failed_basic_logins_lock_the_source_out_for_a_while() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (st, good) = with_user(dir.path()).await;
+    let from = |ip: [u8; 4], auth: String| {
+        let st = st.clone();
+        async move {
+            let r = Request::builder()
+                .uri("/3rdparty/v1/messages")
+                .header("authorization", auth)
+                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    ip, 40000,
+                ))))
+                .body(Body::empty())
+                .expect("request builds");
+            let res = app(st).oneshot(r).await.expect("infallible");
+            let retry = res.headers().get("retry-after").cloned();
+            (res.status(), retry)
+        }
+    };
+    let (guesser, other) = ([203, 0, 113, 7], [198, 51, 100, 9]);
+    // The right password from `other` first: remembered from now on.
+    assert_eq!(from(other, good.clone()).await.0, StatusCode::OK);
+    for _ in 0..10 {
+        let (s, _) = from(guesser, basic(LOGIN, "wrong-password-00")).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, retry) = from(guesser, basic(LOGIN, "wrong-password-00")).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry.expect("Retry-After").to_str().expect("ascii"), "60");
+    assert_eq!(
+        from(guesser, basic("nobody@example.com", "wrong-password-00"))
+            .await
+            .0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "unknown logins count too"
+    );
+    // A login not remembered yet from the locked source waits too: the throttle comes
+    // before the password check.
+    let (s, _) = from(guesser, basic(LOGIN, "another-guess-001")).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        from(other, good.clone()).await.0,
+        StatusCode::OK,
+        "remembered"
+    );
+    assert_eq!(
+        from(other, basic(LOGIN, "wrong-password-00")).await.0,
+        StatusCode::UNAUTHORIZED,
+        "another source is not locked out"
+    );
+    st.hub
+        .limits()
+        .clock
+        .advance(std::time::Duration::from_secs(61));
+    assert_eq!(
+        from(guesser, good).await.0,
+        StatusCode::OK,
+        "the lockout ended"
+    );
+}

@@ -17,7 +17,9 @@ pub mod webhooks;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{FromRequestParts, MatchedPath};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -80,6 +82,8 @@ fn health_routes() -> Router<AppState> {
 pub struct CompatError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl CompatError {
@@ -87,6 +91,7 @@ impl CompatError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -126,7 +131,12 @@ impl IntoResponse for CompatError {
             message: &self.message,
             code: self.status.as_u16(),
         };
-        (self.status, Json(body)).into_response()
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(s));
+        }
+        res
     }
 }
 
@@ -209,41 +219,78 @@ impl Caller {
             .get(header::AUTHORIZATION)
             .ok_or_else(|| unauthorized("missing Authorization (Basic or Bearer)"))?;
         match auth::parse_authorization(value.as_bytes()) {
-            Some(Credentials::Basic { login, password }) => basic(state, login, password).await,
+            Some(Credentials::Basic { login, password }) => {
+                let peer = parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(a)| a.ip());
+                basic(state, peer, login, password).await
+            }
             Some(Credentials::Bearer(token)) => bearer(state, token).await,
             None => Err(unauthorized("expected Authorization: Basic or Bearer")),
         }
     }
 }
 
-async fn basic(state: &AppState, login: String, password: String) -> CResult<Caller> {
+/// A Basic login. A password check remembered from an earlier success costs nothing; any
+/// other attempt goes through the login throttle first (`Limits::logins`: failures per source
+/// address and overall), so passwords cannot be guessed at the speed of argon2.
+async fn basic(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    login: String,
+    password: String,
+) -> CResult<Caller> {
     let l = login.clone();
-    let user = state
-        .db
-        .call(move |s| s.compat_user(&l))
-        .await?
-        .ok_or_else(|| unauthorized("invalid login or password"))?;
+    let user = state.db.call(move |s| s.compat_user(&l)).await?;
     let auth = &state.compat_auth;
-    if !auth.remembered(&user.password_hash, &password) {
-        let _permit = auth
-            .checks
-            .acquire()
-            .await
-            .map_err(|_| CompatError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
-        let (stored, pw) = (user.password_hash.clone(), password.clone());
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&stored, &pw))
-            .await
-            .unwrap_or(false);
-        if !ok {
-            return Err(unauthorized("invalid login or password"));
-        }
-        auth.remember(&user.password_hash, &password);
+    if let Some(u) = user
+        .as_ref()
+        .filter(|u| auth.remembered(&u.password_hash, &password))
+    {
+        return Ok(Caller::user(u));
     }
-    Ok(Caller {
-        account: user.account_id,
-        grant: Grant::All,
-        jti: None,
-    })
+    let limits = state.hub.limits();
+    if let Err(refusal) = limits.logins.begin(peer, limits.clock.now()) {
+        let wait = refusal.retry_after().as_secs().max(1);
+        tracing::info!(
+            retry_after_s = wait,
+            "Basic login refused: too many failed logins"
+        );
+        return Err(CompatError {
+            retry_after: Some(wait),
+            ..CompatError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed logins; retry in {wait} s"),
+            )
+        });
+    }
+    let user = user.ok_or_else(|| unauthorized("invalid login or password"))?;
+    let _permit = auth
+        .checks
+        .acquire()
+        .await
+        .map_err(|_| CompatError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+    let (stored, pw) = (user.password_hash.clone(), password.clone());
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&stored, &pw))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        return Err(unauthorized("invalid login or password"));
+    }
+    limits.logins.succeeded(peer);
+    auth.remember(&user.password_hash, &password);
+    Ok(Caller::user(&user))
+}
+
+impl Caller {
+    fn user(u: &crate::store::CompatUser) -> Self {
+        Self {
+            account: u.account_id.clone(),
+            grant: Grant::All,
+            jti: None,
+        }
+    }
 }
 
 /// The relay's JWT signer (its secret read from, or first written to, the store).
