@@ -94,6 +94,48 @@ async fn send_read_list_and_idempotent_resend() {
     assert_eq!(pending["items"].as_array().expect("items").len(), 3);
     let (_, sent) = call(&st, "GET", "/v1/messages?state=sent", Some(KEY_A), None).await;
     assert_eq!(sent["items"].as_array().expect("items").len(), 0);
+
+    // `to`: the messages with a recipient of that number, with `+` encoded or not.
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|m| m["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    for q in ["to=%2B15551230002", "to=+15551230002"] {
+        let (s, v) = call(&st, "GET", &format!("/v1/messages?{q}"), Some(KEY_A), None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(ids(&v), ["order-1"], "{q}");
+    }
+    let (_, nine) = call(
+        &st,
+        "GET",
+        "/v1/messages?to=%2B15551230009&limit=1",
+        Some(KEY_A),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&nine).len(), 1, "paged like the rest");
+    assert!(nine["next_cursor"].is_string());
+    let (_, none) = call(
+        &st,
+        "GET",
+        "/v1/messages?to=%2B15550000000",
+        Some(KEY_A),
+        None,
+    )
+    .await;
+    assert!(ids(&none).is_empty());
+    let (s, v) = call(&st, "GET", "/v1/messages?to=5551230002", Some(KEY_A), None).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_query");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("E.164")),
+        "{v}"
+    );
 }
 
 #[tokio::test]

@@ -277,11 +277,14 @@ pub async fn history(
 pub struct ListQuery {
     state: Option<String>,
     since: Option<String>,
+    to: Option<String>,
     cursor: Option<String>,
     limit: Option<u32>,
 }
 
-/// `GET /v1/messages?state=&since=&cursor=&limit=`: oldest first, `next_cursor` to go on.
+/// `GET /v1/messages?state=&since=&to=&cursor=&limit=`: oldest first, `next_cursor` to go
+/// on. `to` keeps the messages with a recipient of that number (a scan of the account's
+/// messages in order, each checked by its recipients' key).
 pub async fn list(
     State(state): State<AppState>,
     Account(account): Account,
@@ -305,10 +308,18 @@ pub async fn list(
             "state is not a message state",
         ));
     }
+    let to = super::phone_filter(q.to);
+    if to.as_deref().is_some_and(|n| !is_e164(n)) {
+        return Err(AppError::bad_request(
+            "invalid_query",
+            "to must be an E.164 number, such as +15551230000",
+        ));
+    }
     let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
     let filter = MessageFilter {
         state: q.state.as_deref().and_then(MessageStatus::parse),
         since: parse_time("since", q.since.as_deref())?,
+        to,
         after_cursor: page.after,
         limit: page.limit,
     };

@@ -119,6 +119,8 @@ pub struct RecipientView {
 pub struct MessageFilter {
     pub state: Option<MessageStatus>,
     pub since: Option<Millis>,
+    /// Only messages with a recipient of this number (E.164).
+    pub to: Option<String>,
     pub after_cursor: Option<i64>,
     pub limit: u32,
 }

@@ -302,6 +302,9 @@ impl MessageRows for PgTx<'_> {
              FROM messages
              WHERE account_id = $1 AND ($2::text IS NULL OR state = $2::text)
                AND ($3::bigint IS NULL OR created_at >= $3::bigint) AND mseq > $4
+               AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM recipients r
+                                               WHERE r.mseq = messages.mseq
+                                                 AND r.to_number = $6::text))
              ORDER BY mseq LIMIT $5",
             &[
                 &account,
@@ -309,6 +312,7 @@ impl MessageRows for PgTx<'_> {
                 &f.since,
                 &f.after_cursor.unwrap_or(0),
                 &big(f.limit),
+                &f.to,
             ],
         )?;
         let mut views = rows.iter().map(message_row).collect::<Result<Vec<_>>>()?;

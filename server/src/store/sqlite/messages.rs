@@ -215,6 +215,8 @@ impl MessageRows for SqliteTx<'_> {
             "SELECT {MESSAGE_COLUMNS} FROM messages
              WHERE account_id = ?1 AND (?2 IS NULL OR state = ?2)
                AND (?3 IS NULL OR created_at >= ?3) AND mseq > ?4
+               AND (?6 IS NULL OR EXISTS (SELECT 1 FROM recipients r
+                                          WHERE r.mseq = messages.mseq AND r.to_number = ?6))
              ORDER BY mseq LIMIT ?5"
         );
         let mut views: Vec<MessageView> = self
@@ -226,7 +228,8 @@ impl MessageRows for SqliteTx<'_> {
                     f.state,
                     f.since,
                     f.after_cursor.unwrap_or(0),
-                    f.limit
+                    f.limit,
+                    f.to
                 ],
                 message_row,
             )?
