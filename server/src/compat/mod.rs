@@ -15,10 +15,10 @@ pub mod settings;
 pub mod views;
 pub mod webhooks;
 
-use axum::Json;
-use axum::Router;
 use std::net::{IpAddr, SocketAddr};
 
+use axum::Json;
+use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};

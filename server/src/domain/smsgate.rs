@@ -114,19 +114,6 @@ pub fn received(d: &ReceivedData) -> Rendered {
     }
 }
 
-/// The daily limit an account's settings document (`/3rdparty/v1/settings`) sets:
-/// `messages.limit_value` when `messages.limit_period` is `PerDay`. simrelay applies it as the
-/// daily cap of each SIM that has none of its own (upstream counts per phone).
-pub fn daily_limit(settings: &str) -> Option<u32> {
-    let doc: Value = serde_json::from_str(settings).ok()?;
-    let m = doc.get("messages")?;
-    (m.get("limit_period")?.as_str()? == "PerDay")
-        .then(|| m.get("limit_value")?.as_u64())
-        .flatten()
-        .filter(|v| *v > 0)
-        .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
-}
-
 /// A limit over a window shorter than a day: at most `limit` parts leave a SIM in any
 /// `minutes` consecutive clock minutes (the relay's clock, as the phones report them sent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,23 +122,34 @@ pub struct WindowLimit {
     pub limit: u32,
 }
 
-/// The window limit an account's settings document sets: `messages.limit_value` per
-/// `PerMinute`, `Per30Minutes` or `PerHour` (`PerDay` is [`daily_limit`]). simrelay counts
-/// parts per SIM, as its daily caps do (upstream counts messages per phone).
-pub fn window_limit(settings: &str) -> Option<WindowLimit> {
+/// What an account's `messages.limit_period` / `limit_value` set. simrelay counts parts per
+/// SIM, as its daily caps do (upstream counts messages per phone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `PerDay`: the daily cap of each SIM that has none of its own.
+    PerDay(u32),
+    /// `PerMinute`, `Per30Minutes`, `PerHour`: a window limit on every SIM.
+    Window(WindowLimit),
+}
+
+/// The limit an account's settings document (`/3rdparty/v1/settings`) sets, if any:
+/// `Disabled`, a missing period or a `limit_value` of 0 set none.
+pub fn limit(settings: &str) -> Option<Limit> {
     let doc: Value = serde_json::from_str(settings).ok()?;
     let m = doc.get("messages")?;
+    let value = m.get("limit_value")?.as_u64().filter(|v| *v > 0)?;
+    let value = u32::try_from(value).unwrap_or(u32::MAX);
     let minutes = match m.get("limit_period")?.as_str()? {
+        "PerDay" => return Some(Limit::PerDay(value)),
         "PerMinute" => 1,
         "Per30Minutes" => 30,
         "PerHour" => 60,
         _ => return None,
     };
-    let limit = m.get("limit_value")?.as_u64().filter(|v| *v > 0)?;
-    Some(WindowLimit {
+    Some(Limit::Window(WindowLimit {
         minutes,
-        limit: u32::try_from(limit).unwrap_or(u32::MAX),
-    })
+        limit: value,
+    }))
 }
 
 /// Whether an account's settings ask for the newest waiting messages first
@@ -236,19 +234,17 @@ mod tests {
         let doc = |p: &str, v: i64| {
             json!({"messages": {"limit_period": p, "limit_value": v}}).to_string()
         };
-        assert_eq!(daily_limit(&doc("PerDay", 50)), Some(50));
-        assert_eq!(daily_limit(&doc("PerHour", 50)), None);
-        assert_eq!(daily_limit(&doc("PerDay", 0)), None);
-        assert_eq!(daily_limit(r#"{"ping": {}}"#), None);
-        assert_eq!(daily_limit("not json"), None);
-        let w = |minutes, limit| Some(WindowLimit { minutes, limit });
-        assert_eq!(window_limit(&doc("PerMinute", 5)), w(1, 5));
-        assert_eq!(window_limit(&doc("Per30Minutes", 50)), w(30, 50));
-        assert_eq!(window_limit(&doc("PerHour", 100)), w(60, 100));
-        assert_eq!(window_limit(&doc("PerDay", 100)), None);
-        assert_eq!(window_limit(&doc("Disabled", 100)), None);
-        assert_eq!(window_limit(&doc("PerHour", 0)), None);
-        assert_eq!(window_limit("[]"), None);
+        assert_eq!(limit(&doc("PerDay", 50)), Some(Limit::PerDay(50)));
+        assert_eq!(limit(&doc("PerDay", 0)), None);
+        assert_eq!(limit(r#"{"ping": {}}"#), None);
+        assert_eq!(limit("not json"), None);
+        let w = |minutes, limit| Some(Limit::Window(WindowLimit { minutes, limit }));
+        assert_eq!(limit(&doc("PerMinute", 5)), w(1, 5));
+        assert_eq!(limit(&doc("Per30Minutes", 50)), w(30, 50));
+        assert_eq!(limit(&doc("PerHour", 50)), w(60, 50));
+        assert_eq!(limit(&doc("Disabled", 100)), None);
+        assert_eq!(limit(&doc("PerHour", 0)), None);
+        assert_eq!(limit("[]"), None);
         assert!(newest_first(
             r#"{"messages": {"processing_order": "LIFO"}}"#
         ));

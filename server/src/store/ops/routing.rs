@@ -88,11 +88,20 @@ impl Store {
     /// Pools, prefix rules, SIM settings, usage today and unsent parts of an account.
     pub fn routing_input(&self, account: &str, now: Millis) -> Result<RoutingInput> {
         self.read(|tx| {
-            let compat = tx.compat_settings(account)?;
+            let limit = tx
+                .compat_settings(account)?
+                .as_deref()
+                .and_then(smsgate::limit);
             let mut input = RoutingInput {
                 settings: tx.sim_settings(account)?,
-                default_daily_cap: compat.as_deref().and_then(smsgate::daily_limit),
-                window_limit: compat.as_deref().and_then(smsgate::window_limit),
+                default_daily_cap: match limit {
+                    Some(smsgate::Limit::PerDay(n)) => Some(n),
+                    _ => None,
+                },
+                window_limit: match limit {
+                    Some(smsgate::Limit::Window(w)) => Some(w),
+                    _ => None,
+                },
                 ..RoutingInput::default()
             };
             if let Some(w) = input.window_limit {
