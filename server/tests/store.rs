@@ -172,6 +172,23 @@ fn only_the_owner_applies_events_and_a_late_acceptance_gets_a_cancel()
         "acked frames are dropped"
     );
 
+    // A resends the event on a new link whose first look for cancels came before the batch
+    // above committed: the resend is not applied again, but the ack that will cover it must
+    // follow the cancel on that link too.
+    let resent = store.apply_from_phone("A", Some(1), &[(1, queued("m"))], 9)?;
+    assert_eq!(
+        (resent.event_seq, resent.cancel_upto),
+        (1, Some(2)),
+        "a resent acceptance names the unacknowledged cancel"
+    );
+    // Once A acknowledged the cancel, a resend names none (and a fresh batch, none).
+    let after_ack = store.apply_from_phone("A", Some(2), &[(1, queued("m"))], 9)?;
+    assert_eq!(after_ack.cancel_upto, None);
+    assert_eq!(
+        store.apply_from_phone("A", Some(2), &[], 9)?.cancel_upto,
+        None
+    );
+
     // B, the owner, applies; a replay of the same seq changes nothing.
     assert!(
         store

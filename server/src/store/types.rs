@@ -204,7 +204,9 @@ pub struct Connected {
 pub struct Applied {
     /// Highest phone event seq stored: the cumulative ack to send.
     pub event_seq: u64,
-    /// Highest `cancel` frame seq queued by this batch (sent before the ack).
+    /// Highest `cancel` frame seq queued by this batch or, when the batch resent events already
+    /// stored, the highest one the phone has not acknowledged: the link writes up to it
+    /// before the ack.
     pub cancel_upto: Option<u64>,
     /// New incoming SMS were stored.
     pub incoming: bool,

@@ -33,14 +33,20 @@ pub(crate) fn apply_from_phone(
     let account = p.account_id;
     let mut event_seq = p.event_seq;
     let mut out = Applied::default();
+    let mut frames_acked = p.acked_seq;
     if let Some(a) = acked {
+        frames_acked = frames_acked.max(a.min(p.next_seq));
         tx.ack_frames(phone, a.min(p.next_seq))?;
     }
     let mut cancels: Cancels<'_> = Vec::new();
+    let mut resent = false;
     for (seq, event) in events {
         match update::accept_seq(event_seq, *seq) {
             Some(true) => {}
-            Some(false) => continue, // already stored: idempotent
+            Some(false) => {
+                resent = true; // already stored: idempotent
+                continue;
+            }
             None => break, // a gap: store nothing beyond it, the phone resends after reconnect
         }
         match event {
@@ -96,6 +102,11 @@ pub(crate) fn apply_from_phone(
             .collect();
         tx.insert_frames(&frames, now)?;
         out.cancel_upto = bodies.last().map(|(seq, _)| *seq);
+    } else if resent {
+        // A resent event was applied by an earlier batch, perhaps on a link that died before
+        // it wrote the `cancel` that batch queued, and after this link's first check for
+        // cancels. The ack about to cover the event must follow that cancel here too.
+        out.cancel_upto = tx.last_cancel_after(phone, frames_acked)?;
     }
     out.event_seq = event_seq;
     Ok(out)
@@ -119,6 +130,17 @@ fn apply_recipient<'e>(
         let mut facts = TxFacts { tx, account };
         update::decide(&r, phone, u, crate::rack::MAX_SIMS, &mut facts)?
     };
+    tracing::debug!(
+        phone,
+        message = %u.message_id,
+        idx = u.idx,
+        update = ?u.state,
+        owner = ?r.phone,
+        stored = ?r.status,
+        accepted = r.accepted,
+        decision = ?decision,
+        "recipient update"
+    );
     if let Update::Apply(a) = &decision
         && a.adopt
     {
