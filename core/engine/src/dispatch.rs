@@ -151,6 +151,11 @@ impl Engine {
                 now
             ])?;
             emit_recipient(&tx, &c.message_id, c.idx, now)?;
+            log::debug!(
+                "to radio {} {} attempt {attempt} acked {acked}",
+                c.message_id,
+                c.idx
+            );
             out.push(SendCommand {
                 message_id: c.message_id,
                 idx: c.idx,

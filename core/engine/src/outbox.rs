@@ -121,6 +121,7 @@ impl Engine {
         // Never beyond what exists: a confused relay must not unlock unsent acceptances.
         let seq = seq.min(last.max(acked));
         if seq > acked {
+            log::debug!("events acked {seq}");
             set_meta(&tx, "acked_seq", &seq.to_string())?;
             tx.prepare_cached("DELETE FROM outbox WHERE seq <= ?1")?
                 .execute([seq as i64])?;
@@ -162,6 +163,17 @@ impl Engine {
             if op.seq() <= applied {
                 continue;
             }
+            log::debug!(
+                "relay op {:?}",
+                match op {
+                    RelayOp::Send { seq, message } => format!("send {seq} {}", message.id),
+                    RelayOp::Cancel {
+                        seq,
+                        message_id,
+                        recipients,
+                    } => format!("cancel {seq} {message_id} {recipients:?}"),
+                }
+            );
             match op {
                 RelayOp::Send { message, .. } => {
                     // A message this phone refuses is reported failed, never silently dropped.

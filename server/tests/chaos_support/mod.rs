@@ -132,7 +132,10 @@ pub async fn spawn(args: &[String], log: &Path, ready: &str) -> Proc {
         .expect("log file opens");
     let mut child = Command::new(env!("CARGO_BIN_EXE_simrelay"))
         .args(args)
-        .env("SIMRELAY_LOG", "info")
+        .env(
+            "SIMRELAY_LOG",
+            std::env::var("CHAOS_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr))

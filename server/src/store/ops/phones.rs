@@ -110,6 +110,7 @@ impl Store {
                 .filter(|h| phone_gone::offline_hands_back(&h.recipient))
                 .map(|h| (h.mseq, h.idx))
                 .collect();
+            tracing::debug!(phone, back = ?back, "offline: handed back");
             tx.release_recipients(&back, now)?;
             Ok(true)
         })

@@ -183,6 +183,7 @@ fn commit_routes(tx: &mut dyn Tx, routes: &[Assignment], now: Millis) -> Result<
             .filter_map(|(a, to)| to.map(|to| Recipient { idx: a.idx, to }))
             .collect();
         if !recipients.is_empty() {
+            tracing::debug!(phone, mseq, idx = ?recipients.iter().map(|r| r.idx).collect::<Vec<_>>(), "routed");
             groups.push(Group {
                 phone,
                 mseq: *mseq,
