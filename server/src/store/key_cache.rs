@@ -5,9 +5,14 @@
 //! issue 11, "a revoked key is refused on the next request", holds: the relay that revokes
 //! drops its cache as soon as the revoke commits, and another relay on the same database
 //! drops its own when the notification arrives (PostgreSQL sends it at the commit). While the
-//! listening connection is down the cache is off (`live` false) and every lookup reads the
-//! database, as without a cache. A lookup that raced an invalidation is not cached: entries
-//! are only added under the generation they were read in.
+//! listening connection is down the cache is off and every lookup reads the database, as
+//! without a cache. A lookup that raced an invalidation is not cached: entries are only added
+//! under the generation they were read in.
+//!
+//! The cache is on only within a lease that the listener renews after each round trip on its
+//! connection (every second). A connection that dies silently (a partition, no reset) cannot
+//! keep a stale cache on: the lease lapses ([`LEASE`]) and every lookup reads the database; a
+//! lapsed lease, once renewed, starts empty.
 //!
 //! Only keys that exist and are not revoked are cached; an unknown secret always reads the
 //! database (so wrong keys cannot fill the memory). SQLite has no cache: its lookup is a local
@@ -15,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::store::{KeyAuth, Millis};
 
@@ -25,9 +30,13 @@ pub const CHANNEL: &str = "simrelay_keys";
 /// Most keys kept (beyond it the cache starts again empty).
 const MAX_KEYS: usize = 100_000;
 
+/// How long a renewal keeps the cache on: three of the listener's one-second round trips.
+pub const LEASE: Duration = Duration::from_secs(3);
+
 #[derive(Debug, Default)]
 struct Inner {
-    live: bool,
+    /// The cache is on until then; `None`: off.
+    lease: Option<Instant>,
     generation: u64,
     keys: HashMap<String, KeyAuth>,
     hits: u64,
@@ -48,7 +57,7 @@ impl KeyCache {
     /// The cached key with this hash, when the cache is live.
     pub fn get(&self, key_hash: &str) -> Option<KeyAuth> {
         let mut g = self.lock();
-        if !g.live {
+        if !g.live() {
             return None;
         }
         let found = g.keys.get(key_hash).cloned();
@@ -62,13 +71,13 @@ impl KeyCache {
     /// cache is off.
     pub fn generation(&self) -> Option<u64> {
         let g = self.lock();
-        g.live.then_some(g.generation)
+        g.live().then_some(g.generation)
     }
 
     /// Caches a key read from the database in `generation`, unless something changed since.
     pub fn insert(&self, generation: u64, key_hash: &str, key: &KeyAuth) {
         let mut g = self.lock();
-        if !g.live || g.generation != generation || key.revoked {
+        if !g.live() || g.generation != generation || key.revoked {
             return;
         }
         if g.keys.len() >= MAX_KEYS {
@@ -85,11 +94,22 @@ impl KeyCache {
         self.changed.notify_all();
     }
 
-    /// Turns the cache on (the listener is listening) or off (its connection is gone); either
-    /// way it starts empty.
-    pub fn set_live(&self, live: bool) {
+    /// Keeps the cache on until `until` (the listener heard from its connection). A cache
+    /// that was off, or whose lease lapsed, starts empty.
+    pub fn renew(&self, until: Instant) {
         let mut g = self.lock();
-        g.live = live;
+        if !g.live() {
+            g.generation += 1;
+            g.keys.clear();
+            self.changed.notify_all();
+        }
+        g.lease = Some(until);
+    }
+
+    /// Turns the cache off (the listener's connection is gone); it starts empty when renewed.
+    pub fn off(&self) {
+        let mut g = self.lock();
+        g.lease = None;
         g.generation += 1;
         g.keys.clear();
         self.changed.notify_all();
@@ -97,7 +117,7 @@ impl KeyCache {
 
     /// Whether the cache is on.
     pub fn is_live(&self) -> bool {
-        self.lock().live
+        self.lock().live()
     }
 
     /// Records a use of the key `id` in its cached copy.
@@ -130,6 +150,12 @@ impl KeyCache {
     }
 }
 
+impl Inner {
+    fn live(&self) -> bool {
+        self.lease.is_some_and(|until| Instant::now() < until)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,7 +176,7 @@ mod tests {
         assert_eq!(c.generation(), None, "off until the listener listens");
         c.insert(0, "h", &key("k"));
         assert!(c.get("h").is_none());
-        c.set_live(true);
+        c.renew(Instant::now() + LEASE);
         let g = c.generation().expect("live");
         c.insert(g, "h", &key("k"));
         assert_eq!(c.get("h").map(|k| k.id), Some("k".into()));
@@ -169,7 +195,34 @@ mod tests {
         c.insert(g, "r", &revoked);
         assert!(c.get("r").is_none(), "revoked keys are never cached");
 
-        c.set_live(false);
+        c.off();
         assert!(c.get("h").is_none());
+    }
+
+    /// A listener whose connection went quiet stops renewing: once the lease has run out the
+    /// cache serves nothing, and a later renewal starts it empty (a revoke may have been
+    /// missed meanwhile).
+    #[test]
+    fn a_lapsed_lease_serves_nothing_and_starts_again_empty() {
+        let c = KeyCache::default();
+        c.renew(Instant::now() + LEASE);
+        let g = c.generation().expect("live");
+        c.insert(g, "h", &key("k"));
+        assert!(c.get("h").is_some());
+        c.renew(Instant::now() + LEASE);
+        assert!(
+            c.get("h").is_some(),
+            "a renewal within the lease keeps the keys"
+        );
+
+        c.renew(Instant::now() - Duration::from_millis(1));
+        assert!(!c.is_live());
+        assert!(c.get("h").is_none(), "a lapsed lease serves nothing");
+        assert_eq!(c.generation(), None);
+        c.insert(g, "h", &key("k"));
+
+        c.renew(Instant::now() + LEASE);
+        assert!(c.get("h").is_none(), "renewed after a lapse: empty");
+        assert!(c.generation().is_some_and(|now| now > g));
     }
 }

@@ -87,10 +87,11 @@ impl Store {
     /// `None` for a message the account does not have.
     pub fn message_history(&self, account: &str, id: &str) -> Result<Option<Vec<HistoryRow>>> {
         self.read(|tx| {
-            let Some(view) = tx.message_by_id(account, id)? else {
+            // The message's seq only (the index lookup of an idempotent create).
+            let Some((mseq, _)) = tx.find_messages(&[(account, id)])?.remove(0) else {
                 return Ok(None);
             };
-            Ok(Some(tx.recipient_history(view.cursor)?))
+            Ok(Some(tx.recipient_history(mseq)?))
         })
     }
 
