@@ -388,7 +388,11 @@ mod tests {
             ppm in 1u32..=120,
             sends in proptest::collection::vec((1u32..=4, any::<bool>(), 0i64..10_000), 1..60),
         ) {
-            let config = jittered(0.0, 3);
+            // No daily cap of either lane here (60 expedited hand-overs can pass the lane's 100).
+            let config = EngineConfig {
+                expedited_daily_cap: u32::MAX / 2,
+                ..jittered(0.0, 3)
+            };
             let mut s = sim(ppm, u32::MAX);
             let mut now = DAY;
             for (parts, expedited, gap) in sends {
