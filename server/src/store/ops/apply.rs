@@ -33,10 +33,9 @@ pub(crate) fn apply_from_phone(
     let account = p.account_id;
     let mut event_seq = p.event_seq;
     let mut out = Applied::default();
-    let mut frames_acked = p.acked_seq;
+    let acked = acked.map(|a| a.min(p.next_seq));
     if let Some(a) = acked {
-        frames_acked = frames_acked.max(a.min(p.next_seq));
-        tx.ack_frames(phone, a.min(p.next_seq))?;
+        tx.ack_frames(phone, a)?;
     }
     let mut cancels: Cancels<'_> = Vec::new();
     let mut resent = false;
@@ -106,7 +105,7 @@ pub(crate) fn apply_from_phone(
         // A resent event was applied by an earlier batch, perhaps on a link that died before
         // it wrote the `cancel` that batch queued, and after this link's first check for
         // cancels. The ack about to cover the event must follow that cancel here too.
-        out.cancel_upto = tx.last_cancel_after(phone, frames_acked)?;
+        out.cancel_upto = tx.last_cancel_after(phone, acked.unwrap_or(0).max(p.acked_seq))?;
     }
     out.event_seq = event_seq;
     Ok(out)
