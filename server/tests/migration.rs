@@ -94,6 +94,10 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
     // Opening again is a no-op.
     let store = Store::open_sqlite(&path)?;
     assert_eq!(store.list_webhooks("acc")?.len(), 1);
+    // The old recipients got their message's creation time (v11): they expire at the default
+    // validity counted from it, not before.
+    assert_eq!(store.expire_unrouted(1_001, 1_000)?, 0);
+    assert_eq!(store.expire_unrouted(1_002, 1_000)?, 2);
     Ok(())
 }
 

@@ -58,6 +58,8 @@ fn a_fresh_database_gets_the_newest_schema_and_reopens() {
         partial,
         [
             "recipients_unrouted",
+            "recipients_unrouted_since",
+            "recipients_unrouted_until",
             "recipients_unsent",
             "recipients_waiting",
             "webhook_outbox_due",
@@ -96,6 +98,16 @@ fn the_frozen_version_1_migrates_and_keeps_its_rows() {
         .expect("the message is kept")
         .get(0);
     assert_eq!(text, "hello");
+    // Step 4 copied each recipient's deadline inputs from its message.
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM recipients r JOIN messages m USING (mseq)
+             WHERE r.created_at = m.created_at
+               AND r.valid_until IS NOT DISTINCT FROM m.valid_until"
+        ),
+        1
+    );
     assert_eq!(
         count(
             &mut c,

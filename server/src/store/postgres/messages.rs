@@ -239,10 +239,12 @@ impl MessageRows for PgTx<'_> {
                              $20::bool[], $21::bigint[])
                       WITH ORDINALITY AS u(a, i, h, t, p, v, s, ph, sm, d, st, c, pl, n, e, dp, ord)
                  ORDER BY ord
-                 RETURNING mseq, account_id, id, created_at),
+                 RETURNING mseq, account_id, id, created_at, valid_until),
              r AS (
-                 INSERT INTO recipients (mseq, idx, to_number, state, updated_at)
-                 SELECT m.mseq, u.idx, u.to_number, u.state, m.created_at
+                 INSERT INTO recipients (mseq, idx, to_number, state, updated_at, created_at,
+                     valid_until)
+                 SELECT m.mseq, u.idx, u.to_number, u.state, m.created_at, m.created_at,
+                     m.valid_until
                  FROM unnest($15::text[], $16::text[], $17::bigint[], $18::text[], $19::text[])
                       AS u(account_id, id, idx, to_number, state)
                  JOIN m ON m.account_id = u.account_id AND m.id = u.id)
@@ -514,13 +516,9 @@ impl MessageRows for PgTx<'_> {
         limit: u32,
     ) -> Result<Vec<DeadlineRow>> {
         self.c
-            .query(
-                "SELECT r.mseq, r.idx, m.account_id, r.state, m.valid_until, m.created_at,
-                        r.updated_at
-                 FROM recipients r JOIN messages m USING (mseq)
-                 WHERE r.phone_id IS NULL AND r.state = 'pending'
-                   AND coalesce(m.valid_until, m.created_at + $2) < $1 LIMIT $3",
-                &[&now, &default_validity, &big(limit)],
+            .query_planned(
+                super::expiry::END_UNROUTED_SQL,
+                &[&now, &now.saturating_sub(default_validity), &big(limit)],
             )?
             .iter()
             .map(deadline_row)

@@ -16,6 +16,7 @@
 mod compat;
 pub mod conn;
 pub mod copy;
+mod expiry;
 mod history;
 mod keys;
 mod listen;

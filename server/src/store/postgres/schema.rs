@@ -244,7 +244,12 @@ CREATE TRIGGER message_counts_delete AFTER DELETE ON messages
 "#;
 
 /// The steps, in order: step `i` brings the database to version `i + 1`.
-pub const STEPS: &[&str] = &[V1, super::history::STEP_2, super::compat::STEP_3];
+pub const STEPS: &[&str] = &[
+    V1,
+    super::history::STEP_2,
+    super::compat::STEP_3,
+    super::expiry::STEP_4,
+];
 
 /// The version [`migrate`] brings a database to.
 pub const VERSION: i64 = STEPS.len() as i64;

@@ -165,8 +165,9 @@ impl MessageRows for SqliteTx<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16)",
         )?;
         let mut rcpt = self.c.prepare_cached(
-            "INSERT INTO recipients (mseq, idx, to_number, state, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO recipients (mseq, idx, to_number, state, updated_at, created_at,
+                 valid_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
         )?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
@@ -192,7 +193,14 @@ impl MessageRows for SqliteTx<'_> {
             let mseq = self.c.last_insert_rowid();
             for (idx, to) in m.to.iter().enumerate() {
                 let idx = u32::try_from(idx).expect("recipient count is bounded by validation");
-                rcpt.execute(params![mseq, idx, to, row.recipient_state, m.created_at])?;
+                rcpt.execute(params![
+                    mseq,
+                    idx,
+                    to,
+                    row.recipient_state,
+                    m.created_at,
+                    m.valid_until
+                ])?;
             }
             out.push(mseq);
         }
@@ -394,14 +402,11 @@ impl MessageRows for SqliteTx<'_> {
     ) -> Result<Vec<DeadlineRow>> {
         Ok(self
             .c
-            .prepare_cached(
-                "SELECT r.mseq, r.idx, m.account_id, r.state, m.valid_until, m.created_at,
-                     r.updated_at
-                 FROM recipients r JOIN messages m USING (mseq)
-                 WHERE r.phone_id IS NULL AND r.state = 'pending'
-                   AND coalesce(m.valid_until, m.created_at + ?2) < ?1 LIMIT ?3",
+            .prepare_cached(super::expiry::END_UNROUTED_SQL)?
+            .query_map(
+                params![now, now.saturating_sub(default_validity), limit],
+                deadline_row,
             )?
-            .query_map(params![now, default_validity, limit], deadline_row)?
             .collect::<rusqlite::Result<_>>()?)
     }
 

@@ -11,6 +11,7 @@
 //! (`prepare_cached`), and the hot ones name their partial index (see [`configure_common`]).
 
 mod compat;
+mod expiry;
 mod history;
 mod keys;
 mod messages;

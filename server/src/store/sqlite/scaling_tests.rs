@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, StatementStatus, params};
 
+use super::expiry::END_UNROUTED_SQL;
 use super::messages::END_SILENT_SQL;
 use super::routing::{SENT_SINCE_SQL, UNROUTED_BY_POOL_SQL, UNSENT_SQL};
 use super::schema;
@@ -44,8 +45,8 @@ fn add(c: &Connection, id: &str, state: &str, phone: Option<&str>, at: i64) {
     .expect("message");
     c.execute(
         "INSERT INTO recipients (mseq, idx, to_number, state, phone_id, sim, parts,
-             parts_sent, updated_at)
-         VALUES (last_insert_rowid(), 0, '+15550000000', ?1, ?2, 0, 1, 0, ?3)",
+             parts_sent, updated_at, created_at)
+         VALUES (last_insert_rowid(), 0, '+15550000000', ?1, ?2, 0, 1, 0, ?3, ?3)",
         params![state, phone, at],
     )
     .expect("recipient");
@@ -99,6 +100,49 @@ fn hot_queries_do_not_walk_the_history() {
     assert_eq!(
         small, large,
         "VM steps per query with 200 vs 5,200 old messages"
+    );
+}
+
+/// Waiting for a phone, within their validity: `count` recipients, every other one with a
+/// `valid_until` of its own.
+fn add_backlog(c: &Connection, from: usize, count: usize) {
+    let tx = c.unchecked_transaction().expect("tx");
+    for n in from..from + count {
+        add(c, &format!("waiting-{n}"), "pending", None, NOW - 1_000);
+        if n % 2 == 0 {
+            c.execute(
+                "UPDATE recipients SET valid_until = ?1 WHERE mseq = last_insert_rowid()",
+                [NOW + 3_600_000],
+            )
+            .expect("valid_until");
+        }
+    }
+    tx.commit().expect("commit");
+}
+
+#[test]
+fn the_expiry_tick_does_not_walk_the_waiting_backlog() {
+    let c = db();
+    let validity = 604_800_000_i64;
+    let expiry =
+        |c: &Connection, now: i64| steps(c, END_UNROUTED_SQL, &[&now, &(now - validity), &10_000]);
+    add_backlog(&c, 0, 200);
+    let small = expiry(&c, NOW);
+    add_backlog(&c, 200, 5_000);
+    assert_eq!(small, expiry(&c, NOW), "VM steps with 200 vs 5,200 waiting");
+    // What has expired is still found, by both deadlines.
+    let count = |now: i64| {
+        let mut stmt = c.prepare(END_UNROUTED_SQL).expect("prepare");
+        stmt.query_map(params![now, now - validity, 10_000], |_| Ok(()))
+            .expect("query")
+            .count()
+    };
+    assert_eq!(count(NOW), 0);
+    assert_eq!(count(NOW + 3_600_001), 2_600, "the explicit deadlines");
+    assert_eq!(
+        count(NOW + validity),
+        5_201,
+        "then the default validity too"
     );
 }
 
