@@ -3,8 +3,8 @@
 //! Every second the relay ends the unrouted recipients whose message's validity has passed
 //! (its `valid_until`, or its creation plus the relay's default validity). That query read
 //! every waiting recipient and its message, in the write transaction: with a backlog of
-//! 80,000 (no phone online) it took a quarter of PostgreSQL's CPU under load and stalled the
-//! group commit each second. Recipients now carry their message's `valid_until` and
+//! 80,000 (no phone online) it took up to a quarter of PostgreSQL's CPU under load and stalled
+//! the group commit each second. Recipients now carry their message's `valid_until` and
 //! `created_at`, with one partial index for each kind of deadline, so the tick reads only the
 //! recipients whose deadline has passed.
 

@@ -108,13 +108,20 @@ fn hot_queries_do_not_walk_the_history() {
 fn add_backlog(c: &Connection, from: usize, count: usize) {
     let tx = c.unchecked_transaction().expect("tx");
     for n in from..from + count {
-        add(c, &format!("waiting-{n}"), "pending", None, NOW - 1_000);
+        let id = format!("waiting-{n}");
+        add(c, &id, "pending", None, NOW - 1_000);
         if n % 2 == 0 {
             c.execute(
-                "UPDATE recipients SET valid_until = ?1 WHERE mseq = last_insert_rowid()",
-                [NOW + 3_600_000],
+                "UPDATE messages SET valid_until = ?1 WHERE id = ?2",
+                params![NOW + 3_600_000, id],
             )
-            .expect("valid_until");
+            .expect("message valid_until");
+            c.execute(
+                "UPDATE recipients SET valid_until = ?1
+                 WHERE mseq = (SELECT mseq FROM messages WHERE id = ?2)",
+                params![NOW + 3_600_000, id],
+            )
+            .expect("recipient valid_until");
         }
     }
     tx.commit().expect("commit");
