@@ -47,6 +47,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the online link compares the wall clock with its heartbeat deadlines.
 pub const WATCHDOG: Duration = Duration::from_secs(1);
+/// Least time between two status frames sent because the queue or a SIM's counters moved
+/// (milliseconds on the phone's clock); a change of SIMs is sent at once.
+pub const STATUS_GAP_MS: i64 = 2_000;
 
 /// Why a link attempt ended. Texts never carry tokens, numbers or bodies.
 #[derive(Debug, thiserror::Error)]
@@ -183,11 +186,13 @@ async fn session(
 ) -> Result<(), LinkError> {
     let mut ws = connect(&config.url, config.pin_sha256.as_deref()).await?;
     let acked_relay = phone.with_engine(|e, _| e.relay_seq())?;
+    // The status the relay last got, and when: the watchdog sends it again when it moved.
+    let mut reported = (phone.phone_status()?, phone.now());
     let hello = PhoneFrame::Hello {
         version: PROTOCOL_VERSION,
         token: config.token.clone(),
         acked: acked_relay,
-        status: phone.phone_status()?,
+        status: reported.0.clone(),
     };
     send(&mut ws, &hello).await?;
     let welcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, next_frame(&mut ws))
@@ -252,12 +257,22 @@ async fn session(
             }
             () = phone.shared.status_changed.notified() => {
                 let status = phone.phone_status()?;
-                send(&mut ws, &PhoneFrame::Status { status }).await?;
+                send(&mut ws, &PhoneFrame::Status { status: status.clone() }).await?;
+                reported = (status, phone.now());
             }
             _ = ticker.tick() => {
                 let at = phone.now();
                 if beat.check(at)? {
                     send(&mut ws, &PhoneFrame::Heartbeat { at }).await?;
+                }
+                // Queue depth and the SIMs' sent-today move with every message: the relay's
+                // view follows them within a few seconds, one frame per gap at most.
+                if (at - reported.1).abs() >= STATUS_GAP_MS {
+                    let status = phone.phone_status()?;
+                    if status != reported.0 {
+                        send(&mut ws, &PhoneFrame::Status { status: status.clone() }).await?;
+                        reported = (status, at);
+                    }
                 }
             }
         }

@@ -608,3 +608,48 @@ async fn a_heartbeat_missed_in_deep_sleep_reconnects_on_wake() {
     drop(relay);
     phone.shutdown().await;
 }
+
+#[tokio::test]
+async fn queue_depth_and_sent_today_reach_the_relay_as_they_move() {
+    // No SIM changes after the first: the status frames below come from the watchdog seeing
+    // the queue drain and the SIM's sent-today counter move.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    let dir = common::temp_dir();
+    let (phone, _h, _modem) = start_phone(&dir, url);
+    let mut relay = accept(&listener).await;
+    assert!(matches!(relay.recv().await, PhoneFrame::Hello { .. }));
+    relay.send(&welcome(0)).await;
+    let sent_today =
+        |s: &simrelay_core::protocol::PhoneStatus| s.sims.iter().map(|s| s.sent_today).sum::<u32>();
+    // The status that says the SIM is set (sent once, at once).
+    let mut last = loop {
+        if let PhoneFrame::Status { status } = relay.recv().await {
+            break status;
+        }
+    };
+    assert_eq!((last.queue_depth, sent_today(&last)), (0, 0));
+    for (seq, id) in [(1, "a"), (2, "b")] {
+        relay
+            .send(&RelayFrame::Send {
+                seq,
+                message: msg(id, &["+15551230001"], "hello"),
+            })
+            .await;
+    }
+    // Acknowledge every event until a status shows both sent and the queue empty again.
+    let mut statuses = 0;
+    while !(last.queue_depth == 0 && sent_today(&last) == 2) {
+        match relay.recv().await {
+            PhoneFrame::Event { seq, .. } => relay.send(&RelayFrame::Ack { seq }).await,
+            PhoneFrame::Status { status } => {
+                statuses += 1;
+                last = status;
+            }
+            PhoneFrame::Ack { .. } => {}
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    assert!(statuses >= 1, "a status frame carried the change");
+    phone.shutdown().await;
+}
