@@ -248,16 +248,24 @@ pub fn install_crypto_provider() {
 
 /// The relay's HTTP routes (API and `/v1/link`).
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// The relay's routes plus `extra` (the demo's switches).
+pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     api::routes()
+        .merge(extra)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-/// Serves `app(state)` on `listener` with the background tasks until `shutdown` resolves;
-/// then stops accepting, closes phone links, finishes in-flight requests and stops the tasks.
+/// Serves `app_with(state, extra)` on `listener` with the background tasks until `shutdown`
+/// resolves; then stops accepting, closes phone links, finishes in-flight requests and stops
+/// the tasks.
 pub async fn run<L>(
     listener: L,
     state: AppState,
+    extra: Router<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
@@ -273,7 +281,7 @@ where
     let st = state.clone();
     let result = serve_http::serve(
         listener,
-        app(state.clone()),
+        app_with(state.clone(), extra),
         serve_http::Timeouts {
             header: state.config.header_read_timeout,
             body: state.config.body_read_timeout,
@@ -311,7 +319,15 @@ pub struct Server {
 
 impl Server {
     /// Opens the store, binds `config.listen` and serves until [`Server::stop`].
-    pub async fn start(mut config: Config) -> Result<Self, StartError> {
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        Self::start_with(config, Router::new()).await
+    }
+
+    /// [`Server::start`], serving `extra` routes beside the relay's (the demo's switches).
+    pub async fn start_with(
+        mut config: Config,
+        extra: Router<AppState>,
+    ) -> Result<Self, StartError> {
         install_crypto_provider();
         let tls = match &config.tls {
             TlsMode::Off => None,
@@ -366,8 +382,13 @@ impl Server {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let st = state.clone();
         let task = match tls {
-            None => tokio::spawn(run(tcp, st, signal)),
-            Some(t) => tokio::spawn(run(tls::TlsListener::new(tcp, t.acceptor), st, signal)),
+            None => tokio::spawn(run(tcp, st, extra, signal)),
+            Some(t) => tokio::spawn(run(
+                tls::TlsListener::new(tcp, t.acceptor),
+                st,
+                extra,
+                signal,
+            )),
         };
         Ok(Self {
             addr,

@@ -209,6 +209,8 @@ const RULES: &[(Option<&str>, &str, Need)] = &[
     (None, "/v1/pools", Need::Scope(Scope::Phones)),
     (None, "/v1/sims", Need::Scope(Scope::Phones)),
     (None, "/metrics", Need::Scope(Scope::Phones)),
+    // The demo's switches (`sims::demo_api`), served by `simrelay demo` only.
+    (None, "/v1/demo", Need::Scope(Scope::Phones)),
     (None, "/v1/webhooks", Need::Scope(Scope::Webhooks)),
     (None, "/v1/keys", Need::AnyKey),
     // Managing users needs every scope of an account, checked by the handler.

@@ -4,7 +4,8 @@
 //! and connected over a real WebSocket, exactly like a phone on a shelf. The radios answer
 //! after a short latency and deliver reports a moment later; every 30 seconds the first phone
 //! receives an SMS ("your code is NNNN"), so the inbox, `inbox/wait` and `message.received`
-//! webhooks can be tried without hardware.
+//! webhooks can be tried without hardware. The demo's switches ([`super::demo_api`]) make a
+//! phone receive an SMS on request and make a phone's radio fail.
 //!
 //! Without `--data` the demo keeps its files in a fresh directory under the system temp dir
 //! and removes it when it ends (the [`Demo`] is dropped), so trying it leaves nothing behind.
@@ -17,7 +18,7 @@ use clap::Args;
 use simrelay_core::EngineConfig;
 use simrelay_core::link::pair;
 use simrelay_core::phone::{LinkConfig, Phone, PhoneConfig};
-use simrelay_core::sim_modem::{SimBehaviour, SimModem, SimModemConfig};
+use simrelay_core::sim_modem::{SimModem, SimModemConfig};
 
 use crate::api::{hash_secret, random_secret};
 use crate::config::Config;
@@ -82,6 +83,9 @@ fn engine_config() -> EngineConfig {
     EngineConfig {
         parts_per_minute: 600,
         jitter: 0.0,
+        // A radio switched to failing (`demo_api`) ends a message `failed` within seconds.
+        max_attempts: 3,
+        backoff_base_ms: 1_000,
         ..EngineConfig::default()
     }
 }
@@ -115,7 +119,8 @@ pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
     config.api_key = Some(api_key.clone());
     // The webhook example below posts to a receiver on this machine.
     config.webhook_allow_cidrs = vec![ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1]))];
-    let server = Server::start(config).await?;
+    let switches = super::demo_api::DemoPhones::default();
+    let server = Server::start_with(config, super::demo_api::routes(switches.clone())).await?;
     let key_hash = hash_secret(&api_key);
     let account = server
         .state
@@ -135,11 +140,7 @@ pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
         let name = format!("sim-phone-{}", n + 1);
         let paired = pair(&server.ws_base(), &code, Some(&name), None).await?;
         let modem = SimModem::new(SimModemConfig {
-            default: SimBehaviour {
-                latency_ms: 300,
-                report_delay_ms: 1500,
-                ..SimBehaviour::default()
-            },
+            default: super::demo_api::demo_behaviour(),
             seed: n as u64,
             ..SimModemConfig::default()
         });
@@ -159,6 +160,13 @@ pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
         )?;
         phones.push((paired.phone_id, phone, modem));
     }
+    switches.set(
+        account,
+        phones
+            .iter()
+            .map(|(id, _, modem)| (id.clone(), modem.clone()))
+            .collect(),
+    );
     Ok(Demo {
         server,
         api_key,
@@ -190,8 +198,13 @@ pub fn usage(demo: &Demo, generated_key: bool) -> String {
         "\n# follow it (pending -> queued -> sending -> sent -> delivered)\ncurl -s {url}/v1/messages/hello-1 {auth}\n"
     ));
     out.push_str(&format!(
-        "\n# phones, inbox, and wait for an incoming SMS containing a code\ncurl -s {url}/v1/phones {auth}\ncurl -s {url}/v1/inbox {auth}\ncurl -s '{url}/v1/inbox/wait?contains=1234&timeout=60' {auth}\n"
+        "\n# phones, and an incoming SMS: the demo makes the first phone receive one now,\n# then wait for an SMS containing its code\ncurl -s {url}/v1/phones {auth}\ncurl -s {url}/v1/demo/incoming {auth} -H 'Content-Type: application/json' \\\n  -d '{{\"from\": \"+15550001234\", \"text\": \"your code is 1234\"}}'\ncurl -s '{url}/v1/inbox/wait?contains=1234&timeout=60' {auth}\n"
     ));
+    if let Some((first, _, _)) = demo.phones.first() {
+        out.push_str(&format!(
+            "\n# make a phone's radio fail every send (\"failing\": false puts it right): its messages\n# are retried there, then move to another phone\ncurl -s {url}/v1/demo/phones/{first}/radio {auth} -H 'Content-Type: application/json' -d '{{\"failing\": true}}'\n"
+        ));
+    }
     out.push_str(&format!(
         "\n# webhooks\ncurl -s {url}/v1/webhooks {auth} -H 'Content-Type: application/json' \\\n  -d '{{\"url\": \"http://127.0.0.1:9000/hook\", \"events\": [\"message.delivered\", \"message.received\"]}}'\n"
     ));
