@@ -333,7 +333,11 @@ async fn readme_shows_the_states_a_demo_message_goes_through() {
             .0,
         202
     );
-    assert_eq!(final_state(&demo, "hello-1").await["state"], "delivered");
+    let done = final_state(&demo, "hello-1").await;
+    assert_eq!(
+        (&done["state"], &done["text"]),
+        (&serde_json::json!("delivered"), &serde_json::json!("hello"))
+    );
     let (_, h) = call(
         &demo,
         reqwest::Method::GET,

@@ -77,6 +77,9 @@ pub struct MessageView {
     pub delivery_report: bool,
     pub encrypted: bool,
     pub data_port: Option<u16>,
+    /// As stored: the text, its end-to-end ciphertext (`encrypted`) or a data SMS's payload
+    /// in base64 (`data_port`).
+    pub text: String,
     pub recipients: Vec<RecipientView>,
     pub created_at: Millis,
     pub updated_at: Millis,

@@ -21,9 +21,23 @@ pub struct Message {
     /// The SIM (sub_id) the client asked for.
     pub sim: Option<i32>,
     pub delivery_report: bool,
+    /// The text as given; `null` when the relay cannot show it, and `text_withheld` says why.
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_withheld: Option<TextWithheld>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub recipients: Vec<Recipient>,
+}
+
+/// Why a [`Message`] carries no text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextWithheld {
+    /// End-to-end encrypted by the client (the compatible API): only the phone can read it.
+    EndToEndEncrypted,
+    /// A data SMS: the payload is binary.
+    DataSms,
 }
 
 /// One recipient of a [`Message`]; `error`, `code`, `phone` and `sim` only when known.
@@ -50,6 +64,13 @@ pub struct Recipient {
 
 impl From<MessageView> for Message {
     fn from(v: MessageView) -> Self {
+        let withheld = if v.encrypted {
+            Some(TextWithheld::EndToEndEncrypted)
+        } else if v.data_port.is_some() {
+            Some(TextWithheld::DataSms)
+        } else {
+            None
+        };
         Self {
             id: v.id,
             state: v.state,
@@ -59,6 +80,8 @@ impl From<MessageView> for Message {
             phone: v.phone,
             sim: v.sim,
             delivery_report: v.delivery_report,
+            text: withheld.is_none().then_some(v.text),
+            text_withheld: withheld,
             created_at: Timestamp(v.created_at),
             updated_at: Timestamp(v.updated_at),
             recipients: v.recipients.into_iter().map(Recipient::from).collect(),
@@ -195,6 +218,7 @@ mod tests {
             phone: None,
             sim: None,
             delivery_report: true,
+            text: "Your order shipped".into(),
             recipients: vec![delivered, failed],
             created_at: T0,
             updated_at: T0 + 1820,
@@ -203,6 +227,7 @@ mod tests {
         let want = json!({
             "id": "order-1", "state": "sent", "priority": 0, "valid_until": null,
             "schedule_at": null, "phone": null, "sim": null, "delivery_report": true,
+            "text": "Your order shipped",
             "created_at": "2026-11-22T02:37:40.412Z", "updated_at": "2026-11-22T02:37:42.232Z",
             "recipients": [
                 {"idx": 0, "to": "+15551230001", "state": "delivered", "parts": 1,
@@ -230,16 +255,34 @@ mod tests {
             phone: Some("p2".into()),
             sim: Some(0),
             delivery_report: false,
+            text: "hi".into(),
             recipients: vec![],
             created_at: T0,
             updated_at: T0,
         };
-        let got = serde_json::to_value(Message::from(view)).expect("serialises");
+        let got = serde_json::to_value(Message::from(view.clone())).expect("serialises");
         assert_eq!(got["valid_until"], "2026-11-22T02:37:40.412Z");
         assert_eq!(got["schedule_at"], "2026-11-22T02:37:39.412Z");
         assert_eq!((&got["phone"], &got["sim"]), (&json!("p2"), &json!(0)));
         assert_eq!(got["delivery_report"], false);
         assert!(got.get("cursor").is_none(), "the store cursor stays inside");
+        assert!(got.get("text_withheld").is_none(), "{got}");
+        // What the relay cannot read is withheld, with the reason.
+        for (encrypted, port, why) in [
+            (true, None, "end_to_end_encrypted"),
+            (false, Some(9200), "data_sms"),
+        ] {
+            let v = MessageView {
+                encrypted,
+                data_port: port,
+                ..view.clone()
+            };
+            let got = serde_json::to_value(Message::from(v)).expect("serialises");
+            assert_eq!(
+                (&got["text"], &got["text_withheld"]),
+                (&json!(null), &json!(why))
+            );
+        }
     }
 
     /// The item of docs/protocol.md, `GET /v1/inbox`.

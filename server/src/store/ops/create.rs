@@ -114,6 +114,7 @@ fn created_view(m: &NewMessage, mseq: i64) -> MessageView {
         delivery_report: m.delivery_report,
         encrypted: m.encrypted,
         data_port: m.data_port,
+        text: m.text.clone(),
         recipients,
         created_at: m.created_at,
         updated_at: m.created_at,

@@ -238,7 +238,7 @@ impl CompatRows for PgTx<'_> {
             self.c.query(
                 concat!(
                     "SELECT mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-                         delivery_report, created_at, updated_at, encrypted, data_port
+                         delivery_report, created_at, updated_at, encrypted, data_port, text
                      FROM messages WHERE ",
                     message_where!(),
                     " ORDER BY mseq DESC LIMIT $6 OFFSET $7"
@@ -249,7 +249,7 @@ impl CompatRows for PgTx<'_> {
             self.c.query(
                 concat!(
                     "SELECT mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-                         delivery_report, created_at, updated_at, encrypted, data_port
+                         delivery_report, created_at, updated_at, encrypted, data_port, text
                      FROM messages WHERE ",
                     message_where!(),
                     " ORDER BY mseq ASC LIMIT $6 OFFSET $7"

@@ -38,6 +38,7 @@ pub(super) fn message_row(r: &Row) -> Result<MessageView> {
         updated_at: get(r, 10)?,
         encrypted: get(r, 11)?,
         data_port: get_opt_u16(r, 12)?,
+        text: get(r, 13)?,
         recipients: Vec::new(),
     })
 }
@@ -279,7 +280,7 @@ impl MessageRows for PgTx<'_> {
     fn message_by_mseq(&mut self, mseq: i64) -> Result<Option<MessageView>> {
         let row = self.c.query_opt(
             "SELECT mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-                    delivery_report, created_at, updated_at, encrypted, data_port
+                    delivery_report, created_at, updated_at, encrypted, data_port, text
              FROM messages WHERE mseq = $1",
             &[&mseq],
         )?;
@@ -289,7 +290,7 @@ impl MessageRows for PgTx<'_> {
     fn message_by_id(&mut self, account: &str, id: &str) -> Result<Option<MessageView>> {
         let row = self.c.query_opt(
             "SELECT mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-                    delivery_report, created_at, updated_at, encrypted, data_port
+                    delivery_report, created_at, updated_at, encrypted, data_port, text
              FROM messages WHERE account_id = $1 AND id = $2",
             &[&account, &id],
         )?;
@@ -300,7 +301,7 @@ impl MessageRows for PgTx<'_> {
         let state = f.state.map(MessageStatus::as_str);
         let rows = self.c.query(
             "SELECT mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-                    delivery_report, created_at, updated_at, encrypted, data_port
+                    delivery_report, created_at, updated_at, encrypted, data_port, text
              FROM messages
              WHERE account_id = $1 AND ($2::text IS NULL OR state = $2::text)
                AND ($3::bigint IS NULL OR created_at >= $3::bigint) AND mseq > $4

@@ -15,7 +15,7 @@ use crate::store::{
 
 pub(super) const MESSAGE_COLUMNS: &str =
     "mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-    delivery_report, created_at, updated_at, encrypted, data_port";
+    delivery_report, created_at, updated_at, encrypted, data_port, text";
 
 pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
     Ok(MessageView {
@@ -32,6 +32,7 @@ pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
         updated_at: r.get(10)?,
         encrypted: r.get(11)?,
         data_port: r.get(12)?,
+        text: r.get(13)?,
         recipients: Vec::new(),
     })
 }
