@@ -308,21 +308,34 @@ impl Conn {
 
     /// The status of a request (its body read to the end), or None if the connection failed.
     async fn request(&mut self, post: Option<String>, key: Option<&str>) -> Option<u16> {
+        let (uri, body) = match post {
+            Some(body) => ("/v1/messages".to_string(), Some(body)),
+            None => ("/v1/phones".to_string(), None),
+        };
+        self.send_to(uri, body, key).await
+    }
+
+    /// A GET (no body) or a JSON POST of `uri`.
+    async fn send_to(
+        &mut self,
+        uri: String,
+        post: Option<String>,
+        key: Option<&str>,
+    ) -> Option<u16> {
         use http_body_util::BodyExt;
         self.send.ready().await.ok()?;
-        let mut req = hyper::Request::builder().header(hyper::header::HOST, &self.host);
+        let mut req = hyper::Request::builder()
+            .header(hyper::header::HOST, &self.host)
+            .uri(uri);
         if let Some(key) = key {
             req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {key}"));
         }
         let req = match post {
             Some(body) => req
                 .method(hyper::Method::POST)
-                .uri("/v1/messages")
                 .header(hyper::header::CONTENT_TYPE, "application/json")
                 .body(http_body_util::Full::new(hyper::body::Bytes::from(body))),
-            None => req
-                .uri("/v1/phones")
-                .body(http_body_util::Full::new(hyper::body::Bytes::new())),
+            None => req.body(http_body_util::Full::new(hyper::body::Bytes::new())),
         }
         .expect("request");
         let res = self.send.send_request(req).await.ok()?;
@@ -409,6 +422,64 @@ async fn accept(url: &str, pid: u32, secs: u64, concurrency: u64) {
         rate / base.max(1.0),
         (proc_stats(pid).cpu - relay0) / accepted * 1e3,
         (db_cpu() - db0) / accepted * 1e3,
+    );
+}
+
+/// The closed loop against Kannel's smsbox (`scripts/peer-bench.sh`): `GET
+/// /cgi-bin/sendsms` with the same numbers and texts, a connection per client; `pids` are
+/// bearerbox's and smsbox's, whose CPU is counted per accepted message.
+async fn kannel(url: &str, pids: &[u32], secs: u64, concurrency: u64) {
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut conns = Vec::new();
+    for _ in 0..concurrency {
+        conns.push(Conn::open(url).await);
+    }
+    let cpu = || pids.iter().map(|p| proc_stats(*p).cpu).sum::<f64>();
+    let cpu0 = cpu();
+    let end = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for mut conn in conns {
+        let (url, next, errors) = (url.to_string(), next.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < end {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                let uri = format!(
+                    "/cgi-bin/sendsms?username=bench&password=bench&from=100&to=%2B1555{:07}&text=load+{n}",
+                    n % 10_000_000
+                );
+                match conn.send_to(uri, None, None).await {
+                    Some(202) => lat.push(t.elapsed()),
+                    Some(s) => {
+                        eprintln!("load: kannel answered {s}");
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => {
+                        eprintln!("load: the connection failed");
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        conn = Conn::open(&url).await;
+                    }
+                }
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.expect("client task"));
+    }
+    let el = start.elapsed().as_secs_f64();
+    let n = lat.len();
+    println!(
+        "kannel accept: {n} answered in {el:.1} s = {:.0}/s with {concurrency} clients, {} errors; {}; \
+         CPU per accepted message: bearerbox+smsbox {:.3} ms",
+        n as f64 / el,
+        errors.load(Ordering::Relaxed),
+        percentiles(lat),
+        (cpu() - cpu0) / (n.max(1) as f64) * 1e3,
     );
 }
 
@@ -749,7 +820,9 @@ fn main() {
         .cloned()
     else {
         // `cargo bench` without a mode (e.g. every bench of the crate): nothing to do.
-        println!("load: pass a mode: accept, rate, e2e, conns or soak (see scripts/load.sh)");
+        println!(
+            "load: pass a mode: accept, rate, e2e, conns, soak or kannel (see scripts/load.sh)"
+        );
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -760,6 +833,21 @@ fn main() {
         rustls::crypto::ring::default_provider()
             .install_default()
             .ok();
+        if mode == "kannel" {
+            // Another gateway, started by scripts/peer-bench.sh: no relay here.
+            let url = args
+                .iter()
+                .find_map(|a| a.strip_prefix("--url="))
+                .expect("kannel needs --url=http://HOST:PORT");
+            let pids: Vec<u32> = args
+                .iter()
+                .find_map(|a| a.strip_prefix("--pids="))
+                .map(|p| p.split(',').filter_map(|p| p.parse().ok()).collect())
+                .unwrap_or_default();
+            let (secs, c) = (arg(&args, "--secs", 10), arg(&args, "--concurrency", 64));
+            kannel(url, &pids, secs, c).await;
+            return;
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let hb = Duration::from_millis(arg(&args, "--heartbeat-ms", 15_000));
         let cache_kib = args

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Side by side with Kannel (issue 16): the same closed-loop accept load (server/benches/load.rs,
+# one HTTP/1.1 keep-alive connection per client) against `simrelay serve` and against Kannel
+# 1.4.5 (Debian's `kannel`: bearerbox + smsbox, the spool store, a fake SMSC connected by
+# Kannel's own `fakesmsc`), alternated, at 1, 16 and 64 clients; each line prints accepted/s,
+# latency percentiles and CPU per accepted message. The end-to-end comparison is not in this
+# script yet.
+#
+#   scripts/peer-bench.sh                 # 2 rounds of 10 s per client count
+#   ROUNDS=3 SECS=20 scripts/peer-bench.sh
+#
+# What an accept means differs: simrelay answers 202 after the message is committed
+# (SQLite, fsync'd WAL); Kannel answers 202 once bearerbox queued it (its spool file is
+# written without fsync). Installs Kannel idempotently (apt-get); a refused install fails.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROUNDS=${ROUNDS:-2}
+SECS=${SECS:-10}
+FAKESMSC=/usr/lib/kannel/test/fakesmsc
+
+if ! command -v /usr/sbin/bearerbox >/dev/null || [ ! -x "$FAKESMSC" ]; then
+  echo "peer-bench: installing kannel and kannel-extras from Debian" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kannel kannel-extras; } \
+    >/dev/null || { echo "peer-bench: apt-get could not install kannel" >&2; exit 1; }
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+dir="$PWD/target/peer-bench"
+rm -rf "$dir" && mkdir -p "$dir/spool"
+admin=$(free_port); box=$(free_port); smsc=$(free_port); http=$(free_port)
+cat >"$dir/kannel.conf" <<EOF
+group = core
+admin-port = $admin
+admin-password = bench
+smsbox-port = $box
+box-allow-ip = 127.0.0.1
+log-file = "$dir/bearerbox.log"
+log-level = 3
+store-type = spool
+store-location = "$dir/spool"
+
+group = smsc
+smsc = fake
+smsc-id = fake
+port = $smsc
+connect-allow-ip = 127.0.0.1
+
+group = smsbox
+bearerbox-host = 127.0.0.1
+bearerbox-port = $box
+sendsms-port = $http
+log-file = "$dir/smsbox.log"
+log-level = 3
+
+group = sendsms-user
+username = bench
+password = bench
+
+group = sms-service
+keyword = default
+text = "none"
+EOF
+
+pids=()
+stop() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap stop EXIT
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "peer-bench: nothing listens on $1 ($2); see $dir/*.log" >&2
+  exit 1
+}
+/usr/sbin/bearerbox "$dir/kannel.conf" >"$dir/bearerbox.out" 2>&1 &
+bearer=$!; pids+=("$bearer")
+wait_port "$smsc" bearerbox
+"$FAKESMSC" -H 127.0.0.1 -r "$smsc" -i 1 -m 0 "100 200 text none" >"$dir/fakesmsc.out" 2>&1 &
+pids+=("$!")
+/usr/sbin/smsbox "$dir/kannel.conf" >"$dir/smsbox.out" 2>&1 &
+smsbox=$!; pids+=("$smsbox")
+wait_port "$http" smsbox
+
+cargo bench -q -p simrelay-server --bench load --no-run
+for round in $(seq 1 "$ROUNDS"); do
+  for c in 1 16 64; do
+    echo "== round $round, $c clients"
+    cargo bench -q -p simrelay-server --bench load -- accept --secs "$SECS" --concurrency "$c" \
+      | grep -E '^accept'
+    cargo bench -q -p simrelay-server --bench load -- kannel --url="http://127.0.0.1:$http" \
+      --pids="$bearer,$smsbox" --secs "$SECS" --concurrency "$c"
+  done
+done
+echo "Kannel RSS (KiB): bearerbox $(awk '/VmRSS/{print $2}' /proc/$bearer/status)," \
+  "smsbox $(awk '/VmRSS/{print $2}' /proc/$smsbox/status)"
