@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import datetime, timezone
+from typing import Iterator
 
 import pytest
 
@@ -21,9 +22,9 @@ def token() -> str:
 
 
 @pytest.fixture
-def client(relay: Relay) -> Client:
+def client(relay: Relay) -> Iterator[Client]:
     with Client(relay.url, relay.key) as c:
-        yield c  # type: ignore[misc]
+        yield c
 
 
 def test_send_and_wait_until_delivered(client: Client) -> None:
