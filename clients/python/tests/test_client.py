@@ -33,6 +33,7 @@ def test_send_and_wait_until_delivered(client: Client) -> None:
     assert m.state == "pending" and m.recipients[0].to == "+15551230001"
     done = client.wait_for_state(m.id, "delivered", timeout=TIMEOUT)
     assert done.state == "delivered"
+    assert (m.text, done.text, done.text_withheld) == ("hello", "hello", None)
     r = done.recipients[0]
     assert (r.state, r.parts, r.parts_delivered) == ("delivered", 1, 1)
     assert r.phone is not None

@@ -87,6 +87,10 @@ class Message:
     schedule_at: Optional[str] = None
     phone: Optional[str] = None
     sim: Optional[int] = None
+    #: The text as given; None when the relay cannot show it (`text_withheld` says why:
+    #: "end_to_end_encrypted" or "data_sms").
+    text: Optional[str] = None
+    text_withheld: Optional[str] = None
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Message:
@@ -102,6 +106,8 @@ class Message:
             schedule_at=_opt_str(d.get("schedule_at")),
             phone=_opt_str(d.get("phone")),
             sim=_opt_int(d.get("sim")),
+            text=_opt_str(d.get("text")),
+            text_withheld=_opt_str(d.get("text_withheld")),
         )
 
 
