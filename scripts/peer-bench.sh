@@ -82,6 +82,17 @@ smsbox=$!; pids+=("$smsbox")
 wait_port "$http" smsbox
 
 cargo bench -q -p simrelay-server --bench load --no-run
+# The disk's single-commit rate: what one client's durable accepts are bounded by.
+python3 - "$dir/fsync" <<'PY'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)
+n, end = 0, time.monotonic() + 2
+while time.monotonic() < end:
+    os.pwrite(fd, b"x" * 512, 0)
+    os.fdatasync(fd)
+    n += 1
+print(f"disk: {n / 2:.0f} fdatasync/s (512 bytes each, one writer)")
+PY
 for round in $(seq 1 "$ROUNDS"); do
   for c in 1 16 64; do
     echo "== round $round, $c clients"
