@@ -306,16 +306,8 @@ impl Conn {
         Self { send, host }
     }
 
-    /// The status of a request (its body read to the end), or None if the connection failed.
-    async fn request(&mut self, post: Option<String>, key: Option<&str>) -> Option<u16> {
-        let (uri, body) = match post {
-            Some(body) => ("/v1/messages".to_string(), Some(body)),
-            None => ("/v1/phones".to_string(), None),
-        };
-        self.send_to(uri, body, key).await
-    }
-
-    /// A GET (no body) or a JSON POST of `uri`.
+    /// A GET (no body) or a JSON POST of `uri`: the status (its body read to the end), or
+    /// None if the connection failed.
     async fn send_to(
         &mut self,
         uri: String,
@@ -345,11 +337,54 @@ impl Conn {
     }
 }
 
+/// What the closed loop's clients send.
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    /// `GET /v1/phones` without a key: refused 401 before any store access.
+    Baseline,
+    /// `POST /v1/messages`, answered 202 after the durable commit.
+    Accept,
+    /// Kannel's smsbox `GET /cgi-bin/sendsms` with the same numbers and texts.
+    Kannel,
+}
+
+impl Load {
+    /// Request `n`: (URI, JSON body, key, the status that counts as answered).
+    fn request(self, n: u64) -> (String, Option<String>, Option<&'static str>, u16) {
+        let to = n % 10_000_000;
+        match self {
+            Self::Baseline => ("/v1/phones".into(), None, None, 401),
+            Self::Accept => (
+                "/v1/messages".into(),
+                Some(format!(r#"{{"to":["+1555{to:07}"],"text":"load {n}"}}"#)),
+                Some(KEY),
+                202,
+            ),
+            Self::Kannel => (
+                format!(
+                    "/cgi-bin/sendsms?username=bench&password=bench&from=100&to=%2B1555{to:07}&text=load+{n}"
+                ),
+                None,
+                None,
+                202,
+            ),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline GET /v1/phones without a key (401)",
+            Self::Accept => "accept",
+            Self::Kannel => "kannel accept",
+        }
+    }
+}
+
 /// Closed loop: `concurrency` clients (a connection each) for `secs`; `baseline` sends
 /// `GET /v1/phones` without a key instead of posting messages (the same HTTP stack, connection
 /// handling and routing, answered 401 without touching the store). Returns the answers per
 /// second.
-async fn closed_loop(url: &str, secs: u64, concurrency: u64, baseline: bool) -> f64 {
+async fn closed_loop(url: &str, secs: u64, concurrency: u64, load: Load) -> f64 {
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let mut conns = Vec::new();
@@ -366,15 +401,8 @@ async fn closed_loop(url: &str, secs: u64, concurrency: u64, baseline: bool) -> 
             while Instant::now() < end {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let t = Instant::now();
-                let (body, key, want) = if baseline {
-                    // No key: refused before any store access.
-                    (None, None, 401)
-                } else {
-                    let to = n % 10_000_000;
-                    let body = format!(r#"{{"to":["+1555{to:07}"],"text":"load {n}"}}"#);
-                    (Some(body), Some(KEY), 202)
-                };
-                match conn.request(body, key).await {
+                let (uri, body, key, want) = load.request(n);
+                match conn.send_to(uri, body, key).await {
                     Some(s) if s == want => lat.push(t.elapsed()),
                     Some(s) => {
                         eprintln!("load: answered {s}");
@@ -396,11 +424,7 @@ async fn closed_loop(url: &str, secs: u64, concurrency: u64, baseline: bool) -> 
         lat.extend(t.await.expect("client task"));
     }
     let el = start.elapsed().as_secs_f64();
-    let what = if baseline {
-        "baseline GET /v1/phones without a key (401)"
-    } else {
-        "accept"
-    };
+    let what = load.name();
     let per_sec = lat.len() as f64 / el;
     println!(
         "{what}: {} answered in {el:.1} s = {per_sec:.0}/s with {concurrency} clients, {} errors; {}",
@@ -412,9 +436,9 @@ async fn closed_loop(url: &str, secs: u64, concurrency: u64, baseline: bool) -> 
 }
 
 async fn accept(url: &str, pid: u32, secs: u64, concurrency: u64) {
-    let base = closed_loop(url, secs, concurrency, true).await;
+    let base = closed_loop(url, secs, concurrency, Load::Baseline).await;
     let (relay0, db0) = (proc_stats(pid).cpu, db_cpu());
-    let rate = closed_loop(url, secs, concurrency, false).await;
+    let rate = closed_loop(url, secs, concurrency, Load::Accept).await;
     let accepted = (rate * secs as f64).max(1.0);
     println!(
         "accept: {rate:.0}/s durable against {base:.0}/s baseline = ratio {:.2}; \
@@ -425,61 +449,15 @@ async fn accept(url: &str, pid: u32, secs: u64, concurrency: u64) {
     );
 }
 
-/// The closed loop against Kannel's smsbox (`scripts/peer-bench.sh`): `GET
-/// /cgi-bin/sendsms` with the same numbers and texts, a connection per client; `pids` are
+/// The closed loop against Kannel's smsbox (`scripts/peer-bench.sh`); `pids` are
 /// bearerbox's and smsbox's, whose CPU is counted per accepted message.
 async fn kannel(url: &str, pids: &[u32], secs: u64, concurrency: u64) {
-    let next = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut conns = Vec::new();
-    for _ in 0..concurrency {
-        conns.push(Conn::open(url).await);
-    }
     let cpu = || pids.iter().map(|p| proc_stats(*p).cpu).sum::<f64>();
     let cpu0 = cpu();
-    let end = Instant::now() + Duration::from_secs(secs);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for mut conn in conns {
-        let (url, next, errors) = (url.to_string(), next.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            while Instant::now() < end {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let t = Instant::now();
-                let uri = format!(
-                    "/cgi-bin/sendsms?username=bench&password=bench&from=100&to=%2B1555{:07}&text=load+{n}",
-                    n % 10_000_000
-                );
-                match conn.send_to(uri, None, None).await {
-                    Some(202) => lat.push(t.elapsed()),
-                    Some(s) => {
-                        eprintln!("load: kannel answered {s}");
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                    None => {
-                        eprintln!("load: the connection failed");
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        conn = Conn::open(&url).await;
-                    }
-                }
-            }
-            lat
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await.expect("client task"));
-    }
-    let el = start.elapsed().as_secs_f64();
-    let n = lat.len();
+    let rate = closed_loop(url, secs, concurrency, Load::Kannel).await;
     println!(
-        "kannel accept: {n} answered in {el:.1} s = {:.0}/s with {concurrency} clients, {} errors; {}; \
-         CPU per accepted message: bearerbox+smsbox {:.3} ms",
-        n as f64 / el,
-        errors.load(Ordering::Relaxed),
-        percentiles(lat),
-        (cpu() - cpu0) / (n.max(1) as f64) * 1e3,
+        "kannel accept: CPU per accepted message: bearerbox+smsbox {:.3} ms",
+        (cpu() - cpu0) / (rate * secs as f64).max(1.0) * 1e3,
     );
 }
 
