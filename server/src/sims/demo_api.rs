@@ -1,7 +1,7 @@
-//! The demo's own switches, served by `simrelay demo` only (never by `serve`): make one of the
-//! simulated phones receive an SMS now, and make a phone's radio fail every send with "no service"
-//! (so `failed` and the relay's failover to another phone can be seen). Both need the demo account's key
-//! with the `phones` scope; a phone of another account is not found.
+//! The demo's own switches, served by `simrelay demo` only (never by `serve`): make one of
+//! the simulated phones receive an SMS now, and make a phone's radio fail every send with "no
+//! service" (so `failed` and the relay's failover to another phone can be seen). Both need the
+//! demo account's key with the `phones` scope; a phone of another account is not found.
 //!
 //! - `POST /v1/demo/incoming` `{"from": "+15550001234", "text": "your code is 1234",
 //!   "phone": optional phone id}` → `202 {"phone": id}` (the first phone by default);
@@ -20,8 +20,7 @@ use crate::AppState;
 use crate::api::Account;
 use crate::error::{ApiJson, AppError};
 
-/// The SIM of every demo phone (see `sim_phones::start_phone`).
-const DEMO_SIM: i32 = 1;
+use super::sim_phones::SIM as DEMO_SIM;
 /// Android's `RESULT_ERROR_NO_SERVICE`: what a failing radio answers (a SIM-bound failure,
 /// so the relay moves the message to another phone unless it is held to this one).
 const NO_SERVICE: i32 = 4;

@@ -286,12 +286,15 @@ async fn pair_phone(
     }
 }
 
-/// Starts one simulated phone on `modem` with one SIM (sub id 1, slot 0), as the demo and
+/// The sub id of a simulated phone's one SIM.
+pub const SIM: i32 = 1;
+
+/// Starts one simulated phone on `modem` with one SIM ([`SIM`], slot 0), as the demo and
 /// `sim-phones` both run them.
 pub fn start_phone(config: PhoneConfig, modem: &SimModem) -> Result<Phone, simrelay_core::Error> {
     let phone = Phone::start(config, Box::new(modem.clone()))?;
     phone.handle().set_sims(vec![SimConfig {
-        sub_id: 1,
+        sub_id: SIM,
         slot: 0,
         carrier: Some("Simulated".into()),
         parts_per_minute: None,
