@@ -224,7 +224,9 @@ impl Caller {
                     .extensions
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|ConnectInfo(a)| a.ip());
-                basic(state, peer, login, password).await
+                check_login(state, peer, login, password)
+                    .await
+                    .map(|u| Caller::user(&u))
             }
             Some(Credentials::Bearer(token)) => bearer(state, token).await,
             None => Err(unauthorized("expected Authorization: Basic or Bearer")),
@@ -232,15 +234,16 @@ impl Caller {
     }
 }
 
-/// A Basic login. A password check remembered from an earlier success costs nothing; any
-/// other attempt goes through the login throttle first (`Limits::logins`: failures per source
-/// address and overall), so passwords cannot be guessed at the speed of argon2.
-async fn basic(
+/// A login and password (a Basic header here, the dashboard's sign-in form): the user they
+/// name. A password check remembered from an earlier success costs nothing; any other attempt
+/// goes through the login throttle first (`Limits::logins`: failures per source address and
+/// overall), so passwords cannot be guessed at the speed of argon2.
+pub async fn check_login(
     state: &AppState,
     peer: Option<IpAddr>,
     login: String,
     password: String,
-) -> CResult<Caller> {
+) -> CResult<crate::store::CompatUser> {
     let l = login.clone();
     let user = state.db.call(move |s| s.compat_user(&l)).await?;
     let auth = &state.compat_auth;
@@ -248,7 +251,7 @@ async fn basic(
         .as_ref()
         .filter(|u| auth.remembered(&u.password_hash, &password))
     {
-        return Ok(Caller::user(u));
+        return Ok(u.clone());
     }
     let limits = state.hub.limits();
     if let Err(refusal) = limits.logins.begin(peer, limits.clock.now()) {
@@ -280,7 +283,7 @@ async fn basic(
     }
     limits.logins.succeeded(peer);
     auth.remember(&user.password_hash, &password);
-    Ok(Caller::user(&user))
+    Ok(user)
 }
 
 impl Caller {
