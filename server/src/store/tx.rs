@@ -142,6 +142,17 @@ pub struct FrameMessage {
 }
 
 /// A recipient waiting for a SIM, as the store keeps it (the router's input is built from it).
+/// Recipients per hour, SIM and state ([`RoutingRows::outcomes_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeRow {
+    /// Start of the hour (UTC) of the recipients' last change.
+    pub hour: Millis,
+    pub phone: Option<String>,
+    pub sim: Option<i32>,
+    pub state: RecipientStatus,
+    pub count: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnroutedRow {
     pub mseq: i64,
@@ -443,6 +454,10 @@ pub trait RoutingRows {
     fn unsent_rows(&mut self, account: &str) -> Result<Vec<(SimKey, u32, u32)>>;
     /// (pool, parts) of each of the account's recipients waiting for a SIM.
     fn unrouted_parts(&mut self, account: &str) -> Result<Vec<(Option<String>, u32)>>;
+    /// How many of the account's recipients last changed state in each hour since `since`
+    /// and now rest in a state that left the relay (`sent`, `delivered`, `failed`,
+    /// `expired`, `unknown`), by SIM: the dashboard's charts.
+    fn outcomes_since(&mut self, account: &str, since: Millis) -> Result<Vec<OutcomeRow>>;
     /// (SIM, day, parts) of the usage of the account's SIMs.
     fn usage_rows(&mut self, account: &str) -> Result<Vec<(SimKey, i64, u32)>>;
 }

@@ -11,7 +11,7 @@ use simrelay_protocol::{OutboundMessage, Recipient, RelayFrame, encode};
 
 use crate::domain::{UNKNOWN_SIM, smsgate};
 use crate::pool_router::{PrefixRule, SimKey, local_day};
-use crate::store::tx::{FrameInsert, FrameMessage, Tx, UsageAdd};
+use crate::store::tx::{FrameInsert, FrameMessage, OutcomeRow, Tx, UsageAdd};
 use crate::store::{Assignment, Millis, Result, RoutingInput, Store, Unrouted};
 
 /// Minutes of parts-sent counts kept per SIM: the longest window `sent_since` reads (an
@@ -139,6 +139,11 @@ impl Store {
     }
 
     /// Parts sent per SIM by recipients that changed since `since`.
+    /// Recipients per hour, SIM and state since `since` (the dashboard's charts).
+    pub fn outcomes_since(&self, account: &str, since: Millis) -> Result<Vec<OutcomeRow>> {
+        self.read(|tx| tx.outcomes_since(account, since))
+    }
+
     pub fn sent_since(&self, account: &str, since: Millis) -> Result<HashMap<SimKey, u32>> {
         self.read(|tx| sent_since(tx, account, since))
     }

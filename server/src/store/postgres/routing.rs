@@ -7,11 +7,11 @@
 
 use std::collections::HashMap;
 
-use super::{PgTx, big, get, get_i32, get_opt_i32, get_u32};
+use super::{PgTx, big, get, get_i32, get_opt_i32, get_rstatus, get_u32};
 use crate::pool_router::SimKey;
 use crate::store::sqlite::parse_tried;
-use crate::store::tx::{BoundRow, FrameMessage, RoutingRows, UnroutedRow, UsageAdd};
-use crate::store::{Result, StoreError};
+use crate::store::tx::{BoundRow, FrameMessage, OutcomeRow, RoutingRows, UnroutedRow, UsageAdd};
+use crate::store::{Millis, Result, StoreError};
 
 fn sim_key(r: &::postgres::Row, phone: usize, sub: usize) -> Result<SimKey> {
     Ok(SimKey::new(get::<String>(r, phone)?, get_i32(r, sub)?))
@@ -214,6 +214,30 @@ impl RoutingRows for PgTx<'_> {
             )?
             .iter()
             .map(|r| Ok((sim_key(r, 0, 1)?, get_u32(r, 2)?, get_u32(r, 3)?)))
+            .collect()
+    }
+
+    fn outcomes_since(&mut self, account: &str, since: Millis) -> Result<Vec<OutcomeRow>> {
+        self.c
+            .query(
+                "SELECT (r.updated_at / 3600000) * 3600000 AS hour, r.phone_id, r.sim, r.state,
+                        count(*)
+                 FROM messages m JOIN recipients r USING (mseq)
+                 WHERE m.account_id = $1 AND r.updated_at >= $2
+                   AND r.state IN ('sent', 'delivered', 'failed', 'expired', 'unknown')
+                 GROUP BY hour, r.phone_id, r.sim, r.state",
+                &[&account, &since],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(OutcomeRow {
+                    hour: get(r, 0)?,
+                    phone: get(r, 1)?,
+                    sim: get_opt_i32(r, 2)?,
+                    state: get_rstatus(r, 3)?,
+                    count: get_u32(r, 4)?,
+                })
+            })
             .collect()
     }
 

@@ -10,8 +10,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteTx, parse_tried};
 use crate::pool_router::SimKey;
-use crate::store::Result;
-use crate::store::tx::{BoundRow, FrameMessage, RoutingRows, UnroutedRow, UsageAdd};
+use crate::store::tx::{BoundRow, FrameMessage, OutcomeRow, RoutingRows, UnroutedRow, UsageAdd};
+use crate::store::{Millis, Result};
 
 pub(crate) const UNSENT_SQL: &str = "SELECT r.phone_id, r.sim, m.parts, r.parts_sent
      FROM recipients r INDEXED BY recipients_unsent CROSS JOIN messages m USING (mseq)
@@ -22,6 +22,13 @@ pub(crate) const SENT_SINCE_SQL: &str = "SELECT s.phone_id, s.sub_id, sum(s.part
      FROM phones p JOIN sim_sent s ON s.phone_id = p.id
      WHERE p.account_id = ?1 AND s.minute > ?2
      GROUP BY s.phone_id, s.sub_id";
+
+const OUTCOMES_SQL: &str = "SELECT (r.updated_at / 3600000) * 3600000 AS hour, r.phone_id,
+        r.sim, r.state, count(*)
+     FROM messages m JOIN recipients r USING (mseq)
+     WHERE m.account_id = ?1 AND r.updated_at >= ?2
+       AND r.state IN ('sent', 'delivered', 'failed', 'expired', 'unknown')
+     GROUP BY hour, r.phone_id, r.sim, r.state";
 
 pub(crate) const UNROUTED_BY_POOL_SQL: &str = "SELECT m.pool, m.parts
      FROM recipients r INDEXED BY recipients_unrouted CROSS JOIN messages m USING (mseq)
@@ -191,6 +198,22 @@ impl RoutingRows for SqliteTx<'_> {
                     r.get(2)?,
                     r.get(3)?,
                 ))
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn outcomes_since(&mut self, account: &str, since: Millis) -> Result<Vec<OutcomeRow>> {
+        Ok(self
+            .c
+            .prepare_cached(OUTCOMES_SQL)?
+            .query_map(params![account, since], |r| {
+                Ok(OutcomeRow {
+                    hour: r.get(0)?,
+                    phone: r.get(1)?,
+                    sim: r.get(2)?,
+                    state: r.get(3)?,
+                    count: r.get(4)?,
+                })
             })?
             .collect::<rusqlite::Result<_>>()?)
     }
