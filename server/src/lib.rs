@@ -9,6 +9,7 @@
 pub mod api;
 pub mod compat;
 pub mod config;
+pub mod dashboard;
 pub mod data_dir;
 pub mod dispatch;
 pub mod domain;
@@ -83,6 +84,8 @@ pub struct Inner {
     pub rack: rack::Rack,
     /// The compatible API's JWT signer and remembered password checks.
     pub compat_auth: compat::auth::AuthState,
+    /// The dashboard's signed-in browsers.
+    pub sessions: dashboard::session::Sessions,
 }
 
 impl Deref for AppState {
@@ -156,6 +159,7 @@ impl AppState {
                 shutdown,
                 rack,
                 compat_auth: compat::auth::AuthState::default(),
+                sessions: dashboard::session::Sessions::default(),
             }),
         })
     }

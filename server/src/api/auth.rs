@@ -216,6 +216,9 @@ const RULES: &[(Option<&str>, &str, Need)] = &[
     // Managing users needs every scope of an account, checked by the handler.
     (None, "/v1/users", Need::AnyKey),
     (None, "/v1/accounts", Need::Scope(Scope::Admin)),
+    // The dashboard's own routes (`crate::dashboard`): its charts read messages.
+    (None, "/ui/stats", Need::Scope(Scope::Read)),
+    (None, "/ui", Need::AnyKey),
 ];
 
 /// What a request with this method on this matched route (`/v1/messages/{id}`) needs. A route

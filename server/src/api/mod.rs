@@ -7,6 +7,10 @@
 //! from one table ([`auth::required`]) applied here, by the [`Caller`] extractor (and
 //! [`Account`], which handlers take): a key without it gets 403 `insufficient_scope`.
 //!
+//! A request without an `Authorization` header may instead carry a dashboard session cookie
+//! ([`crate::dashboard::session`]): it stands for the key or user that signed in, and a
+//! state-changing request needs the session's CSRF token as well.
+//!
 //! What handlers answer is typed in [`views`] (one type per documented shape); every list
 //! answers [`Page`], whose paging rule ([`page`]) the paged lists share.
 
@@ -76,6 +80,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(simrelay_protocol::WS_PATH, get(crate::hub::upgrade))
         .merge(crate::compat::routes())
+        .merge(crate::dashboard::routes())
         .fallback(|| async { AppError::not_found() })
         .method_not_allowed_fallback(|| async {
             AppError::new(
@@ -116,10 +121,10 @@ pub struct Caller {
 impl Caller {
     /// Authenticates the `Authorization` header without checking a scope.
     pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Self, AppError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| AppError::unauthorized("missing Authorization: Bearer <api key>"))?;
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            // A signed-in dashboard page: its session cookie (and CSRF token) instead.
+            return crate::dashboard::session_caller(parts, state).await;
+        };
         let key = auth::parse_bearer(value.as_bytes())
             .map_err(|_| AppError::unauthorized("expected Authorization: Bearer <api key>"))?;
         match state.authenticate_key(key).await? {
