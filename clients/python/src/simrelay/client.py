@@ -14,7 +14,20 @@ import math
 import os
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 import httpx
 
@@ -174,7 +187,7 @@ def _pool_body(
 ) -> Dict[str, Any]:
     body: Dict[str, Any] = {"name": name, "members": [_sim_json(m) for m in members]}
     if prefixes is not None:
-        rules = []
+        rules: List[Dict[str, Any]] = []
         for p in prefixes:
             if isinstance(p, PrefixRule):
                 rules.append(p.to_json())
@@ -497,7 +510,9 @@ class Client(_Base):
         body = _sim_patch(daily_cap, hours, utc_offset_min)
         return SimLimits.from_json(self._call("PATCH", f"/v1/sims/{_seg(phone)}/{int(sub_id)}", json=body))
 
-    def create_webhook(self, url: str, events: Union[str, Sequence[str]], *, secret: Optional[str] = None) -> Webhook:
+    def create_webhook(
+        self, url: str, events: Union[str, Sequence[str]], *, secret: Optional[str] = None
+    ) -> Webhook:
         """`POST /v1/webhooks`; the answer alone carries the signing `secret` (generated
         unless given, 16 to 256 bytes). Errors: `invalid_url`, `invalid_event`,
         `invalid_secret`, `webhook_url_forbidden`, `webhook_url_unresolvable`."""
@@ -769,7 +784,9 @@ class AsyncClient(_Base):
         body = _sim_patch(daily_cap, hours, utc_offset_min)
         return SimLimits.from_json(await self._call("PATCH", f"/v1/sims/{_seg(phone)}/{int(sub_id)}", json=body))
 
-    async def create_webhook(self, url: str, events: Union[str, Sequence[str]], *, secret: Optional[str] = None) -> Webhook:
+    async def create_webhook(
+        self, url: str, events: Union[str, Sequence[str]], *, secret: Optional[str] = None
+    ) -> Webhook:
         """See `Client.create_webhook`."""
         return Webhook.from_json(await self._call("POST", "/v1/webhooks", json=_webhook_body(url, events, secret)))
 
