@@ -4,10 +4,14 @@
 # in target/pyclient (idempotent), builds the relay unless SIMRELAY_BIN names one, checks the
 # package and its tests with `mypy --strict`, and runs clients/python/tests, which start
 # `simrelay serve` and `simrelay sim-phones` themselves. A refused download fails loudly.
+# PYTHON names another interpreter (PYTHON=python3.13); it gets its own venv beside the first.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 out=target/pyclient
+python="${PYTHON:-python3}"
+venv="$out/venv"
+[ -z "${PYTHON:-}" ] || venv="$out/venv-$(basename "$python")"
 py_pkgs=(
   "httpx==0.29.0"
   "pytest==9.2.0"
@@ -16,13 +20,13 @@ py_pkgs=(
 )
 
 mkdir -p "$out"
-if [ ! -x "$out/venv/bin/python" ]; then
-  python3 -m venv "$out/venv" || {
-    echo "python-client: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv" || {
+    echo "python-client: $python -m venv failed (Debian: apt-get install python3-venv)" >&2
     exit 1
   }
 fi
-pip=("$out/venv/bin/pip" --disable-pip-version-check)
+pip=("$venv/bin/pip" --disable-pip-version-check)
 "${pip[@]}" install -q "${py_pkgs[@]}" || {
   echo "python-client: pip could not install ${py_pkgs[*]} from PyPI" >&2
   exit 1
@@ -41,7 +45,7 @@ fi
 [ -x "$SIMRELAY_BIN" ] || { echo "python-client: $SIMRELAY_BIN is not an executable" >&2; exit 1; }
 export SIMRELAY_BIN
 
-(cd clients/python && "../../$out/venv/bin/mypy" --strict --cache-dir "../../$out/mypy-cache" src tests)
+(cd clients/python && "../../$venv/bin/mypy" --strict --cache-dir "../../$out/mypy-cache" src tests)
 cd clients/python/tests
 export PYTHONDONTWRITEBYTECODE=1
-exec "../../../$out/venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
+exec "../../../$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -1,7 +1,9 @@
 """A live relay for the client's tests: `simrelay serve` (SQLite in a temporary directory, a
 free loopback port) and `simrelay sim-phones` (the real phone core on a simulated radio, with
 an echo number that answers every SMS sent to it), started once per session from
-`SIMRELAY_BIN`, as scripts/compat/conftest.py does. Nothing sleeps: readiness comes from the
+`SIMRELAY_BIN`, as scripts/compat/conftest.py does. The relay's configuration lets webhooks
+reach 127.0.0.1 (`webhook_allow_cidrs`), where the webhook tests' receiver listens. Nothing
+sleeps: readiness comes from the
 relay's own output, and the tests wait through the client's own waits.
 
 The session sets `SIMRELAY_URL` and `SIMRELAY_KEY`, so the plugin's fixtures
@@ -30,9 +32,10 @@ PHONES = 2
 class Relay:
     url: str
     key: str
+    binary: str
 
 
-def _read_until(stream: IO[str], marker: str) -> str:
+def read_until(stream: IO[str], marker: str) -> str:
     for line in stream:
         if marker in line:
             return line
@@ -47,14 +50,17 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
     d = tmp_path_factory.mktemp("relay")
     key = secrets.token_hex(32)
     logs = open(d / "relay.log", "w")
+    config = d / "relay.toml"
+    config.write_text('webhook_allow_cidrs = ["127.0.0.1"]\n')
     serve = subprocess.Popen(
-        [binary, "serve", "--listen", "127.0.0.1:0", "--data", str(d / "data"), "--api-key", key],
+        [binary, "serve", "--config", str(config), "--listen", "127.0.0.1:0", "--data", str(d / "data"),
+         "--api-key", key],
         stdout=subprocess.PIPE, stderr=logs, text=True,
     )
     phones = None
     try:
         assert serve.stdout is not None
-        url = _read_until(serve.stdout, "listening on").split()[-1]
+        url = read_until(serve.stdout, "listening on").split()[-1]
         threading.Thread(target=serve.stdout.read, daemon=True).start()
         phones = subprocess.Popen(
             [binary, "sim-phones", "--relay", url, "--count", str(PHONES),
@@ -65,7 +71,7 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
         env.setenv("SIMRELAY_URL", url)
         env.setenv("SIMRELAY_KEY", key)
         try:
-            yield Relay(url, key)
+            yield Relay(url, key, binary)
         finally:
             env.undo()
     finally:

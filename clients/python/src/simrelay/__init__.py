@@ -7,24 +7,69 @@
         otp = c.wait_for_sms(contains="code", timeout=60).text
 """
 
-from .client import AsyncClient, Client, Time, rfc3339
+from .client import KEEP, AsyncClient, Client, Keep, PrefixLike, SimLike, Time, rfc3339
 from .errors import SimrelayError, WaitTimeout
-from .types import FINAL_STATES, InboxSms, Message, Page, Phone, Recipient, SimInfo, State
+from .types import (
+    FINAL_STATES,
+    ApiKey,
+    Attempt,
+    HistoryItem,
+    InboxSms,
+    Message,
+    Page,
+    PairingCode,
+    Phone,
+    PhoneRemoval,
+    Ping,
+    Pool,
+    PrefixRule,
+    Recipient,
+    Redelivery,
+    RemovedRecipients,
+    SimInfo,
+    SimLimits,
+    SimRef,
+    SimReport,
+    SimStat,
+    SimTotals,
+    State,
+    Webhook,
+)
 
 __all__ = [
+    "KEEP",
+    "ApiKey",
     "AsyncClient",
+    "Attempt",
     "Client",
     "FINAL_STATES",
+    "HistoryItem",
     "InboxSms",
+    "Keep",
     "Message",
     "Page",
+    "PairingCode",
     "Phone",
+    "PhoneRemoval",
+    "Ping",
+    "Pool",
+    "PrefixLike",
+    "PrefixRule",
     "Recipient",
+    "Redelivery",
+    "RemovedRecipients",
     "SimInfo",
+    "SimLike",
+    "SimLimits",
+    "SimRef",
+    "SimReport",
+    "SimStat",
+    "SimTotals",
     "SimrelayError",
     "State",
     "Time",
     "WaitTimeout",
+    "Webhook",
     "rfc3339",
 ]
 __version__ = "0.1.0"

@@ -8,19 +8,54 @@ a body, a phone number or a text.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import math
 import os
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 import httpx
 
 from .errors import SimrelayError, WaitTimeout
-from .types import FINAL_STATES, InboxSms, Message, Page, Phone
+from .types import (
+    FINAL_STATES,
+    ApiKey,
+    Attempt,
+    HistoryItem,
+    InboxSms,
+    Message,
+    PairingCode,
+    Page,
+    Phone,
+    PhoneRemoval,
+    Ping,
+    Pool,
+    PrefixRule,
+    Redelivery,
+    SimLimits,
+    SimRef,
+    SimReport,
+    Webhook,
+)
 
 log = logging.getLogger("simrelay")
+
+T = TypeVar("T")
 
 Time = Union[str, datetime]
 """An RFC 3339 string, or a datetime (a naive one is taken as UTC)."""
@@ -122,6 +157,71 @@ def _check_state(m: Message, want: frozenset[str]) -> bool:
     if m.state in FINAL_STATES:
         raise SimrelayError(None, "final_state", f"message {m.id} ended {m.state}, not {'/'.join(sorted(want))}")
     return False
+
+
+class Keep(enum.Enum):
+    """The type of `KEEP`."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+"""`set_sim`'s default for a setting: leave it as it is (`None` clears it)."""
+
+SimLike = Union[SimRef, Tuple[str, int]]
+"""A SIM as a `SimRef` or a `(phone id, sub_id)` pair."""
+
+PrefixLike = Union[PrefixRule, Tuple[str, Sequence[SimLike]]]
+"""A prefix preference as a `PrefixRule` or a `(prefix, SIMs)` pair."""
+
+
+def _sim_json(s: SimLike) -> Dict[str, Any]:
+    if isinstance(s, SimRef):
+        return s.to_json()
+    phone, sub_id = s
+    return {"phone": phone, "sub_id": sub_id}
+
+
+def _pool_body(
+    name: str, members: Sequence[SimLike], prefixes: Optional[Sequence[PrefixLike]], sticky: Optional[bool]
+) -> Dict[str, Any]:
+    body: Dict[str, Any] = {"name": name, "members": [_sim_json(m) for m in members]}
+    if prefixes is not None:
+        rules: List[Dict[str, Any]] = []
+        for p in prefixes:
+            if isinstance(p, PrefixRule):
+                rules.append(p.to_json())
+            else:
+                rules.append({"prefix": p[0], "sims": [_sim_json(s) for s in p[1]]})
+        body["prefixes"] = rules
+    if sticky is not None:
+        body["sticky"] = sticky
+    return body
+
+
+def _sim_patch(
+    daily_cap: Union[int, None, Keep], hours: Union[str, None, Keep], utc_offset_min: Optional[int]
+) -> Dict[str, Any]:
+    body: Dict[str, Any] = {}
+    if daily_cap is not KEEP:
+        body["daily_cap"] = daily_cap
+    if hours is not KEEP:
+        body["hours"] = hours
+    if utc_offset_min is not None:
+        body["utc_offset_min"] = utc_offset_min
+    return body
+
+
+def _webhook_body(url: str, events: Union[str, Sequence[str]], secret: Optional[str]) -> Dict[str, Any]:
+    body: Dict[str, Any] = {"url": url, "events": [events] if isinstance(events, str) else list(events)}
+    if secret is not None:
+        body["secret"] = secret
+    return body
+
+
+def _items(d: Any, parse: Callable[[Any], T]) -> List[T]:
+    """The items of a list answer (an unpaged one: its `next_cursor` is always null)."""
+    return [parse(i) for i in d["items"]]
 
 
 class _WaitPlan:
@@ -315,6 +415,146 @@ class Client(_Base):
         d = self._call("GET", "/v1/phones")
         return [Phone.from_json(p) for p in d["items"]]
 
+    def message_history(self, id: str) -> List[HistoryItem]:
+        """`GET /v1/messages/{id}/history`: every change of every recipient, by recipient,
+        oldest first; `not_found` (404) for an unknown id."""
+        return _items(self._call("GET", f"/v1/messages/{_seg(id)}/history"), HistoryItem.from_json)
+
+    def iter_messages(
+        self,
+        *,
+        state: Optional[str] = None,
+        since: Optional[Time] = None,
+        to: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> Iterator[Message]:
+        """Every message of `GET /v1/messages` that matches, oldest first, a page (of `limit`,
+        the relay's default 50) at a time, following `next_cursor` to the end."""
+        cursor: Optional[str] = None
+        while True:
+            page = self.list_messages(state=state, since=since, to=to, cursor=cursor, limit=limit)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def iter_inbox(
+        self,
+        *,
+        from_: Optional[str] = None,
+        contains: Optional[str] = None,
+        since: Optional[Time] = None,
+        limit: Optional[int] = None,
+    ) -> Iterator[InboxSms]:
+        """Every received SMS of `GET /v1/inbox` that matches, oldest first, page by page
+        (see `iter_messages`)."""
+        cursor: Optional[str] = None
+        while True:
+            page = self.list_inbox(from_=from_, contains=contains, since=since, cursor=cursor, limit=limit)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def remove_phone(self, id: str) -> PhoneRemoval:
+        """`DELETE /v1/phones/{id}`: its token stops working and its recipients end as
+        docs/protocol.md says; `not_found` (404) for an unknown or removed phone."""
+        return PhoneRemoval.from_json(self._call("DELETE", f"/v1/phones/{_seg(id)}"))
+
+    def create_pairing_code(self) -> PairingCode:
+        """`POST /v1/pairing-codes`: a code a phone can pair with once, for ten minutes."""
+        return PairingCode.from_json(self._call("POST", "/v1/pairing-codes"))
+
+    def create_pool(
+        self,
+        name: str,
+        members: Sequence[SimLike],
+        *,
+        prefixes: Optional[Sequence[PrefixLike]] = None,
+        sticky: Optional[bool] = None,
+    ) -> Pool:
+        """`POST /v1/pools`. `members` are SIMs (`SimRef` or `(phone id, sub_id)`);
+        `prefixes` prefer some of them for destinations starting with a prefix. Errors:
+        `invalid_pool`, `invalid_sim`, `unknown_sim`, `invalid_prefix`, `unknown_phone`,
+        `pool_exists` (409)."""
+        return Pool.from_json(self._call("POST", "/v1/pools", json=_pool_body(name, members, prefixes, sticky)))
+
+    def pools(self) -> List[Pool]:
+        """`GET /v1/pools`: the account's pools."""
+        return _items(self._call("GET", "/v1/pools"), Pool.from_json)
+
+    def delete_pool(self, name: str) -> None:
+        """`DELETE /v1/pools/{name}`; messages that target it wait (or expire)."""
+        self._call("DELETE", f"/v1/pools/{_seg(name)}")
+
+    def pool_stats(self, name: str) -> SimReport:
+        """`GET /v1/pools/{name}/stats`: the pool's SIMs and totals."""
+        return SimReport.from_json(self._call("GET", f"/v1/pools/{_seg(name)}/stats"))
+
+    def sims(self) -> SimReport:
+        """`GET /v1/sims`: every SIM of the account's phones, with settings, state, figures."""
+        return SimReport.from_json(self._call("GET", "/v1/sims"))
+
+    def set_sim(
+        self,
+        phone: str,
+        sub_id: int,
+        *,
+        daily_cap: Union[int, None, Keep] = KEEP,
+        hours: Union[str, None, Keep] = KEEP,
+        utc_offset_min: Optional[int] = None,
+    ) -> SimLimits:
+        """`PATCH /v1/sims/{phone}/{sub_id}`: a setting left at `KEEP` keeps its value,
+        `None` clears it. `hours` is `"HH:MM-HH:MM"` local time; `utc_offset_min` local time
+        minus UTC. Errors: `invalid_sim`, `invalid_hours`, `not_found`."""
+        body = _sim_patch(daily_cap, hours, utc_offset_min)
+        return SimLimits.from_json(self._call("PATCH", f"/v1/sims/{_seg(phone)}/{int(sub_id)}", json=body))
+
+    def create_webhook(
+        self, url: str, events: Union[str, Sequence[str]], *, secret: Optional[str] = None
+    ) -> Webhook:
+        """`POST /v1/webhooks`; the answer alone carries the signing `secret` (generated
+        unless given, 16 to 256 bytes). Errors: `invalid_url`, `invalid_event`,
+        `invalid_secret`, `webhook_url_forbidden`, `webhook_url_unresolvable`."""
+        return Webhook.from_json(self._call("POST", "/v1/webhooks", json=_webhook_body(url, events, secret)))
+
+    def webhooks(self) -> List[Webhook]:
+        """`GET /v1/webhooks` (without secrets)."""
+        return _items(self._call("GET", "/v1/webhooks"), Webhook.from_json)
+
+    def delete_webhook(self, id: str) -> None:
+        """`DELETE /v1/webhooks/{id}`: drops its pending deliveries and its log."""
+        self._call("DELETE", f"/v1/webhooks/{_seg(id)}")
+
+    def webhook_deliveries(self, id: str, *, limit: Optional[int] = None) -> List[Attempt]:
+        """`GET /v1/webhooks/{id}/deliveries`: its last `limit` (1 to 50) attempts, newest first."""
+        d = self._call("GET", f"/v1/webhooks/{_seg(id)}/deliveries", params=_params(limit=limit))
+        return _items(d, Attempt.from_json)
+
+    def ping_webhook(self, id: str) -> Ping:
+        """`POST /v1/webhooks/{id}/ping`: sends a `webhook.ping` now; `ok` tells whether the
+        receiver answered 2xx."""
+        return Ping.from_json(self._call("POST", f"/v1/webhooks/{_seg(id)}/ping"))
+
+    def redeliver(self, webhook_id: str, event_id: str) -> Redelivery:
+        """`POST /v1/webhooks/{id}/deliveries/{event_id}/redeliver`: queues a dead delivery
+        again; `not_dead` (409) when it is not dead, `not_found` for an unknown event."""
+        path = f"/v1/webhooks/{_seg(webhook_id)}/deliveries/{_seg(event_id)}/redeliver"
+        return Redelivery.from_json(self._call("POST", path))
+
+    def create_key(self, name: str, scopes: Sequence[str]) -> ApiKey:
+        """`POST /v1/keys`: a key of this account with some of this key's scopes (`send`,
+        `read`, `phones`, `webhooks`, `admin`); the answer alone carries its `secret`."""
+        return ApiKey.from_json(self._call("POST", "/v1/keys", json={"name": name, "scopes": list(scopes)}))
+
+    def keys(self) -> List[ApiKey]:
+        """`GET /v1/keys`: the account's keys, revoked ones included (without secrets)."""
+        return _items(self._call("GET", "/v1/keys"), ApiKey.from_json)
+
+    def revoke_key(self, id: str) -> ApiKey:
+        """`DELETE /v1/keys/{id}`: the key, with `revoked_at` set."""
+        return ApiKey.from_json(self._call("DELETE", f"/v1/keys/{_seg(id)}"))
+
 
 class AsyncClient(_Base):
     """The asyncio twin of `Client`: the same methods, as coroutines.
@@ -455,6 +695,134 @@ class AsyncClient(_Base):
         """See `Client.phones`."""
         d = await self._call("GET", "/v1/phones")
         return [Phone.from_json(p) for p in d["items"]]
+
+    async def message_history(self, id: str) -> List[HistoryItem]:
+        """See `Client.message_history`."""
+        return _items(await self._call("GET", f"/v1/messages/{_seg(id)}/history"), HistoryItem.from_json)
+
+    async def iter_messages(
+        self,
+        *,
+        state: Optional[str] = None,
+        since: Optional[Time] = None,
+        to: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> AsyncIterator[Message]:
+        """See `Client.iter_messages`."""
+        cursor: Optional[str] = None
+        while True:
+            page = await self.list_messages(state=state, since=since, to=to, cursor=cursor, limit=limit)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def iter_inbox(
+        self,
+        *,
+        from_: Optional[str] = None,
+        contains: Optional[str] = None,
+        since: Optional[Time] = None,
+        limit: Optional[int] = None,
+    ) -> AsyncIterator[InboxSms]:
+        """See `Client.iter_inbox`."""
+        cursor: Optional[str] = None
+        while True:
+            page = await self.list_inbox(from_=from_, contains=contains, since=since, cursor=cursor, limit=limit)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def remove_phone(self, id: str) -> PhoneRemoval:
+        """See `Client.remove_phone`."""
+        return PhoneRemoval.from_json(await self._call("DELETE", f"/v1/phones/{_seg(id)}"))
+
+    async def create_pairing_code(self) -> PairingCode:
+        """See `Client.create_pairing_code`."""
+        return PairingCode.from_json(await self._call("POST", "/v1/pairing-codes"))
+
+    async def create_pool(
+        self,
+        name: str,
+        members: Sequence[SimLike],
+        *,
+        prefixes: Optional[Sequence[PrefixLike]] = None,
+        sticky: Optional[bool] = None,
+    ) -> Pool:
+        """See `Client.create_pool`."""
+        return Pool.from_json(await self._call("POST", "/v1/pools", json=_pool_body(name, members, prefixes, sticky)))
+
+    async def pools(self) -> List[Pool]:
+        """See `Client.pools`."""
+        return _items(await self._call("GET", "/v1/pools"), Pool.from_json)
+
+    async def delete_pool(self, name: str) -> None:
+        """See `Client.delete_pool`."""
+        await self._call("DELETE", f"/v1/pools/{_seg(name)}")
+
+    async def pool_stats(self, name: str) -> SimReport:
+        """See `Client.pool_stats`."""
+        return SimReport.from_json(await self._call("GET", f"/v1/pools/{_seg(name)}/stats"))
+
+    async def sims(self) -> SimReport:
+        """See `Client.sims`."""
+        return SimReport.from_json(await self._call("GET", "/v1/sims"))
+
+    async def set_sim(
+        self,
+        phone: str,
+        sub_id: int,
+        *,
+        daily_cap: Union[int, None, Keep] = KEEP,
+        hours: Union[str, None, Keep] = KEEP,
+        utc_offset_min: Optional[int] = None,
+    ) -> SimLimits:
+        """See `Client.set_sim`."""
+        body = _sim_patch(daily_cap, hours, utc_offset_min)
+        return SimLimits.from_json(await self._call("PATCH", f"/v1/sims/{_seg(phone)}/{int(sub_id)}", json=body))
+
+    async def create_webhook(
+        self, url: str, events: Union[str, Sequence[str]], *, secret: Optional[str] = None
+    ) -> Webhook:
+        """See `Client.create_webhook`."""
+        return Webhook.from_json(await self._call("POST", "/v1/webhooks", json=_webhook_body(url, events, secret)))
+
+    async def webhooks(self) -> List[Webhook]:
+        """See `Client.webhooks`."""
+        return _items(await self._call("GET", "/v1/webhooks"), Webhook.from_json)
+
+    async def delete_webhook(self, id: str) -> None:
+        """See `Client.delete_webhook`."""
+        await self._call("DELETE", f"/v1/webhooks/{_seg(id)}")
+
+    async def webhook_deliveries(self, id: str, *, limit: Optional[int] = None) -> List[Attempt]:
+        """See `Client.webhook_deliveries`."""
+        d = await self._call("GET", f"/v1/webhooks/{_seg(id)}/deliveries", params=_params(limit=limit))
+        return _items(d, Attempt.from_json)
+
+    async def ping_webhook(self, id: str) -> Ping:
+        """See `Client.ping_webhook`."""
+        return Ping.from_json(await self._call("POST", f"/v1/webhooks/{_seg(id)}/ping"))
+
+    async def redeliver(self, webhook_id: str, event_id: str) -> Redelivery:
+        """See `Client.redeliver`."""
+        path = f"/v1/webhooks/{_seg(webhook_id)}/deliveries/{_seg(event_id)}/redeliver"
+        return Redelivery.from_json(await self._call("POST", path))
+
+    async def create_key(self, name: str, scopes: Sequence[str]) -> ApiKey:
+        """See `Client.create_key`."""
+        return ApiKey.from_json(await self._call("POST", "/v1/keys", json={"name": name, "scopes": list(scopes)}))
+
+    async def keys(self) -> List[ApiKey]:
+        """See `Client.keys`."""
+        return _items(await self._call("GET", "/v1/keys"), ApiKey.from_json)
+
+    async def revoke_key(self, id: str) -> ApiKey:
+        """See `Client.revoke_key`."""
+        return ApiKey.from_json(await self._call("DELETE", f"/v1/keys/{_seg(id)}"))
 
 
 def _seg(id: str) -> str:
