@@ -167,7 +167,7 @@ python3 "$ROOT/scripts/android-stubs/check_jni.py" "$LIB" "$OUT/main-classes" "$
 step "kotlinc host tests"
 rm -rf "$OUT/test-classes"
 "$KOTLINC" -Werror -jvm-target 17 -cp "$ANDROID_JSON:$JUNIT" -d "$OUT/test-classes" \
-    "$MAIN_SRC/dev/simrelay/app/NativeCore.kt" "$MAIN_SRC/dev/simrelay/app/Wire.kt" \
+    "$MAIN_SRC/dev/simrelay/app/NativeCore.kt" "$MAIN_SRC/dev/simrelay/app/Wire.kt" "$MAIN_SRC/dev/simrelay/app/PairLink.kt" \
     "$ROOT/android-app/src/hostTest/kotlin" 2>&1 | grep -v '^warning: unable to find kotlin-stdlib' || true
 [ -f "$OUT/test-classes/dev/simrelay/app/NativeCoreTest.class" ] || fail "host tests do not compile"
 step "JUnit (java -Xcheck:jni)"

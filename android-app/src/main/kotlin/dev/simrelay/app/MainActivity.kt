@@ -39,6 +39,7 @@ class MainActivity : Activity() {
     private lateinit var url: EditText
     private lateinit var code: EditText
     private lateinit var pin: EditText
+    private lateinit var linkNote: TextView
     private val refresh = object : Runnable {
         override fun run() {
             showStatus()
@@ -58,7 +59,8 @@ class MainActivity : Activity() {
         notice = text("").apply { visibility = View.GONE }
         limit = text("").apply { visibility = View.GONE }
 
-        text("Pair with a relay: its address (ws:// or wss://), the one-time code it shows, and, for a self-signed certificate, its SHA-256 fingerprint.")
+        text("Pair with a relay: its address (ws:// or wss://), the one-time code it shows, and, for a self-signed certificate, its SHA-256 fingerprint. Or scan the QR code on the relay's dashboard with the camera, or paste its simrelay://pair link into the address field.")
+        linkNote = text("").apply { visibility = View.GONE }
         url = EditText(this).apply {
             hint = "wss://relay.example.com"
             inputType = InputType.TYPE_CLASS_TEXT or InputType.TYPE_TEXT_VARIATION_URI
@@ -106,6 +108,42 @@ class MainActivity : Activity() {
         val scroll = ScrollView(this).apply { addView(column) }
         applyInsets(scroll)
         setContentView(scroll)
+        showLink(intent)
+    }
+
+    override fun onNewIntent(intent: Intent) {
+        super.onNewIntent(intent)
+        setIntent(intent)
+        showLink(intent)
+    }
+
+    /**
+     * A `simrelay://pair` link (the dashboard's QR code) opened this screen: fill the fields.
+     * Reopened from Recents, Android hands over the same link again: its code is used by then.
+     */
+    private fun showLink(intent: Intent?) {
+        if (intent?.action != Intent.ACTION_VIEW || intent.data?.scheme != "simrelay") return
+        if (intent.flags and Intent.FLAG_ACTIVITY_LAUNCHED_FROM_HISTORY != 0) return
+        fillFrom(intent.dataString.orEmpty())
+    }
+
+    /**
+     * Fills the pairing fields from a link and asks the user to check them and tap Pair: a link
+     * can come from anywhere, so it never pairs by itself. A bad link changes no field.
+     */
+    private fun fillFrom(link: String) {
+        val message = try {
+            val parsed = PairLink.read(link)
+            url.setText(parsed.url)
+            code.setText(parsed.code)
+            pin.setText(parsed.pin ?: "")
+            "Pairing link for ${parsed.url}: check the address and code, then tap Pair."
+        } catch (e: IllegalArgumentException) {
+            "Not a valid pairing link: ${e.message}."
+        }
+        linkNote.text = message
+        linkNote.visibility = View.VISIBLE
+        Toast.makeText(this, message, Toast.LENGTH_LONG).show()
     }
 
     /** Edge-to-edge (targetSdk 35+ draws under the bars): pad by the system bars, cutout and IME. */
@@ -192,6 +230,10 @@ class MainActivity : Activity() {
 
     private fun pair() {
         val relay = url.text.toString().trim()
+        if (PairLink.looksLike(relay)) {
+            fillFrom(relay) // a pasted link: expanded, then the user confirms with Pair
+            return
+        }
         val oneTime = code.text.toString().trim()
         val fingerprint = pin.text.toString().trim().ifEmpty { null }
         if (relay.isEmpty() || oneTime.isEmpty()) {
