@@ -269,7 +269,8 @@ pub trait MessageRows {
     fn release_recipients(&mut self, keys: &[(i64, u32)], now: Millis) -> Result<()>;
     /// Routes recipients that still wait for a SIM (no phone, `pending`) to a phone (and SIM,
     /// when given); returns the number of each recipient routed, `None` for one that no
-    /// longer waited.
+    /// longer waited. A routed recipient starts afresh: the error and code an earlier SIM
+    /// left on it are cleared (its history keeps them).
     fn route_recipients(
         &mut self,
         routes: &[Assignment],

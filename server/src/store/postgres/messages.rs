@@ -474,7 +474,7 @@ impl MessageRows for PgTx<'_> {
         let sim: Vec<Option<i64>> = firsts.iter().map(|(_, a)| big_opt(a.sim)).collect();
         let rows = self.c.query(
             "UPDATE recipients r SET phone_id = u.phone, sim = coalesce(u.sim, r.sim),
-                 updated_at = $6
+                 updated_at = $6, error = NULL, code = NULL
              FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[])
                   AS u(ord, mseq, idx, phone, sim)
              WHERE r.mseq = u.mseq AND r.idx = u.idx AND r.phone_id IS NULL

@@ -360,7 +360,8 @@ impl MessageRows for SqliteTx<'_> {
         now: Millis,
     ) -> Result<Vec<Option<String>>> {
         let mut st = self.c.prepare_cached(
-            "UPDATE recipients SET phone_id = ?3, sim = coalesce(?5, sim), updated_at = ?4
+            "UPDATE recipients SET phone_id = ?3, sim = coalesce(?5, sim), updated_at = ?4,
+                 error = NULL, code = NULL
              WHERE mseq = ?1 AND idx = ?2 AND phone_id IS NULL AND state = 'pending'
              RETURNING to_number",
         )?;
