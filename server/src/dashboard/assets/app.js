@@ -17,11 +17,21 @@ function el(tag, attrs, ...children) {
     else if (k === "text") e.textContent = v;
     else e.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
+  e.append(...nodes(children));
   return e;
+}
+
+// Children as nodes; null, undefined and false (an `a && b` that did not hold) are left out,
+// as the DOM would otherwise show them as text.
+function nodes(children) {
+  return children.flat().filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c))));
+}
+
+// Replaces `parent`'s children.
+function put(parent, ...children) {
+  parent.replaceChildren(...nodes(children));
+  return parent;
 }
 
 function svg(tag, attrs, ...children) {
@@ -171,7 +181,7 @@ function route() {
     a.classList.toggle("active", a.getAttribute("href") === "#" + name);
   }
   const page = $("#page");
-  page.replaceChildren();
+  put(page);
   const render = PAGES[name] || phonesPage;
   Promise.resolve(render(page, arg && decodeURIComponent(arg))).catch((e) => page.append(errorBox(e)));
 }
@@ -183,7 +193,7 @@ function phonesPage(page) {
   page.append(phonesBox, el("h2", { text: "SIMs" }), simsBox);
   live(async () => {
     const phones = (await api("GET", "/v1/phones")).items;
-    phonesBox.replaceChildren(phones.length === 0
+    put(phonesBox, phones.length === 0
       ? el("p", { class: "muted" }, "No phone yet. ", el("a", { href: "#pair", text: "Pair one" }), ".")
       : table(["Phone", "Link", "Last seen", "Queue", "Outstanding", "Battery", "SIMs (sent today / pace)", ""],
         phones.map((p) => el("tr", { "data-phone": p.id },
@@ -198,7 +208,7 @@ function phonesPage(page) {
           el("td", {}, can("phones") && el("button", { class: "plain", onclick: () => removePhone(p) }, "Remove")),
         )), { id: "phones-table" }));
     const report = await api("GET", "/v1/sims");
-    simsBox.replaceChildren(simTable(report.sims));
+    put(simsBox, simTable(report.sims));
   });
 }
 
@@ -234,7 +244,7 @@ function pairPage(page) {
       "simrelay app with everything filled in), or type the relay URL and the code in the app."));
   const out = el("div", { id: "pair-out" });
   const make = async () => {
-    out.replaceChildren();
+    put(out);
     try {
       const c = await api("POST", "/v1/pairing-codes", {});
       const link = pairLink(c);
@@ -272,7 +282,7 @@ function messagesPage(page) {
     try {
       const { items, more } = await pages("/v1/messages", q);
       items.reverse();
-      box.replaceChildren(table(["Created", "State", "To", "Text", "Parts", "Phone"],
+      put(box, table(["Created", "State", "To", "Text", "Parts", "Phone"],
         items.map((m) => el("tr", { "data-id": m.id },
           el("td", {}, el("a", { href: "#message/" + encodeURIComponent(m.id), text: fmt(m.created_at) })),
           stateCell(m.state),
@@ -282,7 +292,7 @@ function messagesPage(page) {
           el("td", { class: "mono", text: m.phone || "" }),
         )), { id: "messages-table" }),
       more ? el("p", { class: "muted", text: "Showing the newest 500; narrow the search for older ones." }) : null);
-    } catch (e) { box.replaceChildren(errorBox(e)); }
+    } catch (e) { put(box, errorBox(e)); }
   };
   page.append(el("form", { class: "row", onsubmit: (e) => { e.preventDefault(); search(); } },
     el("label", {}, "To ", to), el("label", {}, "State ", state), el("label", {}, "Time ", since),
@@ -298,14 +308,14 @@ function messagePage(page, id) {
   live(async () => {
     const m = await api("GET", "/v1/messages/" + encodeURIComponent(id));
     const h = await api("GET", `/v1/messages/${encodeURIComponent(id)}/history`);
-    head.replaceChildren(
+    put(head, 
       el("p", {}, "State: ", el("strong", { id: "msg-state", class: "state-" + m.state, text: m.state }),
         ` · created ${fmt(m.created_at)} · updated ${fmt(m.updated_at)}`),
       el("p", { text: m.text ?? `(text withheld: ${m.text_withheld})` }),
       can("send") && !["delivered", "failed", "expired", "cancelled", "unknown", "sent"].includes(m.state)
         ? el("button", { class: "plain", onclick: () => api("DELETE", "/v1/messages/" + encodeURIComponent(id)).catch((e) => alert(e.message)) }, "Cancel")
         : null);
-    body.replaceChildren(
+    put(body, 
       el("h2", { text: "Recipients" }),
       table(["#", "To", "State", "Parts sent / delivered", "Phone / SIM", "Error"],
         m.recipients.map((r) => el("tr", {},
@@ -367,7 +377,7 @@ function sendPage(page) {
   });
   const send = async (ev) => {
     ev.preventDefault();
-    result.replaceChildren();
+    put(result);
     const numbers = to.value.split(/[\s,;]+/).filter(Boolean);
     try {
       const m = await api("POST", "/v1/messages", { to: numbers, text: text.value });
@@ -384,7 +394,7 @@ function sendPage(page) {
   const file = el("input", { id: "csv-file", type: "file", accept: ".csv,text/csv" });
   const box = el("div", { id: "csv" });
   file.addEventListener("change", async () => {
-    box.replaceChildren();
+    put(box);
     const rows = parseCsv(await file.files[0].text());
     if (rows.length === 0) { box.append(el("p", { class: "error", text: "The file has no rows." })); return; }
     if (rows.length > 1000) { box.append(el("p", { class: "error", text: "At most 1000 rows at once." })); return; }
@@ -400,7 +410,7 @@ function sendPage(page) {
       for (let i = 0; i < rows.length; i++) {
         try {
           const m = await api("POST", "/v1/messages", { to: [rows[i].to], text: rows[i].text });
-          cells[i].replaceChildren(el("a", { href: "#message/" + encodeURIComponent(m.id), text: m.id }));
+          put(cells[i], el("a", { href: "#message/" + encodeURIComponent(m.id), text: m.id }));
           cells[i].className = "result ok";
           ok++;
         } catch (e) {
@@ -428,7 +438,7 @@ function inboxPage(page) {
     for (const s of items) seen.set(s.id, s);
     const all = [...seen.values()].sort((a, b) => Date.parse(b.stored_at) - Date.parse(a.stored_at));
     if (all.length) since = all[0].stored_at;
-    box.replaceChildren(all.length === 0 ? el("p", { class: "muted", text: "Nothing received yet." })
+    put(box, all.length === 0 ? el("p", { class: "muted", text: "Nothing received yet." })
       : table(["Received", "From", "Text", "Phone / SIM"], all.map((s) => el("tr", { "data-id": s.id },
         el("td", { text: fmt(s.received_at) }), el("td", { text: s.from }), el("td", { class: "sms-text", text: s.text }),
         el("td", { class: "mono", text: `${s.phone} #${s.sim ?? "?"}` }))), { id: "inbox-table" }));
@@ -445,8 +455,8 @@ function chartsPage(page) {
   page.append(el("h2", { text: "Per hour" }), hours, el("h2", { text: "Per SIM" }), sims);
   live(async () => {
     const s = await api("GET", "/ui/stats?hours=24");
-    hours.replaceChildren(bars(s.hours.map((h) => [new Date(h.hour).getHours() + "h", h])));
-    sims.replaceChildren(s.sims.length ? bars(s.sims.map((x) => [x.phone ? `${x.phone.slice(0, 8)} #${x.sub_id}` : "no SIM", x]))
+    put(hours, bars(s.hours.map((h) => [new Date(h.hour).getHours() + "h", h])));
+    put(sims, s.sims.length ? bars(s.sims.map((x) => [x.phone ? `${x.phone.slice(0, 8)} #${x.sub_id}` : "no SIM", x]))
       : el("p", { class: "muted", text: "Nothing sent in the last 24 hours." }));
   }, 30000);
 }
@@ -455,7 +465,7 @@ function bars(groups) {
   const W = 960, H = 200, pad = 24;
   const max = Math.max(1, ...groups.map(([, g]) => Math.max(g.sent, g.delivered, g.failed)));
   const gw = (W - pad) / Math.max(groups.length, 1);
-  const bw = Math.max(2, gw / 4);
+  const bw = Math.min(24, Math.max(2, gw / 4));
   const out = svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H + 20}`, role: "img" });
   out.append(svg("text", { x: 0, y: 10 }, String(max)));
   groups.forEach(([label, g], i) => {
@@ -479,7 +489,7 @@ function webhooksPage(page) {
   const out = el("div", {});
   const load = async () => {
     const hooks = (await api("GET", "/v1/webhooks")).items;
-    list.replaceChildren(hooks.length === 0 ? el("p", { class: "muted", text: "No webhooks." })
+    put(list, hooks.length === 0 ? el("p", { class: "muted", text: "No webhooks." })
       : table(["URL", "Events", "Created", ""], hooks.map((h) => el("tr", {},
         el("td", { class: "mono", text: h.url }), el("td", { text: h.events.join(", ") }), el("td", { text: fmt(h.created_at) }),
         el("td", {},
@@ -491,12 +501,12 @@ function webhooksPage(page) {
   const ping = async (h) => {
     try {
       const p = await api("POST", `/v1/webhooks/${h.id}/ping`, {});
-      log.replaceChildren(el("p", { class: p.ok ? "ok" : "error", text: p.ok ? `Ping answered ${p.status} in ${p.duration_ms} ms.` : `Ping failed: ${p.error || p.status}` }));
-    } catch (e) { log.replaceChildren(errorBox(e)); }
+      put(log, el("p", { class: p.ok ? "ok" : "error", text: p.ok ? `Ping answered ${p.status} in ${p.duration_ms} ms.` : `Ping failed: ${p.error || p.status}` }));
+    } catch (e) { put(log, errorBox(e)); }
   };
   const deliveries = async (h) => {
     const items = (await api("GET", `/v1/webhooks/${h.id}/deliveries`)).items;
-    log.replaceChildren(el("h2", { text: "Delivery log" }), table(["At", "Event", "Status", "Time", "State", "Error", ""],
+    put(log, el("h2", { text: "Delivery log" }), table(["At", "Event", "Status", "Time", "State", "Error", ""],
       items.map((a) => el("tr", {}, el("td", { text: fmt(a.at) }), el("td", { text: a.event }),
         el("td", { text: a.status ?? "—" }), el("td", { text: a.duration_ms + " ms" }),
         el("td", { text: a.delivery_state || "" }), el("td", { text: a.error || "" }),
@@ -506,7 +516,7 @@ function webhooksPage(page) {
   };
   const create = async (ev) => {
     ev.preventDefault();
-    out.replaceChildren();
+    put(out);
     try {
       const h = await api("POST", "/v1/webhooks", { url: url.value.trim(), events: events.value.split(",").map((s) => s.trim()).filter(Boolean) });
       out.append(el("p", { class: "secret" }, "Signing secret (shown once): ", el("span", { class: "mono", text: h.secret })));
@@ -529,13 +539,13 @@ function poolsPage(page) {
   const members = el("input", { id: "pool-members", placeholder: "PHONE_ID#SUB_ID, ...", size: 60 });
   const load = async () => {
     const list = (await api("GET", "/v1/pools")).items;
-    pools.replaceChildren(list.length === 0 ? el("p", { class: "muted", text: "No pools: messages may use any SIM." })
+    put(pools, list.length === 0 ? el("p", { class: "muted", text: "No pools: messages may use any SIM." })
       : table(["Pool", "SIMs", "Prefixes", "Sticky", ""], list.map((p) => el("tr", {},
         el("td", { text: p.name }), el("td", { class: "mono", text: p.members.map((m) => `${m.phone}#${m.sub_id}`).join(", ") }),
         el("td", { text: p.prefixes.map((r) => r.prefix).join(", ") || "—" }), el("td", { text: p.sticky ? "yes" : "no" }),
         el("td", {}, el("button", { class: "plain", onclick: async () => { if (confirm("Delete pool " + p.name + "?")) { await api("DELETE", "/v1/pools/" + encodeURIComponent(p.name)).catch((e) => alert(e.message)); load(); } } }, "Delete"))))));
     const report = await api("GET", "/v1/sims");
-    sims.replaceChildren(table(["SIM", "Daily cap", "Hours (HH:MM-HH:MM)", "UTC offset (min)", ""], report.sims.map((s) => {
+    put(sims, table(["SIM", "Daily cap", "Hours (HH:MM-HH:MM)", "UTC offset (min)", ""], report.sims.map((s) => {
       const cap = el("input", { value: s.daily_cap ?? "", size: 6, placeholder: "none" });
       const hours = el("input", { value: s.hours ?? "", size: 12, placeholder: "any" });
       const off = el("input", { value: s.utc_offset_min, size: 5 });
@@ -555,7 +565,7 @@ function poolsPage(page) {
   };
   const create = async (ev) => {
     ev.preventDefault();
-    out.replaceChildren();
+    put(out);
     const m = members.value.split(/[\s,]+/).filter(Boolean).map((x) => {
       const [phone, sub] = x.split("#");
       return { phone, sub_id: Number(sub) };
@@ -578,7 +588,7 @@ function keysPage(page) {
     el("label", {}, el("input", { type: "checkbox", value: s, checked: s === "send" || s === "read" }), " " + s));
   const load = async () => {
     const keys = (await api("GET", "/v1/keys")).items;
-    list.replaceChildren(table(["Name", "Prefix", "Scopes", "Created", "Last used", ""], keys.map((k) => el("tr", {},
+    put(list, table(["Name", "Prefix", "Scopes", "Created", "Last used", ""], keys.map((k) => el("tr", {},
       el("td", { text: k.name }), el("td", { class: "mono", text: k.prefix || "" }), el("td", { text: k.scopes.join(", ") }),
       el("td", { text: fmt(k.created_at) }), el("td", { text: ago(k.last_used_at) }),
       el("td", {}, k.revoked_at ? el("span", { class: "muted", text: "revoked " + fmt(k.revoked_at) })
@@ -586,7 +596,7 @@ function keysPage(page) {
   };
   const create = async (ev) => {
     ev.preventDefault();
-    out.replaceChildren();
+    put(out);
     try {
       const k = await api("POST", "/v1/keys", { name: name.value.trim(), scopes: scopes.map((l) => l.firstChild).filter((c) => c.checked).map((c) => c.value) });
       out.append(el("p", { class: "secret" }, "New key (shown once): ", el("span", { class: "mono", id: "new-key", text: k.secret })));
