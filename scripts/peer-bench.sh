@@ -3,19 +3,26 @@
 # one HTTP/1.1 keep-alive connection per client) against `simrelay serve` and against Kannel
 # 1.4.5 (Debian's `kannel`: bearerbox + smsbox, the spool store, a fake SMSC connected by
 # Kannel's own `fakesmsc`), alternated, at 1, 16 and 64 clients; each line prints accepted/s,
-# latency percentiles and CPU per accepted message. The end-to-end comparison is not in this
-# script yet.
+# latency percentiles and CPU per accepted message. Then end to end, alternated: E2E messages
+# through 20 simulated phones until every one is `delivered` (the phones' delivery reports),
+# against the same count through Kannel until every delivery report (dlr-mask 8) reached a
+# local dlr-url receiver; msg/s and CPU per message of each side.
 #
-#   scripts/peer-bench.sh                 # 2 rounds of 10 s per client count
-#   ROUNDS=3 SECS=20 scripts/peer-bench.sh
+#   scripts/peer-bench.sh                 # 2 rounds of 10 s per client count, E2E=20000
+#   ROUNDS=3 SECS=20 E2E=10000 scripts/peer-bench.sh
 #
 # What an accept means differs: simrelay answers 202 after the message is committed
 # (SQLite, fsync'd WAL); Kannel answers 202 once bearerbox queued it (its spool file is
-# written without fsync). Installs Kannel idempotently (apt-get); a refused install fails.
+# written without fsync). So does a report: simrelay's `delivered` is the handset's status
+# report through a phone (each message: a frame to the phone, its durable queue, the radio,
+# sent and delivered events, each acked); Kannel's dlr-mask 8 is its fake SMSC taking the
+# message (it gives no handset report). Installs Kannel idempotently (apt-get); a refused
+# install fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROUNDS=${ROUNDS:-2}
 SECS=${SECS:-10}
+E2E=${E2E:-20000}
 FAKESMSC=/usr/lib/kannel/test/fakesmsc
 
 if ! command -v /usr/sbin/bearerbox >/dev/null || [ ! -x "$FAKESMSC" ]; then
@@ -76,7 +83,7 @@ wait_port() {
 bearer=$!; pids+=("$bearer")
 wait_port "$smsc" bearerbox
 "$FAKESMSC" -H 127.0.0.1 -r "$smsc" -i 1 -m 0 "100 200 text none" >"$dir/fakesmsc.out" 2>&1 &
-pids+=("$!")
+fake=$!; pids+=("$fake")
 /usr/sbin/smsbox "$dir/kannel.conf" >"$dir/smsbox.out" 2>&1 &
 smsbox=$!; pids+=("$smsbox")
 wait_port "$http" smsbox
@@ -101,6 +108,12 @@ for round in $(seq 1 "$ROUNDS"); do
     cargo bench -q -p simrelay-server --bench load -- kannel --url="http://127.0.0.1:$http" \
       --pids="$bearer,$smsbox" --secs "$SECS" --concurrency "$c"
   done
+done
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== round $round, end to end, $E2E messages"
+  cargo bench -q -p simrelay-server --bench load -- e2e --phones 20 --messages "$E2E" | grep -E '^e2e'
+  cargo bench -q -p simrelay-server --bench load -- kannel-e2e --url="http://127.0.0.1:$http" \
+    --pids="$bearer,$smsbox" --smsc-pid "$fake" --messages "$E2E"
 done
 echo "Kannel RSS (KiB): bearerbox $(awk '/VmRSS/{print $2}' /proc/$bearer/status)," \
   "smsbox $(awk '/VmRSS/{print $2}' /proc/$smsbox/status)"

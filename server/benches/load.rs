@@ -7,6 +7,8 @@
 //! cargo bench -p simrelay-server --bench load -- e2e [--phones 100] [--messages 20000]
 //! cargo bench -p simrelay-server --bench load -- conns [--count 10000] [--secs 60]
 //! cargo bench -p simrelay-server --bench load -- soak [--rate 300] [--secs 150] [--phones 20]
+//! cargo bench -p simrelay-server --bench load -- kannel --url=URL --pids=P,P [--secs] [--concurrency]
+//! cargo bench -p simrelay-server --bench load -- kannel-e2e --url=URL --pids=P,P --smsc-pid P [--messages]
 //! ```
 //!
 //! Every mode takes `--cache-kib N` (the relay's `store_cache_kib`) and `--heartbeat-ms N`.
@@ -36,6 +38,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "load/kannel.rs"]
+mod kannel;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -449,18 +454,6 @@ async fn accept(url: &str, pid: u32, secs: u64, concurrency: u64) {
     );
 }
 
-/// The closed loop against Kannel's smsbox (`scripts/peer-bench.sh`); `pids` are
-/// bearerbox's and smsbox's, whose CPU is counted per accepted message.
-async fn kannel(url: &str, pids: &[u32], secs: u64, concurrency: u64) {
-    let cpu = || pids.iter().map(|p| proc_stats(*p).cpu).sum::<f64>();
-    let cpu0 = cpu();
-    let rate = closed_loop(url, secs, concurrency, Load::Kannel).await;
-    println!(
-        "kannel accept: CPU per accepted message: bearerbox+smsbox {:.3} ms",
-        (cpu() - cpu0) / (rate * secs as f64).max(1.0) * 1e3,
-    );
-}
-
 async fn rate(url: &str, rate: u64, secs: u64) {
     let http = client();
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
@@ -811,7 +804,7 @@ fn main() {
         rustls::crypto::ring::default_provider()
             .install_default()
             .ok();
-        if mode == "kannel" {
+        if mode == "kannel" || mode == "kannel-e2e" {
             // Another gateway, started by scripts/peer-bench.sh: no relay here.
             let url = args
                 .iter()
@@ -822,8 +815,13 @@ fn main() {
                 .find_map(|a| a.strip_prefix("--pids="))
                 .map(|p| p.split(',').filter_map(|p| p.parse().ok()).collect())
                 .unwrap_or_default();
-            let (secs, c) = (arg(&args, "--secs", 10), arg(&args, "--concurrency", 64));
-            kannel(url, &pids, secs, c).await;
+            if mode == "kannel" {
+                let (secs, c) = (arg(&args, "--secs", 10), arg(&args, "--concurrency", 64));
+                kannel::accept(url, &pids, secs, c).await;
+            } else {
+                let smsc = arg(&args, "--smsc-pid", 0) as u32;
+                kannel::e2e(url, &pids, smsc, arg(&args, "--messages", 20_000)).await;
+            }
             return;
         }
         let dir = tempfile::tempdir().expect("tempdir");
