@@ -10,6 +10,7 @@
 #
 #   scripts/peer-bench.sh                 # 2 rounds of 10 s per client count, E2E=20000
 #   ROUNDS=3 SECS=20 E2E=10000 scripts/peer-bench.sh
+#   PARTS=e2e scripts/peer-bench.sh        # only one of the two parts (accept, e2e)
 #
 # What an accept means differs: simrelay answers 202 after the message is committed
 # (SQLite, fsync'd WAL); Kannel answers 202 once bearerbox queued it (its spool file is
@@ -23,6 +24,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROUNDS=${ROUNDS:-2}
 SECS=${SECS:-10}
 E2E=${E2E:-20000}
+PARTS=${PARTS:-accept e2e}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 FAKESMSC=/usr/lib/kannel/test/fakesmsc
 
 if ! command -v /usr/sbin/bearerbox >/dev/null || [ ! -x "$FAKESMSC" ]; then
@@ -100,7 +103,7 @@ while time.monotonic() < end:
     n += 1
 print(f"disk: {n / 2:.0f} fdatasync/s (512 bytes each, one writer)")
 PY
-for round in $(seq 1 "$ROUNDS"); do
+part accept && for round in $(seq 1 "$ROUNDS"); do
   for c in 1 16 64; do
     echo "== round $round, $c clients"
     cargo bench -q -p simrelay-server --bench load -- accept --secs "$SECS" --concurrency "$c" \
@@ -109,7 +112,7 @@ for round in $(seq 1 "$ROUNDS"); do
       --pids="$bearer,$smsbox" --secs "$SECS" --concurrency "$c"
   done
 done
-for round in $(seq 1 "$ROUNDS"); do
+part e2e && for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round, end to end, $E2E messages"
   cargo bench -q -p simrelay-server --bench load -- e2e --phones 20 --messages "$E2E" | grep -E '^e2e'
   cargo bench -q -p simrelay-server --bench load -- kannel-e2e --url="http://127.0.0.1:$http" \

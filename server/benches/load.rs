@@ -385,6 +385,40 @@ impl Load {
     }
 }
 
+/// Request `n` of a run: (URI, body, key, the status that counts as taken).
+type Request =
+    Arc<dyn Fn(u64) -> (String, Option<String>, Option<&'static str>, u16) + Send + Sync>;
+
+/// Sends requests 0..`messages` from 64 clients (a connection each), each until it is taken
+/// (a refusal is said and sent again; a failed connection is opened again).
+async fn post_all(url: &str, messages: u64, request: Request) {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (url, next, request) = (url.to_string(), next.clone(), request.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(&url).await;
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= messages {
+                    return;
+                }
+                let (uri, body, key, want) = request(n);
+                loop {
+                    match conn.send_to(uri.clone(), body.clone(), key).await {
+                        Some(s) if s == want => break,
+                        Some(s) => eprintln!("load: answered {s}"),
+                        None => conn = Conn::open(&url).await,
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("poster");
+    }
+}
+
 /// Closed loop: `concurrency` clients (a connection each) for `secs`; `baseline` sends
 /// `GET /v1/phones` without a key instead of posting messages (the same HTTP stack, connection
 /// handling and routing, answered 401 without touching the store). Returns the answers per
@@ -506,23 +540,7 @@ async fn e2e(dir: &Path, url: &str, pid: u32, phone_count: u64, messages: u64) {
     let http = client();
     let (relay0, phones0, db0) = (proc_stats(pid).cpu, proc_stats(phones_pid).cpu, db_cpu());
     let start = Instant::now();
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let (http, url, next) = (http.clone(), url.to_string(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= messages {
-                    return;
-                }
-                while !post(&http, &url, n).await {}
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("poster");
-    }
+    post_all(url, messages, Arc::new(|n| Load::Accept.request(n))).await;
     let posted = start.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut done;

@@ -4,11 +4,10 @@
 //! bearerbox's and smsbox's, whose CPU is counted per message.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Conn, Load, closed_loop, proc_stats};
+use super::{Load, closed_loop, post_all, proc_stats};
 
 fn cpu(pids: &[u32]) -> f64 {
     pids.iter().map(|p| proc_stats(*p).cpu).sum()
@@ -62,34 +61,16 @@ pub async fn e2e(url: &str, pids: &[u32], smsc_pid: u32, messages: u64) {
 
     let (cpu0, smsc0) = (cpu(pids), proc_stats(smsc_pid).cpu);
     let start = Instant::now();
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let (url, next) = (url.to_string(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(&url).await;
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= messages {
-                    return;
-                }
-                let (uri, ..) = Load::Kannel.request(n);
-                let uri = format!(
-                    "{uri}&dlr-mask=8&dlr-url=http%3A%2F%2F127.0.0.1%3A{port}%2Fdlr%3Fn%3D{n}%26s%3D%25d"
-                );
-                loop {
-                    match conn.send_to(uri.clone(), None, None).await {
-                        Some(202) => break,
-                        Some(s) => eprintln!("kannel e2e: answered {s}"),
-                        None => conn = Conn::open(&url).await,
-                    }
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("poster");
-    }
+    post_all(
+        url,
+        messages,
+        Arc::new(move |n| {
+            let (uri, body, key, want) = Load::Kannel.request(n);
+            let dlr = format!("http%3A%2F%2F127.0.0.1%3A{port}%2Fdlr%3Fn%3D{n}%26s%3D%25d");
+            (format!("{uri}&dlr-mask=8&dlr-url={dlr}"), body, key, want)
+        }),
+    )
+    .await;
     let posted = start.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(600);
     let done = loop {
