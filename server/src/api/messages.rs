@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::{Account, Page, PageRequest, parse_time, views};
 use crate::AppState;
 use crate::domain::MessageStatus;
-use crate::error::{ApiJson, ApiQuery, AppError};
+use crate::error::{ApiJson, ApiQuery, AppError, ErrorBody};
 use crate::store::{CancelOutcome, CreateOutcome, MessageFilter, NewMessage, PhoneRow, now_ms};
 
 pub use simrelay_protocol::{MAX_RECIPIENTS, is_e164};
@@ -23,7 +23,7 @@ pub const MAX_TEXT_CHARS: usize = 1600;
 pub const MAX_ID_CHARS: usize = 64;
 
 /// Body of `POST /v1/messages`.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     pub to: Vec<String>,
@@ -212,6 +212,17 @@ pub fn smsgate_state(state: &str) -> &'static str {
 }
 
 /// `POST /v1/messages`.
+#[utoipa::path(
+    post,
+    path = "/v1/messages",
+    tag = "messages",
+    request_body = SendRequest,
+    responses(
+        (status = 202, description = "stored; also the answer for a repeated id with the same body", body = views::Message),
+        (status = 400, description = "a field breaks a rule (`invalid_number`, `invalid_text`, `unknown_sim`, ...)", body = ErrorBody),
+        (status = 409, description = "the id exists with a different body (`id_conflict`)", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Account(account): Account,
@@ -244,6 +255,16 @@ pub async fn create(
 }
 
 /// `GET /v1/messages/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/messages/{id}",
+    tag = "messages",
+    params(("id" = String, Path, description = "the message id")),
+    responses(
+        (status = 200, description = "the message", body = views::Message),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     Account(account): Account,
@@ -258,6 +279,16 @@ pub async fn get_one(
 }
 
 /// `GET /v1/messages/{id}/history`: the timeline of every recipient (not paged).
+#[utoipa::path(
+    get,
+    path = "/v1/messages/{id}/history",
+    tag = "messages",
+    params(("id" = String, Path, description = "the message id")),
+    responses(
+        (status = 200, description = "every change of every recipient (not paged)", body = Page<views::HistoryItem>),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn history(
     State(state): State<AppState>,
     Account(account): Account,
@@ -272,8 +303,9 @@ pub async fn history(
 }
 
 /// Query of `GET /v1/messages`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     state: Option<String>,
     since: Option<String>,
@@ -285,6 +317,16 @@ pub struct ListQuery {
 /// `GET /v1/messages?state=&since=&to=&cursor=&limit=`: oldest first, `next_cursor` to go
 /// on. `to` keeps the messages with a recipient of that number (a scan of the account's
 /// messages in order, each checked by its recipients' key).
+#[utoipa::path(
+    get,
+    path = "/v1/messages",
+    tag = "messages",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "messages, oldest first", body = Page<views::Message>),
+        (status = 400, description = "a query parameter is invalid (`invalid_query`, `invalid_time`)", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Account(account): Account,
@@ -331,6 +373,17 @@ pub async fn list(
 }
 
 /// `DELETE /v1/messages/{id}`: cancels what has not reached a radio.
+#[utoipa::path(
+    delete,
+    path = "/v1/messages/{id}",
+    tag = "messages",
+    params(("id" = String, Path, description = "the message id")),
+    responses(
+        (status = 200, description = "cancelled, or cancelling where a phone holds a recipient", body = views::Message),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+        (status = 409, description = "every recipient is with a radio or final (`not_cancellable`)", body = ErrorBody),
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     Account(account): Account,

@@ -12,11 +12,11 @@ use super::auth::{Scope, Scopes};
 use super::{Caller, Page, insufficient_scope};
 use crate::AppState;
 use crate::compat::auth::{check_password, hash_password, valid_login};
-use crate::error::{ApiJson, AppError};
+use crate::error::{ApiJson, AppError, ErrorBody};
 use crate::store::{CompatUser, now_ms};
 
 /// Body of `POST /v1/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub login: String,
@@ -29,7 +29,7 @@ pub struct CreateUser {
 }
 
 /// A user as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub login: String,
     pub account: String,
@@ -80,6 +80,17 @@ pub fn validate(req: &CreateUser) -> Result<(String, String, bool), AppError> {
 }
 
 /// `POST /v1/users`: 201; 409 when the login is taken.
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "users",
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "created; a generated password is shown once", body = User),
+        (status = 400, description = "a field breaks a rule (`invalid_login`, `invalid_password`, `unknown_account`)", body = ErrorBody),
+        (status = 409, description = "the login is taken (`login_taken`)", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,6 +137,14 @@ pub async fn create(
 }
 
 /// `GET /v1/users`: the account's users.
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    tag = "users",
+    responses(
+        (status = 200, description = "the account's users (not paged)", body = Page<User>),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -138,6 +157,16 @@ pub async fn list(
 }
 
 /// `DELETE /v1/users/{login}`: 204; the user's Basic auth stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{login}",
+    tag = "users",
+    params(("login" = String, Path, description = "the user's login")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
