@@ -31,8 +31,11 @@ pub const WAIT_MAX_SECS: u64 = 300;
 pub struct ListQuery {
     from: Option<String>,
     contains: Option<String>,
+    #[param(format = DateTime)]
     since: Option<String>,
+    #[param(pattern = r"^[0-9]+$")]
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -75,8 +78,10 @@ pub async fn list(
 pub struct WaitQuery {
     from: Option<String>,
     contains: Option<String>,
+    #[param(format = DateTime)]
     since: Option<String>,
-    /// Seconds.
+    /// Seconds, at most 300 (default 30).
+    #[param(minimum = 0, maximum = 300)]
     timeout: Option<u64>,
 }
 

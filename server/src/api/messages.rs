@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Account, Page, PageRequest, parse_time, views};
+use super::{Account, Page, PageRequest, openapi, parse_time, views};
 use crate::AppState;
 use crate::domain::MessageStatus;
 use crate::error::{ApiJson, ApiQuery, AppError, ErrorBody};
@@ -26,22 +26,32 @@ pub const MAX_ID_CHARS: usize = 64;
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
+    #[schema(value_type = Vec<openapi::E164>, min_items = 1, max_items = 1000)]
     pub to: Vec<String>,
+    #[schema(min_length = 1, max_length = 1600)]
     pub text: String,
+    /// The message id (the idempotency key); generated when not given.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub id: Option<String>,
     #[serde(default)]
+    #[schema(minimum = -128, maximum = 127)]
     pub priority: Option<i32>,
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub valid_until: Option<String>,
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub schedule_at: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub phone: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub sim: Option<i32>,
     /// A SIM pool of the account (not with `phone` or `sim`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub pool: Option<String>,
     #[serde(default)]
     pub delivery_report: Option<bool>,
@@ -307,10 +317,15 @@ pub async fn history(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(value_type = Option<MessageStatus>)]
     state: Option<String>,
+    #[param(format = DateTime)]
     since: Option<String>,
+    #[param(value_type = Option<openapi::E164>)]
     to: Option<String>,
+    #[param(pattern = r"^[0-9]+$")]
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 

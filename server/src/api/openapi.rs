@@ -18,10 +18,11 @@ use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use utoipa::OpenApi;
 use utoipa::openapi::path::{HttpMethod, Operation};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{OpenApi, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -48,6 +49,52 @@ const PUBLIC: [&str; 2] = ["/healthz", "/openapi.json"];
     components(schemas(ErrorBody))
 )]
 struct ApiDoc;
+
+/// The schema of an E.164 number (`+` then 2 to 15 digits), for `value_type` of a `String`.
+#[derive(Debug)]
+pub struct E164;
+
+impl PartialSchema for E164 {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^\+[1-9][0-9]{1,14}$"))
+            .examples(["+15551230000"])
+            .into()
+    }
+}
+
+impl ToSchema for E164 {}
+
+/// The schema of a webhook event name: one of [`webhooks::EVENTS`].
+#[derive(Debug)]
+pub struct WebhookEvent;
+
+impl PartialSchema for WebhookEvent {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(webhooks::EVENTS))
+            .into()
+    }
+}
+
+impl ToSchema for WebhookEvent {}
+
+/// The schema of a scope name: one of [`auth::Scope::ALL`].
+#[derive(Debug)]
+pub struct ScopeName;
+
+impl PartialSchema for ScopeName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(auth::Scope::ALL.map(auth::Scope::name)))
+            .into()
+    }
+}
+
+impl ToSchema for ScopeName {}
 
 /// Every described route with its handler.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -27,7 +27,9 @@ const MAX_MEMBERS: usize = 1000;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimRef {
+    #[schema(min_length = 1, max_length = 64)]
     phone: String,
+    #[schema(minimum = 0, maximum = 2147483647)]
     sub_id: i64,
 }
 
@@ -35,7 +37,9 @@ pub struct SimRef {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrefixRef {
+    #[schema(pattern = r"^\+[0-9]{1,15}$")]
     prefix: String,
+    #[schema(min_items = 1)]
     sims: Vec<SimRef>,
 }
 
@@ -43,7 +47,9 @@ pub struct PrefixRef {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePool {
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     name: String,
+    #[schema(min_items = 1, max_items = 1000)]
     members: Vec<SimRef>,
     #[serde(default)]
     prefixes: Vec<PrefixRef>,
@@ -367,10 +373,11 @@ pub struct PatchSim {
     daily_cap: Option<Option<u32>>,
     /// `"HH:MM-HH:MM"` in local time.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]{2}:[0-9]{2}-[0-9]{2}:[0-9]{2}$")]
     hours: Option<Option<String>>,
     /// Local time minus UTC, in minutes (-840 to 840).
     #[serde(default)]
+    #[schema(minimum = -840, maximum = 840)]
     utc_offset_min: Option<i16>,
 }
 

@@ -19,9 +19,11 @@ use crate::store::{CompatUser, now_ms};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(pattern = r"^[A-Za-z0-9._@-]{1,64}$")]
     pub login: String,
     /// 12 to 256 printable characters; generated (and shown once) when absent.
     #[serde(default)]
+    #[schema(pattern = r"^[!-~]{12,256}$")]
     pub password: Option<String>,
     /// An admin key may create the user in another account.
     #[serde(default)]

@@ -35,10 +35,13 @@ pub const EVENTS: [&str; 10] = [
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
+    #[schema(format = "uri")]
     url: String,
+    #[schema(value_type = Vec<super::openapi::WebhookEvent>, min_items = 1)]
     events: Vec<String>,
     /// At least 16 characters; generated when absent.
     #[serde(default)]
+    #[schema(min_length = 16, max_length = 256)]
     secret: Option<String>,
 }
 
@@ -196,6 +199,7 @@ async fn owned(state: &AppState, account: &str, id: &str) -> Result<Webhook, App
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// At most this many attempts (1 to 50, default 50).
+    #[param(minimum = 1, maximum = 50)]
     limit: Option<u32>,
 }
 
