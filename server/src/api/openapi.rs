@@ -276,6 +276,40 @@ mod tests {
         assert_eq!(operation_id("get", "/openapi.json"), "get_openapi_json");
     }
 
+    /// The limits written as literals in `#[schema]`/`#[param]` attributes are the handlers'.
+    #[test]
+    fn the_documented_limits_are_the_handlers() {
+        let doc = serde_json::to_value(document()).expect("serialises");
+        let schemas = &doc["components"]["schemas"];
+        let send = &schemas["SendRequest"]["properties"];
+        assert_eq!(send["text"]["maxLength"], messages::MAX_TEXT_CHARS);
+        assert_eq!(send["to"]["maxItems"], messages::MAX_RECIPIENTS);
+        assert_eq!(
+            send["id"]["pattern"],
+            format!("^[A-Za-z0-9._:-]{{1,{}}}$", messages::MAX_ID_CHARS)
+        );
+        let limit = |path: &str| {
+            let params = doc["paths"][path]["get"]["parameters"].as_array().cloned();
+            params
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == "limit")
+                .map(|p| p["schema"]["maximum"].clone())
+        };
+        assert_eq!(limit("/v1/messages"), Some(super::super::PAGE_MAX.into()));
+        assert_eq!(limit("/v1/inbox"), Some(super::super::PAGE_MAX.into()));
+        let kept = crate::store::ATTEMPTS_KEPT;
+        assert_eq!(limit("/v1/webhooks/{id}/deliveries"), Some(kept.into()));
+        let wait = doc["paths"]["/v1/inbox/wait"]["get"]["parameters"]
+            .as_array()
+            .cloned();
+        let timeout = wait.into_iter().flatten().find(|p| p["name"] == "timeout");
+        let max = timeout.map(|p| p["schema"]["maximum"].clone());
+        assert_eq!(max, Some(inbox::WAIT_MAX_SECS.into()));
+        let events = &schemas["WebhookEvent"]["enum"];
+        assert_eq!(events, &serde_json::json!(webhooks::EVENTS));
+    }
+
     #[test]
     fn every_operation_is_unique_and_every_error_is_the_error_body() {
         let doc = serde_json::to_value(document()).expect("serialises");
