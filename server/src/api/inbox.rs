@@ -33,7 +33,8 @@ pub struct ListQuery {
     contains: Option<String>,
     #[param(format = DateTime)]
     since: Option<String>,
-    #[param(pattern = r"^[0-9]+$")]
+    /// Opaque: the `next_cursor` of the page before.
+    #[param(pattern = r"^[0-9]{1,18}$")]
     cursor: Option<String>,
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,

@@ -21,7 +21,7 @@ use crate::store::{NewKey, Revoked};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]{1,64}$")]
     pub name: String,
     #[schema(value_type = Vec<super::openapi::ScopeName>, min_items = 1)]
     pub scopes: Vec<String>,
@@ -31,10 +31,10 @@ pub struct CreateKey {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccount {
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]{1,64}$")]
     pub name: Option<String>,
     /// Name of the account's first key (default "first key").
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]{1,64}$")]
     pub key_name: Option<String>,
     /// Scopes of the first key (default: every scope but `admin`).
     #[schema(value_type = Option<Vec<super::openapi::ScopeName>>, min_items = 1)]
