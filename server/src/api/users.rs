@@ -175,11 +175,20 @@ pub async fn delete(
     Path(login): Path<String>,
 ) -> Result<StatusCode, AppError> {
     may_manage(&caller)?;
-    if state
+    // An admin key may create a user in another account (`account`), so it deletes one there
+    // too; any other key only its own account's.
+    let admin = caller.scopes.allows(Scope::Admin);
+    let deleted = state
         .db
-        .call(move |s| s.delete_compat_user(&caller.account, &login))
-        .await?
-    {
+        .call(move |s| {
+            let account = match s.compat_user(&login)? {
+                Some(u) if admin => u.account_id,
+                _ => caller.account,
+            };
+            s.delete_compat_user(&account, &login)
+        })
+        .await?;
+    if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::not_found())
