@@ -373,7 +373,7 @@ pub struct PatchSim {
     daily_cap: Option<Option<u32>>,
     /// `"HH:MM-HH:MM"` in local time.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>, pattern = r"^[0-9]{2}:[0-9]{2}-[0-9]{2}:[0-9]{2}$")]
+    #[schema(value_type = Option<String>, pattern = r"^([01]?[0-9]|2[0-3]):[0-5][0-9]-([01]?[0-9]|2[0-3]):[0-5][0-9]$")]
     hours: Option<Option<String>>,
     /// Local time minus UTC, in minutes (-840 to 840).
     #[serde(default)]
