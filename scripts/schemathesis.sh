@@ -33,7 +33,7 @@ if [ -z "${SIMRELAY_BIN:-}" ]; then
 fi
 [ -x "$SIMRELAY_BIN" ] || { echo "schemathesis: $SIMRELAY_BIN is not an executable" >&2; exit 1; }
 
-work="$(mktemp -d)"
+work="$(mktemp -d "$PWD/$out/run.XXXXXX")"
 relay_pid=
 stop() {
   if [ -n "$relay_pid" ]; then
@@ -64,8 +64,10 @@ fi
 
 # /v1/inbox/wait holds each request until its timeout (up to 300 s) on an empty inbox: the
 # in-process tests (server/tests/openapi.rs) cover it instead.
+# Run from the temporary directory: schemathesis leaves its caches and reports in the current one.
+st="$PWD/$out/bin/schemathesis"
 status=0
-"$out/bin/schemathesis" run "$url/openapi.json" \
+(cd "$work" && "$st" run "$url/openapi.json" \
   --header "Authorization: Bearer $admin_key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --exclude-path /v1/inbox/wait \
@@ -73,7 +75,7 @@ status=0
   --request-timeout 10 \
   --seed "${SCHEMATHESIS_SEED:-1}" \
   --no-color \
-  "$@" || status=$?
+  "$@") || status=$?
 if [ "$status" -ne 0 ]; then
   echo "schemathesis: failed; the relay's log follows" >&2
   tail -n 50 "$work/serve.err" >&2
