@@ -84,15 +84,16 @@ impl IntoResponse for AppError {
 
 /// The body of every error answer: `{"error": {"code": "...", "message": "..."}}` (also read
 /// back by the command line's client).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// The `error` of an [`ErrorBody`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable and machine-readable (`invalid_number`, `wait_timeout`, ...).
+    #[schema(value_type = String)]
     pub code: Cow<'static, str>,
     /// A sentence naming the field or rule at fault.
     pub message: String,

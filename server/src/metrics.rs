@@ -20,6 +20,12 @@ use crate::api::{Caller, hash_secret};
 use crate::error::AppError;
 
 /// `GET /healthz`: 200 once the store answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "relay",
+    responses((status = 200, description = "the store answers", body = String, content_type = "text/plain")),
+)]
 pub async fn healthz(State(state): State<AppState>) -> Result<&'static str, AppError> {
     state.db.call(|s| s.counts().map(|_| ())).await?;
     Ok("ok\n")
@@ -64,6 +70,14 @@ impl FromRequestParts<AppState> for MetricsScope {
 }
 
 /// `GET /metrics` on the API listener.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "relay",
+    description = "Prometheus figures: every figure for an admin key or the metrics token, \
+                   the key's account's otherwise.",
+    responses((status = 200, description = "the figures, Prometheus text format", body = String, content_type = "text/plain")),
+)]
 pub async fn metrics(
     State(state): State<AppState>,
     scope: MetricsScope,

@@ -36,7 +36,7 @@ impl Default for Rack {
 }
 
 /// One SIM's figures for the API.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SimStat {
     pub phone: String,
     pub sub_id: i32,

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use simrelay_server::{AppState, app};
 use tower::ServiceExt;
 
-use common::{KEY_A, KEY_B, call};
+use common::{KEY_A, KEY_B, call, state};
 
 const LOGIN: &str = "alice@example.com";
 const PASSWORD: &str = "correct-horse-battery";
@@ -811,4 +811,31 @@ async fn failed_basic_logins_lock_the_source_out_for_a_while() {
         StatusCode::OK,
         "the lockout ended"
     );
+}
+
+/// Found by schemathesis (stateful phase): an admin key created a user in another account
+/// (`account`) and then could not delete it. Other keys still reach only their own account.
+#[tokio::test]
+async fn an_admin_key_deletes_a_user_of_another_account() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let st = state(dir.path()).await;
+    let admin = st
+        .take_generated_admin_key()
+        .expect("a generated admin key");
+    let (_, keys) = call(&st, "GET", "/v1/keys", Some(KEY_B), None).await;
+    let account_b = keys["items"][0]["account"].as_str().expect("B's account");
+    let carol = json!({"login": "carol", "account": account_b}).to_string();
+    let (s, v) = call(&st, "POST", "/v1/users", Some(&admin), Some(&carol)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let dave = json!({"login": "dave"}).to_string();
+    let (s, _) = call(&st, "POST", "/v1/users", Some(KEY_B), Some(&dave)).await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    let (s, _) = call(&st, "DELETE", "/v1/users/dave", Some(KEY_A), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another account's user");
+    let (s, _) = call(&st, "DELETE", "/v1/users/carol", Some(&admin), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, users) = call(&st, "GET", "/v1/users", Some(KEY_B), None).await;
+    assert_eq!(users["items"][0]["login"], "dave", "{users}");
+    assert_eq!(users["items"].as_array().map(Vec::len), Some(1), "{users}");
 }

@@ -211,6 +211,7 @@ pub enum Event {
 
 /// One SIM of a phone.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SimInfo {
     /// Android subscription id (stable key; slots can change).

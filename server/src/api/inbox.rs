@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::{Account, Page, PageRequest, parse_time, phone_filter, views};
 use crate::AppState;
-use crate::error::{ApiQuery, AppError};
+use crate::error::{ApiQuery, AppError, ErrorBody};
 use crate::store::{InboxFilter, now_ms};
 
 /// Default look-back of `wait` when no `since` is given.
@@ -25,17 +25,32 @@ pub const WAIT_DEFAULT_SECS: u64 = 30;
 pub const WAIT_MAX_SECS: u64 = 300;
 
 /// Query of `GET /v1/inbox`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     from: Option<String>,
     contains: Option<String>,
+    #[param(format = DateTime)]
     since: Option<String>,
+    /// Opaque: the `next_cursor` of the page before.
+    #[param(pattern = r"^[0-9]{1,18}$")]
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
 /// `GET /v1/inbox?from=&contains=&since=&cursor=&limit=`: oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/inbox",
+    tag = "inbox",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "received SMS, oldest first", body = Page<views::InboxSms>),
+        (status = 400, description = "a query parameter is invalid (`invalid_query`, `invalid_time`)", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Account(account): Account,
@@ -58,17 +73,32 @@ pub async fn list(
 }
 
 /// Query of `GET /v1/inbox/wait`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     from: Option<String>,
     contains: Option<String>,
+    #[param(format = DateTime)]
     since: Option<String>,
-    /// Seconds.
+    /// Seconds, at most 300 (default 30).
+    #[param(minimum = 0, maximum = 300)]
     timeout: Option<u64>,
 }
 
 /// `GET /v1/inbox/wait?from=&contains=&since=&timeout=`.
+#[utoipa::path(
+    get,
+    path = "/v1/inbox/wait",
+    tag = "inbox",
+    params(WaitQuery),
+    responses(
+        (status = 200, description = "the newest matching SMS", body = views::InboxSms),
+        (status = 400, description = "a query parameter is invalid (`invalid_query`, `invalid_time`)", body = ErrorBody),
+        (status = 408, description = "no matching SMS arrived in time (`wait_timeout`)", body = ErrorBody),
+        (status = 503, description = "the relay is stopping (`shutting_down`)", body = ErrorBody),
+    ),
+)]
 pub async fn wait(
     State(state): State<AppState>,
     Account(account): Account,

@@ -13,26 +13,31 @@ use serde::Deserialize;
 use super::auth::{self, Scopes};
 use super::{Caller, Page, hash_secret, insufficient_scope, views};
 use crate::AppState;
-use crate::error::{ApiJson, AppError};
+use crate::error::{ApiJson, AppError, ErrorBody};
 use crate::store::now_ms;
 use crate::store::{NewKey, Revoked};
 
 /// Body of `POST /v1/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
+    #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]{1,64}$")]
     pub name: String,
+    #[schema(value_type = Vec<super::openapi::ScopeName>, min_items = 1)]
     pub scopes: Vec<String>,
 }
 
 /// Body of `POST /v1/accounts`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccount {
+    #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]{1,64}$")]
     pub name: Option<String>,
     /// Name of the account's first key (default "first key").
+    #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]{1,64}$")]
     pub key_name: Option<String>,
     /// Scopes of the first key (default: every scope but `admin`).
+    #[schema(value_type = Option<Vec<super::openapi::ScopeName>>, min_items = 1)]
     pub key_scopes: Option<Vec<String>>,
 }
 
@@ -87,6 +92,16 @@ pub fn new_key(account: &str, name: String, scopes: Scopes) -> (NewKey, String) 
 }
 
 /// `POST /v1/keys`: 201 with the secret (shown this once).
+#[utoipa::path(
+    post,
+    path = "/v1/keys",
+    tag = "keys",
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "created; the answer shows the secret once", body = views::Key),
+        (status = 400, description = "a field breaks a rule (`invalid_name`, `invalid_scope`)", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -108,6 +123,14 @@ pub async fn create(
 }
 
 /// `GET /v1/keys`: the account's keys, revoked ones included.
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    tag = "keys",
+    responses(
+        (status = 200, description = "the account's keys (not paged)", body = Page<views::Key>),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -119,6 +142,16 @@ pub async fn list(
 
 /// `DELETE /v1/keys/{id}`: 200 with the revoked key; 404 for a key of another account; 403
 /// for a key with a scope the caller lacks.
+#[utoipa::path(
+    delete,
+    path = "/v1/keys/{id}",
+    tag = "keys",
+    params(("id" = String, Path, description = "the key id")),
+    responses(
+        (status = 200, description = "revoked", body = views::Key),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -150,6 +183,16 @@ pub async fn revoke(
 }
 
 /// `POST /v1/accounts` (admin): 201 with the account and its first key's secret.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts",
+    tag = "accounts",
+    request_body = CreateAccount,
+    responses(
+        (status = 201, description = "the account and its first key (with its secret, shown once)", body = views::AccountCreated),
+        (status = 400, description = "a field breaks a rule (`invalid_name`, `invalid_scope`)", body = ErrorBody),
+    ),
+)]
 pub async fn create_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -188,6 +231,14 @@ pub async fn create_account(
 }
 
 /// `GET /v1/accounts` (admin).
+#[utoipa::path(
+    get,
+    path = "/v1/accounts",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "every account (not paged)", body = Page<views::Account>),
+    ),
+)]
 pub async fn list_accounts(
     State(state): State<AppState>,
     _caller: Caller,

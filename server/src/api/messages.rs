@@ -12,10 +12,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Account, Page, PageRequest, parse_time, views};
+use super::{Account, Page, PageRequest, openapi, parse_time, views};
 use crate::AppState;
 use crate::domain::MessageStatus;
-use crate::error::{ApiJson, ApiQuery, AppError};
+use crate::error::{ApiJson, ApiQuery, AppError, ErrorBody};
 use crate::store::{CancelOutcome, CreateOutcome, MessageFilter, NewMessage, PhoneRow, now_ms};
 
 pub use simrelay_protocol::{MAX_RECIPIENTS, is_e164};
@@ -23,25 +23,35 @@ pub const MAX_TEXT_CHARS: usize = 1600;
 pub const MAX_ID_CHARS: usize = 64;
 
 /// Body of `POST /v1/messages`.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
+    #[schema(value_type = Vec<openapi::E164>, min_items = 1, max_items = 1000)]
     pub to: Vec<String>,
+    #[schema(min_length = 1, max_length = 1600)]
     pub text: String,
+    /// The message id (the idempotency key); generated when not given.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub id: Option<String>,
     #[serde(default)]
+    #[schema(minimum = -128, maximum = 127)]
     pub priority: Option<i32>,
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub valid_until: Option<String>,
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub schedule_at: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub phone: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub sim: Option<i32>,
     /// A SIM pool of the account (not with `phone` or `sim`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub pool: Option<String>,
     #[serde(default)]
     pub delivery_report: Option<bool>,
@@ -212,6 +222,17 @@ pub fn smsgate_state(state: &str) -> &'static str {
 }
 
 /// `POST /v1/messages`.
+#[utoipa::path(
+    post,
+    path = "/v1/messages",
+    tag = "messages",
+    request_body = SendRequest,
+    responses(
+        (status = 202, description = "stored; also the answer for a repeated id with the same body", body = views::Message),
+        (status = 400, description = "a field breaks a rule (`invalid_number`, `invalid_text`, `unknown_sim`, ...)", body = ErrorBody),
+        (status = 409, description = "the id exists with a different body (`id_conflict`)", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Account(account): Account,
@@ -244,6 +265,16 @@ pub async fn create(
 }
 
 /// `GET /v1/messages/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/messages/{id}",
+    tag = "messages",
+    params(("id" = String, Path, description = "the message id")),
+    responses(
+        (status = 200, description = "the message", body = views::Message),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     Account(account): Account,
@@ -258,6 +289,16 @@ pub async fn get_one(
 }
 
 /// `GET /v1/messages/{id}/history`: the timeline of every recipient (not paged).
+#[utoipa::path(
+    get,
+    path = "/v1/messages/{id}/history",
+    tag = "messages",
+    params(("id" = String, Path, description = "the message id")),
+    responses(
+        (status = 200, description = "every change of every recipient (not paged)", body = Page<views::HistoryItem>),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn history(
     State(state): State<AppState>,
     Account(account): Account,
@@ -272,19 +313,36 @@ pub async fn history(
 }
 
 /// Query of `GET /v1/messages`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(value_type = Option<MessageStatus>)]
     state: Option<String>,
+    #[param(format = DateTime)]
     since: Option<String>,
+    #[param(value_type = Option<openapi::E164>)]
     to: Option<String>,
+    /// Opaque: the `next_cursor` of the page before.
+    #[param(pattern = r"^[0-9]{1,18}$")]
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
 /// `GET /v1/messages?state=&since=&to=&cursor=&limit=`: oldest first, `next_cursor` to go
 /// on. `to` keeps the messages with a recipient of that number (a scan of the account's
 /// messages in order, each checked by its recipients' key).
+#[utoipa::path(
+    get,
+    path = "/v1/messages",
+    tag = "messages",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "messages, oldest first", body = Page<views::Message>),
+        (status = 400, description = "a query parameter is invalid (`invalid_query`, `invalid_time`)", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Account(account): Account,
@@ -331,6 +389,17 @@ pub async fn list(
 }
 
 /// `DELETE /v1/messages/{id}`: cancels what has not reached a radio.
+#[utoipa::path(
+    delete,
+    path = "/v1/messages/{id}",
+    tag = "messages",
+    params(("id" = String, Path, description = "the message id")),
+    responses(
+        (status = 200, description = "cancelled, or cancelling where a phone holds a recipient", body = views::Message),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+        (status = 409, description = "every recipient is with a radio or final (`not_cancellable`)", body = ErrorBody),
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     Account(account): Account,

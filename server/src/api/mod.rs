@@ -12,13 +12,15 @@
 //! state-changing request needs the session's CSRF token as well.
 //!
 //! What handlers answer is typed in [`views`] (one type per documented shape); every list
-//! answers [`Page`], whose paging rule ([`page`]) the paged lists share.
+//! answers [`Page`], whose paging rule ([`page`]) the paged lists share. The routes and their
+//! OpenAPI description (`GET /openapi.json`) are registered together, in [`openapi`].
 
 pub mod auth;
 pub mod bodies;
 pub mod inbox;
 pub mod keys;
 pub mod messages;
+pub mod openapi;
 pub mod page;
 pub mod phones;
 pub mod pools;
@@ -30,7 +32,7 @@ use axum::Router;
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use axum::routing::{get, post};
+use axum::routing::get;
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
@@ -38,46 +40,11 @@ use crate::error::AppError;
 use auth::{Need, Scope, Scopes};
 pub use page::{PAGE_MAX, Page, PageRequest, page_limit, parse_cursor};
 
-/// All routes of the relay.
+/// All routes of the relay: the described ones of [`openapi::router`] and `/v1/link`, the
+/// compatible API, the JSON 404 and 405.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(crate::metrics::healthz))
-        .route("/metrics", get(crate::metrics::metrics))
-        .route("/v1/messages", post(messages::create).get(messages::list))
-        .route(
-            "/v1/messages/{id}",
-            get(messages::get_one).delete(messages::cancel),
-        )
-        .route("/v1/messages/{id}/history", get(messages::history))
-        .route("/v1/inbox", get(inbox::list))
-        .route("/v1/inbox/wait", get(inbox::wait))
-        .route("/v1/phones", get(phones::list))
-        .route("/v1/phones/{id}", axum::routing::delete(phones::remove))
-        .route("/v1/pairing-codes", post(phones::create_pairing_code))
-        .route("/v1/pools", post(pools::create).get(pools::list))
-        .route("/v1/pools/{name}", axum::routing::delete(pools::delete))
-        .route("/v1/pools/{name}/stats", get(pools::stats))
-        .route("/v1/sims", get(pools::sims))
-        .route(
-            "/v1/sims/{phone}/{sub_id}",
-            axum::routing::patch(pools::patch_sim),
-        )
-        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
-        .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
-        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
-        .route("/v1/webhooks/{id}/ping", post(webhooks::ping))
-        .route(
-            "/v1/webhooks/{id}/deliveries/{event_id}/redeliver",
-            post(webhooks::redeliver),
-        )
-        .route("/v1/keys", post(keys::create).get(keys::list))
-        .route("/v1/users", post(users::create).get(users::list))
-        .route("/v1/users/{login}", axum::routing::delete(users::delete))
-        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
-        .route(
-            "/v1/accounts",
-            post(keys::create_account).get(keys::list_accounts),
-        )
+    let (described, _) = openapi::router().split_for_parts();
+    described
         .route(simrelay_protocol::WS_PATH, get(crate::hub::upgrade))
         .merge(crate::compat::routes())
         .merge(crate::dashboard::routes())

@@ -17,7 +17,7 @@ pub const PAGE_MAX: u32 = 500;
 pub const PAGE_DEFAULT: u32 = 50;
 
 /// The envelope of every list answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass it back as `cursor` for the next page; `null` at the end (always, for a list that

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use super::views::{self, Timestamp};
 use super::{Account, Page, hash_secret};
 use crate::AppState;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::store::now_ms;
 
 /// Pairing codes use this alphabet: no 0/O, 1/I/L, so they can be read aloud and typed.
@@ -34,6 +34,14 @@ pub fn normalize_code(code: &str) -> String {
 }
 
 /// `GET /v1/phones`.
+#[utoipa::path(
+    get,
+    path = "/v1/phones",
+    tag = "phones",
+    responses(
+        (status = 200, description = "the account's phones (not paged)", body = Page<views::Phone>),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Account(account): Account,
@@ -47,6 +55,16 @@ pub async fn list(
 
 /// `DELETE /v1/phones/{id}`: the phone's token stops working, its link is closed, and its
 /// recipients end as `crate::domain::phone_gone` describes. 404 for another account's phone.
+#[utoipa::path(
+    delete,
+    path = "/v1/phones/{id}",
+    tag = "phones",
+    params(("id" = String, Path, description = "the phone id")),
+    responses(
+        (status = 200, description = "removed; what became of its recipients", body = views::PhoneRemoval),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn remove(
     State(state): State<AppState>,
     Account(account): Account,
@@ -110,6 +128,14 @@ fn ws_url(state: &AppState) -> String {
 }
 
 /// `POST /v1/pairing-codes`: a code valid for ten minutes, usable once.
+#[utoipa::path(
+    post,
+    path = "/v1/pairing-codes",
+    tag = "phones",
+    responses(
+        (status = 201, description = "a one-time code a phone exchanges for its device token", body = views::PairingCode),
+    ),
+)]
 pub async fn create_pairing_code(
     State(state): State<AppState>,
     Account(account): Account,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::{Account, Page, views};
 use crate::AppState;
-use crate::error::{ApiJson, AppError};
+use crate::error::{ApiJson, AppError, ErrorBody};
 use crate::pool_router::{Hours, SimKey};
 use crate::rack::SimStat;
 use crate::store::{PhoneRow, now_ms};
@@ -24,26 +24,32 @@ use crate::store::{Pool, PoolOutcome, SimSettings};
 const MAX_MEMBERS: usize = 1000;
 
 /// A SIM in a request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimRef {
+    #[schema(min_length = 1, max_length = 64)]
     phone: String,
+    #[schema(minimum = 0, maximum = 2147483647)]
     sub_id: i64,
 }
 
 /// A prefix preference in a request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrefixRef {
+    #[schema(pattern = r"^\+[0-9]{1,15}$")]
     prefix: String,
+    #[schema(min_items = 1)]
     sims: Vec<SimRef>,
 }
 
 /// Body of `POST /v1/pools`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePool {
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     name: String,
+    #[schema(min_items = 1, max_items = 1000)]
     members: Vec<SimRef>,
     #[serde(default)]
     prefixes: Vec<PrefixRef>,
@@ -144,6 +150,17 @@ pub fn check_members(phones: &[PhoneRow], pool: &Pool) -> Result<(), AppError> {
 }
 
 /// `POST /v1/pools`.
+#[utoipa::path(
+    post,
+    path = "/v1/pools",
+    tag = "pools",
+    request_body = CreatePool,
+    responses(
+        (status = 201, description = "created", body = views::Pool),
+        (status = 400, description = "a field breaks a rule (`invalid_pool`, `invalid_prefix`, `unknown_phone`, `unknown_sim`, ...)", body = ErrorBody),
+        (status = 409, description = "a pool of that name exists (`pool_exists`)", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Account(account): Account,
@@ -172,6 +189,14 @@ pub async fn create(
 }
 
 /// `GET /v1/pools`.
+#[utoipa::path(
+    get,
+    path = "/v1/pools",
+    tag = "pools",
+    responses(
+        (status = 200, description = "the account's pools (not paged)", body = Page<views::Pool>),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Account(account): Account,
@@ -182,6 +207,16 @@ pub async fn list(
 
 /// `DELETE /v1/pools/{name}`. Messages that target it wait until a pool of that name exists
 /// again (or expire).
+#[utoipa::path(
+    delete,
+    path = "/v1/pools/{name}",
+    tag = "pools",
+    params(("name" = String, Path, description = "the pool name")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Account(account): Account,
@@ -263,6 +298,14 @@ fn totals(sims: &[&SimStat], waiting: (u32, u32)) -> views::SimTotals {
 }
 
 /// `GET /v1/sims`: every SIM of the account's phones with its settings, state and figures.
+#[utoipa::path(
+    get,
+    path = "/v1/sims",
+    tag = "pools",
+    responses(
+        (status = 200, description = "figures of every SIM of the account", body = views::SimReport),
+    ),
+)]
 pub async fn sims(
     State(state): State<AppState>,
     Account(account): Account,
@@ -281,6 +324,16 @@ pub async fn sims(
 }
 
 /// `GET /v1/pools/{name}/stats`.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{name}/stats",
+    tag = "pools",
+    params(("name" = String, Path, description = "the pool name")),
+    responses(
+        (status = 200, description = "figures of the pool's SIMs", body = views::SimReport),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn stats(
     State(state): State<AppState>,
     Account(account): Account,
@@ -312,20 +365,35 @@ fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 }
 
 /// Body of `PATCH /v1/sims/{phone}/{sub_id}`: absent fields keep their value, `null` clears.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchSim {
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u32>)]
     daily_cap: Option<Option<u32>>,
     /// `"HH:MM-HH:MM"` in local time.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, pattern = r"^([01]?[0-9]|2[0-3]):[0-5][0-9]-([01]?[0-9]|2[0-3]):[0-5][0-9]$")]
     hours: Option<Option<String>>,
     /// Local time minus UTC, in minutes (-840 to 840).
     #[serde(default)]
+    #[schema(minimum = -840, maximum = 840)]
     utc_offset_min: Option<i16>,
 }
 
 /// `PATCH /v1/sims/{phone}/{sub_id}`.
+#[utoipa::path(
+    patch,
+    path = "/v1/sims/{phone}/{sub_id}",
+    tag = "pools",
+    params(("phone" = String, Path, description = "the phone id"), ("sub_id" = i32, Path, minimum = 0, description = "the SIM's subscription id")),
+    request_body = PatchSim,
+    responses(
+        (status = 200, description = "the SIM's settings after the change", body = views::SimLimits),
+        (status = 400, description = "a field breaks a rule (`invalid_sim`, `invalid_hours`, ...)", body = ErrorBody),
+        (status = 404, description = "no such phone of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn patch_sim(
     State(state): State<AppState>,
     Account(account): Account,

@@ -12,16 +12,18 @@ use super::auth::{Scope, Scopes};
 use super::{Caller, Page, insufficient_scope};
 use crate::AppState;
 use crate::compat::auth::{check_password, hash_password, valid_login};
-use crate::error::{ApiJson, AppError};
+use crate::error::{ApiJson, AppError, ErrorBody};
 use crate::store::{CompatUser, now_ms};
 
 /// Body of `POST /v1/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(pattern = r"^[A-Za-z0-9._@-]{1,64}$")]
     pub login: String,
     /// 12 to 256 printable characters; generated (and shown once) when absent.
     #[serde(default)]
+    #[schema(pattern = r"^[!-~]{12,256}$")]
     pub password: Option<String>,
     /// An admin key may create the user in another account.
     #[serde(default)]
@@ -29,7 +31,7 @@ pub struct CreateUser {
 }
 
 /// A user as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub login: String,
     pub account: String,
@@ -80,6 +82,17 @@ pub fn validate(req: &CreateUser) -> Result<(String, String, bool), AppError> {
 }
 
 /// `POST /v1/users`: 201; 409 when the login is taken.
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "users",
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "created; a generated password is shown once", body = User),
+        (status = 400, description = "a field breaks a rule (`invalid_login`, `invalid_password`, `unknown_account`)", body = ErrorBody),
+        (status = 409, description = "the login is taken (`login_taken`)", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,6 +139,14 @@ pub async fn create(
 }
 
 /// `GET /v1/users`: the account's users.
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    tag = "users",
+    responses(
+        (status = 200, description = "the account's users (not paged)", body = Page<User>),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -138,17 +159,36 @@ pub async fn list(
 }
 
 /// `DELETE /v1/users/{login}`: 204; the user's Basic auth stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{login}",
+    tag = "users",
+    params(("login" = String, Path, description = "the user's login")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(login): Path<String>,
 ) -> Result<StatusCode, AppError> {
     may_manage(&caller)?;
-    if state
+    // An admin key may create a user in another account (`account`), so it deletes one there
+    // too; any other key only its own account's.
+    let admin = caller.scopes.allows(Scope::Admin);
+    let deleted = state
         .db
-        .call(move |s| s.delete_compat_user(&caller.account, &login))
-        .await?
-    {
+        .call(move |s| {
+            let account = match s.compat_user(&login)? {
+                Some(u) if admin => u.account_id,
+                _ => caller.account,
+            };
+            s.delete_compat_user(&account, &login)
+        })
+        .await?;
+    if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::not_found())

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{Account, Page, random_secret, views};
 use crate::AppState;
-use crate::error::{ApiJson, AppError};
+use crate::error::{ApiJson, AppError, ErrorBody};
 use crate::store::{Redeliver, Webhook, now_ms};
 use crate::webhooks::ssrf::{self, UrlPolicy, UrlRefusal};
 
@@ -32,13 +32,16 @@ pub const EVENTS: [&str; 10] = [
 ];
 
 /// Body of `POST /v1/webhooks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
+    #[schema(format = "uri")]
     url: String,
+    #[schema(value_type = Vec<super::openapi::WebhookEvent>, min_items = 1)]
     events: Vec<String>,
     /// At least 16 characters; generated when absent.
     #[serde(default)]
+    #[schema(min_length = 16, max_length = 256)]
     secret: Option<String>,
 }
 
@@ -103,6 +106,16 @@ pub fn validate_webhook_with(
 }
 
 /// `POST /v1/webhooks`.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks",
+    tag = "webhooks",
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "created; the answer shows the signing secret once", body = views::Webhook),
+        (status = 400, description = "a field breaks a rule (`invalid_url`, `invalid_event`, `invalid_secret`, ...)", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Account(account): Account,
@@ -128,6 +141,14 @@ pub async fn create(
 }
 
 /// `GET /v1/webhooks`.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks",
+    tag = "webhooks",
+    responses(
+        (status = 200, description = "the account's webhooks (not paged)", body = Page<views::Webhook>),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Account(account): Account,
@@ -137,6 +158,16 @@ pub async fn list(
 }
 
 /// `DELETE /v1/webhooks/{id}`: 204, or 404 for an id of another account.
+#[utoipa::path(
+    delete,
+    path = "/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "the webhook id")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Account(account): Account,
@@ -163,14 +194,27 @@ async fn owned(state: &AppState, account: &str, id: &str) -> Result<Webhook, App
 }
 
 /// Query of `GET /v1/webhooks/{id}/deliveries`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// At most this many attempts (1 to 50, default 50).
+    #[param(minimum = 1, maximum = 50)]
     limit: Option<u32>,
 }
 
 /// `GET /v1/webhooks/{id}/deliveries`: the webhook's last attempts, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{id}/deliveries",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "the webhook id"), DeliveriesQuery),
+    responses(
+        (status = 200, description = "the newest delivery attempts (not paged)", body = Page<views::Attempt>),
+        (status = 400, description = "a query parameter is invalid (`invalid_query`)", body = ErrorBody),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn deliveries(
     State(state): State<AppState>,
     Account(account): Account,
@@ -199,6 +243,16 @@ pub async fn deliveries(
 
 /// `POST /v1/webhooks/{id}/ping`: sends a `webhook.ping` event now and answers how it went
 /// (200 whatever the receiver answered; `ok` tells).
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/ping",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "the webhook id")),
+    responses(
+        (status = 200, description = "the outcome of one signed `ping` delivery", body = views::Ping),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn ping(
     State(state): State<AppState>,
     Account(account): Account,
@@ -217,6 +271,17 @@ pub async fn ping(
 
 /// `POST /v1/webhooks/{id}/deliveries/{event_id}/redeliver`: queues a dead event again
 /// (202), 409 `not_dead` when it is not dead, 404 when the webhook or event is unknown.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/deliveries/{event_id}/redeliver",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "the webhook id"), ("event_id" = String, Path, description = "the event id")),
+    responses(
+        (status = 202, description = "queued again", body = views::Redelivery),
+        (status = 404, description = "no such resource of this account (`not_found`)", body = ErrorBody),
+        (status = 409, description = "the delivery is not dead (`not_dead`)", body = ErrorBody),
+    ),
+)]
 pub async fn redeliver(
     State(state): State<AppState>,
     Account(account): Account,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use simrelay_protocol::RecipientState;
 
 /// The state of one recipient, as the relay keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RecipientStatus {
     /// Waits on the relay: for a SIM, or at a phone that has not accepted it yet.
@@ -31,7 +31,7 @@ pub enum RecipientStatus {
 }
 
 /// The state of a message: the aggregate of its recipients' states (the same ten names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
     Pending,
@@ -47,7 +47,7 @@ pub enum MessageStatus {
 }
 
 /// The state of one queued webhook delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryState {
     /// Waiting for its next attempt (or leased by a worker).

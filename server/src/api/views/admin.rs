@@ -11,7 +11,7 @@ use crate::store::{AccountRow, KeyRow};
 
 /// An API key: `GET /v1/keys` items, `DELETE /v1/keys/{id}`, and (with `secret`)
 /// `POST /v1/keys`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Key {
     pub id: String,
     pub account: String,
@@ -54,7 +54,7 @@ impl Key {
 }
 
 /// An account: `GET /v1/accounts` items.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Account {
     pub id: String,
     pub name: Option<String>,
@@ -75,14 +75,14 @@ impl From<AccountRow> for Account {
 }
 
 /// `POST /v1/accounts` (201): the account and its first key, with the key's secret.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AccountCreated {
     pub account: Account,
     pub key: Key,
 }
 
 /// A webhook: `GET /v1/webhooks` items, and (with `secret`) `POST /v1/webhooks`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Webhook {
     pub id: String,
     pub url: String,
@@ -117,7 +117,7 @@ impl Webhook {
 }
 
 /// One attempt of `GET /v1/webhooks/{id}/deliveries`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub event_id: String,
     pub event: String,
@@ -146,7 +146,7 @@ impl From<AttemptView> for Attempt {
 }
 
 /// `POST /v1/webhooks/{id}/ping` (200, whatever the receiver answered).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Ping {
     pub event_id: String,
     /// The receiver answered 2xx.
@@ -157,7 +157,7 @@ pub struct Ping {
 }
 
 /// `POST /v1/webhooks/{id}/deliveries/{event_id}/redeliver` (202).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Redelivery {
     pub event_id: String,
     /// `pending`: queued again.

@@ -8,7 +8,7 @@ use crate::domain::{MessageStatus, RecipientStatus};
 use crate::store::{HistoryRow, InboxItem, MessageView, RecipientView};
 
 /// A message: `POST /v1/messages` (202), `GET /v1/messages/{id}`, `DELETE`, list items.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: String,
     /// Derived from the recipients' states.
@@ -31,7 +31,7 @@ pub struct Message {
 }
 
 /// Why a [`Message`] carries no text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TextWithheld {
     /// End-to-end encrypted by the client (the compatible API): only the phone can read it.
@@ -41,7 +41,7 @@ pub enum TextWithheld {
 }
 
 /// One recipient of a [`Message`]; `error`, `code`, `phone` and `sim` only when known.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Recipient {
     pub idx: u32,
     pub to: String,
@@ -109,7 +109,7 @@ impl From<RecipientView> for Recipient {
 
 /// One change of a recipient: `GET /v1/messages/{id}/history` items, by recipient, oldest
 /// first. Every change of state, phone, SIM or part counts is one item.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HistoryItem {
     pub idx: u32,
     pub at: Timestamp,
@@ -143,7 +143,7 @@ impl From<HistoryRow> for HistoryItem {
 }
 
 /// A received SMS: `GET /v1/inbox` items and the answer of `GET /v1/inbox/wait`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct InboxSms {
     pub id: String,
     pub phone: String,

@@ -13,7 +13,7 @@ use crate::store::{self, SimSettings};
 
 /// A phone of `GET /v1/phones`; what it reported (`sims`, `queue_depth`, ...) is empty or
 /// `null` until it first connects.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Phone {
     pub id: String,
     pub name: Option<String>,
@@ -52,7 +52,7 @@ impl Phone {
 }
 
 /// `POST /v1/pairing-codes` (201).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PairingCode {
     pub code: String,
     pub expires_at: Timestamp,
@@ -65,7 +65,7 @@ pub struct PairingCode {
 }
 
 /// `DELETE /v1/phones/{id}` (200).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PhoneRemoval {
     pub id: String,
     pub removed_at: Timestamp,
@@ -73,7 +73,7 @@ pub struct PhoneRemoval {
 }
 
 /// What removing a phone did to its recipients.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RemovedRecipients {
     pub rerouted: u32,
     pub failed: u32,
@@ -93,7 +93,7 @@ impl From<Removal> for RemovedRecipients {
 }
 
 /// A SIM named by phone and sub_id (pool members and prefix rules).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Sim {
     pub phone: String,
     pub sub_id: i32,
@@ -109,7 +109,7 @@ impl From<SimKey> for Sim {
 }
 
 /// A pool: `POST /v1/pools` (201) and `GET /v1/pools` items.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Pool {
     pub name: String,
     pub members: Vec<Sim>,
@@ -119,7 +119,7 @@ pub struct Pool {
 }
 
 /// SIMs of a pool preferred for destinations starting with `prefix`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PrefixRule {
     pub prefix: String,
     pub sims: Vec<Sim>,
@@ -149,7 +149,7 @@ impl From<store::Pool> for Pool {
 }
 
 /// A SIM's relay-side limits: `PATCH /v1/sims/{phone}/{sub_id}` (200).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SimLimits {
     pub phone: String,
     pub sub_id: i32,
@@ -172,7 +172,7 @@ impl SimLimits {
 }
 
 /// `GET /v1/sims` (no `name`) and `GET /v1/pools/{name}/stats`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SimReport {
     /// The pool's name (only for a pool's stats).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,7 +182,7 @@ pub struct SimReport {
 }
 
 /// The totals of a [`SimReport`]; paces and parts saturate at `u32::MAX`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SimTotals {
     pub sims: usize,
     /// Online and healthy.
