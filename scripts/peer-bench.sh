@@ -103,20 +103,30 @@ while time.monotonic() < end:
     n += 1
 print(f"disk: {n / 2:.0f} fdatasync/s (512 bytes each, one writer)")
 PY
+# simrelay's figure over Kannel's, two decimals.
+ratio() { python3 -c 'import sys; a, b = map(float, sys.argv[1:]); print(f"{a / b:.2f}" if b else "n/a")' "$1" "$2"; }
+# The first number after `key` in file $2 (e.g. `relay 0.12 ms`, `= 1500/s`).
+num() { sed -n "s/.*$1 \([0-9.]*\).*/\1/p" "$2" | head -1; }
 part accept && for round in $(seq 1 "$ROUNDS"); do
   for c in 1 16 64; do
     echo "== round $round, $c clients"
     cargo bench -q -p simrelay-server --bench load -- accept --secs "$SECS" --concurrency "$c" \
-      | grep -E '^accept'
+      | grep -E '^accept' | tee "$dir/ours"
     cargo bench -q -p simrelay-server --bench load -- kannel --url="http://127.0.0.1:$http" \
-      --pids="$bearer,$smsbox" --secs "$SECS" --concurrency "$c"
+      --pids="$bearer,$smsbox" --secs "$SECS" --concurrency "$c" | tee "$dir/theirs"
+    echo "ratio simrelay/Kannel: accepted/s $(ratio "$(num 'accept:' "$dir/ours")" \
+      "$(num '=' "$dir/theirs")"), CPU per accepted message $(ratio "$(num relay "$dir/ours")" \
+      "$(num 'bearerbox+smsbox' "$dir/theirs")")"
   done
 done
 part e2e && for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round, end to end, $E2E messages"
-  cargo bench -q -p simrelay-server --bench load -- e2e --phones 20 --messages "$E2E" | grep -E '^e2e'
+  cargo bench -q -p simrelay-server --bench load -- e2e --phones 20 --messages "$E2E" \
+    | grep -E '^e2e' | tee "$dir/ours"
   cargo bench -q -p simrelay-server --bench load -- kannel-e2e --url="http://127.0.0.1:$http" \
-    --pids="$bearer,$smsbox" --smsc-pid "$fake" --messages "$E2E"
+    --pids="$bearer,$smsbox" --smsc-pid "$fake" --messages "$E2E" | tee "$dir/theirs"
+  echo "ratio simrelay/Kannel: msg/s $(ratio "$(num '=' "$dir/ours")" "$(num '=' "$dir/theirs")")," \
+    "CPU per message $(ratio "$(num relay "$dir/ours")" "$(num 'bearerbox+smsbox' "$dir/theirs")")"
 done
 echo "Kannel RSS (KiB): bearerbox $(awk '/VmRSS/{print $2}' /proc/$bearer/status)," \
   "smsbox $(awk '/VmRSS/{print $2}' /proc/$smsbox/status)"
