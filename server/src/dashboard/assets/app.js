@@ -72,10 +72,10 @@ async function api(method, path, body, accept) {
   return json;
 }
 
-// All items of a paged list, following next_cursor (at most `pages` pages).
-async function pages(path, query, pages = 5) {
+// Items of a paged list (oldest first), following next_cursor from `cursor` for at most
+// `pages` pages; `cursor` in the answer goes on from there (null at the end).
+async function pages(path, query, pages = 5, cursor = null) {
   const items = [];
-  let cursor = null;
   for (let i = 0; i < pages; i++) {
     const q = new URLSearchParams(query);
     q.set("limit", "100");
@@ -85,7 +85,7 @@ async function pages(path, query, pages = 5) {
     cursor = page.next_cursor;
     if (!cursor) break;
   }
-  return { items, more: Boolean(cursor) };
+  return { items, cursor };
 }
 
 const fmt = (t) => (t ? new Date(t).toLocaleString() : "—");
@@ -275,24 +275,39 @@ function messagesPage(page) {
     [[1, "last hour"], [24, "last 24 hours"], [168, "last 7 days"]].map(([h, t]) =>
       el("option", { value: h, text: t, selected: h === 24 })));
   const box = el("div", { id: "messages" });
-  const search = async () => {
-    const q = { since: hoursAgo(Number(since.value)) };
-    if (to.value.trim()) q.to = to.value.trim();
-    if (state.value) q.state = state.value;
+  const rows = el("tbody", {});
+  const more = el("button", { id: "f-more", class: "plain", type: "button", hidden: true }, "More");
+  let query = null, cursor = null, generation = 0;
+  const row = (m) => el("tr", { "data-id": m.id },
+    el("td", {}, el("a", { href: "#message/" + encodeURIComponent(m.id), text: fmt(m.created_at) })),
+    stateCell(m.state),
+    el("td", { text: m.recipients.map((r) => r.to).join(", ") }),
+    el("td", { text: m.text ?? `(${m.text_withheld})` }),
+    el("td", { text: m.recipients.reduce((n, r) => n + r.parts, 0) }),
+    el("td", { class: "mono", text: m.phone || "" }));
+  // The next 500 of the search, oldest first (the list's order), appended.
+  const load = async () => {
+    const mine = generation;
     try {
-      const { items, more } = await pages("/v1/messages", q);
-      items.reverse();
-      put(box, table(["Created", "State", "To", "Text", "Parts", "Phone"],
-        items.map((m) => el("tr", { "data-id": m.id },
-          el("td", {}, el("a", { href: "#message/" + encodeURIComponent(m.id), text: fmt(m.created_at) })),
-          stateCell(m.state),
-          el("td", { text: m.recipients.map((r) => r.to).join(", ") }),
-          el("td", { text: m.text ?? `(${m.text_withheld})` }),
-          el("td", { text: m.recipients.reduce((n, r) => n + r.parts, 0) }),
-          el("td", { class: "mono", text: m.phone || "" }),
-        )), { id: "messages-table" }),
-      more ? el("p", { class: "muted", text: "Showing the newest 500; narrow the search for older ones." }) : null);
+      const page = await pages("/v1/messages", query, 5, cursor);
+      if (mine !== generation) return; // a newer search started meanwhile
+      cursor = page.cursor;
+      rows.append(...page.items.map(row));
+      more.hidden = !cursor;
     } catch (e) { put(box, errorBox(e)); }
+  };
+  more.addEventListener("click", load);
+  const search = async () => {
+    query = { since: hoursAgo(Number(since.value)) };
+    if (to.value.trim()) query.to = to.value.trim();
+    if (state.value) query.state = state.value;
+    cursor = null;
+    generation++;
+    put(rows);
+    put(box, el("p", { class: "muted", text: "Oldest first within the time chosen." }),
+      el("table", { id: "messages-table" }, el("thead", {}, el("tr", {},
+        ["Created", "State", "To", "Text", "Parts", "Phone"].map((h) => el("th", { text: h })))), rows), more);
+    await load();
   };
   page.append(el("form", { class: "row", onsubmit: (e) => { e.preventDefault(); search(); } },
     el("label", {}, "To ", to), el("label", {}, "State ", state), el("label", {}, "Time ", since),
