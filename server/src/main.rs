@@ -139,6 +139,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         println!("tls fingerprint sha256 {fp}");
     }
     println!("listening on {}", server.url);
+    println!("dashboard on {}/", server.url);
     if let Some(addr) = server.metrics_addr {
         println!("metrics on http://{addr}/metrics");
     }

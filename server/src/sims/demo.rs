@@ -188,6 +188,7 @@ pub fn usage(demo: &Demo, generated_key: bool) -> String {
     if generated_key {
         out.push_str(&format!("api key: {key}\n"));
     }
+    out.push_str(&format!("dashboard: {url}/ (sign in with the API key)\n"));
     out.push_str(&format!(
         "\n# in another shell: the URL and key for curl and for simrelay send|status|wait-sms\nexport URL={url} KEY={key}\nexport SIMRELAY_URL=$URL SIMRELAY_KEY=$KEY\n"
     ));
