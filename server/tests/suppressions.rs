@@ -329,10 +329,48 @@ async fn keywords_and_suppressed_recipients_queue_their_webhooks() {
     assert_eq!(sup["data"]["message_id"], "m1");
     assert_eq!(sup["data"]["idx"], 0);
     assert_eq!(sup["data"]["state"], "suppressed");
+    assert_eq!(
+        next_send(&mut p).await.id,
+        "m1",
+        "the other recipient goes out"
+    );
 
     incoming(&mut p, 3, &[("+15550000001", "unstop")]).await;
     let back = next_hook(&mut rx).await;
     assert_eq!(back["event"], "contact.opted_in");
     assert_eq!(back["data"]["keyword"], "unstop");
+    srv.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_stop_also_ends_what_still_waits_for_a_sim() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server(dir.path(), |_| {}).await;
+    let http = Http::new(&srv.url);
+    let (_, token_a) = paired_phone(&http, &srv.ws_url(), KEY_A).await;
+    let (phone_b, token_b) = paired_phone(&http, &srv.ws_url(), KEY_A).await;
+    let (mut a, _) = RawPhone::hello(&srv.ws_url(), &token_a, 0).await;
+    // Pinned to phone B, which is offline: it waits for a SIM.
+    let pinned = |id: &str| json!({"id": id, "to": ["+15550000007", "+15550000008"], "text": "hi", "phone": phone_b});
+    let (s, v) = http
+        .req("POST", "/v1/messages", KEY_A, Some(pinned("w1")))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    incoming(&mut a, 1, &[("+15550000007", "STOP")]).await;
+    let v = message(&http, "w1").await;
+    assert_eq!(v["recipients"][0]["state"], "suppressed", "{v}");
+    assert_eq!(v["recipients"][1]["state"], "pending", "{v}");
+
+    // Phone B comes online: it gets w1 for the other number only.
+    let (mut b, _) = RawPhone::hello(&srv.ws_url(), &token_b, 0).await;
+    let m = next_send(&mut b).await;
+    assert_eq!(m.id, "w1");
+    assert_eq!(
+        m.recipients
+            .iter()
+            .map(|r| r.to.as_str())
+            .collect::<Vec<_>>(),
+        ["+15550000008"]
+    );
     srv.stop().await.expect("stops");
 }

@@ -535,6 +535,9 @@ pub trait SuppressionRows {
     fn delete_suppression(&mut self, account: &str, number: &str) -> Result<bool>;
     /// Which of `numbers` the account lists.
     fn suppressed_among(&mut self, account: &str, numbers: &[&str]) -> Result<Vec<String>>;
+    /// The account's recipients to `number` still waiting for a SIM (unrouted, `pending`):
+    /// (mseq, idx).
+    fn unrouted_to(&mut self, account: &str, number: &str) -> Result<Vec<(i64, u32)>>;
     /// Up to `limit` entries after the cursor `after`, oldest first.
     fn list_suppressions(
         &mut self,

@@ -4,7 +4,9 @@
 //!
 //! A new message is checked when it is created, in the transaction that stores it: a
 //! recipient on the list becomes `suppressed` at once (a final state, so the router never
-//! picks it) and queues `message.suppressed`; the message's other recipients go out.
+//! picks it) and queues `message.suppressed`; the message's other recipients go out. An
+//! opt-out also ends the number's recipients still waiting for a SIM the same way; those a
+//! phone already holds are left to it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -39,6 +41,7 @@ pub(crate) fn apply_keyword(
     let Some(k) = keywords.classify(&sms.text) else {
         return Ok(0);
     };
+    let mut queued = 0;
     let (changed, event, keyword) = match k {
         Keyword::OptOut(keyword) => {
             let s = Suppression {
@@ -49,11 +52,11 @@ pub(crate) fn apply_keyword(
                 sim: sms.sim,
                 created_at: now,
             };
-            (
-                tx.insert_suppression(account, &s)?,
-                Event::ContactOptedOut,
-                keyword,
-            )
+            let added = tx.insert_suppression(account, &s)?;
+            if added {
+                queued += suppress_waiting(tx, account, &sms.from, now)?;
+            }
+            (added, Event::ContactOptedOut, keyword)
         }
         Keyword::OptIn(keyword) => (
             tx.delete_suppression(account, &sms.from)?,
@@ -76,7 +79,40 @@ pub(crate) fn apply_keyword(
         received_at: fmt_ms(now),
         sim: sms.sim,
     };
-    enqueue_event(tx, account, event, &data, now)
+    Ok(queued + enqueue_event(tx, account, event, &data, now)?)
+}
+
+/// Ends the account's recipients to `number` that still wait for a SIM: a number that
+/// opts out gets nothing more, also from messages created before. Recipients already at a
+/// phone are left to it (stopping them would take a `cancel` the phone may not honour).
+/// Returns the webhook deliveries queued.
+fn suppress_waiting(tx: &mut dyn Tx, account: &str, number: &str, now: Millis) -> Result<usize> {
+    let waiting = tx.unrouted_to(account, number)?;
+    if waiting.is_empty() {
+        return Ok(0);
+    }
+    let writes: Vec<StateWrite<'_>> = waiting
+        .iter()
+        .map(|&(mseq, idx)| StateWrite {
+            mseq,
+            idx,
+            state: RecipientStatus::Suppressed,
+            error: Some(SUPPRESSED),
+        })
+        .collect();
+    tx.set_recipient_states(&writes, now)?;
+    let mut mseqs: Vec<i64> = Vec::new();
+    let mut queued = 0;
+    for w in &writes {
+        queued += recipient_webhook(tx, account, w.mseq, w.idx, w.state, now)?;
+        if !mseqs.contains(&w.mseq) {
+            mseqs.push(w.mseq);
+        }
+    }
+    for mseq in mseqs {
+        recompute_state(tx, mseq, now)?;
+    }
+    Ok(queued)
 }
 
 /// Ends the suppressed recipients of messages just inserted (`mseqs[i]` is `inserts[i]`'s):

@@ -54,6 +54,26 @@ impl SuppressionRows for PgTx<'_> {
         rows.iter().map(|r| get(r, 0)).collect()
     }
 
+    fn unrouted_to(&mut self, account: &str, number: &str) -> Result<Vec<(i64, u32)>> {
+        let rows = self.c.query(
+            "SELECT r.mseq, r.idx FROM recipients r JOIN messages m USING (mseq)
+             WHERE r.phone_id IS NULL AND r.state = 'pending'
+               AND m.account_id = $1 AND r.to_number = $2
+             ORDER BY r.mseq, r.idx",
+            &[&account, &number],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let idx: i64 = get(r, 1)?;
+                Ok((
+                    get(r, 0)?,
+                    u32::try_from(idx)
+                        .map_err(|_| crate::store::StoreError::Missing("recipient"))?,
+                ))
+            })
+            .collect()
+    }
+
     fn list_suppressions(
         &mut self,
         account: &str,

@@ -76,6 +76,20 @@ impl SuppressionRows for SqliteTx<'_> {
         Ok(out)
     }
 
+    fn unrouted_to(&mut self, account: &str, number: &str) -> Result<Vec<(i64, u32)>> {
+        Ok(self
+            .c
+            .prepare_cached(
+                "SELECT r.mseq, r.idx
+                 FROM recipients r INDEXED BY recipients_unrouted CROSS JOIN messages m USING (mseq)
+                 WHERE r.phone_id IS NULL AND r.state = 'pending'
+                   AND m.account_id = ?1 AND r.to_number = ?2
+                 ORDER BY r.mseq, r.idx",
+            )?
+            .query_map(params![account, number], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
     fn list_suppressions(
         &mut self,
         account: &str,
