@@ -106,9 +106,18 @@ pub struct Config {
     /// Failed Basic logins of all sources together per minute.
     pub login_failures_global_per_minute: u32,
     pub compat_users: Vec<ConfigUser>,
+    /// Opt-out keywords besides the defaults (`crate::domain::optout`), e.g. "stopp", "arret".
+    pub opt_out_keywords: Vec<String>,
+    /// Opt-in keywords besides the defaults.
+    pub opt_in_keywords: Vec<String>,
 }
 
 impl Config {
+    /// The keywords incoming SMS are matched against: the defaults and the configured ones.
+    pub fn keywords(&self) -> crate::domain::optout::Keywords {
+        crate::domain::optout::Keywords::new(&self.opt_out_keywords, &self.opt_in_keywords)
+    }
+
     /// Defaults for tests and the demo: listen on `127.0.0.1:0`, data in `data`.
     pub fn for_data_dir(data: &Path) -> Self {
         Self {
@@ -142,6 +151,8 @@ impl Config {
             login_failures_per_source_per_minute: 10,
             login_failures_global_per_minute: 600,
             compat_users: Vec::new(),
+            opt_out_keywords: Vec::new(),
+            opt_in_keywords: Vec::new(),
         }
     }
 }
@@ -185,6 +196,10 @@ pub struct FileConfig {
     pub login_failures_per_source_per_minute: Option<u32>,
     pub login_failures_global_per_minute: Option<u32>,
     pub compat_users: Option<Vec<ConfigUser>>,
+    /// Opt-out keywords besides stop, quit, end, revoke, opt out, cancel, unsubscribe.
+    pub opt_out_keywords: Option<Vec<String>>,
+    /// Opt-in keywords besides start, unstop, yes.
+    pub opt_in_keywords: Option<Vec<String>>,
 }
 
 /// Flags of `simrelay serve` (each also read from its environment variable).
@@ -358,6 +373,12 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
     if let Some(ms) = file.webhook_timeout_ms {
         c.webhook_timeout = Duration::from_millis(ms.max(1));
     }
+    if let Some(words) = file.opt_out_keywords {
+        c.opt_out_keywords = checked_keywords("opt_out_keywords", words)?;
+    }
+    if let Some(words) = file.opt_in_keywords {
+        c.opt_in_keywords = checked_keywords("opt_in_keywords", words)?;
+    }
     if let Some(cidrs) = file.webhook_allow_cidrs {
         c.webhook_allow_cidrs = cidrs
             .iter()
@@ -440,6 +461,18 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
         ));
     }
     Ok(c)
+}
+
+/// Configured keywords: each non-empty once trimmed and at most 64 bytes (a keyword is a
+/// whole SMS text; a longer one could never match).
+fn checked_keywords(key: &'static str, words: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    if words.iter().any(|w| w.trim().is_empty() || w.len() > 64) {
+        return Err(ConfigError::Invalid(match key {
+            "opt_out_keywords" => "opt_out_keywords: every entry must be 1 to 64 bytes of text",
+            _ => "opt_in_keywords: every entry must be 1 to 64 bytes of text",
+        }));
+    }
+    Ok(words)
 }
 
 /// A CIDR, or a single address as its host network (`127.0.0.1` is `127.0.0.1/32`).
@@ -596,5 +629,20 @@ mod tests {
                 .webhook_allow_cidrs
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn keywords_add_to_the_defaults() {
+        use crate::domain::optout::Keyword;
+        let file =
+            parse_file("opt_out_keywords = [\"Stopp\", \"arret\"]\nopt_in_keywords = [\"oui\"]")
+                .expect("valid toml");
+        let c = merge(file, &ServeArgs::default()).expect("valid config");
+        let k = c.keywords();
+        assert_eq!(k.classify("STOPP"), Some(Keyword::OptOut("stopp".into())));
+        assert_eq!(k.classify("stop"), Some(Keyword::OptOut("stop".into())));
+        assert_eq!(k.classify("Oui"), Some(Keyword::OptIn("oui".into())));
+        let file = parse_file("opt_out_keywords = [\"  \"]").expect("valid toml");
+        assert!(merge(file, &ServeArgs::default()).is_err());
     }
 }

@@ -132,7 +132,8 @@ impl AppState {
             }
         }
         .await
-        .map_err(|_| StoreError::Join)??;
+        .map_err(|_| StoreError::Join)??
+        .with_keywords(config.keywords());
         let db = Db::new(Arc::new(store));
         let generated_admin_key = key_bootstrap::bootstrap(&db, &config).await?;
         let route_kick = Arc::new(Notify::new());
@@ -162,6 +163,17 @@ impl AppState {
                 sessions: dashboard::session::Sessions::default(),
             }),
         })
+    }
+
+    /// Wakes the webhook sender after a message was created with suppressed recipients (their
+    /// `message.suppressed` was queued in the create's transaction, which tells no one).
+    pub fn created(&self, v: &store::MessageView) {
+        if v.recipients
+            .iter()
+            .any(|r| r.state == domain::RecipientStatus::Suppressed)
+        {
+            self.webhook_kick.notify_one();
+        }
     }
 
     /// The key `secret` if it exists and is not revoked. On SQLite read from the store on every

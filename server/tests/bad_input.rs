@@ -21,7 +21,12 @@ use tokio_tungstenite::tungstenite::Message;
 async fn snapshot(http: &Http) -> Vec<Value> {
     let mut out = Vec::new();
     for key in [KEY_A, KEY_B] {
-        for path in ["/v1/messages?limit=500", "/v1/inbox", "/v1/webhooks"] {
+        for path in [
+            "/v1/messages?limit=500",
+            "/v1/inbox",
+            "/v1/webhooks",
+            "/v1/suppressions",
+        ] {
             let (st, body) = http.req("GET", path, key, None).await;
             assert_eq!(st, 200, "{path}: {body}");
             out.push(body);

@@ -98,6 +98,48 @@ fn v1_database_upgrades_in_place() -> Result<(), Box<dyn std::error::Error>> {
     // validity counted from it, not before.
     assert_eq!(store.expire_unrouted(1_001, 1_000)?, 0);
     assert_eq!(store.expire_unrouted(1_002, 1_000)?, 2);
+    // The suppression list (v12) starts empty and takes numbers.
+    assert!(store.list_suppressions("acc", None, 10)?.is_empty());
+    assert!(store.add_suppression("acc", "+15551230001", 5)?);
+    assert_eq!(store.list_suppressions("acc", None, 10)?.len(), 1);
+    Ok(())
+}
+
+/// A version-11 database (the newest schema less the v12 step) gains the suppression list,
+/// and its messages are kept.
+#[test]
+fn v11_database_gains_the_suppression_list() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("relay.sqlite");
+    {
+        let c = Connection::open(&path)?;
+        c.execute_batch(V1_SQL)?;
+        c.execute_batch("PRAGMA user_version = 1; INSERT INTO accounts VALUES ('acc', 1);")?;
+    }
+    drop(Store::open_sqlite(&path)?);
+    {
+        let c = Connection::open(&path)?;
+        c.execute_batch("DROP TABLE suppressions; PRAGMA user_version = 11;")?;
+    }
+    let store = Store::open_sqlite(&path)?;
+    assert!(store.add_suppression("acc", "+15551230001", 5)?);
+    assert!(
+        !store.add_suppression("acc", "+15551230001", 6)?,
+        "listed once"
+    );
+    let listed = store.list_suppressions("acc", None, 10)?;
+    assert_eq!(
+        listed
+            .iter()
+            .map(|s| (s.number.as_str(), s.keyword.as_str(), s.created_at))
+            .collect::<Vec<_>>(),
+        [("+15551230001", "manual", 5)]
+    );
+    assert!(store.remove_suppression("acc", "+15551230001")?);
+    assert!(!store.remove_suppression("acc", "+15551230001")?);
+    drop(store);
+    let v: i64 = Connection::open(&path)?.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    assert_eq!(v, VERSION);
     Ok(())
 }
 

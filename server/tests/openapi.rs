@@ -9,7 +9,7 @@ use common::{KEY_A, call, state};
 use serde_json::{Value, json};
 
 /// Every path of the native API (`api::routes`, less `/v1/link` and the compatible API).
-const PATHS: [&str; 26] = [
+const PATHS: [&str; 28] = [
     "/healthz",
     "/metrics",
     "/openapi.json",
@@ -29,6 +29,8 @@ const PATHS: [&str; 26] = [
     "/v1/pools/{name}/stats",
     "/v1/sims",
     "/v1/sims/{phone}/{sub_id}",
+    "/v1/suppressions",
+    "/v1/suppressions/{number}",
     "/v1/users",
     "/v1/users/{login}",
     "/v1/webhooks",
@@ -105,6 +107,21 @@ async fn real_answers_match_their_documented_schemas() {
         ("GET", "/v1/sims", Some(KEY_A), None, 200),
         ("GET", "/v1/keys", Some(KEY_A), None, 200),
         ("GET", "/v1/inbox/wait?timeout=0", Some(KEY_A), None, 408),
+        (
+            "POST",
+            "/v1/suppressions",
+            Some(KEY_A),
+            Some(r#"{"number": "+15550001111"}"#),
+            201,
+        ),
+        ("GET", "/v1/suppressions", Some(KEY_A), None, 200),
+        (
+            "POST",
+            "/v1/suppressions",
+            Some(KEY_A),
+            Some(r#"{"number": "555"}"#),
+            400,
+        ),
         ("GET", "/v1/messages/nope", Some(KEY_A), None, 404),
         ("GET", "/v1/messages?limit=0", Some(KEY_A), None, 400),
         ("GET", "/v1/messages", None, None, 401),

@@ -171,3 +171,31 @@ fn errors_name_the_constraint_never_the_values() {
     assert!(text.contains("accounts_pkey"), "{text}");
     assert!(!text.contains("15550001234"), "{text}");
 }
+
+#[test]
+fn a_version_4_database_gains_the_suppression_list() {
+    let Some(url) = scratch_url() else { return };
+    let mut c = client(&url);
+    for step in &schema::STEPS[..4] {
+        c.batch_execute(step).expect("the older steps load");
+    }
+    c.batch_execute(
+        "CREATE TABLE schema_version (version BIGINT NOT NULL);
+         INSERT INTO schema_version VALUES (4);
+         INSERT INTO accounts (id, created_at) VALUES ('acc', 1);",
+    )
+    .expect("version 4 is recorded");
+    drop(PgBackend::open(&url).expect("migrates from version 4"));
+    assert_eq!(count(&mut c, "SELECT version FROM schema_version"), 5);
+    c.batch_execute(
+        "INSERT INTO suppressions (account_id, number, keyword, created_at)
+         VALUES ('acc', '+15550001111', 'manual', 1)",
+    )
+    .expect("the list takes a number");
+    let dup = c.batch_execute(
+        "INSERT INTO suppressions (account_id, number, keyword, created_at)
+         VALUES ('acc', '+15550001111', 'stop', 2)",
+    );
+    assert!(dup.is_err(), "one entry per account and number");
+    assert_eq!(count(&mut c, "SELECT count(*) FROM accounts"), 1);
+}

@@ -204,6 +204,8 @@ const RULES: &[(Option<&str>, &str, Need)] = &[
     (Some("DELETE"), "/v1/messages", Need::Scope(Scope::Send)),
     (None, "/v1/messages", Need::Scope(Scope::Read)),
     (None, "/v1/inbox", Need::Scope(Scope::Read)),
+    (Some("GET"), "/v1/suppressions", Need::Scope(Scope::Read)),
+    (None, "/v1/suppressions", Need::Scope(Scope::Send)),
     (None, "/v1/phones", Need::Scope(Scope::Phones)),
     (None, "/v1/pairing-codes", Need::Scope(Scope::Phones)),
     (None, "/v1/pools", Need::Scope(Scope::Phones)),
@@ -271,6 +273,12 @@ mod tests {
         assert_eq!(required("DELETE", "/v1/messages/{id}"), s(Scope::Send));
         assert_eq!(required("GET", "/v1/messages/{id}"), s(Scope::Read));
         assert_eq!(required("GET", "/v1/inbox/wait"), s(Scope::Read));
+        assert_eq!(required("GET", "/v1/suppressions"), s(Scope::Read));
+        assert_eq!(required("POST", "/v1/suppressions"), s(Scope::Send));
+        assert_eq!(
+            required("DELETE", "/v1/suppressions/{number}"),
+            s(Scope::Send)
+        );
         assert_eq!(
             required("PATCH", "/v1/sims/{phone}/{sub_id}"),
             s(Scope::Phones)

@@ -246,6 +246,7 @@ pub async fn create(
     }
     match state.committer.create(m).await? {
         CreateOutcome::Created(v) | CreateOutcome::Existing(v) => {
+            state.created(&v);
             Ok((StatusCode::ACCEPTED, Json(views::Message::from(v))).into_response())
         }
         CreateOutcome::Conflict => Err(AppError::new(
@@ -348,7 +349,7 @@ pub async fn list(
     Account(account): Account,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<views::Message>>, AppError> {
-    const STATES: [&str; 10] = [
+    const STATES: [&str; 11] = [
         "pending",
         "cancelling",
         "queued",
@@ -359,6 +360,7 @@ pub async fn list(
         "expired",
         "cancelled",
         "unknown",
+        "suppressed",
     ];
     if q.state.as_deref().is_some_and(|s| !STATES.contains(&s)) {
         return Err(AppError::bad_request(

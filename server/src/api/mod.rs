@@ -24,6 +24,7 @@ pub mod openapi;
 pub mod page;
 pub mod phones;
 pub mod pools;
+pub mod suppressions;
 pub mod users;
 pub mod views;
 pub mod webhooks;

@@ -27,7 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{self, Need};
-use super::{inbox, keys, messages, phones, pools, users, webhooks};
+use super::{inbox, keys, messages, phones, pools, suppressions, users, webhooks};
 use crate::AppState;
 use crate::error::ErrorBody;
 
@@ -115,6 +115,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pools::stats))
         .routes(routes!(pools::sims))
         .routes(routes!(pools::patch_sim))
+        .routes(routes!(suppressions::list, suppressions::add))
+        .routes(routes!(suppressions::remove))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::delete))
         .routes(routes!(webhooks::deliveries))

@@ -18,7 +18,7 @@ use crate::store::{Redeliver, Webhook, now_ms};
 use crate::webhooks::ssrf::{self, UrlPolicy, UrlRefusal};
 
 /// Events a webhook may subscribe to.
-pub const EVENTS: [&str; 10] = [
+pub const EVENTS: [&str; 13] = [
     "message.sent",
     "message.delivered",
     "message.failed",
@@ -29,6 +29,9 @@ pub const EVENTS: [&str; 10] = [
     "phone.removed",
     "sim.quarantined",
     "sim.recovered",
+    "message.suppressed",
+    "contact.opted_out",
+    "contact.opted_in",
 ];
 
 /// Body of `POST /v1/webhooks`.

@@ -342,6 +342,7 @@ pub async fn send(
     }
     match state.committer.create(m).await? {
         CreateOutcome::Created(v) | CreateOutcome::Existing(v) => {
+            state.created(&v);
             let location = format!("{}/messages/{}", super::PREFIX, v.id);
             let mut res = json(StatusCode::ACCEPTED, &MessageState::from(v));
             if let Ok(l) = HeaderValue::from_str(&location) {

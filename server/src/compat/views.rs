@@ -69,7 +69,7 @@ impl ProcessState {
             Self::Processed => &["queued", "sending"],
             Self::Sent => &["sent", "unknown"],
             Self::Delivered => &["delivered"],
-            Self::Failed => &["failed", "expired"],
+            Self::Failed => &["failed", "expired", "suppressed"],
         }
     }
 }

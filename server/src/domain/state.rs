@@ -28,9 +28,11 @@ pub enum RecipientStatus {
     Expired,
     Cancelled,
     Unknown,
+    /// Never sent: the number is on the account's suppression list (it opted out).
+    Suppressed,
 }
 
-/// The state of a message: the aggregate of its recipients' states (the same ten names).
+/// The state of a message: the aggregate of its recipients' states (the same eleven names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
@@ -44,6 +46,8 @@ pub enum MessageStatus {
     Expired,
     Cancelled,
     Unknown,
+    /// Every recipient is suppressed.
+    Suppressed,
 }
 
 /// The state of one queued webhook delivery.
@@ -114,6 +118,7 @@ names!(RecipientStatus {
     Expired = "expired",
     Cancelled = "cancelled",
     Unknown = "unknown",
+    Suppressed = "suppressed",
 });
 
 names!(MessageStatus {
@@ -127,6 +132,7 @@ names!(MessageStatus {
     Expired = "expired",
     Cancelled = "cancelled",
     Unknown = "unknown",
+    Suppressed = "suppressed",
 });
 
 names!(DeliveryState {
@@ -147,7 +153,7 @@ impl RecipientStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            Self::Delivered | Self::Failed | Self::Expired | Self::Cancelled
+            Self::Delivered | Self::Failed | Self::Expired | Self::Cancelled | Self::Suppressed
         )
     }
 
@@ -205,6 +211,7 @@ impl From<RecipientStatus> for MessageStatus {
             RecipientStatus::Expired => Self::Expired,
             RecipientStatus::Cancelled => Self::Cancelled,
             RecipientStatus::Unknown => Self::Unknown,
+            RecipientStatus::Suppressed => Self::Suppressed,
         }
     }
 }

@@ -89,6 +89,27 @@ fn aggregate_prefers_waiting_then_agreement_then_sent() {
 }
 
 #[test]
+fn suppressed_recipients_count_only_when_all_are() {
+    let agg = |s: &[RecipientStatus]| aggregate(s.iter().copied());
+    assert_eq!(agg(&[S::Suppressed]), MessageStatus::Suppressed);
+    assert_eq!(
+        agg(&[S::Suppressed, S::Suppressed]),
+        MessageStatus::Suppressed
+    );
+    assert_eq!(agg(&[S::Suppressed, S::Pending]), MessageStatus::Pending);
+    assert_eq!(
+        agg(&[S::Suppressed, S::Delivered]),
+        MessageStatus::Delivered
+    );
+    assert_eq!(
+        agg(&[S::Delivered, S::Suppressed, S::Failed]),
+        MessageStatus::Sent
+    );
+    assert_eq!(agg(&[S::Suppressed, S::Failed]), MessageStatus::Failed);
+    assert_eq!(agg(&[]), MessageStatus::Failed);
+}
+
+#[test]
 fn only_the_owner_moves_a_recipient_and_others_get_a_cancel() {
     let r = rec(S::Queued, Some("a"));
     assert_eq!(run(&r, "b", &upd(RecipientState::Sent)), Update::Ignore);

@@ -10,11 +10,13 @@
 //! | a recipient became `delivered`                   | `message.delivered` | [`RecipientData`] |
 //! | a recipient became `failed` or `expired`         | `message.failed`    | [`RecipientData`] |
 //! | a recipient became `unknown`                     | `message.unknown`   | [`RecipientData`] |
+//! | a recipient became `suppressed` (opted out)      | `message.suppressed` | [`RecipientData`] |
 //! | a new SMS arrived                                | `message.received`  | [`ReceivedData`]  |
 //! | a phone connected after being offline            | `phone.online`      | [`PhoneData`]     |
 //! | a phone went offline                             | `phone.offline`     | [`PhoneData`]     |
 //! | a phone was removed                              | `phone.removed`     | [`PhoneData`]     |
 //! | a SIM was quarantined / recovered (SIM health)   | `sim.quarantined` / `sim.recovered` | [`SimData`] |
+//! | an opt-out / opt-in keyword changed the list     | `contact.opted_out` / `contact.opted_in` | [`ContactData`] |
 
 use serde::Serialize;
 
@@ -33,6 +35,9 @@ pub enum Event {
     PhoneRemoved,
     SimQuarantined,
     SimRecovered,
+    MessageSuppressed,
+    ContactOptedOut,
+    ContactOptedIn,
 }
 
 impl Event {
@@ -47,6 +52,9 @@ impl Event {
         Event::PhoneRemoved,
         Event::SimQuarantined,
         Event::SimRecovered,
+        Event::MessageSuppressed,
+        Event::ContactOptedOut,
+        Event::ContactOptedIn,
     ];
 
     /// The event's name, as registrations list it and payloads carry it.
@@ -62,6 +70,9 @@ impl Event {
             Event::PhoneRemoved => "phone.removed",
             Event::SimQuarantined => "sim.quarantined",
             Event::SimRecovered => "sim.recovered",
+            Event::MessageSuppressed => "message.suppressed",
+            Event::ContactOptedOut => "contact.opted_out",
+            Event::ContactOptedIn => "contact.opted_in",
         }
     }
 
@@ -88,6 +99,7 @@ pub fn recipient_event(state: RecipientStatus) -> Option<Event> {
         RecipientStatus::Delivered => Event::MessageDelivered,
         RecipientStatus::Failed | RecipientStatus::Expired => Event::MessageFailed,
         RecipientStatus::Unknown => Event::MessageUnknown,
+        RecipientStatus::Suppressed => Event::MessageSuppressed,
         _ => return None,
     })
 }
@@ -116,6 +128,19 @@ pub struct RecipientData {
     pub sim: Option<i32>,
     pub state: RecipientStatus,
     pub to: String,
+}
+
+/// A keyword SMS that put its sender on the suppression list or took it off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContactData {
+    /// The normalised keyword (`stop`, `opt out`, `start`, ...).
+    pub keyword: String,
+    pub number: String,
+    /// The phone and SIM it came in on.
+    pub phone: String,
+    /// RFC 3339, UTC: when the relay stored it.
+    pub received_at: String,
+    pub sim: Option<i32>,
 }
 
 /// A received SMS.

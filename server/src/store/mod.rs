@@ -75,6 +75,8 @@ pub struct Store {
     backend: Box<dyn Backend>,
     /// The backend's key cache, when it has one.
     keys: Option<Arc<key_cache::KeyCache>>,
+    /// The opt-out and opt-in keywords incoming SMS are matched against.
+    keywords: crate::domain::optout::Keywords,
 }
 
 impl std::fmt::Debug for Store {
@@ -86,7 +88,17 @@ impl std::fmt::Debug for Store {
 impl Store {
     pub fn new(backend: Box<dyn Backend>) -> Self {
         let keys = backend.key_cache();
-        Self { backend, keys }
+        Self {
+            backend,
+            keys,
+            keywords: crate::domain::optout::Keywords::default(),
+        }
+    }
+
+    /// This store with the relay's opt-out and opt-in keywords (the defaults otherwise).
+    pub fn with_keywords(mut self, keywords: crate::domain::optout::Keywords) -> Self {
+        self.keywords = keywords;
+        self
     }
 
     /// The key cache, when the backend has one (PostgreSQL).

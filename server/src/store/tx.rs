@@ -11,7 +11,8 @@
 //! ([`Backend::write`]) is atomic and durable once `write` returns `Ok`.
 //!
 //! [`Tx`] is the sum of one sub-trait per area ([`KeyRows`], [`MessageRows`], [`HistoryRows`],
-//! [`CompatRows`], [`PhoneRows`], [`RoutingRows`], [`PoolRows`], [`WebhookRows`]), so that a backend implements each in its own
+//! [`CompatRows`], [`PhoneRows`], [`RoutingRows`], [`PoolRows`], [`WebhookRows`],
+//! [`SuppressionRows`]), so that a backend implements each in its own
 //! file; callers bring them into scope with `use crate::store::tx::*`.
 
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ use crate::store::{
     AccountHistoryRow, AccountRow, Assignment, AttemptLog, AttemptView, CompatUser, Counts,
     Delivery, DeliveryOutcome, HistoryRow, InboxFilter, InboxItem, InboxQuery, KeyAuth, KeyRow,
     MessageFilter, MessageQuery, MessageView, Millis, NewKey, NewMessage, PhoneAuth, PhoneRow,
-    Pool, Result, SimSettings, TokenRow, Webhook,
+    Pool, Result, SimSettings, Suppression, TokenRow, Webhook,
 };
 
 /// A storage backend: runs closures in transactions.
@@ -526,10 +527,38 @@ pub trait WebhookRows {
     fn prune_deliveries(&mut self, before: Millis) -> Result<usize>;
 }
 
+/// Each account's suppression list (opt-out).
+pub trait SuppressionRows {
+    /// Adds `s.number` (its `cursor` is ignored) unless listed; returns whether it was added.
+    fn insert_suppression(&mut self, account: &str, s: &Suppression) -> Result<bool>;
+    /// Removes a number; returns whether it was listed.
+    fn delete_suppression(&mut self, account: &str, number: &str) -> Result<bool>;
+    /// Which of `numbers` the account lists.
+    fn suppressed_among(&mut self, account: &str, numbers: &[&str]) -> Result<Vec<String>>;
+    /// The account's recipients to `number` still waiting for a SIM (unrouted, `pending`):
+    /// (mseq, idx).
+    fn unrouted_to(&mut self, account: &str, number: &str) -> Result<Vec<(i64, u32)>>;
+    /// Up to `limit` entries after the cursor `after`, oldest first.
+    fn list_suppressions(
+        &mut self,
+        account: &str,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Suppression>>;
+}
+
 /// Row-level queries and writes of one transaction, by area (one sub-trait each, so a
 /// backend implements each in its own file). Object safe.
 pub trait Tx:
-    KeyRows + MessageRows + HistoryRows + CompatRows + PhoneRows + RoutingRows + PoolRows + WebhookRows
+    KeyRows
+    + MessageRows
+    + HistoryRows
+    + CompatRows
+    + PhoneRows
+    + RoutingRows
+    + PoolRows
+    + WebhookRows
+    + SuppressionRows
 {
     /// Savepoints: `write_batch` rolls back one failing phone batch alone.
     fn savepoint(&mut self) -> Result<()>;

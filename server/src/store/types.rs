@@ -559,3 +559,17 @@ pub struct AccountHistoryRow {
     pub message_id: String,
     pub change: HistoryRow,
 }
+
+/// A number on an account's suppression list: nothing is sent to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suppression {
+    /// The row's store cursor (list order: oldest first).
+    pub cursor: i64,
+    pub number: String,
+    /// The normalised keyword of the SMS that added it, or `manual` (the API).
+    pub keyword: String,
+    /// The phone and SIM the keyword came in on (none for a manual addition).
+    pub phone: Option<String>,
+    pub sim: Option<i32>,
+    pub created_at: Millis,
+}

@@ -265,7 +265,7 @@ function pairPage(page) {
 }
 
 const STATES = ["", "pending", "cancelling", "queued", "sending", "sent", "delivered", "failed",
-  "expired", "cancelled", "unknown"];
+  "expired", "cancelled", "unknown", "suppressed"];
 
 function messagesPage(page) {
   page.append(el("h1", { text: "Messages" }));
@@ -327,7 +327,7 @@ function messagePage(page, id) {
       el("p", {}, "State: ", el("strong", { id: "msg-state", class: "state-" + m.state, text: m.state }),
         ` · created ${fmt(m.created_at)} · updated ${fmt(m.updated_at)}`),
       el("p", { text: m.text ?? `(text withheld: ${m.text_withheld})` }),
-      can("send") && !["delivered", "failed", "expired", "cancelled", "unknown", "sent"].includes(m.state)
+      can("send") && !["delivered", "failed", "expired", "cancelled", "unknown", "sent", "suppressed"].includes(m.state)
         ? el("button", { class: "plain", onclick: () => api("DELETE", "/v1/messages/" + encodeURIComponent(id)).catch((e) => alert(e.message)) }, "Cancel")
         : null);
     put(body, 
@@ -345,7 +345,7 @@ function messagePage(page, id) {
           el("td", { text: `${x.parts_sent} / ${x.parts_delivered}` }),
           el("td", { class: "mono", text: x.phone ? `${x.phone} #${x.sim}` : "—" }),
           el("td", { text: x.error ? `${x.error} (${x.code})` : "" }))), { id: "msg-history" }));
-    if (["delivered", "failed", "expired", "cancelled"].includes(m.state)) clearInterval(timer);
+    if (["delivered", "failed", "expired", "cancelled", "suppressed"].includes(m.state)) clearInterval(timer);
   });
 }
 

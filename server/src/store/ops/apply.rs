@@ -9,8 +9,10 @@ use simrelay_protocol::{Event, IncomingSms, RecipientUpdate, RelayFrame, encode}
 use super::TxFacts;
 use super::messages::recompute_state;
 use super::routing::count_sent;
+use super::suppressions::apply_keyword;
 use super::webhooks::{enqueue_received, recipient_webhook};
 use crate::domain::RecipientStatus;
+use crate::domain::optout::Keywords;
 use crate::domain::update::{self, Effect, Update};
 use crate::domain::webhooks::ReceivedData;
 use crate::pool_router::SimKey;
@@ -24,6 +26,7 @@ type Cancels<'e> = Vec<(&'e str, Vec<u32>)>;
 /// Applies the phone's cumulative ack and its events, in seq order, once each.
 pub(crate) fn apply_from_phone(
     tx: &mut dyn Tx,
+    keywords: &Keywords,
     phone: &str,
     acked: Option<u64>,
     events: &[(u64, Event)],
@@ -67,7 +70,7 @@ pub(crate) fn apply_from_phone(
                         );
                     }
                     let sms = retimed.as_ref().unwrap_or(sms);
-                    if store_incoming(tx, &account, phone, sms, now, &mut out)? {
+                    if store_incoming(tx, keywords, &account, phone, sms, now, &mut out)? {
                         out.incoming = true;
                     }
                 }
@@ -212,10 +215,12 @@ fn apply_recipient<'e>(
     Ok(true)
 }
 
-/// Stores an incoming SMS once per (phone, id) and queues `message.received`; returns
-/// whether it was new.
+/// Stores an incoming SMS once per (phone, id) and queues `message.received`; a new one that
+/// is an opt-out or opt-in keyword changes the account's suppression list. Returns whether
+/// it was new.
 fn store_incoming(
     tx: &mut dyn Tx,
+    keywords: &Keywords,
     account: &str,
     phone: &str,
     sms: &IncomingSms,
@@ -237,6 +242,7 @@ fn store_incoming(
         encrypted: sms.encrypted,
     };
     out.webhooks += enqueue_received(tx, account, &data, now)?;
+    out.webhooks += apply_keyword(tx, keywords, account, phone, sms, now)?;
     Ok(true)
 }
 
@@ -249,6 +255,6 @@ impl Store {
         events: &[(u64, Event)],
         now: Millis,
     ) -> Result<Applied> {
-        self.write(|tx| apply_from_phone(tx, phone, acked, events, now))
+        self.write(|tx| apply_from_phone(tx, &self.keywords, phone, acked, events, now))
     }
 }

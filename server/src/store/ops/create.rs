@@ -68,11 +68,16 @@ pub(crate) fn create_messages(tx: &mut dyn Tx, batch: &[NewMessage]) -> Result<V
     }
     let now = batch.iter().map(|m| m.created_at).max().unwrap_or_default();
     let mseqs = tx.insert_messages(&inserts, now)?;
-    let views: Vec<MessageView> = inserts
-        .iter()
-        .zip(mseqs)
-        .map(|(i, mseq)| created_view(i.message, mseq))
-        .collect();
+    let suppressed = super::suppressions::suppress_new(tx, &inserts, &mseqs, now)?;
+    let mut views: Vec<MessageView> = Vec::with_capacity(inserts.len());
+    for (i, mseq) in inserts.iter().zip(mseqs) {
+        views.push(if suppressed.contains(&mseq) {
+            tx.message_by_mseq(mseq)?
+                .ok_or(StoreError::Missing("message"))?
+        } else {
+            created_view(i.message, mseq)
+        });
+    }
     Ok(slots
         .into_iter()
         .map(|s| match s {
@@ -159,7 +164,14 @@ impl Store {
             let mut applied = Vec::with_capacity(applies.len());
             for b in applies {
                 tx.savepoint()?;
-                match super::apply::apply_from_phone(tx, &b.phone, b.acked, &b.events, b.now) {
+                match super::apply::apply_from_phone(
+                    tx,
+                    &self.keywords,
+                    &b.phone,
+                    b.acked,
+                    &b.events,
+                    b.now,
+                ) {
                     Ok(a) => {
                         tx.release_savepoint()?;
                         applied.push(Ok(a));

@@ -19,6 +19,7 @@ pub mod messages;
 pub mod phones;
 pub mod pools;
 pub mod routing;
+pub mod suppressions;
 pub mod webhooks;
 
 use super::tx::Tx;

@@ -249,6 +249,7 @@ pub const STEPS: &[&str] = &[
     super::history::STEP_2,
     super::compat::STEP_3,
     super::expiry::STEP_4,
+    super::suppressions::STEP_5,
 ];
 
 /// The version [`migrate`] brings a database to.
@@ -279,6 +280,7 @@ pub const TABLES: &[&str] = &[
     "compat_settings",
     "compat_tokens",
     "relay_secrets",
+    "suppressions",
 ];
 
 /// Key of the advisory lock held while migrating (any constant; "simrelay" in ASCII).
