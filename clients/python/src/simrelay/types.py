@@ -20,11 +20,12 @@ State = Literal[
     "expired",
     "cancelled",
     "unknown",
+    "suppressed",
 ]
-"""The state of a message or of one recipient (the same ten names)."""
+"""The state of a message or of one recipient (the same eleven names)."""
 
 FINAL_STATES: frozenset[str] = frozenset(
-    {"delivered", "failed", "expired", "cancelled", "unknown"}
+    {"delivered", "failed", "expired", "cancelled", "unknown", "suppressed"}
 )
 """States a recipient never leaves."""
 
