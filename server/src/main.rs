@@ -139,7 +139,6 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         println!("tls fingerprint sha256 {fp}");
     }
     println!("listening on {}", server.url);
-    println!("dashboard on {}/", server.url);
     if let Some(addr) = server.metrics_addr {
         println!("metrics on http://{addr}/metrics");
     }
@@ -151,6 +150,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             "admin key: in the store; new keys: simrelay keys create --data DIR --name NAME (or POST /v1/keys)"
         ),
     }
+    println!("dashboard on {}/", server.url);
     stop.await;
     tracing::info!("shutting down");
     server.stop().await?;
