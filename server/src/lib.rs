@@ -182,7 +182,12 @@ impl AppState {
     /// once, other relays' when PostgreSQL's notification arrives). Its last use is written
     /// at most once per [`LAST_USED_GAP_MS`].
     pub async fn authenticate_key(&self, secret: &str) -> Result<Option<KeyAuth>, StoreError> {
-        let hash = api::hash_secret(secret);
+        self.authenticate_key_hash(api::hash_secret(secret)).await
+    }
+
+    /// [`AppState::authenticate_key`] by the key's stored hash (a dashboard session keeps the
+    /// hash, never the key).
+    pub async fn authenticate_key_hash(&self, hash: String) -> Result<Option<KeyAuth>, StoreError> {
         let found = self.db.call(move |s| s.key_by_hash(&hash)).await?;
         let Some(key) = found.filter(|k| !k.revoked) else {
             return Ok(None);

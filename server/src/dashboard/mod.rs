@@ -119,12 +119,11 @@ async fn live_session(
         .get(&token, now_ms())
         .ok_or_else(|| AppError::unauthorized("the session ended; sign in again"))?;
     let scopes = match &session.principal {
-        Principal::Key { hash } => {
-            let hash = hash.clone();
-            let key = state.db.call(move |s| s.key_by_hash(&hash)).await?;
-            key.filter(|k| !k.revoked && k.account_id == session.account)
-                .map(|k| Scopes::from_stored(&k.scopes))
-        }
+        Principal::Key { hash } => state
+            .authenticate_key_hash(hash.clone())
+            .await?
+            .filter(|k| k.account_id == session.account)
+            .map(|k| Scopes::from_stored(&k.scopes)),
         Principal::User { login } => {
             let login = login.clone();
             let user = state.db.call(move |s| s.compat_user(&login)).await?;
@@ -327,15 +326,22 @@ pub struct TextPreview {
 async fn preview(
     _: Caller,
     ApiJson(body): ApiJson<PreviewTexts>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<Previews>, AppError> {
     if body.texts.len() > MAX_PREVIEW_TEXTS {
         return Err(AppError::bad_request(
             "too_many_texts",
             format!("at most {MAX_PREVIEW_TEXTS} texts at once"),
         ));
     }
-    let items: Vec<TextPreview> = body.texts.iter().map(|t| text_preview(t)).collect();
-    Ok(Json(serde_json::json!({ "items": items })))
+    Ok(Json(Previews {
+        items: body.texts.iter().map(|t| text_preview(t)).collect(),
+    }))
+}
+
+/// What `POST /ui/preview` answers: one preview per text, in order.
+#[derive(Debug, Serialize)]
+pub struct Previews {
+    pub items: Vec<TextPreview>,
 }
 
 fn text_preview(text: &str) -> TextPreview {
