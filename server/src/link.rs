@@ -161,7 +161,15 @@ async fn pair(
         Ok(Some(_)) => {
             limits.pairing.succeeded(peer);
             tracing::info!(phone = %phone_id, "phone paired");
-            let _ = send(socket, &RelayFrame::Paired { phone_id, token }).await;
+            let _ = send(
+                socket,
+                &RelayFrame::Paired {
+                    phone_id,
+                    token,
+                    nodes: Vec::new(),
+                },
+            )
+            .await;
             let _ = socket.send(Message::Close(None)).await;
         }
         Ok(None) => {
@@ -260,6 +268,7 @@ async fn session(
         phone_id: phone.clone(),
         acked: connected.event_seq,
         heartbeat_ms: u64::try_from(state.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
+        nodes: Vec::new(),
     };
     if connected.came_online {
         state.webhook_kick.notify_one();

@@ -120,7 +120,9 @@ pub async fn pair(
         .map_err(|_| LinkError::Timeout)??;
     let _ = ws.close(None).await;
     match answer {
-        RelayFrame::Paired { phone_id, token } => Ok(Paired { phone_id, token }),
+        RelayFrame::Paired {
+            phone_id, token, ..
+        } => Ok(Paired { phone_id, token }),
         RelayFrame::Error { code, message } => Err(LinkError::Refused { code, message }),
         _ => Err(LinkError::Protocol("expected paired".into())),
     }

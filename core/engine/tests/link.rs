@@ -117,6 +117,7 @@ fn welcome(acked: u64) -> RelayFrame {
         phone_id: "phone-1".into(),
         acked,
         heartbeat_ms: 15_000,
+        nodes: Vec::new(),
     }
 }
 
@@ -255,6 +256,7 @@ async fn pairing_exchanges_a_code_for_a_token() {
             RelayFrame::Paired {
                 phone_id: "p9".into(),
                 token: "t9".into(),
+                nodes: Vec::new(),
             },
             RelayFrame::Error {
                 code: "bad_pairing_code".into(),
@@ -335,6 +337,7 @@ async fn tls_is_trusted_by_the_pinned_fingerprint_only() {
                 .send(&RelayFrame::Paired {
                     phone_id: "p".into(),
                     token: "t".into(),
+                    nodes: Vec::new(),
                 })
                 .await;
         }
@@ -584,6 +587,7 @@ async fn a_heartbeat_missed_in_deep_sleep_reconnects_on_wake() {
             phone_id: "phone-1".into(),
             acked: 0,
             heartbeat_ms: 60_000,
+            nodes: Vec::new(),
         })
         .await;
     let online = tokio::time::timeout(GUARD, async {

@@ -288,11 +288,19 @@ pub enum RelayFrame {
         phone_id: String,
         acked: u64,
         heartbeat_ms: u64,
+        /// Every node of the relay's cluster (`wss://` URLs), when it has more than one: the
+        /// phone keeps a link to each (see docs/protocol.md, "Several relay nodes"). Absent on a
+        /// single relay.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<String>,
     },
     /// Answer to `pair`: the device token to use in every later `hello`.
     Paired {
         phone_id: String,
         token: String,
+        /// The cluster's nodes, as in `welcome`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<String>,
     },
     /// Store and send this message; acknowledging `seq` means "accepted".
     Send {

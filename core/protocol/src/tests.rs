@@ -27,6 +27,14 @@ fn frames_round_trip() {
             phone_id: "p1".into(),
             acked: 7,
             heartbeat_ms: 15_000,
+            nodes: Vec::new(),
+        },
+        RelayFrame::Welcome {
+            version: PROTOCOL_VERSION,
+            phone_id: "p1".into(),
+            acked: 7,
+            heartbeat_ms: 15_000,
+            nodes: vec!["wss://a.example:8443".into(), "wss://b.example:8443".into()],
         },
         RelayFrame::Send {
             seq: 1,

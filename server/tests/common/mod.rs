@@ -262,7 +262,9 @@ impl RawPhone {
         })
         .await;
         match p.recv().await {
-            Some(RelayFrame::Paired { phone_id, token }) => Ok((phone_id, token)),
+            Some(RelayFrame::Paired {
+                phone_id, token, ..
+            }) => Ok((phone_id, token)),
             Some(RelayFrame::Error { code, .. }) => Err(code),
             other => panic!("unexpected answer to pair: {other:?}"),
         }
