@@ -7,6 +7,7 @@
 //! cargo bench -p simrelay-server --bench load -- e2e [--phones 100] [--messages 20000]
 //! cargo bench -p simrelay-server --bench load -- conns [--count 10000] [--secs 60]
 //! cargo bench -p simrelay-server --bench load -- soak [--rate 300] [--secs 150] [--phones 20]
+//! cargo bench -p simrelay-server --bench load -- floor [--secs 5] [--rounds 3]
 //! cargo bench -p simrelay-server --bench load -- kannel --url=URL --pids=P,P [--secs] [--concurrency]
 //! cargo bench -p simrelay-server --bench load -- kannel-e2e --url=URL --pids=P,P --smsc-pid P [--messages]
 //! ```
@@ -27,6 +28,8 @@
 //! * e2e: `simrelay sim-phones` with N phones at zero radio latency; messages/s from the first
 //!   POST until every message is `delivered`, and the CPU time per message of the relay and
 //!   of the phones' process.
+//! * floor: one client against the disk's fdatasync rate, a minimal durable HTTP accept
+//!   (`load/floor.rs`) and the relay, alternated: how near one client can come to the disk.
 //! * conns: N raw WebSocket phones (paired through the API) that say hello and heartbeat;
 //!   the relay's RSS per connection and its CPU while they only heartbeat.
 //! * soak: a steady rate through simulated phones; every 10 s the relay's RSS (heap and
@@ -39,6 +42,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "load/floor.rs"]
+mod floor;
 #[path = "load/kannel.rs"]
 mod kannel;
 
@@ -61,10 +66,20 @@ fn arg(args: &[String], name: &str, default: u64) -> u64 {
 
 /// A child `simrelay` process, once it printed its `ready` line.
 async fn spawn(args: &[&str], ready: &str, log: &Path) -> (Child, String) {
-    let log = std::fs::File::create(log).expect("log file");
     // `LOAD_SIMRELAY_BIN`: another build (a baseline commit) or a wrapper (a profiler).
     let bin = std::env::var("LOAD_SIMRELAY_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_simrelay").to_string());
+    spawn_bin(&bin, args, ready, log).await
+}
+
+/// This bench binary again, in another mode, once it printed `listening on`.
+async fn spawn_exe(args: &[&str], log: &Path) -> (Child, String) {
+    let exe = std::env::current_exe().expect("own path");
+    spawn_bin(&exe.display().to_string(), args, "listening on", log).await
+}
+
+async fn spawn_bin(bin: &str, args: &[&str], ready: &str, log: &Path) -> (Child, String) {
+    let log = std::fs::File::create(log).expect("log file");
     let mut child = Command::new(bin)
         .args(args)
         .env("SIMRELAY_LOG", "warn")
@@ -810,7 +825,7 @@ fn main() {
     else {
         // `cargo bench` without a mode (e.g. every bench of the crate): nothing to do.
         println!(
-            "load: pass a mode: accept, rate, e2e, conns, soak or kannel (see scripts/load.sh)"
+            "load: pass a mode: accept, rate, e2e, floor, conns, soak or kannel (see scripts/load.sh)"
         );
         return;
     };
@@ -842,7 +857,21 @@ fn main() {
             }
             return;
         }
+        if mode == "floor-server" {
+            let dir = args
+                .iter()
+                .rev()
+                .find(|a| !a.starts_with('-'))
+                .expect("dir");
+            floor::serve(Path::new(dir)).await;
+            return;
+        }
         let dir = tempfile::tempdir().expect("tempdir");
+        if mode == "floor" {
+            let (secs, rounds) = (arg(&args, "--secs", 5), arg(&args, "--rounds", 3));
+            floor::run(dir.path(), secs, rounds).await;
+            return;
+        }
         let hb = Duration::from_millis(arg(&args, "--heartbeat-ms", 15_000));
         let cache_kib = args
             .iter()
