@@ -3,10 +3,11 @@
 //! per node of a cluster ([`crate::links`] runs them); a single relay is one link.
 //!
 //! It reconnects forever with exponential backoff and jitter. On every connect it says
-//! `hello` with the highest relay frame it has applied, drops the events the relay's
-//! `welcome` says are stored, and resends the rest of the outbox in order. Relay frames are
-//! applied durably (one transaction per batch) before they are acknowledged. Heartbeats go
-//! both ways; a link silent for three intervals is dropped and redialled.
+//! `hello` with the highest relay frame the phone has applied (on any link) and resends the
+//! outbox after the last `ack` the phone received, in order (`welcome.acked` is not applied:
+//! see the comment in `session`). Relay frames are applied durably (one transaction per
+//! batch) before they are acknowledged, on this link and on the phone's other links.
+//! Heartbeats go both ways; a link silent for three intervals is dropped and redialled.
 //!
 //! Every timing decision after the handshake is taken on the phone's wall clock
 //! ([`PhoneHandle::now`]), checked once per [`WATCHDOG`] of tokio's time. Tokio's clock is
