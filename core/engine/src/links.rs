@@ -287,6 +287,31 @@ mod tests {
     }
 
     #[test]
+    fn the_phone_is_online_while_any_link_is() {
+        use crate::phone::LinkStatus;
+        let link = |url: &str, state| NodeLink {
+            url: url.into(),
+            state,
+        };
+        let mut s = LinkStatus {
+            base: LinkState::Connecting,
+            ..LinkStatus::default()
+        };
+        assert_eq!(s.state(), LinkState::Connecting);
+        s.links = vec![
+            link("a", LinkState::Offline),
+            link("b", LinkState::Connecting),
+        ];
+        assert_eq!((s.state(), s.live_links()), (LinkState::Connecting, 0));
+        s.links[1].state = LinkState::Online;
+        assert_eq!((s.state(), s.live_links()), (LinkState::Online, 1));
+        s.links[1].state = LinkState::Offline;
+        assert_eq!(s.state(), LinkState::Offline);
+        s.base = LinkState::Paused;
+        assert_eq!(s.state(), LinkState::Paused);
+    }
+
+    #[test]
     fn a_node_list_is_refused_whole_when_an_entry_is_unusable() {
         assert_eq!(
             checked_nodes(&urls(&[" wss://a:1/ ", "wss://a:1", "ws://b:2"]), false),

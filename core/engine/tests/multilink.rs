@@ -263,6 +263,64 @@ async fn the_same_send_from_two_nodes_is_applied_once_and_acked_on_both() {
     phone.shutdown().await;
 }
 
+/// Both nodes write the same 40 frames as fast as they can: the two links apply batches
+/// concurrently, and each frame is still stored and accepted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_frames_from_two_nodes_at_once_are_each_applied_once() {
+    let (a, b) = (Node::new().await, Node::new().await);
+    let dir = common::temp_dir();
+    let (phone, h, _modem) = start(&dir, Some(config(&a, &[&a, &b], 3)));
+    let (mut la, _) = a.link(&[&a, &b]).await;
+    let (mut lb, _) = b.link(&[&a, &b]).await;
+    wait_view(&h, "two links online", |v| v.live_links == 2).await;
+    const N: u64 = 40;
+    let frames: Vec<RelayFrame> = (1..=N)
+        .map(|seq| RelayFrame::Send {
+            seq,
+            message: msg(&format!("m{seq}"), &["+15551230001"], "hello"),
+        })
+        .collect();
+    let (fa, fb) = (frames.clone(), frames);
+    let write_a = async {
+        for f in &fa {
+            la.send(f).await;
+        }
+        la
+    };
+    let write_b = async {
+        for f in &fb {
+            lb.send(f).await;
+        }
+        lb
+    };
+    let (mut la, mut lb) = tokio::join!(write_a, write_b);
+    let all_queued = |f: &[PhoneFrame]| {
+        has_ack(f, N)
+            && events(f)
+                .iter()
+                .filter(|(_, _, s)| *s == RecipientState::Queued)
+                .count()
+                >= N as usize
+    };
+    let on_a = la.until(all_queued).await;
+    let on_b = lb.until(all_queued).await;
+    assert_eq!(
+        events(&on_a),
+        events(&on_b),
+        "the same events on both links"
+    );
+    let mut ids: Vec<String> = events(&on_a).into_iter().map(|(_, m, _)| m).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), N as usize, "one acceptance per message");
+    assert_eq!(events(&on_a).len(), N as usize);
+    assert_eq!(
+        h.with_engine(|e, _| e.recipients()).expect("read").len(),
+        N as usize
+    );
+    phone.shutdown().await;
+}
+
 /// One node took the acceptance back: its `cancel` may arrive on any link, and every node
 /// writes it before its `ack` of the acceptance. It is applied once, before either ack.
 #[tokio::test]
