@@ -76,7 +76,8 @@ impl Default for LinkConfig {
 
 impl LinkConfig {
     /// Checks what the link cannot work with: a URL that is not `ws://` or `wss://`, a bad
-    /// certificate pin or one without `wss://`, a `max_links` outside 1..=[`MAX_LINKS_LIMIT`], a node list [`crate::links`] refuses.
+    /// certificate pin or one without `wss://`, a `max_links` outside
+    /// 1..=[`MAX_LINKS_LIMIT`], a node list [`crate::links`] refuses.
     pub fn check(&self) -> Result<()> {
         let url = self.url.trim();
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
