@@ -142,6 +142,7 @@ async fn bench_e2e(quick: bool) {
                     url: srv.ws_base(),
                     token: paired.token,
                     pin_sha256: None,
+                    ..LinkConfig::default()
                 }),
                 engine: EngineConfig {
                     parts_per_minute: 10_000_000,

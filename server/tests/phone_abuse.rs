@@ -385,6 +385,7 @@ async fn a_real_phone_resends_incoming_sms_the_relay_refused_as_over_its_rate() 
             url: srv.ws_base(),
             token: paired.token,
             pin_sha256: None,
+            ..LinkConfig::default()
         }),
         engine: EngineConfig::unpaced(),
         ..PhoneConfig::new(dir.path().join("phone.sqlite"))

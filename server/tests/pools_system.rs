@@ -107,6 +107,7 @@ async fn a_rack_fails_over_sim_bound_failures_and_a_dead_phone_without_duplicate
             url: srv.ws_base(),
             token: paired.token,
             pin_sha256: None,
+            ..LinkConfig::default()
         };
         let modem = SimModem::new(SimModemConfig {
             seed: n as u64,

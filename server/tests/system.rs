@@ -75,6 +75,7 @@ async fn add_phone(
         url: srv.ws_base(),
         token: paired.token,
         pin_sha256: None,
+        ..LinkConfig::default()
     };
     let modem = SimModem::new(SimModemConfig {
         default: behaviour,

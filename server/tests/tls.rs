@@ -57,6 +57,7 @@ async fn self_signed_tls_is_pinned_and_stable() {
                 url: srv.ws_base(),
                 token: paired.token,
                 pin_sha256: Some(fp.clone()),
+                ..LinkConfig::default()
             }),
             ..PhoneConfig::new(dir.path().join("phone.sqlite"))
         },

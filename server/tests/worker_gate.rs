@@ -34,6 +34,7 @@ async fn gated_phone(
                 url: ws.to_string(),
                 token: paired.token,
                 pin_sha256: None,
+                ..LinkConfig::default()
             }),
             engine: EngineConfig {
                 parts_per_minute: 3000,

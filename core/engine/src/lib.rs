@@ -14,6 +14,7 @@ pub mod e2e;
 mod engine;
 pub mod error;
 pub mod link;
+pub mod links;
 pub mod modem;
 mod outbox;
 pub mod pacing;

@@ -1,11 +1,13 @@
-//! The phone's link to the relay: a WebSocket (TLS via rustls, or plain `ws://` on loopback)
-//! speaking `simrelay-protocol` frames.
+//! One of the phone's links to the relay: a WebSocket (TLS via rustls, or plain `ws://` on
+//! loopback) to one relay node, speaking `simrelay-protocol` frames. A phone holds one link
+//! per node of a cluster ([`crate::links`] runs them); a single relay is one link.
 //!
 //! It reconnects forever with exponential backoff and jitter. On every connect it says
-//! `hello` with the highest relay frame it has applied, drops the events the relay's
-//! `welcome` says are stored, and resends the rest of the outbox in order. Relay frames are
-//! applied durably (one transaction per batch) before they are acknowledged. Heartbeats go
-//! both ways; a link silent for three intervals is dropped and redialled.
+//! `hello` with the highest relay frame the phone has applied (on any link) and resends the
+//! outbox after the last `ack` the phone received, in order (`welcome.acked` is not applied:
+//! see the comment in `session`). Relay frames are applied durably (one transaction per
+//! batch) before they are acknowledged, on this link and on the phone's other links.
+//! Heartbeats go both ways; a link silent for three intervals is dropped and redialled.
 //!
 //! Every timing decision after the handshake is taken on the phone's wall clock
 //! ([`PhoneHandle::now`]), checked once per [`WATCHDOG`] of tokio's time. Tokio's clock is
@@ -35,8 +37,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use crate::links::Links;
 use crate::outbox::RelayOp;
-use crate::phone::{LinkConfig, LinkState, PhoneHandle};
+use crate::phone::{LinkState, PhoneHandle};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -94,11 +97,13 @@ impl LinkError {
     }
 }
 
-/// What pairing returns: the phone's id and its device token.
+/// What pairing returns: the phone's id, its device token, and the cluster's node URLs
+/// (empty for a single relay, or when the relay listed URLs the phone cannot use).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paired {
     pub phone_id: String,
     pub token: String,
+    pub nodes: Vec<String>,
 }
 
 /// Exchanges a one-time pairing code for a device token.
@@ -121,21 +126,36 @@ pub async fn pair(
     let _ = ws.close(None).await;
     match answer {
         RelayFrame::Paired {
-            phone_id, token, ..
-        } => Ok(Paired { phone_id, token }),
+            phone_id,
+            token,
+            nodes,
+        } => {
+            let nodes = crate::links::checked_nodes(&nodes, pin_sha256.is_some()).unwrap_or_else(
+                |reason| {
+                    log::warn!("pairing: node list ignored: {reason}");
+                    Vec::new()
+                },
+            );
+            Ok(Paired {
+                phone_id,
+                token,
+                nodes,
+            })
+        }
         RelayFrame::Error { code, message } => Err(LinkError::Refused { code, message }),
         _ => Err(LinkError::Protocol("expected paired".into())),
     }
 }
 
-/// Runs the link until the phone shuts down.
-pub(crate) async fn run(phone: PhoneHandle, config: LinkConfig) {
+/// Runs the link to the node at `url` until the phone shuts down (or [`crate::links`] drops
+/// it).
+pub(crate) async fn run(phone: PhoneHandle, links: Arc<Links>, url: String) {
     let mut backoff = BACKOFF_MIN;
     loop {
-        set_state(&phone, LinkState::Connecting, None);
+        links.set_state(&phone, &url, LinkState::Connecting, None);
         let mut welcomed = false;
         let result = tokio::select! {
-            r = session(&phone, &config, &mut welcomed) => r,
+            r = session(&phone, &links, &url, &mut welcomed) => r,
             () = phone.closed() => return,
         };
         // A link that was up starts over with the shortest wait (e.g. after a sleep).
@@ -149,7 +169,7 @@ pub(crate) async fn run(phone: PhoneHandle, config: LinkConfig) {
                 Some(e.to_string())
             }
         };
-        set_state(&phone, LinkState::Offline, error);
+        links.set_state(&phone, &url, LinkState::Offline, error);
         let jitter = rand::rng().random_range(0.5..=1.0);
         tokio::select! {
             () = sleep_wall(&phone, backoff.mul_f64(jitter)) => {}
@@ -172,21 +192,18 @@ async fn sleep_wall(phone: &PhoneHandle, wait: Duration) {
     }
 }
 
-fn set_state(phone: &PhoneHandle, state: LinkState, error: Option<String>) {
-    let mut link = phone.shared.link.lock().unwrap_or_else(|e| e.into_inner());
-    link.state = state;
-    if error.is_some() {
-        link.last_error = error;
-    }
-}
-
 /// One connection, from hello to drop. `Ok` when the relay closed it cleanly after welcome.
 async fn session(
     phone: &PhoneHandle,
-    config: &LinkConfig,
+    links: &Links,
+    url: &str,
     welcomed: &mut bool,
 ) -> Result<(), LinkError> {
-    let mut ws = connect(&config.url, config.pin_sha256.as_deref()).await?;
+    let config = &links.config;
+    let mut ws = connect(url, config.pin_sha256.as_deref()).await?;
+    // Subscribed before `hello` reads the applied seq: a frame applied by another link after
+    // that read is acknowledged on this one too.
+    let mut relay_applied = phone.shared.relay_applied.subscribe();
     let acked_relay = phone.with_engine(|e, _| e.relay_seq())?;
     // The status the relay last got, and when: the watchdog sends it again when it moved.
     let mut reported = (phone.phone_status()?, phone.now());
@@ -200,12 +217,13 @@ async fn session(
     let welcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, next_frame(&mut ws))
         .await
         .map_err(|_| LinkError::Timeout)??;
-    let (phone_id, heartbeat_ms) = match welcome {
+    let (phone_id, heartbeat_ms, nodes) = match welcome {
         RelayFrame::Welcome {
             phone_id,
             heartbeat_ms,
+            nodes,
             ..
-        } => (phone_id, heartbeat_ms),
+        } => (phone_id, heartbeat_ms, nodes),
         RelayFrame::Error { code, message } => return Err(LinkError::Refused { code, message }),
         _ => return Err(LinkError::Protocol("expected welcome".into())),
     };
@@ -216,18 +234,32 @@ async fn session(
     // SMS once the relay routed it elsewhere). Instead the events after our own acked seq are
     // resent: the relay ignores the ones it has, and its `ack` of them follows the resent
     // frames on this socket.
-    {
-        let mut link = phone.shared.link.lock().unwrap_or_else(|e| e.into_inner());
-        link.state = LinkState::Online;
-        link.phone_id = Some(phone_id);
-        link.last_error = None;
-    }
+    //
+    // With several links the same holds per link, and it is enough: an `ack` (on any link)
+    // releases an acceptance only after every frame read before it *on that link* is applied,
+    // and every node writes, before an `ack{N}`, the frames the store holds for the phone
+    // (among them each `cancel` queued by applying an event at or below N: it is committed
+    // with that event, in the same transaction). A `cancel` that arrives first on another
+    // link is applied from there, and skipped by seq here. The phone's acceptance therefore
+    // never goes to the radio on one node's word while another node took it back. Frames are
+    // applied whichever link brings them, under the engine's lock and inside the apply
+    // transaction's seq check, so two links never apply one seq twice.
+    links.set_online(phone, url, phone_id);
     *welcomed = true;
     log::info!("link: online");
+    // The cluster's node list, refreshed at every welcome (an empty one: a single relay).
+    links.refresh(phone, &nodes);
     let heartbeat = heartbeat_ms.clamp(1_000, 300_000) as i64;
     let mut ticker = tokio::time::interval(WATCHDOG);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut beat = Heartbeat::new(phone.now(), heartbeat);
+    // Subscribed before the outbox is read: events appended after that read wake this link.
+    let mut events = phone.shared.events.subscribe();
+    let mut status_changed = phone.shared.status_changed.subscribe();
+    // One status right after welcome, as a pending wake-up of the old single link gave.
+    status_changed.mark_changed();
+    // Highest relay seq acknowledged on this connection (`hello.acked` to begin with).
+    let mut acked_here = acked_relay;
     // Highest event seq written on this connection.
     let mut sent = phone.with_engine(|e, _| e.acked_seq())?;
     sent = send_events(phone, &mut ws, sent).await?;
@@ -252,12 +284,23 @@ async fn session(
                         None => break,
                     }
                 }
-                handle_frames(phone, &mut ws, frames).await?;
+                handle_frames(phone, &mut ws, frames, &mut acked_here).await?;
             }
-            () = phone.shared.events.notified() => {
+            r = relay_applied.changed() => {
+                r.map_err(|_| LinkError::Closed)?;
+                // Another link applied relay frames: the ack is per phone, on every link.
+                let applied = *relay_applied.borrow_and_update();
+                if applied > acked_here {
+                    send(&mut ws, &PhoneFrame::Ack { seq: applied }).await?;
+                    acked_here = applied;
+                }
+            }
+            r = events.changed() => {
+                r.map_err(|_| LinkError::Closed)?;
                 sent = send_events(phone, &mut ws, sent).await?;
             }
-            () = phone.shared.status_changed.notified() => {
+            r = status_changed.changed() => {
+                r.map_err(|_| LinkError::Closed)?;
                 let status = phone.phone_status()?;
                 send(&mut ws, &PhoneFrame::Status { status: status.clone() }).await?;
                 reported = (status, phone.now());
@@ -343,6 +386,7 @@ async fn handle_frames(
     phone: &PhoneHandle,
     ws: &mut Ws,
     frames: Vec<RelayFrame>,
+    acked_here: &mut u64,
 ) -> Result<(), LinkError> {
     let mut ops = Vec::new();
     let mut acked = None;
@@ -365,8 +409,15 @@ async fn handle_frames(
         // Sends and cancels first, in order, then the acknowledgement that may unlock
         // acceptances: a cancel the relay sent before an ack is applied before it.
         let applied = phone.with_engine(|e, now| e.apply_relay(&ops, now))?;
-        phone.shared.events.notify_one();
+        phone.shared.events.notify();
+        // Acknowledged here even when another link applied them first (this node wrote them
+        // and waits for it), and published for the other links.
         send(ws, &PhoneFrame::Ack { seq: applied }).await?;
+        *acked_here = (*acked_here).max(applied);
+        phone
+            .shared
+            .relay_applied
+            .send_if_modified(|v| std::mem::replace(v, (*v).max(applied)) < applied);
     }
     if let Some(seq) = acked {
         phone.with_engine(|e, _| e.ack_events(seq))?;
@@ -475,7 +526,7 @@ pub fn client_config(pin_sha256: Option<&str>) -> Result<ClientConfig, LinkError
 }
 
 /// Accepts `ab12...` and `AB:12:...` forms of a SHA-256 fingerprint.
-fn parse_pin(pin: &str) -> Result<[u8; 32], LinkError> {
+pub(crate) fn parse_pin(pin: &str) -> Result<[u8; 32], LinkError> {
     hex::decode(pin.trim().replace(':', ""))
         .ok()
         .and_then(|v| <[u8; 32]>::try_from(v).ok())

@@ -29,6 +29,7 @@ use crate::EngineConfig;
 use crate::clock::{Clock, SystemClock};
 use crate::engine::{Engine, Origin, SimConfig, Submitted};
 use crate::error::{Error, Result};
+use crate::links::Signal;
 use crate::modem::{Command, Modem, ModemEvent};
 
 /// Where and how to reach the relay. Stored in the engine's file once set.
@@ -38,9 +39,73 @@ pub struct LinkConfig {
     /// `ws://host:port` or `wss://host:port` (the relay's base URL; `/v1/link` is appended).
     pub url: String,
     pub token: String,
-    /// Lowercase hex SHA-256 of the relay's certificate (DER), for self-signed relays.
+    /// Lowercase hex SHA-256 of the relay's certificate (DER), for self-signed relays. A
+    /// cluster serves one certificate: the pin holds for every node.
     #[serde(default)]
     pub pin_sha256: Option<String>,
+    /// The cluster's node URLs as last listed by the relay (`paired.nodes`, then each
+    /// `welcome.nodes`); empty for a single relay. The link keeps it up to date in the store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// Most links held at once, the one to `url` included ([`DEFAULT_MAX_LINKS`]).
+    #[serde(default = "default_max_links")]
+    pub max_links: u32,
+}
+
+/// Links a phone holds at most by default (one per relay node).
+pub const DEFAULT_MAX_LINKS: u32 = 3;
+/// The largest `max_links` accepted.
+pub const MAX_LINKS_LIMIT: u32 = 16;
+
+fn default_max_links() -> u32 {
+    DEFAULT_MAX_LINKS
+}
+
+impl Default for LinkConfig {
+    /// No relay yet: fill in `url` and `token` (`..LinkConfig::default()` for the rest).
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            token: String::new(),
+            pin_sha256: None,
+            nodes: Vec::new(),
+            max_links: DEFAULT_MAX_LINKS,
+        }
+    }
+}
+
+impl LinkConfig {
+    /// Checks what the link cannot work with: a URL that is not `ws://` or `wss://`, a bad
+    /// certificate pin or one without `wss://`, a `max_links` outside
+    /// 1..=[`MAX_LINKS_LIMIT`], a node list [`crate::links`] refuses.
+    pub fn check(&self) -> Result<()> {
+        let url = self.url.trim();
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+            return Err(Error::Invalid(
+                "relay URL must start with ws:// or wss://".into(),
+            ));
+        }
+        if let Some(pin) = &self.pin_sha256 {
+            crate::link::parse_pin(pin).map_err(|e| Error::Invalid(e.to_string()))?;
+            if !url.starts_with("wss://") {
+                let e = crate::link::LinkError::PinWithoutTls;
+                return Err(Error::Invalid(e.to_string()));
+            }
+        }
+        if !(1..=MAX_LINKS_LIMIT).contains(&self.max_links) {
+            return Err(Error::Invalid(format!(
+                "max_links must be between 1 and {MAX_LINKS_LIMIT}"
+            )));
+        }
+        crate::links::checked_nodes(&self.nodes, self.pin_sha256.is_some())
+            .map(|_| ())
+            .map_err(Error::Invalid)
+    }
+
+    /// The same relay and token: the node list stored for `self` still applies to `other`.
+    fn same_relay(&self, other: &LinkConfig) -> bool {
+        self.url == other.url && self.token == other.token
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -88,10 +153,22 @@ pub enum LinkState {
     Paused,
 }
 
+/// One of the phone's links (one per relay node), for the UI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeLink {
+    pub url: String,
+    pub state: LinkState,
+}
+
 /// What the UI shows.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PhoneView {
+    /// Online while any link is online.
     pub link: LinkState,
+    /// How many links are online (one per relay node; 0 or 1 with a single relay).
+    pub live_links: u32,
+    /// Every link the phone holds or dials, the one to `relay_url` first.
+    pub links: Vec<NodeLink>,
     pub relay_url: Option<String>,
     pub phone_id: Option<String>,
     pub last_error: Option<String>,
@@ -104,9 +181,38 @@ pub struct PhoneView {
 
 #[derive(Debug, Default)]
 pub(crate) struct LinkStatus {
-    pub state: LinkState,
+    /// `Unpaired`, `Paused`, or `Connecting` while link tasks run (their states then decide).
+    pub base: LinkState,
+    /// Bumped at every (re)start of the links: a task of an older generation changes nothing.
+    pub generation: u64,
+    /// Each running link's state, by node URL, in dialling order.
+    pub links: Vec<NodeLink>,
     pub phone_id: Option<String>,
     pub last_error: Option<String>,
+}
+
+impl LinkStatus {
+    /// Online while any link is; else connecting while any link dials; else offline.
+    pub fn state(&self) -> LinkState {
+        if self.base != LinkState::Connecting || self.links.is_empty() {
+            return self.base;
+        }
+        let any = |s| self.links.iter().any(|l| l.state == s);
+        if any(LinkState::Online) {
+            LinkState::Online
+        } else if any(LinkState::Connecting) {
+            LinkState::Connecting
+        } else {
+            LinkState::Offline
+        }
+    }
+
+    pub fn live_links(&self) -> u32 {
+        self.links
+            .iter()
+            .filter(|l| l.state == LinkState::Online)
+            .count() as u32
+    }
 }
 
 pub(crate) struct Shared {
@@ -114,14 +220,17 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     /// Wakes the scheduler (new work, results, acknowledgements).
     pub(crate) work: Notify,
-    /// Wakes the link (new events in the outbox).
-    pub(crate) events: Notify,
-    /// Wakes the link to resend the phone's status (SIMs changed).
-    pub(crate) status_changed: Notify,
+    /// Wakes every link (new events in the outbox).
+    pub(crate) events: Signal,
+    /// Wakes every link to resend the phone's status (SIMs changed).
+    pub(crate) status_changed: Signal,
+    /// The highest relay frame seq applied, whichever link brought it: every live link
+    /// sends it as its cumulative `ack`.
+    pub(crate) relay_applied: watch::Sender<u64>,
     modem: Mutex<Box<dyn Modem>>,
     pub(crate) link: Mutex<LinkStatus>,
     link_task: Mutex<Option<JoinHandle<()>>>,
-    link_config: Mutex<Option<LinkConfig>>,
+    pub(crate) link_config: Mutex<Option<LinkConfig>>,
     needs_worker: bool,
     worker_attached: AtomicBool,
     shutdown: watch::Sender<bool>,
@@ -160,22 +269,17 @@ impl Phone {
     pub fn start(config: PhoneConfig, mut modem: Box<dyn Modem>) -> Result<Phone> {
         let mut engine = Engine::open(&config.db_path, config.engine.clone())?;
         let link = match config.link {
-            Some(link) => {
-                engine.set_setting("link", &serde_json::to_string(&link)?)?;
-                Some(link)
-            }
-            None => engine
-                .setting("link")?
-                .map(|s| serde_json::from_str::<LinkConfig>(&s))
-                .transpose()?,
+            Some(link) => Some(store_link(&mut engine, link)?),
+            None => stored_link(&engine)?,
         };
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             engine: Mutex::new(Some(engine)),
             clock: config.clock,
             work: Notify::new(),
-            events: Notify::new(),
-            status_changed: Notify::new(),
+            events: Signal::new(),
+            status_changed: Signal::new(),
+            relay_applied: watch::channel(0).0,
             modem: Mutex::new(Box::new(NoModem)),
             link: Mutex::new(LinkStatus::default()),
             link_task: Mutex::new(None),
@@ -242,7 +346,29 @@ impl Drop for Phone {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// The link stored in the engine's file, if any.
+pub(crate) fn stored_link(engine: &Engine) -> Result<Option<LinkConfig>> {
+    Ok(engine
+        .setting("link")?
+        .map(|s| serde_json::from_str::<LinkConfig>(&s))
+        .transpose()?)
+}
+
+/// Checks and stores `link`. A link to the same relay with the same token and no node list
+/// keeps the list stored before (the relay refreshed it at each welcome).
+fn store_link(engine: &mut Engine, mut link: LinkConfig) -> Result<LinkConfig> {
+    link.check()?;
+    if link.nodes.is_empty()
+        && let Some(old) = stored_link(engine)?
+        && old.same_relay(&link)
+    {
+        link.nodes = old.nodes;
+    }
+    engine.set_setting("link", &serde_json::to_string(&link)?)?;
+    Ok(link)
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -261,7 +387,7 @@ impl PhoneHandle {
 
     fn changed(&self) {
         self.shared.work.notify_one();
-        self.shared.events.notify_one();
+        self.shared.events.notify();
     }
 
     /// A result or an incoming SMS from the radio.
@@ -294,14 +420,14 @@ impl PhoneHandle {
     pub fn set_sims(&self, sims: Vec<SimConfig>) -> Result<()> {
         self.with_engine(|e, _| e.set_sims(&sims))?;
         self.changed();
-        self.shared.status_changed.notify_one();
+        self.shared.status_changed.notify();
         Ok(())
     }
 
-    /// Stores the relay's address and token and (re)starts the link.
+    /// Stores the relay's address and token (and the cluster's node list) and (re)starts
+    /// the links. A bad config is refused and changes nothing.
     pub fn set_link(&self, link: LinkConfig) -> Result<()> {
-        let json = serde_json::to_string(&link)?;
-        self.with_engine(|e, _| e.set_setting("link", &json))?;
+        let link = self.with_engine(|e, _| store_link(e, link))?;
         self.start_link(link);
         Ok(())
     }
@@ -318,17 +444,27 @@ impl PhoneHandle {
         if let Some(old) = task.take() {
             old.abort();
         }
+        let generation = {
+            let mut status = lock(&self.shared.link);
+            status.generation += 1;
+            status.links.clear();
+            status.generation
+        };
         let Some(link) = lock(&self.shared.link_config).clone() else {
             return;
         };
         if self.shared.needs_worker && !self.shared.worker_attached.load(Ordering::SeqCst) {
             let mut status = lock(&self.shared.link);
-            status.state = LinkState::Paused;
+            status.base = LinkState::Paused;
             return;
         }
-        lock(&self.shared.link).state = LinkState::Connecting;
+        lock(&self.shared.link).base = LinkState::Connecting;
         let _guard = self.shared.runtime.enter();
-        *task = Some(tokio::spawn(crate::link::run(self.clone(), link)));
+        *task = Some(tokio::spawn(crate::links::run(
+            self.clone(),
+            link,
+            generation,
+        )));
     }
 
     /// Says whether the modem worker is attached. With [`PhoneConfig::needs_worker`], the
@@ -362,7 +498,9 @@ impl PhoneHandle {
     pub fn status(&self) -> PhoneView {
         let link = lock(&self.shared.link);
         let mut view = PhoneView {
-            link: link.state,
+            link: link.state(),
+            live_links: link.live_links(),
+            links: link.links.clone(),
             relay_url: lock(&self.shared.link_config)
                 .as_ref()
                 .map(|l| l.url.clone()),
@@ -382,6 +520,11 @@ impl PhoneHandle {
             Err(e) => view.last_error = Some(e.to_string()),
         }
         view
+    }
+
+    /// Whether the phone is shutting down.
+    pub fn is_closing(&self) -> bool {
+        *self.shared.shutdown.borrow()
     }
 
     /// Resolves once the phone is shutting down.
@@ -415,7 +558,7 @@ async fn schedule(phone: PhoneHandle) {
                 // ends in `due` without a command) append events: the link sends them now, not
                 // with the next radio result.
                 if emitted {
-                    shared.events.notify_one();
+                    shared.events.notify();
                 }
                 if !due.is_empty() {
                     let mut modem = lock(&shared.modem);

@@ -100,6 +100,7 @@ fn start_phone(dir: &tempfile::TempDir, url: String) -> (Phone, PhoneHandle, Sim
                 url,
                 token: "device-token".into(),
                 pin_sha256: None,
+                ..LinkConfig::default()
             }),
             ..PhoneConfig::new(dir.path().join("phone.db"))
         },
@@ -420,6 +421,7 @@ async fn a_deadline_ending_a_state_is_reported_without_other_traffic() {
                 url,
                 token: "device-token".into(),
                 pin_sha256: None,
+                ..LinkConfig::default()
             }),
             ..PhoneConfig::new(dir.path().join("phone.db"))
         },
@@ -502,6 +504,7 @@ fn gated_phone(dir: &tempfile::TempDir, url: String) -> Phone {
                 url,
                 token: "device-token".into(),
                 pin_sha256: None,
+                ..LinkConfig::default()
             }),
             needs_worker: true,
             ..PhoneConfig::new(dir.path().join("phone.db"))
@@ -571,6 +574,7 @@ async fn a_heartbeat_missed_in_deep_sleep_reconnects_on_wake() {
                 url,
                 token: "device-token".into(),
                 pin_sha256: None,
+                ..LinkConfig::default()
             }),
             clock: clock.clone(),
             ..PhoneConfig::new(dir.path().join("phone.db"))

@@ -148,6 +148,9 @@ impl Core {
             url: url.to_string(),
             token: paired.token,
             pin_sha256: pin_sha256.map(str::to_string),
+            // A cluster's nodes: the core dials them all (docs/protocol.md).
+            nodes: paired.nodes,
+            ..LinkConfig::default()
         })?;
         Ok(paired.phone_id)
     }

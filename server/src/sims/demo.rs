@@ -148,6 +148,8 @@ pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
             url: server.ws_base(),
             token: paired.token,
             pin_sha256: None,
+            nodes: paired.nodes,
+            ..LinkConfig::default()
         };
         let phone = super::sim_phones::start_phone(
             PhoneConfig {

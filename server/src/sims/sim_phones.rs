@@ -256,6 +256,9 @@ async fn pair_phone(
                     url: ws.to_string(),
                     token: paired.token,
                     pin_sha256: args.pin_sha256.clone(),
+                    // A cluster's nodes: the phone's core dials every one.
+                    nodes: paired.nodes,
+                    ..LinkConfig::default()
                 });
             }
             // A refused code stays refused; a given code cannot be replaced.

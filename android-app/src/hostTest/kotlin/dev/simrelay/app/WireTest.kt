@@ -33,6 +33,17 @@ class WireTest {
     }
 
     @Test
+    fun `a phone linked to several relay nodes shows how many links are online`() {
+        val view = StatusView.parse(
+            """{"link":"online","live_links":2,"links":[{"url":"wss://a:8443","state":"online"},
+               {"url":"wss://b:8443","state":"online"},{"url":"wss://c:8443","state":"offline"}],
+               "relay_url":"wss://a:8443","phone_id":"ph_1","last_error":null,"sims":[]}""",
+        )
+        assertEquals(2, view.liveLinks)
+        assertEquals("Relay nodes: 2 of 3 links online", view.lines()[1])
+    }
+
+    @Test
     fun `SIM lists encode as the core's SimConfig`() {
         val a = JSONArray(SimEntry.toJson(listOf(SimEntry(1, 0, "Acme"), SimEntry(2, 1, null))))
         assertEquals(2, a.length())

@@ -124,6 +124,10 @@ data class StatusView(
     val outbox: Int,
     val pendingCommands: Int,
     val sims: List<String>,
+    /** Links online, one per relay node (`live_links`). */
+    val liveLinks: Int = 0,
+    /** Links held or dialled (`links`): more than one when the relay is a cluster. */
+    val links: Int = 0,
 ) {
     val paired: Boolean get() = link != "unpaired"
 
@@ -137,6 +141,7 @@ data class StatusView(
 
     fun lines(): List<String> = buildList {
         add("Link: $link" + (relayUrl?.let { " ($it)" } ?: ""))
+        if (links > 1) add("Relay nodes: $liveLinks of $links links online")
         phoneId?.let { add("Phone id: $it") }
         add("Queue: $queueDepth waiting, $awaitingReports awaiting reports, $outbox events to send")
         if (pendingCommands > 0) add("Commands for the radio: $pendingCommands")
@@ -158,6 +163,8 @@ data class StatusView(
                 outbox = o.optInt("outbox"),
                 pendingCommands = o.optInt("pending_commands"),
                 sims = (0 until sims.length()).map { describeSim(sims.get(it)) },
+                liveLinks = o.optInt("live_links"),
+                links = o.optJSONArray("links")?.length() ?: 0,
             )
         }
 
