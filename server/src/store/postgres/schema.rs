@@ -250,6 +250,7 @@ pub const STEPS: &[&str] = &[
     super::compat::STEP_3,
     super::expiry::STEP_4,
     super::suppressions::STEP_5,
+    super::webhooks::STEP_WEBHOOK_CLAIMS,
 ];
 
 /// The version [`migrate`] brings a database to.
