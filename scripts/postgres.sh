@@ -106,9 +106,12 @@ if [[ "$(id -u)" -eq 0 && -z "${SIMRELAY_PG_DIR:-}" ]]; then
 fi
 
 # A TCP port on 127.0.0.1 that the OS says is free (perl-base is in every Debian system).
+# SO_REUSEADDR as PostgreSQL binds: the previous port stays usable while connections of the
+# last run linger in TIME_WAIT (after `kill`, clients were cut), so the URL stays the same.
 free_port() {
     perl -MSocket -e '
         socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+        setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1) or die "setsockopt: $!";
         bind($s, pack_sockaddr_in($ARGV[0], inet_aton("127.0.0.1"))) or exit 1;
         my ($port) = unpack_sockaddr_in(getsockname($s));
         print "$port\n";' "${1:-0}"
