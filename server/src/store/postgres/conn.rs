@@ -68,9 +68,12 @@ impl StoreError {
 /// Whether a SQLSTATE says the server is going away or not there yet, rather than that the
 /// statement is at fault: a connection exception (class 08), or an operator intervention that
 /// ends sessions (`admin_shutdown`, `crash_shutdown`, `cannot_connect_now`: stopping, crash
-/// recovery, starting up).
+/// recovery, starting up), or a read-only server.
+/// `read_only_sql_transaction` (25006) on the writer means the server it reached is no
+/// longer the primary (a failover demoted it): the writer is dropped and the next write
+/// connects again (with `target_session_attrs=read-write`, to the new primary).
 fn unavailable(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "25006")
 }
 
 /// A few words for the SQLSTATE classes the relay may meet.
@@ -300,7 +303,11 @@ impl Connections {
             let conn = guard.as_mut().expect("a writer began a transaction");
             finish(conn, f)
         });
-        if guard.as_ref().is_some_and(Conn::is_closed) {
+        // A writer that met an unavailable server is not kept even when its socket is open
+        // (a primary demoted to a read-only standby, a server shutting down).
+        if matches!(out, Err(StoreError::Unavailable(_)))
+            || guard.as_ref().is_some_and(Conn::is_closed)
+        {
             close(guard.take().into_iter().collect());
         }
         out
@@ -323,7 +330,8 @@ impl Connections {
     pub fn read<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
         let mut conn = self.take_reader()?;
         let out = f(&mut conn);
-        self.give_back(conn);
+        let unavailable = matches!(out, Err(StoreError::Unavailable(_)));
+        self.give_back(conn, unavailable);
         out
     }
 
@@ -346,12 +354,12 @@ impl Connections {
         }
     }
 
-    fn give_back(&self, conn: Conn) {
+    fn give_back(&self, conn: Conn, unavailable: bool) {
         let mut r = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         r.busy -= 1;
         // A reader that broke says the server went away: the idle ones are as old, so they
         // go too (after PostgreSQL is back, one failed read each would follow otherwise).
-        let broken = if conn.is_closed() {
+        let broken = if unavailable || conn.is_closed() {
             let mut all = std::mem::take(&mut r.idle);
             all.push(conn);
             all
@@ -409,5 +417,33 @@ fn finish<T>(conn: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<
             let _ = conn.batch("ROLLBACK");
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What says "the server is away" (a 503 to the caller, the connection dropped), and
+    /// what says the statement is at fault.
+    #[test]
+    fn unavailable_codes_are_the_connection_and_shutdown_ones() {
+        for code in ["08006", "08001", "57P01", "57P02", "57P03", "25006"] {
+            assert!(unavailable(code), "{code}");
+        }
+        for code in ["23505", "40001", "53100", "42P01", "57014", "22P02"] {
+            assert!(!unavailable(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_url_gets_a_connect_timeout_unless_it_has_one() {
+        let c = parse_url("postgres://relay@127.0.0.1/db").expect("parses");
+        assert_eq!(c.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(c.get_keepalives_idle(), KEEPALIVE_IDLE);
+        let c = parse_url("postgres://relay@127.0.0.1/db?connect_timeout=2&keepalives_idle=7")
+            .expect("parses");
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(2)));
+        assert_eq!(c.get_keepalives_idle(), Duration::from_secs(7));
     }
 }
