@@ -273,3 +273,53 @@ async fn two_stores_sweeping_at_once_end_each_recipient_once() {
     assert_eq!(history, recipients, "one history row each");
     assert_eq!(webhooks, recipients, "one webhook each");
 }
+
+/// Two relays a phone is linked to both queue its `system:ping` at the same instant: one
+/// ping is queued per interval, whichever relay gets there first; after the interval, the
+/// next one.
+#[test]
+fn a_phone_linked_to_two_relays_is_pinged_once_per_interval() {
+    let Some(url) = schema() else { return };
+    sql(
+        &url,
+        "INSERT INTO accounts (id, created_at) VALUES ('acc', 1);
+         INSERT INTO webhooks (id, account_id, url, events, secret, created_at)
+             VALUES ('wh', 'acc', 'http://127.0.0.1:9/h', 'system:ping', 's', 1);",
+    );
+    let pings = vec![("phone-1".to_string(), serde_json::json!({"status": "pass"}))];
+    let start = Arc::new(Barrier::new(2));
+    let relays: Vec<_> = (0..2)
+        .map(|_| {
+            let (url, start, pings) = (url.clone(), start.clone(), pings.clone());
+            std::thread::spawn(move || {
+                let store = Store::open_postgres(&url).expect("opens");
+                let mut queued = Vec::new();
+                // Three rounds 10 s apart on an interval of 20 s: rounds 0 and 2 ping.
+                for round in 0..3_i64 {
+                    start.wait();
+                    let at = 1_000_000 + round * 10_000;
+                    queued.push(
+                        store
+                            .queue_pings("acc", &pings, at, 20_000)
+                            .expect("queues"),
+                    );
+                    start.wait();
+                }
+                queued
+            })
+        })
+        .collect();
+    let queued: Vec<Vec<usize>> = relays
+        .into_iter()
+        .map(|t| t.join().expect("relay thread"))
+        .collect();
+    let per_round: Vec<usize> = (0..3).map(|r| queued[0][r] + queued[1][r]).collect();
+    assert_eq!(per_round, [1, 0, 1], "{queued:?}");
+    assert_eq!(
+        count(
+            &url,
+            "SELECT count(*) FROM webhook_outbox WHERE event = 'system:ping'"
+        ),
+        2
+    );
+}

@@ -584,6 +584,17 @@ pub trait Tx:
     fn try_sweep_lock(&mut self, _name: &str) -> Result<bool> {
         Ok(true)
     }
+    /// Of `phones`, those whose last `system:ping` (by any relay of the cluster) is at least
+    /// `every` ms before `now`, or that have none, now recorded as pinged at `now`. A single
+    /// relay (SQLite) keeps that in memory (`crate::compat::ping`): all of them.
+    fn claim_pings(
+        &mut self,
+        phones: &[&str],
+        _now: Millis,
+        _every: Millis,
+    ) -> Result<Vec<String>> {
+        Ok(phones.iter().map(|p| p.to_string()).collect())
+    }
 }
 
 /// The id of a history change in the compatible API's logs: unique while a message has fewer

@@ -204,10 +204,14 @@ pub(crate) fn queue_pings(
     account: &str,
     pings: &[(String, serde_json::Value)],
     now: Millis,
+    every: Millis,
 ) -> Result<usize> {
     let subs = smsgate_subscribers(tx, account)?;
+    // Another relay the phone is linked to may have pinged it within the interval.
+    let phones: Vec<&str> = pings.iter().map(|(p, _)| p.as_str()).collect();
+    let due = tx.claim_pings(&phones, now, every)?;
     let mut n = 0;
-    for (phone, health) in pings {
+    for (phone, health) in pings.iter().filter(|(p, _)| due.contains(p)) {
         let r = Rendered {
             name: "system:ping",
             phone: Some(phone.clone()),

@@ -37,6 +37,7 @@ use super::tx::{Backend, Tx};
 use super::{Counts, Result, StoreError};
 use crate::domain::{DeliveryState, MessageStatus, RecipientStatus};
 use conn::{Conn, Connections};
+pub use sweep::STEP_PHONE_PINGS;
 pub use webhooks::STEP_WEBHOOK_CLAIMS;
 
 /// The PostgreSQL backend.
@@ -133,6 +134,15 @@ impl Tx for PgTx<'_> {
 
     fn try_sweep_lock(&mut self, name: &str) -> Result<bool> {
         sweep::try_lock(self.c, name)
+    }
+
+    fn claim_pings(
+        &mut self,
+        phones: &[&str],
+        now: crate::store::Millis,
+        every: crate::store::Millis,
+    ) -> Result<Vec<String>> {
+        sweep::claim_pings(self.c, phones, now, every)
     }
 }
 

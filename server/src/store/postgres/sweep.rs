@@ -12,10 +12,45 @@
 //! The chosen way is the lock, not conditional updates: a sweep's outcome is more than one
 //! row (the recipient, its message's aggregate state, a history row, the webhooks), and the
 //! lock keeps all of them together with no change to the shared write paths.
+//!
+//! The compatible API's `system:ping` is made by every relay a phone is linked to; which of
+//! them pings in an interval is a conditional upsert of the phone's last ping
+//! ([`STEP_PHONE_PINGS`]): the first relay whose interval is up wins, the others find it done.
 
 use super::conn::Conn;
 use super::get;
-use crate::store::Result;
+use crate::store::{Millis, Result};
+
+/// When each phone was last pinged (`system:ping`), by whichever relay (a step of
+/// `schema::STEPS`). Rows of removed phones stay (one small row each) and do no harm.
+pub const STEP_PHONE_PINGS: &str = r#"
+CREATE TABLE phone_pings (
+    phone_id TEXT PRIMARY KEY,
+    at       BIGINT NOT NULL
+);
+"#;
+
+/// Of `phones`, those not pinged by any relay in the last `every` ms, now marked pinged.
+pub(super) fn claim_pings(
+    c: &mut Conn,
+    phones: &[&str],
+    now: Millis,
+    every: Millis,
+) -> Result<Vec<String>> {
+    if phones.is_empty() {
+        return Ok(Vec::new());
+    }
+    c.query(
+        "INSERT INTO phone_pings (phone_id, at) SELECT p, $2 FROM unnest($1::text[]) AS u(p)
+         ON CONFLICT (phone_id) DO UPDATE SET at = EXCLUDED.at
+             WHERE phone_pings.at <= $2 - $3
+         RETURNING phone_id",
+        &[&phones, &now, &every],
+    )?
+    .iter()
+    .map(|r| get(r, 0))
+    .collect()
+}
 
 /// Tries the lock of sweep `name` in the current transaction; false when another holds it.
 pub(super) fn try_lock(c: &mut Conn, name: &str) -> Result<bool> {

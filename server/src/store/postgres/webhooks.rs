@@ -25,6 +25,12 @@ pub const STEP_WEBHOOK_CLAIMS: &str = r#"
 ALTER TABLE webhook_outbox ADD COLUMN claimed_by TEXT, ADD COLUMN claim_until BIGINT;
 "#;
 
+/// The claim's columns, which SQLite (one relay) has not.
+pub const CLAIM_COLUMNS: &[(&str, &str)] = &[
+    ("webhook_outbox", "claimed_by"),
+    ("webhook_outbox", "claim_until"),
+];
+
 fn delivery_row(r: &Row) -> Result<Delivery> {
     Ok(Delivery {
         id: get(r, 0)?,
