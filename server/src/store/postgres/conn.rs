@@ -69,6 +69,7 @@ impl StoreError {
 /// statement is at fault: a connection exception (class 08), or an operator intervention that
 /// ends sessions (`admin_shutdown`, `crash_shutdown`, `cannot_connect_now`: stopping, crash
 /// recovery, starting up), or a read-only server.
+///
 /// `read_only_sql_transaction` (25006) on the writer means the server it reached is no
 /// longer the primary (a failover demoted it): the writer is dropped and the next write
 /// connects again (with `target_session_attrs=read-write`, to the new primary).
@@ -322,7 +323,10 @@ impl Connections {
             **guard = Some(Conn::connect_writer(&self.config)?);
         }
         let conn = guard.as_mut().expect("a writer was just connected");
-        conn.batch(&self.begin_write)
+        // `BEGIN` may have run and the lock after it failed: leave no transaction open.
+        conn.batch(&self.begin_write).inspect_err(|_| {
+            let _ = conn.batch("ROLLBACK");
+        })
     }
 
     /// Runs `f` on a pooled reader: no transaction, one snapshot per statement (as SQLite's
