@@ -47,6 +47,8 @@ const LEASE_MARGIN_MS: i64 = 30_000;
 const LEASE_MARGIN_MIN_MS: i64 = 2_000;
 /// How often the dispatcher looks for endpoints without a worker when nothing woke it.
 const RESCAN: Duration = Duration::from_secs(60);
+/// How soon the dispatcher looks again after the store failed it (PostgreSQL away).
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 const MAX_DELAY: Duration = Duration::from_secs(6 * 3600);
 /// Delivered webhooks are kept this long (for support questions), then pruned; dead ones stay.
 const KEEP_DELIVERED_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -116,6 +118,7 @@ pub async fn run(state: AppState) {
                 tracing::error!(error = %e, "pruning delivered webhooks failed");
             }
         }
+        let mut rescan = RESCAN;
         match state.db.call(|s| s.pending_endpoints()).await {
             Ok(hooks) => {
                 for hook in hooks {
@@ -135,7 +138,11 @@ pub async fn run(state: AppState) {
                     kicks.insert(hook, kick);
                 }
             }
-            Err(e) => tracing::error!(error = %e, "reading the webhook outbox failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the webhook outbox failed");
+                // The database is away, probably: look again soon, not in a minute.
+                rescan = RETRY_AFTER_ERROR;
+            }
         }
         tokio::select! {
             _ = state.webhook_kick.notified() => {}
@@ -151,7 +158,7 @@ pub async fn run(state: AppState) {
                     kicks.remove(&hook);
                 }
             }
-            _ = tokio::time::sleep(RESCAN) => {}
+            _ = tokio::time::sleep(rescan) => {}
             // An attempt cut short stays pending and is made again after the restart.
             _ = crate::stopped(&mut shutdown) => {
                 workers.shutdown().await;
