@@ -5,6 +5,13 @@
 #   scripts/postgres.sh url      # the URL of the running cluster (starts it if needed)
 #   scripts/postgres.sh status   # exit 0 and the URL when running, exit 3 when not
 #   scripts/postgres.sh stop     # stops it (the data stays; `start` again reuses it)
+#   scripts/postgres.sh kill     # stops it at once, as a crash would (`pg_ctl -m immediate`):
+#                                # the next start runs crash recovery (the relay's outage tests)
+#   scripts/postgres.sh restart  # stop, then start (the same port when it is still free)
+#
+# A data directory whose files are hard links (a build folder copied with `cp -al` into
+# another checkout) is shared with another cluster: two servers would write the same files.
+# `start` refuses to run on it and makes a fresh one instead.
 #
 # Idempotent: `start` on a running cluster only prints its URL. The cluster lives in
 # SIMRELAY_PG_DIR (default target/pg): data/ (also the unix socket's directory), log, url.
@@ -99,9 +106,12 @@ if [[ "$(id -u)" -eq 0 && -z "${SIMRELAY_PG_DIR:-}" ]]; then
 fi
 
 # A TCP port on 127.0.0.1 that the OS says is free (perl-base is in every Debian system).
+# SO_REUSEADDR as PostgreSQL binds: the previous port stays usable while connections of the
+# last run linger in TIME_WAIT (after `kill`, clients were cut), so the URL stays the same.
 free_port() {
     perl -MSocket -e '
         socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+        setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1) or die "setsockopt: $!";
         bind($s, pack_sockaddr_in($ARGV[0], inet_aton("127.0.0.1"))) or exit 1;
         my ($port) = unpack_sockaddr_in(getsockname($s));
         print "$port\n";' "${1:-0}"
@@ -163,6 +173,11 @@ start() {
         url_of "$(current_port)" | tee "$URL_FILE"
         return 0
     fi
+    if [[ -f "$DATA/PG_VERSION" && "$(stat -c %h "$DATA/PG_VERSION")" -gt 1 ]]; then
+        say "$DATA is hard-linked with another copy (a copied build folder?): making a fresh cluster"
+        # Removing our names only; the other copy keeps its files.
+        rm -rf "$DATA"
+    fi
     [[ -f "$DATA/PG_VERSION" ]] || init_cluster
     local tries port
     for tries in 1 2 3 4 5; do
@@ -187,15 +202,17 @@ start() {
 }
 
 stop() {
+    local mode="${1:-fast}"
     [[ -d "$PG_DIR" ]] || return 0
     exec 9>"$PG_DIR/lock"
     flock 9
     if running; then
-        as_owner "$BINDIR/pg_ctl" -D "$DATA" -m fast -w -t 60 stop >/dev/null ||
+        as_owner "$BINDIR/pg_ctl" -D "$DATA" -m "$mode" -w -t 60 stop >/dev/null ||
             die "pg_ctl stop failed"
-        say "stopped"
+        say "stopped ($mode)"
     fi
     rm -f "$URL_FILE"
+    exec 9>&-
 }
 
 case "${1:-}" in
@@ -212,9 +229,16 @@ status)
     fi
     ;;
 stop)
-    [[ -z "$BINDIR" ]] || stop
+    [[ -z "$BINDIR" ]] || stop fast
+    ;;
+kill)
+    [[ -z "$BINDIR" ]] || stop immediate
+    ;;
+restart)
+    stop fast
+    start
     ;;
 *)
-    die "usage: scripts/postgres.sh start|stop|url|status"
+    die "usage: scripts/postgres.sh start|stop|kill|restart|url|status"
     ;;
 esac

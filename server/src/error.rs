@@ -63,6 +63,14 @@ impl From<StoreError> for AppError {
                 "storage_full",
                 "the relay's disk is full; nothing was stored",
             ),
+            StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "the database is unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the relay's database is unavailable; nothing was stored, retry later",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 Self::internal()

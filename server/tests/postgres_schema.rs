@@ -186,7 +186,10 @@ fn a_version_4_database_gains_the_suppression_list() {
     )
     .expect("version 4 is recorded");
     drop(PgBackend::open(&url).expect("migrates from version 4"));
-    assert_eq!(count(&mut c, "SELECT version FROM schema_version"), 5);
+    assert_eq!(
+        count(&mut c, "SELECT version FROM schema_version"),
+        schema::VERSION
+    );
     c.batch_execute(
         "INSERT INTO suppressions (account_id, number, keyword, created_at)
          VALUES ('acc', '+15550001111', 'manual', 1)",
@@ -198,4 +201,51 @@ fn a_version_4_database_gains_the_suppression_list() {
     );
     assert!(dup.is_err(), "one entry per account and number");
     assert_eq!(count(&mut c, "SELECT count(*) FROM accounts"), 1);
+}
+
+/// The step that adds the webhook claims (a cluster's senders), from the version before it:
+/// a pending delivery is kept, starts unclaimed, and is claimable.
+#[test]
+fn the_webhook_claims_step_keeps_pending_deliveries_unclaimed() {
+    let Some(url) = scratch_url() else { return };
+    let at = schema::STEPS
+        .iter()
+        .position(|s| *s == simrelay_server::store::postgres::STEP_WEBHOOK_CLAIMS)
+        .expect("the claims step is one of the steps");
+    let mut c = client(&url);
+    for step in &schema::STEPS[..at] {
+        c.batch_execute(step).expect("the older steps load");
+    }
+    c.batch_execute(&format!(
+        "CREATE TABLE schema_version (version BIGINT NOT NULL);
+         INSERT INTO schema_version VALUES ({at});
+         INSERT INTO accounts (id, created_at) VALUES ('acc', 1);
+         INSERT INTO webhooks (id, account_id, url, events, secret, created_at)
+             VALUES ('wh', 'acc', 'http://127.0.0.1:9/h', 'message.sent', 's', 1);
+         INSERT INTO webhook_outbox (event_id, webhook_id, event, body, state, next_at,
+             created_at) VALUES ('ev1', 'wh', 'message.sent', '{{}}', 'pending', 5, 5);"
+    ))
+    .expect("the older version is recorded");
+    let store = simrelay_server::store::Store::open_postgres(&url).expect("migrates");
+    assert_eq!(
+        count(&mut c, "SELECT version FROM schema_version"),
+        schema::VERSION
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM webhook_outbox WHERE claimed_by IS NULL AND claim_until IS NULL"
+        ),
+        1
+    );
+    let claimed = store
+        .claim_deliveries("wh", 10, 5, 1_000, "sender-a")
+        .expect("claims");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].event_id, "ev1");
+    let holder: String = c
+        .query_one("SELECT claimed_by FROM webhook_outbox", &[])
+        .expect("row")
+        .get(0);
+    assert_eq!(holder, "sender-a");
 }

@@ -2,8 +2,9 @@
 //! webhooks each `ping.interval_seconds` (the account's setting, at least
 //! [`MIN_INTERVAL_S`]), as the Android app does, with the phone's health: its battery, whether
 //! it charges, and its queue. Accounts without the setting or without a `system:ping`
-//! webhook get nothing. A phone is pinged by the relay it is connected to, so relays sharing a
-//! database never ping it twice.
+//! webhook get nothing. A phone is pinged by a relay it is connected to; a phone linked to
+//! several relays of a cluster is pinged once per interval, by the first whose interval is up
+//! (the store keeps each phone's last ping: `Tx::claim_pings`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -90,7 +91,7 @@ impl Pinger {
             }
             queued += state
                 .db
-                .call(move |s| s.queue_pings(&account, &due, now))
+                .call(move |s| s.queue_pings(&account, &due, now, every))
                 .await?;
         }
         if queued > 0 {

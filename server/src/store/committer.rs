@@ -110,14 +110,12 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Job>, committed: Arc<Notify>) {
                 }
             }
             Err(e) => {
-                let full = matches!(e, StoreError::Full);
                 tracing::error!(error = %e, "batch commit failed");
-                let err = || {
-                    if full {
-                        StoreError::Full
-                    } else {
-                        StoreError::Batch(e.to_string())
-                    }
+                // Each caller gets the kind it can act on (a full disk, a database away).
+                let err = || match &e {
+                    StoreError::Full => StoreError::Full,
+                    StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+                    other => StoreError::Batch(other.to_string()),
                 };
                 for answer in create_answers {
                     let _ = answer.send(Err(err()));

@@ -51,6 +51,10 @@ pub enum StoreError {
     /// values).
     #[error("postgres: {0}")]
     Postgres(String),
+    /// The database cannot be reached now (PostgreSQL down, restarting, the connection cut);
+    /// nothing of the operation was acknowledged. The pool reconnects on the next operation.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {

@@ -502,19 +502,31 @@ pub trait WebhookRows {
     fn due_deliveries(&mut self, now: Millis, limit: u32) -> Result<Vec<Delivery>>;
     /// Webhooks with pending deliveries.
     fn pending_endpoints(&mut self) -> Result<Vec<String>>;
-    /// Takes up to `limit` due deliveries of one webhook, oldest due first, and sets their
-    /// `next_at` to `lease_until`.
+    /// Takes up to `limit` due deliveries of one webhook, oldest due first, for `claimer` (a
+    /// sender's random id) until `lease_until`, and sets their `next_at` to `lease_until`.
+    /// PostgreSQL records the claim (`claimed_by`, `claim_until`; rows another transaction
+    /// holds are skipped), so that several relays never make one delivery at the same time;
+    /// SQLite (one relay) keeps only the `next_at` lease.
     fn claim_deliveries(
         &mut self,
         webhook: &str,
         now: Millis,
         limit: u32,
         lease_until: Millis,
+        claimer: &str,
     ) -> Result<Vec<Delivery>>;
     fn next_delivery_of(&mut self, webhook: &str) -> Result<Option<Millis>>;
     fn next_delivery_at(&mut self) -> Result<Option<Millis>>;
-    /// Stores the outcome of one attempt of delivery `id`.
-    fn delivery_result(&mut self, id: i64, outcome: &DeliveryOutcome) -> Result<()>;
+    /// Stores the outcome of one attempt of delivery `id` and ends its claim; returns whether
+    /// it was stored. With a `claimer`, only while the delivery is still pending and claimed
+    /// by it (on PostgreSQL: a sender whose lease ran out and whose delivery another relay
+    /// claimed since changes nothing); without one, unconditionally.
+    fn delivery_result(
+        &mut self,
+        id: i64,
+        claimer: Option<&str>,
+        outcome: &DeliveryOutcome,
+    ) -> Result<bool>;
     /// Adds an attempt to the webhook's log and forgets those beyond the newest `keep`.
     fn log_attempt(&mut self, log: &AttemptLog, keep: i64) -> Result<()>;
     fn webhook_of_account(&mut self, account: &str, webhook: &str) -> Result<bool>;
@@ -566,6 +578,23 @@ pub trait Tx:
     fn release_savepoint(&mut self) -> Result<()>;
     /// Counters for `/metrics`.
     fn counts(&mut self) -> Result<Counts>;
+    /// Takes the cluster-wide lock of the periodic sweep `name` for the rest of this write
+    /// transaction, without waiting; false when another relay holds it (that relay is making
+    /// the same changes now: skip this run). A single relay (SQLite) always gets it.
+    fn try_sweep_lock(&mut self, _name: &str) -> Result<bool> {
+        Ok(true)
+    }
+    /// Of `phones`, those whose last `system:ping` (by any relay of the cluster) is at least
+    /// `every` ms before `now`, or that have none, now recorded as pinged at `now`. A single
+    /// relay (SQLite) keeps that in memory (`crate::compat::ping`): all of them.
+    fn claim_pings(
+        &mut self,
+        phones: &[&str],
+        _now: Millis,
+        _every: Millis,
+    ) -> Result<Vec<String>> {
+        Ok(phones.iter().map(|p| p.to_string()).collect())
+    }
 }
 
 /// The id of a history change in the compatible API's logs: unique while a message has fewer

@@ -14,6 +14,13 @@
 //! in flight (its `next_at` moves past the attempt timeout), so a crash mid-attempt makes it
 //! again once the lease ends. URLs pass the SSRF guard ([`ssrf`]) at registration and at
 //! every attempt ([`deliver`]).
+//!
+//! Several relays on one PostgreSQL each run this sender. The lease is a claim in the store,
+//! made under a random id of this sender ([`claim_id`]): a delivery claimed by one relay is
+//! not made by another until that claim's lease ends (the relay died or hung), and an outcome
+//! is stored only by the claim's holder. Each event is thus delivered once by the cluster
+//! when nothing fails, and at least once when a relay dies mid-attempt (receivers dedup by
+//! `X-Simrelay-Event-Id`).
 
 pub mod deliver;
 pub mod ssrf;
@@ -33,10 +40,15 @@ use deliver::Deliverer;
 
 /// Attempts in flight at once per endpoint.
 pub const PER_ENDPOINT: u32 = 4;
-/// How long past the attempt timeout a leased delivery stays away from other workers.
+/// Most time past the attempt timeout a leased delivery stays away from other workers (the
+/// time to store the attempt's outcome); the margin is the attempt timeout itself when that
+/// is shorter, at least [`LEASE_MARGIN_MIN_MS`].
 const LEASE_MARGIN_MS: i64 = 30_000;
+const LEASE_MARGIN_MIN_MS: i64 = 2_000;
 /// How often the dispatcher looks for endpoints without a worker when nothing woke it.
 const RESCAN: Duration = Duration::from_secs(60);
+/// How soon the dispatcher looks again after the store failed it (PostgreSQL away).
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 const MAX_DELAY: Duration = Duration::from_secs(6 * 3600);
 /// Delivered webhooks are kept this long (for support questions), then pruned; dead ones stay.
 const KEEP_DELIVERED_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -67,8 +79,23 @@ pub fn backoff(base: Duration, attempts: u32) -> Duration {
     base.saturating_mul(1u32 << attempts.min(20)).min(MAX_DELAY)
 }
 
+/// How long a claim lasts for an attempt timeout of `timeout`: the attempt, then the margin
+/// to store its outcome.
+pub fn lease(timeout: Duration) -> Duration {
+    let t = millis(timeout);
+    let ms = t.saturating_add(t.clamp(LEASE_MARGIN_MIN_MS, LEASE_MARGIN_MS));
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// A fresh random claim id for one sender (one per relay process; no configuration).
+pub fn claim_id() -> String {
+    format!("sender-{}", uuid::Uuid::new_v4().simple())
+}
+
 /// Runs until shutdown: starts a worker per webhook with pending deliveries.
 pub async fn run(state: AppState) {
+    let claimer: Arc<str> = claim_id().into();
+    tracing::debug!(claim_id = %claimer, "webhook sender started");
     let deliverer = match Deliverer::new(&state.config) {
         Ok(d) => d,
         Err(e) => {
@@ -91,6 +118,7 @@ pub async fn run(state: AppState) {
                 tracing::error!(error = %e, "pruning delivered webhooks failed");
             }
         }
+        let mut rescan = RESCAN;
         match state.db.call(|s| s.pending_endpoints()).await {
             Ok(hooks) => {
                 for hook in hooks {
@@ -102,6 +130,7 @@ pub async fn run(state: AppState) {
                     let task = workers.spawn(endpoint(
                         state.clone(),
                         deliverer.clone(),
+                        claimer.clone(),
                         hook.clone(),
                         kick.clone(),
                     ));
@@ -109,7 +138,11 @@ pub async fn run(state: AppState) {
                     kicks.insert(hook, kick);
                 }
             }
-            Err(e) => tracing::error!(error = %e, "reading the webhook outbox failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the webhook outbox failed");
+                // The database is away, probably: look again soon, not in a minute.
+                rescan = RETRY_AFTER_ERROR;
+            }
         }
         tokio::select! {
             _ = state.webhook_kick.notified() => {}
@@ -125,7 +158,7 @@ pub async fn run(state: AppState) {
                     kicks.remove(&hook);
                 }
             }
-            _ = tokio::time::sleep(RESCAN) => {}
+            _ = tokio::time::sleep(rescan) => {}
             // An attempt cut short stays pending and is made again after the restart.
             _ = crate::stopped(&mut shutdown) => {
                 workers.shutdown().await;
@@ -136,23 +169,34 @@ pub async fn run(state: AppState) {
 }
 
 /// Drains one webhook's deliveries until it has none pending.
-async fn endpoint(state: AppState, deliverer: Deliverer, hook: String, kick: Arc<Notify>) {
-    let lease_ms = millis(state.config.webhook_timeout) + LEASE_MARGIN_MS;
+async fn endpoint(
+    state: AppState,
+    deliverer: Deliverer,
+    claimer: Arc<str>,
+    hook: String,
+    kick: Arc<Notify>,
+) {
+    let lease_ms = millis(lease(state.config.webhook_timeout));
     let mut in_flight: JoinSet<bool> = JoinSet::new();
     let mut healthy = true;
     loop {
         let cap = if healthy { PER_ENDPOINT } else { 1 };
         let free = cap.saturating_sub(u32::try_from(in_flight.len()).unwrap_or(u32::MAX));
         if free > 0 {
-            let (h, now) = (hook.clone(), now_ms());
+            let (h, c, now) = (hook.clone(), claimer.clone(), now_ms());
             match state
                 .db
-                .call(move |s| s.claim_deliveries(&h, now, free, now + lease_ms))
+                .call(move |s| s.claim_deliveries(&h, now, free, now + lease_ms, &c))
                 .await
             {
                 Ok(claimed) => {
                     for d in claimed {
-                        in_flight.spawn(attempt(state.clone(), deliverer.clone(), d));
+                        in_flight.spawn(attempt(
+                            state.clone(),
+                            deliverer.clone(),
+                            claimer.clone(),
+                            d,
+                        ));
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "claiming webhook deliveries failed"),
@@ -184,7 +228,7 @@ async fn endpoint(state: AppState, deliverer: Deliverer, hook: String, kick: Arc
 }
 
 /// Makes one attempt and records it; true when it was delivered.
-async fn attempt(state: AppState, deliverer: Deliverer, d: Delivery) -> bool {
+async fn attempt(state: AppState, deliverer: Deliverer, claimer: Arc<str>, d: Delivery) -> bool {
     let sent = deliverer
         .post(&d.url, &d.secret, &d.event, &d.event_id, &d.body)
         .await;
@@ -203,6 +247,7 @@ async fn attempt(state: AppState, deliverer: Deliverer, d: Delivery) -> bool {
             DeliveryOutcome::Retry { at, error }
         }
     };
+    let event = d.event.clone();
     let log = AttemptLog {
         webhook_id: d.webhook_id,
         event_id: d.event_id,
@@ -213,12 +258,19 @@ async fn attempt(state: AppState, deliverer: Deliverer, d: Delivery) -> bool {
         error: sent.error,
     };
     let id = d.id;
-    if let Err(e) = state
+    match state
         .db
-        .call(move |s| s.record_attempt(id, outcome, &log))
+        .call(move |s| s.record_attempt(id, &claimer, outcome, &log))
         .await
     {
-        tracing::error!(error = %e, "recording a webhook attempt failed");
+        Ok(true) => {}
+        // The lease ran out first and another relay claimed the delivery: its outcome counts.
+        Ok(false) => tracing::warn!(
+            event = %event,
+            "a webhook attempt outlived its claim; another relay makes the delivery"
+        ),
+        // The claim stays and ends with its lease: the delivery is made again then.
+        Err(e) => tracing::error!(error = %e, "recording a webhook attempt failed"),
     }
     delivered
 }
@@ -288,6 +340,14 @@ mod tests {
             sign_smsgate("k3y", 1_700_000_000, r#"{"a":1}"#),
             "b3d7795bafa1b656932d6330da6f5a1cef4f3beb3567b5e04ebd7d4a48646aab"
         );
+    }
+
+    #[test]
+    fn a_lease_covers_the_attempt_and_a_bounded_margin() {
+        assert_eq!(lease(Duration::from_secs(1)), Duration::from_secs(3));
+        assert_eq!(lease(Duration::from_secs(10)), Duration::from_secs(20));
+        assert_eq!(lease(Duration::from_secs(60)), Duration::from_secs(90));
+        assert_ne!(claim_id(), claim_id());
     }
 
     #[test]

@@ -90,14 +90,16 @@ impl Store {
     }
 
     /// Queues a `system:ping` with its health (`crate::compat::ping`) per phone of `pings`
-    /// for the account's SMS Gateway webhooks; returns how many deliveries.
+    /// for the account's SMS Gateway webhooks, but for phones another relay of the cluster
+    /// pinged less than `every` ms ago; returns how many deliveries.
     pub fn queue_pings(
         &self,
         account: &str,
         pings: &[(String, serde_json::Value)],
         now: Millis,
+        every: Millis,
     ) -> Result<usize> {
-        self.write(|tx| super::webhooks::queue_pings(tx, account, pings, now))
+        self.write(|tx| super::webhooks::queue_pings(tx, account, pings, now, every))
     }
 
     /// The relay secret `name` (stored as `candidate` the first time).

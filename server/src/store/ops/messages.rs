@@ -14,6 +14,8 @@ use crate::store::{
 
 /// Most recipients one deadline tick ends per kind (the next tick takes the rest).
 const DEADLINE_BATCH: u32 = 10_000;
+/// The name of the deadlines' sweep lock.
+const DEADLINE_SWEEP: &str = "deadlines";
 
 /// Recomputes and stores a message's state from its recipients'.
 pub(crate) fn recompute_state(tx: &mut dyn Tx, mseq: i64, now: Millis) -> Result<()> {
@@ -163,8 +165,16 @@ impl Store {
     /// Ends what the deadlines end (`crate::domain::deadline`): unrouted recipients past
     /// their validity (`default_validity` ms after creation without one), and routed ones
     /// whose phone stayed silent past every deadline of its own ([`PHONE_SILENCE_MS`]).
+    ///
+    /// Every relay of a cluster runs this each second: it runs under the cluster-wide lock of
+    /// the `deadlines` sweep ([`Tx::try_sweep_lock`]), and reads the recipients after taking
+    /// it, so each recipient ends once (one history row, one webhook) whichever relay ends
+    /// it. A run that finds the lock taken ends nothing (the holder does the work).
     pub fn expire_unrouted(&self, now: Millis, default_validity: Millis) -> Result<u32> {
         self.write(|tx| {
+            if !tx.try_sweep_lock(DEADLINE_SWEEP)? {
+                return Ok(0);
+            }
             let unrouted = tx.unrouted_past_validity(now, default_validity, DEADLINE_BATCH)?;
             let expired = end_rows(tx, &unrouted, false, now, default_validity)?;
             let silent =

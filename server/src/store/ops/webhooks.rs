@@ -204,10 +204,14 @@ pub(crate) fn queue_pings(
     account: &str,
     pings: &[(String, serde_json::Value)],
     now: Millis,
+    every: Millis,
 ) -> Result<usize> {
     let subs = smsgate_subscribers(tx, account)?;
+    // Another relay the phone is linked to may have pinged it within the interval.
+    let phones: Vec<&str> = pings.iter().map(|(p, _)| p.as_str()).collect();
+    let due = tx.claim_pings(&phones, now, every)?;
     let mut n = 0;
-    for (phone, health) in pings {
+    for (phone, health) in pings.iter().filter(|(p, _)| due.contains(p)) {
         let r = Rendered {
             name: "system:ping",
             phone: Some(phone.clone()),
@@ -307,7 +311,7 @@ impl Store {
 
     /// Records one delivery attempt: delivered, retry at `retry_at`, or dead.
     pub fn delivery_result(&self, id: i64, outcome: DeliveryOutcome, _now: Millis) -> Result<()> {
-        self.write(|tx| tx.delivery_result(id, &outcome))
+        self.write(|tx| tx.delivery_result(id, None, &outcome).map(drop))
     }
 
     /// Earliest `next_at` of a pending delivery.
@@ -325,17 +329,19 @@ impl Store {
         self.read(|tx| tx.pending_endpoints())
     }
 
-    /// Takes up to `limit` due deliveries of one webhook, oldest first, and leases them: their
-    /// `next_at` becomes `lease_until`, so that they are not due again while in flight (and
-    /// are made again after a crash once the lease ends).
+    /// Takes up to `limit` due deliveries of one webhook, oldest first, and leases them to
+    /// `claimer` (the sender's random id): their `next_at` becomes `lease_until`, so that they
+    /// are not due again while in flight, neither here nor on another relay of the cluster
+    /// (and are made again, by any relay, after a crash once the lease ends).
     pub fn claim_deliveries(
         &self,
         webhook: &str,
         now: Millis,
         limit: u32,
         lease_until: Millis,
+        claimer: &str,
     ) -> Result<Vec<Delivery>> {
-        self.write(|tx| tx.claim_deliveries(webhook, now, limit, lease_until))
+        self.write(|tx| tx.claim_deliveries(webhook, now, limit, lease_until, claimer))
     }
 
     /// Earliest `next_at` of a pending delivery of one webhook.
@@ -343,16 +349,20 @@ impl Store {
         self.read(|tx| tx.next_delivery_of(webhook))
     }
 
-    /// Records one attempt of delivery `id` in the webhook's log and applies its outcome.
+    /// Records one attempt of delivery `id` in the webhook's log and applies its outcome if
+    /// `claimer` still holds the delivery (see [`crate::store::tx::WebhookRows::delivery_result`]); returns whether the
+    /// outcome applied. The attempt is logged either way: the receiver saw it.
     pub fn record_attempt(
         &self,
         id: i64,
+        claimer: &str,
         outcome: DeliveryOutcome,
         log: &AttemptLog,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         self.write(|tx| {
-            tx.delivery_result(id, &outcome)?;
-            tx.log_attempt(log, ATTEMPTS_KEPT)
+            let applied = tx.delivery_result(id, Some(claimer), &outcome)?;
+            tx.log_attempt(log, ATTEMPTS_KEPT)?;
+            Ok(applied)
         })
     }
 

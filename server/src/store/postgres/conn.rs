@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use ::postgres::config::SslMode;
 use ::postgres::error::SqlState;
@@ -32,6 +33,9 @@ impl StoreError {
             if *code == SqlState::DISK_FULL {
                 return Self::Full;
             }
+            if unavailable(code.code()) {
+                return Self::Unavailable(format!("{} ({})", code.code(), class(code.code())));
+            }
             let mut text = format!("{} {} ({})", db.severity(), code.code(), class(code.code()));
             // Class 42 (syntax, unknown or ambiguous names) is about the relay's own SQL: its
             // messages name identifiers and types, never a value.
@@ -49,11 +53,28 @@ impl StoreError {
             return Self::Postgres(text);
         }
         if e.is_closed() {
-            return Self::Postgres("the connection to PostgreSQL is closed".into());
+            return Self::Unavailable("the connection to PostgreSQL is closed".into());
+        }
+        // Connecting failed, or the socket broke mid-statement (PostgreSQL stopped, restarted
+        // or unreachable): the texts name the OS error, never data.
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) {
+            return Self::Unavailable(e.to_string());
         }
         // Connection, protocol and type-conversion errors: their texts quote no data.
         Self::Postgres(e.to_string())
     }
+}
+
+/// Whether a SQLSTATE says the server is going away or not there yet, rather than that the
+/// statement is at fault: a connection exception (class 08), or an operator intervention that
+/// ends sessions (`admin_shutdown`, `crash_shutdown`, `cannot_connect_now`: stopping, crash
+/// recovery, starting up), or a read-only server.
+///
+/// `read_only_sql_transaction` (25006) on the writer means the server it reached is no
+/// longer the primary (a failover demoted it): the writer is dropped and the next write
+/// connects again (with `target_session_attrs=read-write`, to the new primary).
+fn unavailable(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "25006")
 }
 
 /// A few words for the SQLSTATE classes the relay may meet.
@@ -73,11 +94,25 @@ fn class(code: &str) -> &'static str {
     }
 }
 
+/// How long a connection attempt may take when the URL does not say (`connect_timeout`): a
+/// PostgreSQL that went away answers the relay's requests with a prompt 503, not a hang.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// TCP keepalive idle time: a connection to a server that vanished (host down, network cut,
+/// no reset) is found dead within about a minute instead of the system's two hours.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
 /// Parses a `postgres://` URL (or key=value string) and refuses what the relay cannot do.
 pub fn parse_url(url: &str) -> Result<Config> {
-    let config: Config = url
+    let mut config: Config = url
         .parse()
         .map_err(|_| StoreError::Postgres("invalid PostgreSQL URL".into()))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_keepalives_idle() == Duration::from_secs(2 * 3600) {
+        // The library's default (the URL did not set one).
+        config.keepalives_idle(KEEPALIVE_IDLE);
+    }
     if config.get_ssl_mode() == SslMode::Require {
         return Err(StoreError::Postgres(
             "sslmode=require is not supported: the relay connects to PostgreSQL without TLS \
@@ -250,19 +285,48 @@ impl Connections {
     }
 
     /// Runs `f` in one write transaction and commits it; rolls back if `f` fails.
+    ///
+    /// A writer found closed is replaced by a new connection first; one that broke while idle
+    /// (PostgreSQL restarted since its last use) fails at `BEGIN`, before anything ran, and is
+    /// replaced once more. While PostgreSQL stays away, each call fails with
+    /// [`StoreError::Unavailable`] (within the connect timeout) and the next one tries again.
     pub fn write<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
         let mut guard = self.writer();
-        if guard.as_ref().is_none_or(Conn::is_closed) {
-            let old = guard.take();
-            *guard = Some(Conn::connect_writer(&self.config)?);
-            close(old.into_iter().collect());
-        }
-        let conn = guard.as_mut().expect("a writer was just connected");
-        let out = run_in(conn, &self.begin_write, f);
-        if conn.is_closed() {
+        let began = match self.begin_on(&mut guard) {
+            Err(e) if guard.as_ref().is_none_or(Conn::is_closed) => {
+                tracing::debug!(error = %e, "the PostgreSQL writer broke while idle; reconnecting");
+                close(guard.take().into_iter().collect());
+                self.begin_on(&mut guard)
+            }
+            other => other,
+        };
+        let out = began.and_then(|()| {
+            let conn = guard.as_mut().expect("a writer began a transaction");
+            finish(conn, f)
+        });
+        // A writer that met an unavailable server is not kept even when its socket is open
+        // (a primary demoted to a read-only standby, a server shutting down).
+        if matches!(out, Err(StoreError::Unavailable(_)))
+            || guard.as_ref().is_some_and(Conn::is_closed)
+        {
             close(guard.take().into_iter().collect());
         }
         out
+    }
+
+    /// Begins a write transaction on the writer, connecting it first when there is none or
+    /// it is closed.
+    fn begin_on(&self, guard: &mut MutexGuard<'_, Option<Conn>>) -> Result<()> {
+        if guard.as_ref().is_none_or(Conn::is_closed) {
+            let old = guard.take();
+            close(old.into_iter().collect());
+            **guard = Some(Conn::connect_writer(&self.config)?);
+        }
+        let conn = guard.as_mut().expect("a writer was just connected");
+        // `BEGIN` may have run and the lock after it failed: leave no transaction open.
+        conn.batch(&self.begin_write).inspect_err(|_| {
+            let _ = conn.batch("ROLLBACK");
+        })
     }
 
     /// Runs `f` on a pooled reader: no transaction, one snapshot per statement (as SQLite's
@@ -270,7 +334,8 @@ impl Connections {
     pub fn read<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
         let mut conn = self.take_reader()?;
         let out = f(&mut conn);
-        self.give_back(conn);
+        let unavailable = matches!(out, Err(StoreError::Unavailable(_)));
+        self.give_back(conn, unavailable);
         out
     }
 
@@ -293,18 +358,22 @@ impl Connections {
         }
     }
 
-    fn give_back(&self, conn: Conn) {
+    fn give_back(&self, conn: Conn, unavailable: bool) {
         let mut r = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         r.busy -= 1;
-        let broken = if conn.is_closed() {
-            Some(conn)
+        // A reader that broke says the server went away: the idle ones are as old, so they
+        // go too (after PostgreSQL is back, one failed read each would follow otherwise).
+        let broken = if unavailable || conn.is_closed() {
+            let mut all = std::mem::take(&mut r.idle);
+            all.push(conn);
+            all
         } else {
             r.idle.push(conn);
-            None
+            Vec::new()
         };
         drop(r);
-        self.reader_freed.notify_one();
-        close(broken.into_iter().collect());
+        self.reader_freed.notify_all();
+        close(broken);
     }
 
     /// Opens a connection outside the pool (schema work, the copier).
@@ -333,9 +402,10 @@ impl Drop for Connections {
     }
 }
 
-/// Runs `f` between `begin` and `COMMIT`, or `ROLLBACK` when it fails.
-fn run_in<T>(conn: &mut Conn, begin: &str, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
-    conn.batch(begin)?;
+/// Runs `f` in the transaction begun on `conn`, then `COMMIT`, or `ROLLBACK` when it fails.
+/// A `COMMIT` whose answer was lost (the connection broke) is an error: the caller
+/// acknowledges nothing, and retries of the relay's writes are idempotent.
+fn finish<T>(conn: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
     match f(conn) {
         // `COMMIT` of a transaction that an error aborted rolls back without an error: the
         // `SELECT 1` before it fails in such a transaction, so a swallowed error cannot turn
@@ -351,5 +421,33 @@ fn run_in<T>(conn: &mut Conn, begin: &str, f: impl FnOnce(&mut Conn) -> Result<T
             let _ = conn.batch("ROLLBACK");
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What says "the server is away" (a 503 to the caller, the connection dropped), and
+    /// what says the statement is at fault.
+    #[test]
+    fn unavailable_codes_are_the_connection_and_shutdown_ones() {
+        for code in ["08006", "08001", "57P01", "57P02", "57P03", "25006"] {
+            assert!(unavailable(code), "{code}");
+        }
+        for code in ["23505", "40001", "53100", "42P01", "57014", "22P02"] {
+            assert!(!unavailable(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_url_gets_a_connect_timeout_unless_it_has_one() {
+        let c = parse_url("postgres://relay@127.0.0.1/db").expect("parses");
+        assert_eq!(c.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(c.get_keepalives_idle(), KEEPALIVE_IDLE);
+        let c = parse_url("postgres://relay@127.0.0.1/db?connect_timeout=2&keepalives_idle=7")
+            .expect("parses");
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(2)));
+        assert_eq!(c.get_keepalives_idle(), Duration::from_secs(7));
     }
 }

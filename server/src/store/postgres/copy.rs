@@ -115,6 +115,10 @@ fn copy_table(src: &Connection, client: &mut ::postgres::Client, table: &str) ->
         )
         .map_err(StoreError::from_pg)?
         .into_iter()
+        .filter(|r| {
+            let name: &str = r.get(0);
+            !schema::PG_ONLY_COLUMNS.contains(&(table, name))
+        })
         .map(|r| {
             let name: String = r.get(0);
             let kind = match r.get::<_, String>(1).as_str() {

@@ -27,6 +27,7 @@ mod routing;
 pub mod schema;
 pub mod scratch;
 mod suppressions;
+mod sweep;
 mod webhooks;
 
 use ::postgres::Row;
@@ -36,6 +37,8 @@ use super::tx::{Backend, Tx};
 use super::{Counts, Result, StoreError};
 use crate::domain::{DeliveryState, MessageStatus, RecipientStatus};
 use conn::{Conn, Connections};
+pub use sweep::STEP_PHONE_PINGS;
+pub use webhooks::STEP_WEBHOOK_CLAIMS;
 
 /// The PostgreSQL backend.
 #[derive(Debug)]
@@ -127,6 +130,19 @@ impl Tx for PgTx<'_> {
 
     fn counts(&mut self) -> Result<Counts> {
         webhooks::counts(self.c)
+    }
+
+    fn try_sweep_lock(&mut self, name: &str) -> Result<bool> {
+        sweep::try_lock(self.c, name)
+    }
+
+    fn claim_pings(
+        &mut self,
+        phones: &[&str],
+        now: crate::store::Millis,
+        every: crate::store::Millis,
+    ) -> Result<Vec<String>> {
+        sweep::claim_pings(self.c, phones, now, every)
     }
 }
 

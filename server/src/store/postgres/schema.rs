@@ -250,13 +250,20 @@ pub const STEPS: &[&str] = &[
     super::compat::STEP_3,
     super::expiry::STEP_4,
     super::suppressions::STEP_5,
+    super::webhooks::STEP_WEBHOOK_CLAIMS,
+    super::sweep::STEP_PHONE_PINGS,
 ];
 
 /// The version [`migrate`] brings a database to.
 pub const VERSION: i64 = STEPS.len() as i64;
 
+/// Columns PostgreSQL has and SQLite has not (nullable, a cluster's bookkeeping): the copy
+/// from SQLite leaves them out, so they start empty.
+pub const PG_ONLY_COLUMNS: &[(&str, &str)] = super::webhooks::CLAIM_COLUMNS;
+
 /// The tables of the schema, parents before children (the order `migrate --from sqlite`
-/// copies them in). `message_counts` is kept by triggers and not among them.
+/// copies them in). `message_counts` is kept by triggers and not among them, nor
+/// `phone_pings` (a cluster's memory of `system:ping`, which SQLite has no use for).
 pub const TABLES: &[&str] = &[
     "accounts",
     "api_keys",

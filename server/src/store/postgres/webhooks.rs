@@ -1,5 +1,13 @@
 //! SQL for webhook registrations, the durable webhook outbox and the delivery log, plus the
 //! `/metrics` counts.
+//!
+//! Several relays may share the database, each running a webhook sender: a delivery is
+//! claimed before it is sent ([`STEP_WEBHOOK_CLAIMS`]: `claimed_by`, `claim_until`), by a
+//! `FOR UPDATE SKIP LOCKED` select of due, unclaimed (or lease-expired) rows, and its outcome
+//! is stored only while the claim is still the sender's. So two relays never make one
+//! delivery at the same time, and a relay that dies mid-attempt loses its claim when the
+//! lease ends, after which any relay makes the delivery again (at least once to the
+//! receiver, which dedups by the event id).
 
 use ::postgres::Row;
 
@@ -10,6 +18,18 @@ use crate::store::tx::{OutboxInsert, Subscriber, WebhookRows};
 use crate::store::{
     AttemptLog, AttemptView, Counts, Delivery, DeliveryOutcome, Millis, Result, StoreError, Webhook,
 };
+
+/// The webhook claims (a step of `schema::STEPS`): who holds a delivery in flight, and until
+/// when. A claim whose `claim_until` has passed is void (its sender died or hung).
+pub const STEP_WEBHOOK_CLAIMS: &str = r#"
+ALTER TABLE webhook_outbox ADD COLUMN claimed_by TEXT, ADD COLUMN claim_until BIGINT;
+"#;
+
+/// The claim's columns, which SQLite (one relay) has not.
+pub const CLAIM_COLUMNS: &[(&str, &str)] = &[
+    ("webhook_outbox", "claimed_by"),
+    ("webhook_outbox", "claim_until"),
+];
 
 fn delivery_row(r: &Row) -> Result<Delivery> {
     Ok(Delivery {
@@ -148,20 +168,29 @@ impl WebhookRows for PgTx<'_> {
         now: Millis,
         limit: u32,
         lease_until: Millis,
+        claimer: &str,
     ) -> Result<Vec<Delivery>> {
+        // SKIP LOCKED: rows another relay is claiming right now are left to it, not waited
+        // for. `next_at` moves to the lease's end too, so every reader of the schedule
+        // (`next_delivery_of`, the metrics) sees the delivery as not due while it is claimed.
         self.c
             .query(
-                "WITH due AS MATERIALIZED (
-                     SELECT o.id, o.webhook_id, o.event_id, o.event, w.url, w.secret, o.body,
-                            o.attempts, o.next_at
-                     FROM webhook_outbox o JOIN webhooks w ON w.id = o.webhook_id
+                "WITH due AS (
+                     SELECT o.id, o.next_at AS due_at FROM webhook_outbox o
                      WHERE o.webhook_id = $1 AND o.state = 'pending' AND o.next_at <= $2
-                     ORDER BY o.next_at, o.id LIMIT $3),
-                 leased AS (
-                     UPDATE webhook_outbox o SET next_at = $4 FROM due WHERE o.id = due.id)
-                 SELECT id, webhook_id, event_id, event, url, secret, body, attempts
-                 FROM due ORDER BY next_at, id",
-                &[&webhook, &now, &big(limit), &lease_until],
+                       AND (o.claim_until IS NULL OR o.claim_until <= $2)
+                     ORDER BY o.next_at, o.id LIMIT $3
+                     FOR UPDATE SKIP LOCKED),
+                 claimed AS (
+                     UPDATE webhook_outbox o SET claimed_by = $5, claim_until = $4, next_at = $4
+                     FROM due WHERE o.id = due.id
+                     RETURNING o.id, o.webhook_id, o.event_id, o.event, o.body, o.attempts,
+                               due.due_at)
+                 SELECT c.id, c.webhook_id, c.event_id, c.event, w.url, w.secret, c.body,
+                        c.attempts
+                 FROM claimed c JOIN webhooks w ON w.id = c.webhook_id
+                 ORDER BY c.due_at, c.id",
+                &[&webhook, &now, &big(limit), &lease_until, &claimer],
             )?
             .iter()
             .map(delivery_row)
@@ -189,26 +218,37 @@ impl WebhookRows for PgTx<'_> {
         )
     }
 
-    fn delivery_result(&mut self, id: i64, outcome: &DeliveryOutcome) -> Result<()> {
-        match outcome {
+    fn delivery_result(
+        &mut self,
+        id: i64,
+        claimer: Option<&str>,
+        outcome: &DeliveryOutcome,
+    ) -> Result<bool> {
+        // `$2` NULL: unconditional; else only the holder of a pending delivery's claim.
+        let n = match outcome {
             DeliveryOutcome::Delivered => self.c.execute(
                 "UPDATE webhook_outbox SET state = 'delivered', attempts = attempts + 1,
-                     last_error = NULL WHERE id = $1",
-                &[&id],
+                     last_error = NULL, claimed_by = NULL, claim_until = NULL
+                 WHERE id = $1
+                   AND ($2::text IS NULL OR (claimed_by = $2 AND state = 'pending'))",
+                &[&id, &claimer],
             )?,
             DeliveryOutcome::Retry { at, error } => self.c.execute(
-                "UPDATE webhook_outbox SET attempts = attempts + 1, next_at = $2, last_error = $3
-                 WHERE id = $1",
-                &[&id, at, error],
+                "UPDATE webhook_outbox SET attempts = attempts + 1, next_at = $3, last_error = $4,
+                     claimed_by = NULL, claim_until = NULL
+                 WHERE id = $1
+                   AND ($2::text IS NULL OR (claimed_by = $2 AND state = 'pending'))",
+                &[&id, &claimer, at, error],
             )?,
             DeliveryOutcome::Dead { error } => self.c.execute(
                 "UPDATE webhook_outbox SET state = 'dead', attempts = attempts + 1,
-                     last_error = $2
-                 WHERE id = $1",
-                &[&id, error],
+                     last_error = $3, claimed_by = NULL, claim_until = NULL
+                 WHERE id = $1
+                   AND ($2::text IS NULL OR (claimed_by = $2 AND state = 'pending'))",
+                &[&id, &claimer, error],
             )?,
         };
-        Ok(())
+        Ok(n > 0)
     }
 
     fn log_attempt(&mut self, log: &AttemptLog, keep: i64) -> Result<()> {
@@ -290,7 +330,8 @@ impl WebhookRows for PgTx<'_> {
 
     fn requeue_delivery(&mut self, event_id: &str, now: Millis) -> Result<()> {
         self.c.execute(
-            "UPDATE webhook_outbox SET state = 'pending', attempts = 0, next_at = $2
+            "UPDATE webhook_outbox SET state = 'pending', attempts = 0, next_at = $2,
+                 claimed_by = NULL, claim_until = NULL
              WHERE event_id = $1",
             &[&event_id, &now],
         )?;

@@ -136,7 +136,9 @@ impl WebhookRows for SqliteTx<'_> {
         now: Millis,
         limit: u32,
         lease_until: Millis,
+        _claimer: &str,
     ) -> Result<Vec<Delivery>> {
+        // One relay per SQLite file: the `next_at` lease is the whole claim.
         let due: Vec<Delivery> = self
             .c
             .prepare_cached(
@@ -179,7 +181,12 @@ impl WebhookRows for SqliteTx<'_> {
             .flatten())
     }
 
-    fn delivery_result(&mut self, id: i64, outcome: &DeliveryOutcome) -> Result<()> {
+    fn delivery_result(
+        &mut self,
+        id: i64,
+        _claimer: Option<&str>,
+        outcome: &DeliveryOutcome,
+    ) -> Result<bool> {
         match outcome {
             DeliveryOutcome::Delivered => self.c.execute(
                 "UPDATE webhook_outbox SET state = 'delivered', attempts = attempts + 1,
@@ -198,7 +205,7 @@ impl WebhookRows for SqliteTx<'_> {
                 params![id, error],
             )?,
         };
-        Ok(())
+        Ok(true)
     }
 
     fn log_attempt(&mut self, log: &AttemptLog, keep: i64) -> Result<()> {
