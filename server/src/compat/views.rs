@@ -63,7 +63,7 @@ impl ProcessState {
     /// simrelay's states that map to this one.
     pub fn ours(self) -> &'static [&'static str] {
         match self {
-            Self::Pending => &["pending"],
+            Self::Pending => &["pending", "held"],
             Self::Cancelling => &["cancelling"],
             Self::Cancelled => &["cancelled"],
             Self::Processed => &["queued", "sending"],

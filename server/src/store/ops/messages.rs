@@ -163,14 +163,18 @@ impl Store {
     /// Ends what the deadlines end (`crate::domain::deadline`): unrouted recipients past
     /// their validity (`default_validity` ms after creation without one), and routed ones
     /// whose phone stayed silent past every deadline of its own ([`PHONE_SILENCE_MS`]).
+    /// Held recipients (pumping protection) past their validity end `failed`,
+    /// `limit_reached` (`Store::expire_held`).
     pub fn expire_unrouted(&self, now: Millis, default_validity: Millis) -> Result<u32> {
-        self.write(|tx| {
-            let unrouted = tx.unrouted_past_validity(now, default_validity, DEADLINE_BATCH)?;
-            let expired = end_rows(tx, &unrouted, false, now, default_validity)?;
-            let silent =
-                tx.routed_silent(now, default_validity, PHONE_SILENCE_MS, DEADLINE_BATCH)?;
-            let ended = end_rows(tx, &silent, true, now, default_validity)?;
-            Ok(expired.saturating_add(ended))
-        })
+        Ok(self
+            .write(|tx| {
+                let unrouted = tx.unrouted_past_validity(now, default_validity, DEADLINE_BATCH)?;
+                let expired = end_rows(tx, &unrouted, false, now, default_validity)?;
+                let silent =
+                    tx.routed_silent(now, default_validity, PHONE_SILENCE_MS, DEADLINE_BATCH)?;
+                let ended = end_rows(tx, &silent, true, now, default_validity)?;
+                Ok(expired.saturating_add(ended))
+            })?
+            .saturating_add(self.expire_held(now, default_validity, DEADLINE_BATCH)?))
     }
 }

@@ -26,6 +26,7 @@ mod pools;
 mod routing;
 pub mod schema;
 pub mod scratch;
+mod spend;
 mod suppressions;
 mod webhooks;
 

@@ -250,6 +250,7 @@ pub const STEPS: &[&str] = &[
     super::compat::STEP_3,
     super::expiry::STEP_4,
     super::suppressions::STEP_5,
+    super::spend::LIMITS_STEP,
 ];
 
 /// The version [`migrate`] brings a database to.
@@ -281,6 +282,10 @@ pub const TABLES: &[&str] = &[
     "compat_tokens",
     "relay_secrets",
     "suppressions",
+    "account_limits",
+    "account_usage",
+    "account_numbers",
+    "account_prefixes",
 ];
 
 /// Key of the advisory lock held while migrating (any constant; "simrelay" in ASCII).
