@@ -309,3 +309,44 @@ pub async fn block(
 ) -> Result<Json<PrefixChange>, AppError> {
     change(&state, account, prefix, PrefixState::Blocked).await
 }
+
+/// The account's limit figures for its `/metrics`: parts used and remaining per limit (today
+/// and this month), and its paused prefixes.
+pub async fn metrics(state: &AppState, account: &str, out: &mut String) -> Result<(), AppError> {
+    use std::fmt::Write;
+    let r = report(state, account.to_string()).await?;
+    let _ = writeln!(
+        out,
+        "# HELP simrelay_limit_used Parts counted in the limit's current period.\n# TYPE simrelay_limit_used gauge"
+    );
+    for u in &r.usage {
+        let _ = writeln!(
+            out,
+            "simrelay_limit_used{{limit=\"{}\",period=\"{}\"}} {}",
+            u.limit, u.period, u.used
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP simrelay_limit_remaining Parts left under the limit's cap in its current period.\n# TYPE simrelay_limit_remaining gauge"
+    );
+    for u in &r.usage {
+        if let Some(left) = u.remaining {
+            let _ = writeln!(
+                out,
+                "simrelay_limit_remaining{{limit=\"{}\",period=\"{}\"}} {left}",
+                u.limit, u.period
+            );
+        }
+    }
+    let paused = r
+        .paused_prefixes
+        .iter()
+        .filter(|p| p.state == PrefixState::Paused)
+        .count();
+    let _ = writeln!(
+        out,
+        "# HELP simrelay_paused_prefixes Prefixes paused by the pumping protection, waiting for a person.\n# TYPE simrelay_paused_prefixes gauge\nsimrelay_paused_prefixes {paused}"
+    );
+    Ok(())
+}

@@ -34,7 +34,7 @@ impl ProcessState {
     /// `expired` is `Failed`.
     pub fn of(state: &str) -> Self {
         match state {
-            "pending" => Self::Pending,
+            "pending" | "held" => Self::Pending,
             "queued" | "sending" => Self::Processed,
             "sent" | "unknown" => Self::Sent,
             "delivered" => Self::Delivered,
