@@ -57,6 +57,7 @@ fn a_fresh_database_gets_the_newest_schema_and_reopens() {
     assert_eq!(
         partial,
         [
+            "recipients_held",
             "recipients_unrouted",
             "recipients_unrouted_since",
             "recipients_unrouted_until",
@@ -186,7 +187,10 @@ fn a_version_4_database_gains_the_suppression_list() {
     )
     .expect("version 4 is recorded");
     drop(PgBackend::open(&url).expect("migrates from version 4"));
-    assert_eq!(count(&mut c, "SELECT version FROM schema_version"), 5);
+    assert_eq!(
+        count(&mut c, "SELECT version FROM schema_version"),
+        schema::VERSION
+    );
     c.batch_execute(
         "INSERT INTO suppressions (account_id, number, keyword, created_at)
          VALUES ('acc', '+15550001111', 'manual', 1)",
@@ -197,5 +201,35 @@ fn a_version_4_database_gains_the_suppression_list() {
          VALUES ('acc', '+15550001111', 'stop', 2)",
     );
     assert!(dup.is_err(), "one entry per account and number");
+    assert_eq!(count(&mut c, "SELECT count(*) FROM accounts"), 1);
+}
+
+#[test]
+fn a_version_5_database_gains_the_spend_limits() {
+    let Some(url) = scratch_url() else { return };
+    let mut c = client(&url);
+    for step in &schema::STEPS[..5] {
+        c.batch_execute(step).expect("the older steps load");
+    }
+    c.batch_execute(
+        "CREATE TABLE schema_version (version BIGINT NOT NULL);
+         INSERT INTO schema_version VALUES (5);
+         INSERT INTO accounts (id, created_at) VALUES ('acc', 1);",
+    )
+    .expect("version 5 is recorded");
+    drop(PgBackend::open(&url).expect("migrates from version 5"));
+    assert_eq!(
+        count(&mut c, "SELECT version FROM schema_version"),
+        schema::VERSION
+    );
+    c.batch_execute(
+        "INSERT INTO account_usage (account_id, counter, parts) VALUES ('acc', 'day:2026-12-04', 3)",
+    )
+    .expect("a counter row");
+    let dup = c.batch_execute(
+        "INSERT INTO account_usage (account_id, counter, parts) VALUES ('acc', 'day:2026-12-04', 1)",
+    );
+    assert!(dup.is_err(), "one counter per account and period");
+    assert_eq!(count(&mut c, "SELECT count(*) FROM account_limits"), 0);
     assert_eq!(count(&mut c, "SELECT count(*) FROM accounts"), 1);
 }
