@@ -474,9 +474,13 @@ impl Store {
     }
 
     /// Ends `held` recipients past their message's validity: `failed`, `limit_reached`
-    /// (nothing stays held forever). Returns how many.
+    /// (nothing stays held forever), and forgets counters of days more than 62 days ago and
+    /// of months more than 13 months ago. Returns how many recipients it ended.
     pub fn expire_held(&self, now: Millis, default_validity: Millis, limit: u32) -> Result<u32> {
+        let (old_day, _) = spend::periods(now - 62 * 86_400_000);
+        let (_, old_month) = spend::periods(now - 400 * 86_400_000);
         self.write(|tx| {
+            tx.prune_account_usage(&old_day, &old_month)?;
             let rows = tx.held_past_validity(now, default_validity, limit)?;
             let refs: Vec<(i64, u32, &str)> =
                 rows.iter().map(|(m, i, a)| (*m, *i, a.as_str())).collect();
