@@ -506,6 +506,11 @@ async fn a_held_recipient_past_its_validity_fails_with_limit_reached() {
         )
         .await;
     assert_eq!((s, v["state"].as_str()), (202, Some("held")), "{v}");
+    // A held recipient may be cancelled.
+    let v = accepted(&http, KEY_A, "v3", &["+447700900003"]).await;
+    assert_eq!(v["state"], "held", "{v}");
+    let (s, v) = http.req("DELETE", "/v1/messages/v3", KEY_A, None).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("cancelled")), "{v}");
     // The deadline tick with the clock an hour and a minute on (the store takes `now`).
     let later = simrelay_server::store::now_ms() + 3_660_000;
     let ended = srv
