@@ -15,6 +15,8 @@
 //! Every mode takes `--cache-kib N` (the relay's `store_cache_kib`) and `--heartbeat-ms N`.
 //! `LOAD_SIMRELAY_BIN=path` starts that `simrelay` instead of this build's (a baseline built
 //! from another commit, or a wrapper script that runs it under a profiler).
+//! `LOAD_LIMITS='{"daily_parts": ...}'` sets those spend limits on the load's account before
+//! the run (`PUT /v1/accounts/{id}/limits` with an admin key the relay is started with).
 //! `LOAD_DATABASE_URL=postgres://.../db` runs the relay on PostgreSQL (`scripts/postgres.sh
 //! url`): each run creates a fresh database on that server (`psql`), and the CPU figures add
 //! the PostgreSQL server's processes (every process named `postgres`: use a private cluster).
@@ -111,6 +113,10 @@ async fn relay(dir: &Path, heartbeat_ms: u64, cache_kib: Option<u64>) -> (Child,
     if let Some(db) = fresh_database() {
         toml.push_str(&format!("database_url = \"{db}\"\n"));
     }
+    let limits = std::env::var("LOAD_LIMITS").ok();
+    if limits.is_some() {
+        toml.push_str(&format!("admin_key = \"{ADMIN_KEY}\"\n"));
+    }
     std::fs::write(&config, toml).expect("config file");
     let config = config.display().to_string();
     let (child, line) = spawn(
@@ -134,7 +140,37 @@ async fn relay(dir: &Path, heartbeat_ms: u64, cache_kib: Option<u64>) -> (Child,
     )
     .await;
     let url = line.trim_start_matches("listening on ").to_string();
+    if let Some(limits) = limits {
+        set_limits(&url, &limits).await;
+    }
     (child, url)
+}
+
+/// The admin key of a relay started with `LOAD_LIMITS`.
+const ADMIN_KEY: &str = "load-admin-key-0123456789abcdef0123456789";
+
+/// Sets spend limits (JSON) on the account of [`KEY`].
+async fn set_limits(url: &str, limits: &str) {
+    let http = client();
+    let account: serde_json::Value = http
+        .get(format!("{url}/v1/account"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("GET /v1/account")
+        .json()
+        .await
+        .expect("account JSON");
+    let id = account["account"].as_str().expect("account id");
+    let body: serde_json::Value = serde_json::from_str(limits).expect("LOAD_LIMITS is JSON");
+    let res = http
+        .put(format!("{url}/v1/accounts/{id}/limits"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&body)
+        .send()
+        .await
+        .expect("PUT limits");
+    assert_eq!(res.status().as_u16(), 200, "LOAD_LIMITS accepted");
 }
 
 async fn phones(dir: &Path, url: &str, count: u64) -> Child {

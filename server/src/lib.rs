@@ -166,12 +166,15 @@ impl AppState {
     }
 
     /// Wakes the webhook sender after a message was created with suppressed recipients (their
-    /// `message.suppressed` was queued in the create's transaction, which tells no one).
+    /// `message.suppressed` was queued in the create's transaction, which tells no one), or
+    /// held ones (`account.pumping_suspected` may have been queued).
     pub fn created(&self, v: &store::MessageView) {
-        if v.recipients
-            .iter()
-            .any(|r| r.state == domain::RecipientStatus::Suppressed)
-        {
+        if v.recipients.iter().any(|r| {
+            matches!(
+                r.state,
+                domain::RecipientStatus::Suppressed | domain::RecipientStatus::Held
+            )
+        }) {
             self.webhook_kick.notify_one();
         }
     }

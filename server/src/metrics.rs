@@ -2,8 +2,9 @@
 //!
 //! `/metrics` answers every figure to the `metrics_token` (Bearer) or an admin key, and on
 //! the separate `metrics_listen` address (which needs the token too when one is set). Any
-//! other key with the `phones` scope sees its own account's figures only: its phones online
-//! and its SIMs; relay-wide totals, which count every tenant, are left out.
+//! other key with the `phones` scope sees its own account's figures only: its phones online,
+//! its SIMs and its spend limits (`simrelay_limit_used`, `simrelay_limit_remaining`,
+//! `simrelay_paused_prefixes`); relay-wide totals, which count every tenant, are left out.
 
 use std::fmt::Write;
 
@@ -126,6 +127,7 @@ async fn render(state: &AppState, scope: &MetricsScope) -> Result<Response, AppE
                 out,
                 "# HELP {name} The account's phones with a live link.\n# TYPE {name} gauge\n{name} {online}"
             );
+            crate::api::limits::metrics(state, account, &mut out).await?;
             Some(account.as_str())
         }
     };

@@ -119,6 +119,7 @@ fn v11_database_gains_the_suppression_list() -> Result<(), Box<dyn std::error::E
     drop(Store::open_sqlite(&path)?);
     {
         let c = Connection::open(&path)?;
+        c.execute_batch(DROP_LIMITS)?;
         c.execute_batch("DROP TABLE suppressions; PRAGMA user_version = 11;")?;
     }
     let store = Store::open_sqlite(&path)?;
@@ -137,6 +138,42 @@ fn v11_database_gains_the_suppression_list() -> Result<(), Box<dyn std::error::E
     );
     assert!(store.remove_suppression("acc", "+15551230001")?);
     assert!(!store.remove_suppression("acc", "+15551230001")?);
+    drop(store);
+    let v: i64 = Connection::open(&path)?.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    assert_eq!(v, VERSION);
+    Ok(())
+}
+
+/// What the spend limits' step (version 13) adds.
+const DROP_LIMITS: &str = "DROP TABLE account_limits; DROP TABLE account_usage;
+    DROP TABLE account_numbers; DROP TABLE account_prefixes; DROP INDEX recipients_held;";
+
+/// A version-12 database (the newest schema less the limits' step) gains the limits' tables;
+/// its accounts have no limits until some are set.
+#[test]
+fn v12_database_gains_the_spend_limits() -> Result<(), Box<dyn std::error::Error>> {
+    use simrelay_server::domain::spend::Limits;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("relay.sqlite");
+    {
+        let c = Connection::open(&path)?;
+        c.execute_batch(V1_SQL)?;
+        c.execute_batch("PRAGMA user_version = 1; INSERT INTO accounts VALUES ('acc', 1);")?;
+    }
+    drop(Store::open_sqlite(&path)?);
+    {
+        let c = Connection::open(&path)?;
+        c.execute_batch(DROP_LIMITS)?;
+        c.execute_batch("PRAGMA user_version = 12;")?;
+    }
+    let store = Store::open_sqlite(&path)?;
+    assert_eq!(store.account_limits("acc")?, None);
+    let l = Limits {
+        daily_parts: Some(5),
+        ..Limits::default()
+    };
+    store.put_account_limits("acc", &l, 7)?;
+    assert_eq!(store.account_limits("acc")?, Some(l));
     drop(store);
     let v: i64 = Connection::open(&path)?.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     assert_eq!(v, VERSION);

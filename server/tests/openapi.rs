@@ -9,11 +9,15 @@ use common::{KEY_A, call, state};
 use serde_json::{Value, json};
 
 /// Every path of the native API (`api::routes`, less `/v1/link` and the compatible API).
-const PATHS: [&str; 28] = [
+const PATHS: [&str; 32] = [
     "/healthz",
     "/metrics",
     "/openapi.json",
+    "/v1/account",
+    "/v1/account/paused-prefixes/{prefix}/block",
+    "/v1/account/paused-prefixes/{prefix}/release",
     "/v1/accounts",
+    "/v1/accounts/{id}/limits",
     "/v1/inbox",
     "/v1/inbox/wait",
     "/v1/keys",
@@ -122,6 +126,7 @@ async fn real_answers_match_their_documented_schemas() {
             Some(r#"{"number": "555"}"#),
             400,
         ),
+        ("GET", "/v1/account", Some(KEY_A), None, 200),
         ("GET", "/v1/messages/nope", Some(KEY_A), None, 404),
         ("GET", "/v1/messages?limit=0", Some(KEY_A), None, 400),
         ("GET", "/v1/messages", None, None, 401),

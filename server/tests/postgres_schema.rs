@@ -57,6 +57,7 @@ fn a_fresh_database_gets_the_newest_schema_and_reopens() {
     assert_eq!(
         partial,
         [
+            "recipients_held",
             "recipients_unrouted",
             "recipients_unrouted_since",
             "recipients_unrouted_until",
@@ -248,4 +249,38 @@ fn the_webhook_claims_step_keeps_pending_deliveries_unclaimed() {
         .expect("row")
         .get(0);
     assert_eq!(holder, "sender-a");
+}
+
+#[test]
+fn the_version_before_them_gains_the_spend_limits() {
+    let Some(url) = scratch_url() else { return };
+    let at = schema::STEPS
+        .iter()
+        .position(|s| *s == simrelay_server::store::postgres::LIMITS_STEP)
+        .expect("the limits step is one of the steps");
+    let mut c = client(&url);
+    for step in &schema::STEPS[..at] {
+        c.batch_execute(step).expect("the older steps load");
+    }
+    c.batch_execute(&format!(
+        "CREATE TABLE schema_version (version BIGINT NOT NULL);
+         INSERT INTO schema_version VALUES ({at});
+         INSERT INTO accounts (id, created_at) VALUES ('acc', 1);"
+    ))
+    .expect("the older version is recorded");
+    drop(PgBackend::open(&url).expect("migrates from the version before"));
+    assert_eq!(
+        count(&mut c, "SELECT version FROM schema_version"),
+        schema::VERSION
+    );
+    c.batch_execute(
+        "INSERT INTO account_usage (account_id, counter, parts) VALUES ('acc', 'day:2026-12-04', 3)",
+    )
+    .expect("a counter row");
+    let dup = c.batch_execute(
+        "INSERT INTO account_usage (account_id, counter, parts) VALUES ('acc', 'day:2026-12-04', 1)",
+    );
+    assert!(dup.is_err(), "one counter per account and period");
+    assert_eq!(count(&mut c, "SELECT count(*) FROM account_limits"), 0);
+    assert_eq!(count(&mut c, "SELECT count(*) FROM accounts"), 1);
 }

@@ -218,6 +218,13 @@ const RULES: &[(Option<&str>, &str, Need)] = &[
     // Managing users needs every scope of an account, checked by the handler.
     (None, "/v1/users", Need::AnyKey),
     (None, "/v1/accounts", Need::Scope(Scope::Admin)),
+    // Spend limits (`api::limits`): confirming a paused prefix is the account's own call.
+    (
+        None,
+        "/v1/account/paused-prefixes",
+        Need::Scope(Scope::Send),
+    ),
+    (Some("GET"), "/v1/account", Need::Scope(Scope::Read)),
     // The dashboard's own routes (`crate::dashboard`): its charts read messages.
     (None, "/ui/stats", Need::Scope(Scope::Read)),
     (None, "/ui", Need::AnyKey),
@@ -289,6 +296,13 @@ mod tests {
         );
         assert_eq!(required("DELETE", "/v1/keys/{id}"), Need::AnyKey);
         assert_eq!(required("GET", "/v1/accounts"), s(Scope::Admin));
+        assert_eq!(required("PUT", "/v1/accounts/{id}/limits"), s(Scope::Admin));
+        assert_eq!(required("GET", "/v1/account"), s(Scope::Read));
+        assert_eq!(required("PUT", "/v1/account"), s(Scope::Admin));
+        assert_eq!(
+            required("POST", "/v1/account/paused-prefixes/{prefix}/block"),
+            s(Scope::Send)
+        );
         assert_eq!(required("GET", "/v1/messagesx"), s(Scope::Admin));
         assert_eq!(required("GET", "/v1/new-thing"), s(Scope::Admin));
     }

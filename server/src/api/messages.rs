@@ -211,7 +211,7 @@ pub fn check_sim(phones: &[PhoneRow], phone: Option<&str>, sim: i32) -> Result<(
 /// The state SMS Gateway for Android clients expect for one of ours.
 pub fn smsgate_state(state: &str) -> &'static str {
     match state {
-        "pending" => "Pending",
+        "pending" | "held" => "Pending",
         "queued" | "sending" => "Processed",
         "sent" | "unknown" => "Sent",
         "delivered" => "Delivered",
@@ -230,7 +230,9 @@ pub fn smsgate_state(state: &str) -> &'static str {
     responses(
         (status = 202, description = "stored; also the answer for a repeated id with the same body", body = views::Message),
         (status = 400, description = "a field breaks a rule (`invalid_number`, `invalid_text`, `unknown_sim`, ...)", body = ErrorBody),
+        (status = 403, description = "a recipient is outside the account's allowed destinations (`destination_not_allowed`)", body = ErrorBody),
         (status = 409, description = "the id exists with a different body (`id_conflict`)", body = ErrorBody),
+        (status = 429, description = "a cap of the account would be crossed (`limit_reached`)", body = ErrorBody),
     ),
 )]
 pub async fn create(
@@ -262,6 +264,9 @@ pub async fn create(
             "unknown_pool",
             "pool is not one of this account's pools",
         )),
+        o @ (CreateOutcome::LimitReached { .. } | CreateOutcome::DestinationNotAllowed { .. }) => {
+            Err(super::limits::refusal(&state, &o).expect("a limit's refusal"))
+        }
     }
 }
 
@@ -349,7 +354,7 @@ pub async fn list(
     Account(account): Account,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<views::Message>>, AppError> {
-    const STATES: [&str; 11] = [
+    const STATES: [&str; 12] = [
         "pending",
         "cancelling",
         "queued",
@@ -361,6 +366,7 @@ pub async fn list(
         "cancelled",
         "unknown",
         "suppressed",
+        "held",
     ];
     if q.state.as_deref().is_some_and(|s| !STATES.contains(&s)) {
         return Err(AppError::bad_request(

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod bodies;
 pub mod inbox;
 pub mod keys;
+pub mod limits;
 pub mod messages;
 pub mod openapi;
 pub mod page;

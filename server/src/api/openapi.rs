@@ -27,7 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{self, Need};
-use super::{inbox, keys, messages, phones, pools, suppressions, users, webhooks};
+use super::{inbox, keys, limits, messages, phones, pools, suppressions, users, webhooks};
 use crate::AppState;
 use crate::error::ErrorBody;
 
@@ -127,6 +127,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::create, users::list))
         .routes(routes!(users::delete))
         .routes(routes!(keys::create_account, keys::list_accounts))
+        .routes(routes!(limits::account))
+        .routes(routes!(limits::get_limits, limits::put_limits))
+        .routes(routes!(limits::release))
+        .routes(routes!(limits::block))
 }
 
 /// The description as served: [`router`]'s, completed as the module says.

@@ -18,7 +18,7 @@ use crate::store::{Redeliver, Webhook, now_ms};
 use crate::webhooks::ssrf::{self, UrlPolicy, UrlRefusal};
 
 /// Events a webhook may subscribe to.
-pub const EVENTS: [&str; 13] = [
+pub const EVENTS: [&str; 15] = [
     "message.sent",
     "message.delivered",
     "message.failed",
@@ -32,6 +32,8 @@ pub const EVENTS: [&str; 13] = [
     "message.suppressed",
     "contact.opted_out",
     "contact.opted_in",
+    "account.limit_reached",
+    "account.pumping_suspected",
 ];
 
 /// Body of `POST /v1/webhooks`.

@@ -358,6 +358,10 @@ pub async fn send(
             "deviceId is not one of your devices",
         )),
         CreateOutcome::UnknownPool => Err(CompatError::bad_request("unknown pool")),
+        o @ (CreateOutcome::LimitReached { .. } | CreateOutcome::DestinationNotAllowed { .. }) => {
+            let e = crate::api::limits::refusal(&state, &o).expect("a limit's refusal");
+            Err(CompatError::new(e.status, e.message))
+        }
     }
 }
 

@@ -34,7 +34,7 @@ impl ProcessState {
     /// `expired` is `Failed`.
     pub fn of(state: &str) -> Self {
         match state {
-            "pending" => Self::Pending,
+            "pending" | "held" => Self::Pending,
             "queued" | "sending" => Self::Processed,
             "sent" | "unknown" => Self::Sent,
             "delivered" => Self::Delivered,
@@ -63,7 +63,7 @@ impl ProcessState {
     /// simrelay's states that map to this one.
     pub fn ours(self) -> &'static [&'static str] {
         match self {
-            Self::Pending => &["pending"],
+            Self::Pending => &["pending", "held"],
             Self::Cancelling => &["cancelling"],
             Self::Cancelled => &["cancelled"],
             Self::Processed => &["queued", "sending"],

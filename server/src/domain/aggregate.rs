@@ -4,7 +4,7 @@ use super::state::{MessageStatus, RecipientStatus};
 
 /// The state of a message from the states of its recipients.
 ///
-/// Anything still waiting on the relay wins (`pending`, then `cancelling`), then anything in
+/// Anything still waiting on the relay wins (`pending`, then `held`, then `cancelling`), then anything in
 /// progress on a phone (`queued`, `sending`); when all recipients agree, that state; otherwise
 /// `sent` if any recipient reached the network (`sent`, `delivered`, `unknown`), else `failed`.
 /// Depends only on the multiset of states (not their order); no recipients is `failed`.
@@ -24,7 +24,7 @@ pub fn aggregate(states: impl IntoIterator<Item = RecipientStatus>) -> MessageSt
     if all.is_empty() && !given.is_empty() {
         return MessageStatus::Suppressed;
     }
-    for s in [R::Pending, R::Cancelling, R::Queued, R::Sending] {
+    for s in [R::Pending, R::Held, R::Cancelling, R::Queued, R::Sending] {
         if all.contains(&s) {
             return s.into();
         }

@@ -5,6 +5,7 @@
 //! * What deadlines end: [`deadline`]. What going offline, removal and cancelling do:
 //!   [`phone_gone`]. Which webhooks a change queues, and their payloads: [`webhooks`].
 //! * What an incoming STOP / START does: [`optout`].
+//! * Spend and volume limits and SMS-pumping protection: [`spend`].
 //! * The typed states, and strings only at serialisation: [`state`].
 //!
 //! The store (`crate::store::ops`) reads rows, asks these functions, and writes what they
@@ -17,6 +18,7 @@ pub mod optout;
 pub mod phone_gone;
 pub mod recipient;
 pub mod smsgate;
+pub mod spend;
 pub mod state;
 #[cfg(test)]
 mod tests;

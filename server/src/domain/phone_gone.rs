@@ -62,7 +62,7 @@ pub const CANCELLED: &str = "cancelled";
 
 pub fn on_cancel(status: RecipientStatus, routed: bool) -> OnCancel {
     match (status, routed) {
-        (RecipientStatus::Pending, false) => OnCancel::Cancelled,
+        (RecipientStatus::Pending | RecipientStatus::Held, false) => OnCancel::Cancelled,
         (RecipientStatus::Pending | RecipientStatus::Queued, true) => OnCancel::AskPhone,
         _ => OnCancel::Keep,
     }

@@ -30,9 +30,13 @@ pub enum RecipientStatus {
     Unknown,
     /// Never sent: the number is on the account's suppression list (it opted out).
     Suppressed,
+    /// Kept off the router: its number's prefix is paused (SMS-pumping protection,
+    /// `crate::domain::spend`) until a person releases it (then `pending`) or blocks it
+    /// (then `failed`, `limit_reached`); past its validity it ends `failed`, `limit_reached`.
+    Held,
 }
 
-/// The state of a message: the aggregate of its recipients' states (the same eleven names).
+/// The state of a message: the aggregate of its recipients' states (the same twelve names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
@@ -48,6 +52,8 @@ pub enum MessageStatus {
     Unknown,
     /// Every recipient is suppressed.
     Suppressed,
+    /// A recipient is held (and none waits for a SIM): see [`RecipientStatus::Held`].
+    Held,
 }
 
 /// The state of one queued webhook delivery.
@@ -119,6 +125,7 @@ names!(RecipientStatus {
     Cancelled = "cancelled",
     Unknown = "unknown",
     Suppressed = "suppressed",
+    Held = "held",
 });
 
 names!(MessageStatus {
@@ -133,6 +140,7 @@ names!(MessageStatus {
     Cancelled = "cancelled",
     Unknown = "unknown",
     Suppressed = "suppressed",
+    Held = "held",
 });
 
 names!(DeliveryState {
@@ -212,6 +220,7 @@ impl From<RecipientStatus> for MessageStatus {
             RecipientStatus::Cancelled => Self::Cancelled,
             RecipientStatus::Unknown => Self::Unknown,
             RecipientStatus::Suppressed => Self::Suppressed,
+            RecipientStatus::Held => Self::Held,
         }
     }
 }

@@ -17,6 +17,8 @@
 //! | a phone was removed                              | `phone.removed`     | [`PhoneData`]     |
 //! | a SIM was quarantined / recovered (SIM health)   | `sim.quarantined` / `sim.recovered` | [`SimData`] |
 //! | an opt-out / opt-in keyword changed the list     | `contact.opted_out` / `contact.opted_in` | [`ContactData`] |
+//! | a cap was reached (once per limit and period)    | `account.limit_reached` | [`LimitData`] |
+//! | a burst of new numbers paused a prefix           | `account.pumping_suspected` | [`PumpingData`] |
 
 use serde::Serialize;
 
@@ -38,6 +40,8 @@ pub enum Event {
     MessageSuppressed,
     ContactOptedOut,
     ContactOptedIn,
+    AccountLimitReached,
+    AccountPumpingSuspected,
 }
 
 impl Event {
@@ -55,6 +59,8 @@ impl Event {
         Event::MessageSuppressed,
         Event::ContactOptedOut,
         Event::ContactOptedIn,
+        Event::AccountLimitReached,
+        Event::AccountPumpingSuspected,
     ];
 
     /// The event's name, as registrations list it and payloads carry it.
@@ -73,6 +79,8 @@ impl Event {
             Event::MessageSuppressed => "message.suppressed",
             Event::ContactOptedOut => "contact.opted_out",
             Event::ContactOptedIn => "contact.opted_in",
+            Event::AccountLimitReached => "account.limit_reached",
+            Event::AccountPumpingSuspected => "account.pumping_suspected",
         }
     }
 
@@ -173,4 +181,31 @@ pub struct PhoneData {
 pub struct SimData {
     pub phone: String,
     pub sub_id: i32,
+}
+
+/// A cap of the account was reached: the send that would cross it was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LimitData {
+    /// Parts allowed in the period.
+    pub cap: u64,
+    /// `daily`, `monthly` or `daily:<calling code>`.
+    pub limit: String,
+    /// `2026-12-04` or `2026-12` (UTC).
+    pub period: String,
+    /// Parts counted in the period.
+    pub used: u64,
+}
+
+/// A burst of new numbers in one prefix paused it: its recipients are `held` until
+/// `POST /v1/account/paused-prefixes/{prefix}/release` or `.../block`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PumpingData {
+    /// New numbers seen in the prefix within the window.
+    pub new_numbers: u64,
+    /// RFC 3339, UTC.
+    pub paused_at: String,
+    /// The first digits of the numbers after `+` (never a whole number).
+    pub prefix: String,
+    pub threshold: u32,
+    pub window_minutes: u32,
 }

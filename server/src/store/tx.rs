@@ -12,7 +12,7 @@
 //!
 //! [`Tx`] is the sum of one sub-trait per area ([`KeyRows`], [`MessageRows`], [`HistoryRows`],
 //! [`CompatRows`], [`PhoneRows`], [`RoutingRows`], [`PoolRows`], [`WebhookRows`],
-//! [`SuppressionRows`]), so that a backend implements each in its own
+//! [`SuppressionRows`], [`LimitRows`]), so that a backend implements each in its own
 //! file; callers bring them into scope with `use crate::store::tx::*`.
 
 use std::collections::HashMap;
@@ -559,6 +559,55 @@ pub trait SuppressionRows {
     ) -> Result<Vec<Suppression>>;
 }
 
+/// A prefix the pumping protection watches (`crate::domain::spend::PrefixState`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixRow {
+    pub prefix: String,
+    /// `paused`, `blocked` or `released`.
+    pub state: String,
+    /// New numbers seen in the window when it was paused.
+    pub new_numbers: u64,
+    pub changed_at: Millis,
+}
+
+/// Each account's limits, its part counters, the numbers it sent to and its watched
+/// prefixes (`crate::store::ops::spend`).
+pub trait LimitRows {
+    /// The account's limits (JSON of `crate::domain::spend::Limits`), if set.
+    fn account_limits(&mut self, account: &str) -> Result<Option<String>>;
+    fn put_account_limits(&mut self, account: &str, body: &str, now: Millis) -> Result<()>;
+    /// Parts counted under each counter key, in order (0 for a counter never written).
+    fn usage_of(&mut self, account: &str, keys: &[String]) -> Result<Vec<u64>>;
+    /// Adds parts to counters, creating them.
+    fn add_account_usage(&mut self, account: &str, adds: &[(String, u64)]) -> Result<()>;
+    /// Marks a counter's cap reached; returns whether it was not marked yet.
+    fn mark_limit_reached(&mut self, account: &str, key: &str, now: Millis) -> Result<bool>;
+    /// Forgets counters whose key sorts before `before` (older periods).
+    fn prune_account_usage(&mut self, before_day: &str, before_month: &str) -> Result<()>;
+    /// Records `(number, prefix)` as sent to at `now` unless known; returns which were new.
+    fn record_numbers(
+        &mut self,
+        account: &str,
+        numbers: &[(&str, &str)],
+        now: Millis,
+    ) -> Result<Vec<bool>>;
+    /// Numbers of the prefix first sent to after `since`.
+    fn new_numbers_since(&mut self, account: &str, prefix: &str, since: Millis) -> Result<u64>;
+    /// Every watched prefix of the account, by prefix.
+    fn prefix_rows(&mut self, account: &str) -> Result<Vec<PrefixRow>>;
+    /// Inserts or replaces the prefix's row.
+    fn put_prefix(&mut self, account: &str, row: &PrefixRow) -> Result<()>;
+    /// The account's `held` recipients whose number starts with `+prefix`: (mseq, idx).
+    fn held_in_prefix(&mut self, account: &str, prefix: &str) -> Result<Vec<(i64, u32)>>;
+    /// `held` recipients past their message's validity: (mseq, idx, account), at most `limit`.
+    fn held_past_validity(
+        &mut self,
+        now: Millis,
+        default_validity: Millis,
+        limit: u32,
+    ) -> Result<Vec<(i64, u32, String)>>;
+}
+
 /// Row-level queries and writes of one transaction, by area (one sub-trait each, so a
 /// backend implements each in its own file). Object safe.
 pub trait Tx:
@@ -571,6 +620,7 @@ pub trait Tx:
     + PoolRows
     + WebhookRows
     + SuppressionRows
+    + LimitRows
 {
     /// Savepoints: `write_batch` rolls back one failing phone batch alone.
     fn savepoint(&mut self) -> Result<()>;

@@ -61,6 +61,16 @@ pub enum CreateOutcome {
     UnknownPhone,
     /// The requested pool is not one of the account's pools.
     UnknownPool,
+    /// A cap of the account would be crossed (`crate::domain::spend`): nothing was stored.
+    LimitReached {
+        limit: String,
+        period: String,
+    },
+    /// Recipient `idx` is outside the account's allowed destinations (or in a blocked
+    /// prefix): nothing was stored.
+    DestinationNotAllowed {
+        idx: u32,
+    },
 }
 
 /// A message as the API shows it.

@@ -30,6 +30,7 @@ pub(crate) fn create_messages(tx: &mut dyn Tx, batch: &[NewMessage]) -> Result<V
     let mut slots = Vec::with_capacity(batch.len());
     let mut inserts: Vec<MessageInsert<'_>> = Vec::new();
     let mut first: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut guard = super::spend::Guard::default();
     for ((m, key), found) in batch.iter().zip(&keys).zip(found) {
         let slot = if let Some((mseq, hash)) = found {
             if hash != m.body_hash {
@@ -54,6 +55,8 @@ pub(crate) fn create_messages(tx: &mut dyn Tx, batch: &[NewMessage]) -> Result<V
             && !tx.pool_exists(&m.account_id, pool)?
         {
             Slot::Done(CreateOutcome::UnknownPool)
+        } else if let Some(refused) = guard.admit(tx, m, parts_of(m))? {
+            Slot::Done(refused)
         } else {
             first.insert(*key, inserts.len());
             inserts.push(MessageInsert {
@@ -70,13 +73,23 @@ pub(crate) fn create_messages(tx: &mut dyn Tx, batch: &[NewMessage]) -> Result<V
     let mseqs = tx.insert_messages(&inserts, now)?;
     let suppressed = super::suppressions::suppress_new(tx, &inserts, &mseqs, now)?;
     let mut views: Vec<MessageView> = Vec::with_capacity(inserts.len());
-    for (i, mseq) in inserts.iter().zip(mseqs) {
+    for (i, &mseq) in inserts.iter().zip(&mseqs) {
         views.push(if suppressed.contains(&mseq) {
             tx.message_by_mseq(mseq)?
                 .ok_or(StoreError::Missing("message"))?
         } else {
             created_view(i.message, mseq)
         });
+    }
+    let held = guard.finish(tx, &inserts, &views, now)?;
+    if !held.is_empty() {
+        for v in &mut views {
+            if held.contains(&v.cursor) {
+                *v = tx
+                    .message_by_mseq(v.cursor)?
+                    .ok_or(StoreError::Missing("message"))?;
+            }
+        }
     }
     Ok(slots
         .into_iter()

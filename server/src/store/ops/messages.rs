@@ -170,8 +170,11 @@ impl Store {
     /// the `deadlines` sweep ([`Tx::try_sweep_lock`]), and reads the recipients after taking
     /// it, so each recipient ends once (one history row, one webhook) whichever relay ends
     /// it. A run that finds the lock taken ends nothing (the holder does the work).
+    ///
+    /// Held recipients (pumping protection) past their validity end `failed`,
+    /// `limit_reached` (`Store::expire_held`, under its own sweep lock).
     pub fn expire_unrouted(&self, now: Millis, default_validity: Millis) -> Result<u32> {
-        self.write(|tx| {
+        let ended = self.write(|tx| {
             if !tx.try_sweep_lock(DEADLINE_SWEEP)? {
                 return Ok(0);
             }
@@ -181,6 +184,7 @@ impl Store {
                 tx.routed_silent(now, default_validity, PHONE_SILENCE_MS, DEADLINE_BATCH)?;
             let ended = end_rows(tx, &silent, true, now, default_validity)?;
             Ok(expired.saturating_add(ended))
-        })
+        })?;
+        Ok(ended.saturating_add(self.expire_held(now, default_validity, DEADLINE_BATCH)?))
     }
 }

@@ -9,6 +9,7 @@
 //! * [`routing`]: the router's input and storing its decisions as `send` frames.
 //! * [`webhooks`]: queueing events, and the outbox the delivery workers drain.
 //! * [`keys`], [`pools`]: accounts and API keys; SIM pools and settings.
+//! * [`spend`]: spend and volume limits and SMS-pumping protection in the create path.
 //! * [`compat`]: the SMS Gateway for Android compatible API's users, settings and tokens.
 
 pub mod apply;
@@ -19,6 +20,7 @@ pub mod messages;
 pub mod phones;
 pub mod pools;
 pub mod routing;
+pub mod spend;
 pub mod suppressions;
 pub mod webhooks;
 

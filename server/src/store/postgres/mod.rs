@@ -26,6 +26,7 @@ mod pools;
 mod routing;
 pub mod schema;
 pub mod scratch;
+mod spend;
 mod suppressions;
 mod sweep;
 mod webhooks;
@@ -37,6 +38,7 @@ use super::tx::{Backend, Tx};
 use super::{Counts, Result, StoreError};
 use crate::domain::{DeliveryState, MessageStatus, RecipientStatus};
 use conn::{Conn, Connections};
+pub use spend::LIMITS_STEP;
 pub use sweep::STEP_PHONE_PINGS;
 pub use webhooks::STEP_WEBHOOK_CLAIMS;
 

@@ -252,6 +252,7 @@ pub const STEPS: &[&str] = &[
     super::suppressions::STEP_5,
     super::webhooks::STEP_WEBHOOK_CLAIMS,
     super::sweep::STEP_PHONE_PINGS,
+    super::spend::LIMITS_STEP,
 ];
 
 /// The version [`migrate`] brings a database to.
@@ -288,6 +289,10 @@ pub const TABLES: &[&str] = &[
     "compat_tokens",
     "relay_secrets",
     "suppressions",
+    "account_limits",
+    "account_usage",
+    "account_numbers",
+    "account_prefixes",
 ];
 
 /// Key of the advisory lock held while migrating (any constant; "simrelay" in ASCII).

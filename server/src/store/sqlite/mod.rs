@@ -21,6 +21,7 @@ mod routing;
 #[cfg(test)]
 mod scaling_tests;
 pub mod schema;
+mod spend;
 mod suppressions;
 mod webhooks;
 
