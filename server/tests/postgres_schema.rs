@@ -186,7 +186,10 @@ fn a_version_4_database_gains_the_suppression_list() {
     )
     .expect("version 4 is recorded");
     drop(PgBackend::open(&url).expect("migrates from version 4"));
-    assert_eq!(count(&mut c, "SELECT version FROM schema_version"), 5);
+    assert_eq!(
+        count(&mut c, "SELECT version FROM schema_version"),
+        schema::VERSION
+    );
     c.batch_execute(
         "INSERT INTO suppressions (account_id, number, keyword, created_at)
          VALUES ('acc', '+15550001111', 'manual', 1)",
@@ -198,4 +201,43 @@ fn a_version_4_database_gains_the_suppression_list() {
     );
     assert!(dup.is_err(), "one entry per account and number");
     assert_eq!(count(&mut c, "SELECT count(*) FROM accounts"), 1);
+}
+
+#[test]
+fn a_version_5_database_gains_the_opt_out_settings() {
+    let Some(url) = scratch_url() else { return };
+    let mut c = client(&url);
+    for step in &schema::STEPS[..5] {
+        c.batch_execute(step).expect("the older steps load");
+    }
+    c.batch_execute(
+        "CREATE TABLE schema_version (version BIGINT NOT NULL);
+         INSERT INTO schema_version VALUES (5);
+         INSERT INTO accounts (id, created_at) VALUES ('acc', 1);
+         INSERT INTO messages (account_id, id, body_hash, text, priority, delivery_report,
+             state, created_at, updated_at, parts)
+         VALUES ('acc', 'old', 'h', 'hi', 0, TRUE, 'pending', 1, 1, 1);",
+    )
+    .expect("version 5 is recorded");
+    drop(PgBackend::open(&url).expect("migrates from version 5"));
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM messages
+             WHERE suppression_override IS NULL AND NOT overrode_suppression"
+        ),
+        1,
+        "old messages override nothing"
+    );
+    c.batch_execute(
+        "INSERT INTO opt_out_settings (account_id, updated_at) VALUES ('acc', 1);
+         INSERT INTO auto_replies (account_id, number, kind, day, message_id, created_at)
+         VALUES ('acc', '+15550001111', 'opt_out', 20454, 'm', 1)",
+    )
+    .expect("the new tables take rows");
+    let dup = c.batch_execute(
+        "INSERT INTO auto_replies (account_id, number, kind, day, message_id, created_at)
+         VALUES ('acc', '+15550001111', 'opt_out', 20454, 'm2', 2)",
+    );
+    assert!(dup.is_err(), "one reply per account, number, kind and day");
 }

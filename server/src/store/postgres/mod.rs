@@ -21,6 +21,7 @@ mod history;
 mod keys;
 mod listen;
 mod messages;
+mod opt_out;
 mod phones;
 mod pools;
 mod routing;

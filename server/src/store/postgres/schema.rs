@@ -250,6 +250,7 @@ pub const STEPS: &[&str] = &[
     super::compat::STEP_3,
     super::expiry::STEP_4,
     super::suppressions::STEP_5,
+    super::opt_out::STEP_6_OPT_OUT_REPLIES,
 ];
 
 /// The version [`migrate`] brings a database to.
@@ -281,6 +282,8 @@ pub const TABLES: &[&str] = &[
     "compat_tokens",
     "relay_secrets",
     "suppressions",
+    "opt_out_settings",
+    "auto_replies",
 ];
 
 /// Key of the advisory lock held while migrating (any constant; "simrelay" in ASCII).

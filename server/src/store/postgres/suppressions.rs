@@ -58,7 +58,7 @@ impl SuppressionRows for PgTx<'_> {
         let rows = self.c.query(
             "SELECT r.mseq, r.idx FROM recipients r JOIN messages m USING (mseq)
              WHERE r.phone_id IS NULL AND r.state = 'pending'
-               AND m.account_id = $1 AND r.to_number = $2
+               AND m.account_id = $1 AND r.to_number = $2 AND m.suppression_override IS NULL
              ORDER BY r.mseq, r.idx",
             &[&account, &number],
         )?;
