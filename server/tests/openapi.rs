@@ -9,10 +9,11 @@ use common::{KEY_A, call, state};
 use serde_json::{Value, json};
 
 /// Every path of the native API (`api::routes`, less `/v1/link` and the compatible API).
-const PATHS: [&str; 28] = [
+const PATHS: [&str; 31] = [
     "/healthz",
     "/metrics",
     "/openapi.json",
+    "/v1/account/opt-out",
     "/v1/accounts",
     "/v1/inbox",
     "/v1/inbox/wait",
@@ -30,6 +31,8 @@ const PATHS: [&str; 28] = [
     "/v1/sims",
     "/v1/sims/{phone}/{sub_id}",
     "/v1/suppressions",
+    "/v1/suppressions.csv",
+    "/v1/suppressions/import",
     "/v1/suppressions/{number}",
     "/v1/users",
     "/v1/users/{login}",
