@@ -6,7 +6,10 @@
 //! recipient on the list becomes `suppressed` at once (a final state, so the router never
 //! picks it) and queues `message.suppressed`; the message's other recipients go out. An
 //! opt-out also ends the number's recipients still waiting for a SIM the same way; those a
-//! phone already holds are left to it.
+//! phone already holds are left to it. A message with a `suppression_override` (the
+//! account's `transactional` messages, the relay's auto-replies: `super::auto_replies`) is
+//! exempt from both, and records whether a recipient was listed. The list's CSV import adds
+//! all its numbers in one transaction.
 
 use std::collections::{HashMap, HashSet};
 
