@@ -404,11 +404,13 @@ async fn the_list_exports_and_imports_as_csv_and_a_bad_file_imports_nothing() {
     let mut p = two_sim_phone(&srv.ws_url(), &token).await;
     incoming(&mut p, 1, &[sms("s-1", 2, "+15550000001", "Opt Out")]).await;
 
-    let file = "Number,Keyword\n+15550000002,\"Arret, SVP\"\n+15550000003,\n+15550000001,stop\n";
+    // A number already listed and one repeated in the file keep their first entry.
+    let file = "Number,Keyword\n+15550000002,\"Arret, SVP\"\n+15550000003,\n+15550000001,stop\n\
+                +15550000003,later\n";
     let (s, body) = csv_req(&http, "POST", "/v1/suppressions/import", "text/csv", file).await;
     assert_eq!(s, 200, "{body}");
     let v: Value = serde_json::from_str(&body).expect("json");
-    assert_eq!(v, json!({"rows": 3, "added": 2, "already_listed": 1}));
+    assert_eq!(v, json!({"rows": 4, "added": 2, "already_listed": 2}));
 
     let rows = export(&http).await;
     assert_eq!(

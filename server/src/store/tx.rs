@@ -532,6 +532,15 @@ pub trait WebhookRows {
 pub trait SuppressionRows {
     /// Adds `s.number` (its `cursor` is ignored) unless listed; returns whether it was added.
     fn insert_suppression(&mut self, account: &str, s: &Suppression) -> Result<bool>;
+    /// Adds each entry unless its number is listed (or earlier in `entries`); returns how
+    /// many were added. One statement per entry unless a backend does better.
+    fn insert_suppressions(&mut self, account: &str, entries: &[Suppression]) -> Result<usize> {
+        let mut added = 0;
+        for e in entries {
+            added += usize::from(self.insert_suppression(account, e)?);
+        }
+        Ok(added)
+    }
     /// Removes a number; returns whether it was listed.
     fn delete_suppression(&mut self, account: &str, number: &str) -> Result<bool>;
     /// Which of `numbers` the account lists.

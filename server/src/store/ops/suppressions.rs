@@ -247,13 +247,7 @@ impl Store {
     /// Adds every entry (checked by the caller) in one transaction; a number already listed
     /// (or twice in `entries`) keeps its first entry. Returns how many were added.
     pub fn import_suppressions(&self, account: &str, entries: &[Suppression]) -> Result<usize> {
-        self.write(|tx| {
-            let mut added = 0;
-            for e in entries {
-                added += usize::from(tx.insert_suppression(account, e)?);
-            }
-            Ok(added)
-        })
+        self.write(|tx| tx.insert_suppressions(account, entries))
     }
 
     /// The whole list, oldest first, from one consistent view.
