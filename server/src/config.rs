@@ -110,12 +110,15 @@ pub struct Config {
     pub opt_out_keywords: Vec<String>,
     /// Opt-in keywords besides the defaults.
     pub opt_in_keywords: Vec<String>,
+    /// Help keywords besides the defaults (help, info); an account adds its own.
+    pub help_keywords: Vec<String>,
 }
 
 impl Config {
     /// The keywords incoming SMS are matched against: the defaults and the configured ones.
     pub fn keywords(&self) -> crate::domain::optout::Keywords {
         crate::domain::optout::Keywords::new(&self.opt_out_keywords, &self.opt_in_keywords)
+            .with_help(&self.help_keywords)
     }
 
     /// Defaults for tests and the demo: listen on `127.0.0.1:0`, data in `data`.
@@ -153,6 +156,7 @@ impl Config {
             compat_users: Vec::new(),
             opt_out_keywords: Vec::new(),
             opt_in_keywords: Vec::new(),
+            help_keywords: Vec::new(),
         }
     }
 }
@@ -200,6 +204,8 @@ pub struct FileConfig {
     pub opt_out_keywords: Option<Vec<String>>,
     /// Opt-in keywords besides start, unstop, yes.
     pub opt_in_keywords: Option<Vec<String>>,
+    /// Help keywords besides help, info.
+    pub help_keywords: Option<Vec<String>>,
 }
 
 /// Flags of `simrelay serve` (each also read from its environment variable).
@@ -379,6 +385,9 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
     if let Some(words) = file.opt_in_keywords {
         c.opt_in_keywords = checked_keywords("opt_in_keywords", words)?;
     }
+    if let Some(words) = file.help_keywords {
+        c.help_keywords = checked_keywords("help_keywords", words)?;
+    }
     if let Some(cidrs) = file.webhook_allow_cidrs {
         c.webhook_allow_cidrs = cidrs
             .iter()
@@ -469,6 +478,7 @@ fn checked_keywords(key: &'static str, words: Vec<String>) -> Result<Vec<String>
     if words.iter().any(|w| w.trim().is_empty() || w.len() > 64) {
         return Err(ConfigError::Invalid(match key {
             "opt_out_keywords" => "opt_out_keywords: every entry must be 1 to 64 bytes of text",
+            "help_keywords" => "help_keywords: every entry must be 1 to 64 bytes of text",
             _ => "opt_in_keywords: every entry must be 1 to 64 bytes of text",
         }));
     }

@@ -28,6 +28,7 @@ fn message(account: &str, id: &str) -> NewMessage {
         encrypted: false,
         data_port: None,
         created_at: 1,
+        suppression_override: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! SQLite-only by nature (SQLite's migrations); PostgreSQL's are in `postgres_schema.rs`.
 
 use rusqlite::Connection;
+use simrelay_server::domain::auto_reply::OptOutSettings;
 use simrelay_server::store::schema::{V1_SQL, VERSION};
 use simrelay_server::store::{Store, Webhook};
 
@@ -119,8 +120,9 @@ fn v11_database_gains_the_suppression_list() -> Result<(), Box<dyn std::error::E
     drop(Store::open_sqlite(&path)?);
     {
         let c = Connection::open(&path)?;
-        c.execute_batch(DROP_LIMITS)?;
-        c.execute_batch("DROP TABLE suppressions; PRAGMA user_version = 11;")?;
+        c.execute_batch(&format!(
+            "{UNDO_V14} {DROP_LIMITS} DROP TABLE suppressions; PRAGMA user_version = 11;"
+        ))?;
     }
     let store = Store::open_sqlite(&path)?;
     assert!(store.add_suppression("acc", "+15551230001", 5)?);
@@ -163,8 +165,9 @@ fn v12_database_gains_the_spend_limits() -> Result<(), Box<dyn std::error::Error
     drop(Store::open_sqlite(&path)?);
     {
         let c = Connection::open(&path)?;
-        c.execute_batch(DROP_LIMITS)?;
-        c.execute_batch("PRAGMA user_version = 12;")?;
+        c.execute_batch(&format!(
+            "{UNDO_V14} {DROP_LIMITS} PRAGMA user_version = 12;"
+        ))?;
     }
     let store = Store::open_sqlite(&path)?;
     assert_eq!(store.account_limits("acc")?, None);
@@ -174,6 +177,52 @@ fn v12_database_gains_the_spend_limits() -> Result<(), Box<dyn std::error::Error
     };
     store.put_account_limits("acc", &l, 7)?;
     assert_eq!(store.account_limits("acc")?, Some(l));
+    drop(store);
+    let v: i64 = Connection::open(&path)?.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    assert_eq!(v, VERSION);
+    Ok(())
+}
+
+/// What takes a database of the current version back to version 13 (before the opt-out
+/// settings, `store::sqlite::opt_out`).
+const UNDO_V14: &str = "DROP TABLE opt_out_settings; DROP TABLE auto_replies;
+    ALTER TABLE messages DROP COLUMN suppression_override;
+    ALTER TABLE messages DROP COLUMN overrode_suppression;";
+
+#[test]
+fn v13_database_gains_the_opt_out_settings() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("relay.sqlite");
+    {
+        let c = Connection::open(&path)?;
+        c.execute_batch(V1_SQL)?;
+        c.execute_batch("PRAGMA user_version = 1; INSERT INTO accounts VALUES ('acc', 1);")?;
+    }
+    drop(Store::open_sqlite(&path)?);
+    {
+        let c = Connection::open(&path)?;
+        c.execute_batch(&format!("{UNDO_V14} PRAGMA user_version = 13;"))?;
+        c.execute_batch(
+            "INSERT INTO messages (account_id, id, body_hash, text, priority, delivery_report,
+                 state, created_at, updated_at, parts)
+             VALUES ('acc', 'old', 'h', 'hi', 0, 1, 'pending', 1, 1, 1);",
+        )?;
+    }
+    let store = Store::open_sqlite(&path)?;
+    assert_eq!(store.opt_out_settings("acc")?, OptOutSettings::default());
+    let s = OptOutSettings {
+        help_reply: Some("help text".into()),
+        allow_override: true,
+        help_keywords: vec!["aide".into()],
+        ..OptOutSettings::default()
+    };
+    store.put_opt_out_settings("acc", &s, 5)?;
+    assert_eq!(store.opt_out_settings("acc")?, s);
+    let old = store.get_message("acc", "old")?.expect("kept");
+    assert_eq!(
+        (old.suppression_override, old.overrode_suppression),
+        (None, false)
+    );
     drop(store);
     let v: i64 = Connection::open(&path)?.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     assert_eq!(v, VERSION);

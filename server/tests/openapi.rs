@@ -9,11 +9,12 @@ use common::{KEY_A, call, state};
 use serde_json::{Value, json};
 
 /// Every path of the native API (`api::routes`, less `/v1/link` and the compatible API).
-const PATHS: [&str; 32] = [
+const PATHS: [&str; 35] = [
     "/healthz",
     "/metrics",
     "/openapi.json",
     "/v1/account",
+    "/v1/account/opt-out",
     "/v1/account/paused-prefixes/{prefix}/block",
     "/v1/account/paused-prefixes/{prefix}/release",
     "/v1/accounts",
@@ -34,6 +35,8 @@ const PATHS: [&str; 32] = [
     "/v1/sims",
     "/v1/sims/{phone}/{sub_id}",
     "/v1/suppressions",
+    "/v1/suppressions.csv",
+    "/v1/suppressions/import",
     "/v1/suppressions/{number}",
     "/v1/users",
     "/v1/users/{login}",

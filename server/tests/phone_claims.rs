@@ -34,6 +34,7 @@ fn message(account: &str, id: &str, pool: Option<&str>, sim: Option<i32>) -> New
         encrypted: false,
         data_port: None,
         created_at: 1,
+        suppression_override: None,
     }
 }
 

@@ -40,6 +40,7 @@ fn message(account: &str, id: &str, phone: Option<&str>) -> NewMessage {
         encrypted: false,
         data_port: None,
         created_at: 1,
+        suppression_override: None,
     }
 }
 

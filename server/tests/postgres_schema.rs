@@ -284,3 +284,46 @@ fn the_version_before_them_gains_the_spend_limits() {
     assert_eq!(count(&mut c, "SELECT count(*) FROM account_limits"), 0);
     assert_eq!(count(&mut c, "SELECT count(*) FROM accounts"), 1);
 }
+
+#[test]
+fn the_version_before_them_gains_the_opt_out_settings() {
+    let Some(url) = scratch_url() else { return };
+    let at = schema::STEPS
+        .iter()
+        .position(|s| *s == simrelay_server::store::postgres::STEP_OPT_OUT_REPLIES)
+        .expect("the opt-out step is one of the steps");
+    let mut c = client(&url);
+    for step in &schema::STEPS[..at] {
+        c.batch_execute(step).expect("the older steps load");
+    }
+    c.batch_execute(&format!(
+        "CREATE TABLE schema_version (version BIGINT NOT NULL);
+         INSERT INTO schema_version VALUES ({at});
+         INSERT INTO accounts (id, created_at) VALUES ('acc', 1);
+         INSERT INTO messages (account_id, id, body_hash, text, priority, delivery_report,
+             state, created_at, updated_at, parts)
+         VALUES ('acc', 'old', 'h', 'hi', 0, TRUE, 'pending', 1, 1, 1);"
+    ))
+    .expect("the older version is recorded");
+    drop(PgBackend::open(&url).expect("migrates from the version before"));
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM messages
+             WHERE suppression_override IS NULL AND NOT overrode_suppression"
+        ),
+        1,
+        "old messages override nothing"
+    );
+    c.batch_execute(
+        "INSERT INTO opt_out_settings (account_id, updated_at) VALUES ('acc', 1);
+         INSERT INTO auto_replies (account_id, number, kind, day, message_id, created_at)
+         VALUES ('acc', '+15550001111', 'opt_out', 20454, 'm', 1)",
+    )
+    .expect("the new tables take rows");
+    let dup = c.batch_execute(
+        "INSERT INTO auto_replies (account_id, number, kind, day, message_id, created_at)
+         VALUES ('acc', '+15550001111', 'opt_out', 20454, 'm2', 2)",
+    );
+    assert!(dup.is_err(), "one reply per account, number, kind and day");
+}

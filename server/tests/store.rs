@@ -21,6 +21,7 @@ fn message(account: &str, id: &str, phone: Option<&str>, priority: i32) -> NewMe
         encrypted: false,
         data_port: None,
         created_at: 1,
+        suppression_override: None,
     }
 }
 

@@ -206,6 +206,13 @@ const RULES: &[(Option<&str>, &str, Need)] = &[
     (None, "/v1/inbox", Need::Scope(Scope::Read)),
     (Some("GET"), "/v1/suppressions", Need::Scope(Scope::Read)),
     (None, "/v1/suppressions", Need::Scope(Scope::Send)),
+    (
+        Some("GET"),
+        "/v1/suppressions.csv",
+        Need::Scope(Scope::Read),
+    ),
+    (Some("GET"), "/v1/account/opt-out", Need::Scope(Scope::Read)),
+    (Some("PUT"), "/v1/account/opt-out", Need::Scope(Scope::Send)),
     (None, "/v1/phones", Need::Scope(Scope::Phones)),
     (None, "/v1/pairing-codes", Need::Scope(Scope::Phones)),
     (None, "/v1/pools", Need::Scope(Scope::Phones)),
@@ -286,6 +293,12 @@ mod tests {
             required("DELETE", "/v1/suppressions/{number}"),
             s(Scope::Send)
         );
+        assert_eq!(required("GET", "/v1/suppressions.csv"), s(Scope::Read));
+        assert_eq!(required("POST", "/v1/suppressions.csv"), s(Scope::Admin));
+        assert_eq!(required("POST", "/v1/suppressions/import"), s(Scope::Send));
+        assert_eq!(required("GET", "/v1/account/opt-out"), s(Scope::Read));
+        assert_eq!(required("PUT", "/v1/account/opt-out"), s(Scope::Send));
+        assert_eq!(required("DELETE", "/v1/account/opt-out"), s(Scope::Admin));
         assert_eq!(
             required("PATCH", "/v1/sims/{phone}/{sub_id}"),
             s(Scope::Phones)

@@ -16,7 +16,9 @@ use super::{Account, Page, PageRequest, openapi, parse_time, views};
 use crate::AppState;
 use crate::domain::MessageStatus;
 use crate::error::{ApiJson, ApiQuery, AppError, ErrorBody};
-use crate::store::{CancelOutcome, CreateOutcome, MessageFilter, NewMessage, PhoneRow, now_ms};
+use crate::store::{
+    CancelOutcome, CreateOutcome, MessageFilter, NewMessage, PhoneRow, SuppressionOverride, now_ms,
+};
 
 pub use simrelay_protocol::{MAX_RECIPIENTS, is_e164};
 pub const MAX_TEXT_CHARS: usize = 1600;
@@ -55,6 +57,11 @@ pub struct SendRequest {
     pub pool: Option<String>,
     #[serde(default)]
     pub delivery_report: Option<bool>,
+    /// Send to numbers on the suppression list too (a transactional message, such as a
+    /// one-time code): only for an account whose opt-out settings have `allow_override`,
+    /// else the whole request is refused (403 `override_not_allowed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transactional: Option<bool>,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -183,6 +190,8 @@ pub fn validate(account: &str, req: &SendRequest, now: i64) -> Result<NewMessage
         encrypted: false,
         data_port: None,
         created_at: now,
+        suppression_override: (req.transactional == Some(true))
+            .then_some(SuppressionOverride::Transactional),
     })
 }
 
@@ -231,6 +240,7 @@ pub fn smsgate_state(state: &str) -> &'static str {
         (status = 202, description = "stored; also the answer for a repeated id with the same body", body = views::Message),
         (status = 400, description = "a field breaks a rule (`invalid_number`, `invalid_text`, `unknown_sim`, ...)", body = ErrorBody),
         (status = 403, description = "a recipient is outside the account's allowed destinations (`destination_not_allowed`)", body = ErrorBody),
+        (status = 403, description = "`transactional` without the account's `allow_override` (`override_not_allowed`)", body = ErrorBody),
         (status = 409, description = "the id exists with a different body (`id_conflict`)", body = ErrorBody),
         (status = 429, description = "a cap of the account would be crossed (`limit_reached`)", body = ErrorBody),
     ),
@@ -241,6 +251,18 @@ pub async fn create(
     ApiJson(req): ApiJson<SendRequest>,
 ) -> Result<Response, AppError> {
     let m = validate(&account, &req, now_ms())?;
+    if m.suppression_override.is_some() {
+        let acc = account.clone();
+        let settings = state.db.call(move |s| s.opt_out_settings(&acc)).await?;
+        if !settings.allow_override {
+            return Err(AppError::new(
+                StatusCode::FORBIDDEN,
+                "override_not_allowed",
+                "transactional needs the account's opt-out setting allow_override \
+                 (PUT /v1/account/opt-out)",
+            ));
+        }
+    }
     if let Some(sim) = req.sim {
         let acc = account.clone();
         let phones = state.db.call(move |s| s.list_phones(&acc)).await?;

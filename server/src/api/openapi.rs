@@ -27,7 +27,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{self, Need};
-use super::{inbox, keys, limits, messages, phones, pools, suppressions, users, webhooks};
+use super::{
+    inbox, keys, limits, messages, opt_out, phones, pools, suppressions, suppressions_csv, users,
+    webhooks,
+};
 use crate::AppState;
 use crate::error::ErrorBody;
 
@@ -117,6 +120,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pools::patch_sim))
         .routes(routes!(suppressions::list, suppressions::add))
         .routes(routes!(suppressions::remove))
+        .routes(routes!(suppressions_csv::export))
+        .routes(routes!(suppressions_csv::import))
+        .routes(routes!(opt_out::get, opt_out::put))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::delete))
         .routes(routes!(webhooks::deliveries))

@@ -280,6 +280,7 @@ pub fn validate(account: &str, b: &SendBody, q: &SendQuery, now: i64) -> CResult
         encrypted,
         data_port,
         created_at: now,
+        suppression_override: None,
     })
 }
 

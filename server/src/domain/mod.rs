@@ -4,7 +4,7 @@
 //! * A message's state from its recipients': [`aggregate`].
 //! * What deadlines end: [`deadline`]. What going offline, removal and cancelling do:
 //!   [`phone_gone`]. Which webhooks a change queues, and their payloads: [`webhooks`].
-//! * What an incoming STOP / START does: [`optout`].
+//! * What an incoming STOP / START / HELP does: [`optout`]; what it answers: [`auto_reply`].
 //! * Spend and volume limits and SMS-pumping protection: [`spend`].
 //! * The typed states, and strings only at serialisation: [`state`].
 //!
@@ -13,6 +13,7 @@
 //! in memory.
 
 pub mod aggregate;
+pub mod auto_reply;
 pub mod deadline;
 pub mod optout;
 pub mod phone_gone;

@@ -7,6 +7,10 @@
 //! configuration adds more (`opt_out_keywords`, `opt_in_keywords`, e.g. other languages).
 //! A text that is both (a configured word also in the other list) is an opt-out: when in
 //! doubt, the relay sends nothing.
+//!
+//! Help keywords (`help`, `info`, `help_keywords` in the configuration, and an account's own,
+//! [`Keywords::classify_for`]) change nothing on the list; opt-out and opt-in words win over
+//! them. What each may answer is [`crate::domain::auto_reply`].
 
 /// Opt-out keywords every relay knows.
 pub const DEFAULT_OPT_OUT: &[&str] = &[
@@ -22,6 +26,9 @@ pub const DEFAULT_OPT_OUT: &[&str] = &[
 /// Opt-in keywords every relay knows.
 pub const DEFAULT_OPT_IN: &[&str] = &["start", "unstop", "yes"];
 
+/// Help keywords every relay knows.
+pub const DEFAULT_HELP: &[&str] = &["help", "info"];
+
 /// What `manual` additions (through the API) record as their keyword.
 pub const MANUAL: &str = "manual";
 
@@ -30,6 +37,7 @@ pub const MANUAL: &str = "manual";
 pub struct Keywords {
     opt_out: Vec<String>,
     opt_in: Vec<String>,
+    help: Vec<String>,
 }
 
 /// What an incoming text does to its sender.
@@ -39,6 +47,38 @@ pub enum Keyword {
     OptOut(String),
     /// Remove the sender from the suppression list.
     OptIn(String),
+    /// Nothing on the list changes (an auto-reply may answer).
+    Help(String),
+}
+
+/// The kind of a keyword, as the auto-reply settings and records name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    OptOut,
+    OptIn,
+    Help,
+}
+
+impl Kind {
+    /// `opt_out`, `opt_in` or `help`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::OptOut => "opt_out",
+            Kind::OptIn => "opt_in",
+            Kind::Help => "help",
+        }
+    }
+}
+
+impl Keyword {
+    /// Its kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Keyword::OptOut(_) => Kind::OptOut,
+            Keyword::OptIn(_) => Kind::OptIn,
+            Keyword::Help(_) => Kind::Help,
+        }
+    }
 }
 
 impl Default for Keywords {
@@ -50,25 +90,26 @@ impl Default for Keywords {
 impl Keywords {
     /// The defaults plus `extra_out` and `extra_in` (normalised; empty entries ignored).
     pub fn new(extra_out: &[String], extra_in: &[String]) -> Self {
-        let list = |defaults: &[&str], extra: &[String]| {
-            let mut v: Vec<String> = defaults
-                .iter()
-                .map(|s| normalise(s))
-                .chain(extra.iter().map(|s| normalise(s)))
-                .filter(|s| !s.is_empty())
-                .collect();
-            v.sort();
-            v.dedup();
-            v
-        };
         Self {
             opt_out: list(DEFAULT_OPT_OUT, extra_out),
             opt_in: list(DEFAULT_OPT_IN, extra_in),
+            help: list(DEFAULT_HELP, &[]),
         }
+    }
+
+    /// The same with `extra_help` added to the help keywords.
+    pub fn with_help(mut self, extra_help: &[String]) -> Self {
+        self.help = list(DEFAULT_HELP, extra_help);
+        self
     }
 
     /// What the text of an incoming SMS is, if a keyword.
     pub fn classify(&self, text: &str) -> Option<Keyword> {
+        self.classify_for(text, &[])
+    }
+
+    /// The same, with an account's own help keywords (normalised here) besides these.
+    pub fn classify_for(&self, text: &str, account_help: &[String]) -> Option<Keyword> {
         // Cheap bound first: no keyword is long, and a long text is never one.
         if text.len() > 256 {
             return None;
@@ -78,10 +119,25 @@ impl Keywords {
             Some(Keyword::OptOut(t))
         } else if self.opt_in.contains(&t) {
             Some(Keyword::OptIn(t))
+        } else if self.help.contains(&t) || account_help.iter().any(|h| normalise(h) == t) {
+            Some(Keyword::Help(t))
         } else {
             None
         }
     }
+}
+
+/// `defaults` and `extra`, normalised, sorted, without empties or repeats.
+fn list(defaults: &[&str], extra: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = defaults
+        .iter()
+        .map(|s| normalise(s))
+        .chain(extra.iter().map(|s| normalise(s)))
+        .filter(|s| !s.is_empty())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Trimmed, lower case, inner runs of whitespace as one space.
@@ -146,6 +202,27 @@ mod tests {
         assert_eq!(k.classify("stop"), Some(Keyword::OptOut("stop".into())));
         assert_eq!(k.classify("OUI"), Some(Keyword::OptIn("oui".into())));
         assert_eq!(k.classify(""), None);
+    }
+
+    #[test]
+    fn help_words_from_the_relay_and_the_account() {
+        let k = Keywords::default().with_help(&["Hilfe".into()]);
+        assert_eq!(k.classify(" HELP "), Some(Keyword::Help("help".into())));
+        assert_eq!(k.classify("Info"), Some(Keyword::Help("info".into())));
+        assert_eq!(k.classify("hilfe"), Some(Keyword::Help("hilfe".into())));
+        assert_eq!(k.classify("aide"), None);
+        let own = ["  AIDE ".to_string()];
+        assert_eq!(
+            k.classify_for("aide", &own),
+            Some(Keyword::Help("aide".into()))
+        );
+        assert_eq!(k.classify_for("help me", &own), None);
+        // An account's help word never hides an opt-out.
+        assert_eq!(
+            k.classify_for("stop", &["stop".into()]),
+            Some(Keyword::OptOut("stop".into()))
+        );
+        assert_eq!(Keyword::Help("x".into()).kind().as_str(), "help");
     }
 
     #[test]

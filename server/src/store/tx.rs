@@ -12,20 +12,21 @@
 //!
 //! [`Tx`] is the sum of one sub-trait per area ([`KeyRows`], [`MessageRows`], [`HistoryRows`],
 //! [`CompatRows`], [`PhoneRows`], [`RoutingRows`], [`PoolRows`], [`WebhookRows`],
-//! [`SuppressionRows`], [`LimitRows`]), so that a backend implements each in its own
+//! [`SuppressionRows`], [`LimitRows`], [`OptOutRows`]), so that a backend implements each in its own
 //! file; callers bring them into scope with `use crate::store::tx::*`.
 
 use std::collections::HashMap;
 
 use simrelay_protocol::{IncomingSms, PhoneStatus};
 
+use crate::domain::auto_reply::OptOutSettings;
 use crate::domain::{DeliveryState, MessageStatus, Recipient, RecipientStatus};
 use crate::pool_router::SimKey;
 use crate::store::{
     AccountHistoryRow, AccountRow, Assignment, AttemptLog, AttemptView, CompatUser, Counts,
     Delivery, DeliveryOutcome, HistoryRow, InboxFilter, InboxItem, InboxQuery, KeyAuth, KeyRow,
     MessageFilter, MessageQuery, MessageView, Millis, NewKey, NewMessage, PhoneAuth, PhoneRow,
-    Pool, Result, SimSettings, Suppression, TokenRow, Webhook,
+    Pool, Result, SimSettings, Suppression, SuppressionOverride, TokenRow, Webhook,
 };
 
 /// A storage backend: runs closures in transactions.
@@ -543,6 +544,15 @@ pub trait WebhookRows {
 pub trait SuppressionRows {
     /// Adds `s.number` (its `cursor` is ignored) unless listed; returns whether it was added.
     fn insert_suppression(&mut self, account: &str, s: &Suppression) -> Result<bool>;
+    /// Adds each entry unless its number is listed (or earlier in `entries`); returns how
+    /// many were added. One statement per entry unless a backend does better.
+    fn insert_suppressions(&mut self, account: &str, entries: &[Suppression]) -> Result<usize> {
+        let mut added = 0;
+        for e in entries {
+            added += usize::from(self.insert_suppression(account, e)?);
+        }
+        Ok(added)
+    }
     /// Removes a number; returns whether it was listed.
     fn delete_suppression(&mut self, account: &str, number: &str) -> Result<bool>;
     /// Which of `numbers` the account lists.
@@ -608,6 +618,43 @@ pub trait LimitRows {
     ) -> Result<Vec<(i64, u32, String)>>;
 }
 
+/// Each account's opt-out settings, the auto-replies sent, and messages' overrides of the
+/// suppression list (`store::ops::auto_replies`).
+pub trait OptOutRows {
+    /// The account's settings, if it ever stored any.
+    fn opt_out_settings(&mut self, account: &str) -> Result<Option<OptOutSettings>>;
+    /// Stores the account's settings (replacing them).
+    fn put_opt_out_settings(
+        &mut self,
+        account: &str,
+        s: &OptOutSettings,
+        now: Millis,
+    ) -> Result<()>;
+    /// Records the auto-reply `message_id` for (account, number, kind, day) unless one is
+    /// recorded, and forgets the number's records of earlier days. Returns whether it was new.
+    fn claim_auto_reply(&mut self, claim: &AutoReplyClaim<'_>) -> Result<bool>;
+    /// Records why a message goes to suppressed numbers too, and whether one was listed.
+    fn set_suppression_override(
+        &mut self,
+        mseq: i64,
+        kind: SuppressionOverride,
+        overrode: bool,
+    ) -> Result<()>;
+}
+
+/// One auto-reply to record ([`OptOutRows::claim_auto_reply`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoReplyClaim<'a> {
+    pub account: &'a str,
+    pub number: &'a str,
+    /// `opt_out`, `opt_in` or `help`.
+    pub kind: &'a str,
+    /// The UTC day (`crate::domain::auto_reply::utc_day`).
+    pub day: i64,
+    pub message_id: &'a str,
+    pub now: Millis,
+}
+
 /// Row-level queries and writes of one transaction, by area (one sub-trait each, so a
 /// backend implements each in its own file). Object safe.
 pub trait Tx:
@@ -621,6 +668,7 @@ pub trait Tx:
     + WebhookRows
     + SuppressionRows
     + LimitRows
+    + OptOutRows
 {
     /// Savepoints: `write_batch` rolls back one failing phone batch alone.
     fn savepoint(&mut self) -> Result<()>;

@@ -32,6 +32,34 @@ pub struct NewMessage {
     /// A data SMS to this port: `text` is the payload in base64.
     pub data_port: Option<u16>,
     pub created_at: Millis,
+    /// Sent to suppressed numbers too, and why (`None`: suppressed numbers are skipped).
+    pub suppression_override: Option<SuppressionOverride>,
+}
+
+/// Why a message goes to numbers on the suppression list too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuppressionOverride {
+    /// `transactional: true` on a message of an account that allows it.
+    Transactional,
+    /// The relay's automatic reply to a keyword (`crate::domain::auto_reply`).
+    AutoReply,
+}
+
+impl SuppressionOverride {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transactional => "transactional",
+            Self::AutoReply => "auto_reply",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "transactional" => Some(Self::Transactional),
+            "auto_reply" => Some(Self::AutoReply),
+            _ => None,
+        }
+    }
 }
 
 /// A phone's ack and events, applied by the group commit.
@@ -93,6 +121,11 @@ pub struct MessageView {
     pub recipients: Vec<RecipientView>,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// Why it goes to suppressed numbers too, if it does.
+    pub suppression_override: Option<SuppressionOverride>,
+    /// A recipient was on the suppression list when the message was created and is sent
+    /// anyway (by the override).
+    pub overrode_suppression: bool,
 }
 
 /// One change of a recipient, as the history (`recipient_history`, kept by the database's
@@ -225,7 +258,8 @@ pub struct Applied {
     pub incoming: bool,
     /// Recipients changed state.
     pub changed: bool,
-    /// A recipient left its phone's queue (sent or final): the router may have room.
+    /// A recipient left its phone's queue (sent or final), or the batch created a message
+    /// (an auto-reply): the router may have work.
     pub freed: bool,
     /// Webhook deliveries queued by this batch.
     pub webhooks: usize,

@@ -28,6 +28,32 @@ pub struct Message {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub recipients: Vec<Recipient>,
+    /// Why the message goes to numbers on the suppression list too; absent when it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppression_override: Option<SuppressionOverride>,
+    /// With `suppression_override`: whether a recipient was on the list when the message was
+    /// created (and is sent anyway).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overrode_suppression: Option<bool>,
+}
+
+/// Why a [`Message`] goes to suppressed numbers too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressionOverride {
+    /// Sent with `transactional: true` by an account that allows it.
+    Transactional,
+    /// The relay's automatic reply to an opt-out, opt-in or help keyword.
+    AutoReply,
+}
+
+impl From<crate::store::SuppressionOverride> for SuppressionOverride {
+    fn from(o: crate::store::SuppressionOverride) -> Self {
+        match o {
+            crate::store::SuppressionOverride::Transactional => Self::Transactional,
+            crate::store::SuppressionOverride::AutoReply => Self::AutoReply,
+        }
+    }
 }
 
 /// Why a [`Message`] carries no text.
@@ -85,6 +111,8 @@ impl From<MessageView> for Message {
             created_at: Timestamp(v.created_at),
             updated_at: Timestamp(v.updated_at),
             recipients: v.recipients.into_iter().map(Recipient::from).collect(),
+            suppression_override: v.suppression_override.map(Into::into),
+            overrode_suppression: v.suppression_override.map(|_| v.overrode_suppression),
         }
     }
 }
@@ -222,6 +250,8 @@ mod tests {
             recipients: vec![delivered, failed],
             created_at: T0,
             updated_at: T0 + 1820,
+            suppression_override: None,
+            overrode_suppression: false,
         };
         let got = serde_json::to_value(Message::from(view)).expect("serialises");
         let want = json!({
@@ -259,6 +289,8 @@ mod tests {
             recipients: vec![],
             created_at: T0,
             updated_at: T0,
+            suppression_override: None,
+            overrode_suppression: false,
         };
         let got = serde_json::to_value(Message::from(view.clone())).expect("serialises");
         assert_eq!(got["valid_until"], "2026-11-22T02:37:40.412Z");

@@ -98,6 +98,7 @@ impl Relay for StoreRelay {
                 encrypted: false,
                 data_port: None,
                 created_at: now,
+                suppression_override: None,
             })
             .collect();
         self.store.create_messages(&batch).expect("messages stored");

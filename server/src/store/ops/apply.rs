@@ -216,8 +216,8 @@ fn apply_recipient<'e>(
 }
 
 /// Stores an incoming SMS once per (phone, id) and queues `message.received`; a new one that
-/// is an opt-out or opt-in keyword changes the account's suppression list. Returns whether
-/// it was new.
+/// is an opt-out or opt-in keyword changes the account's suppression list, and any keyword
+/// may get its auto-reply. Returns whether it was new.
 fn store_incoming(
     tx: &mut dyn Tx,
     keywords: &Keywords,
@@ -242,7 +242,9 @@ fn store_incoming(
         encrypted: sms.encrypted,
     };
     out.webhooks += enqueue_received(tx, account, &data, now)?;
-    out.webhooks += apply_keyword(tx, keywords, account, phone, sms, now)?;
+    let k = apply_keyword(tx, keywords, account, phone, sms, now)?;
+    out.webhooks += k.webhooks;
+    out.freed |= k.replied;
     Ok(true)
 }
 

@@ -136,6 +136,8 @@ fn created_view(m: &NewMessage, mseq: i64) -> MessageView {
         recipients,
         created_at: m.created_at,
         updated_at: m.created_at,
+        suppression_override: m.suppression_override,
+        overrode_suppression: false,
     }
 }
 

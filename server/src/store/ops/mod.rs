@@ -13,6 +13,7 @@
 //! * [`compat`]: the SMS Gateway for Android compatible API's users, settings and tokens.
 
 pub mod apply;
+pub mod auto_replies;
 pub mod compat;
 pub mod create;
 pub mod keys;

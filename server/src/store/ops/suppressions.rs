@@ -6,12 +6,16 @@
 //! recipient on the list becomes `suppressed` at once (a final state, so the router never
 //! picks it) and queues `message.suppressed`; the message's other recipients go out. An
 //! opt-out also ends the number's recipients still waiting for a SIM the same way; those a
-//! phone already holds are left to it.
+//! phone already holds are left to it. A message with a `suppression_override` (the
+//! account's `transactional` messages, the relay's auto-replies: `super::auto_replies`) is
+//! exempt from both, and records whether a recipient was listed. The list's CSV import adds
+//! all its numbers in one transaction.
 
 use std::collections::{HashMap, HashSet};
 
 use simrelay_protocol::IncomingSms;
 
+use super::auto_replies::reply_to_keyword;
 use super::messages::recompute_state;
 use super::webhooks::{enqueue_event, recipient_webhook};
 use crate::domain::RecipientStatus;
@@ -24,9 +28,19 @@ use crate::time_fmt::fmt_ms;
 /// The error text of a suppressed recipient.
 pub const SUPPRESSED: &str = "suppressed";
 
-/// Applies a keyword SMS (just stored, new) to the sender's place on the list and queues
-/// `contact.opted_out` / `contact.opted_in` when it changed; returns the deliveries queued.
-/// End-to-end encrypted texts and data SMS are never keywords (the relay cannot read them).
+/// What a keyword SMS did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct KeywordOutcome {
+    /// Webhook deliveries queued.
+    pub webhooks: usize,
+    /// An auto-reply was created (the router has work).
+    pub replied: bool,
+}
+
+/// Applies a keyword SMS (just stored, new) to the sender's place on the list, queues
+/// `contact.opted_out` / `contact.opted_in` when it changed, and creates the auto-reply the
+/// account configured (`super::auto_replies`; a help keyword does only that). End-to-end
+/// encrypted texts and data SMS are never keywords (the relay cannot read them).
 pub(crate) fn apply_keyword(
     tx: &mut dyn Tx,
     keywords: &Keywords,
@@ -34,13 +48,31 @@ pub(crate) fn apply_keyword(
     phone: &str,
     sms: &IncomingSms,
     now: Millis,
-) -> Result<usize> {
-    if sms.encrypted || sms.data_port.is_some() {
-        return Ok(0);
+) -> Result<KeywordOutcome> {
+    // The length bound of `Keywords::classify_for` first: most texts need no settings read.
+    if sms.encrypted || sms.data_port.is_some() || sms.text.len() > 256 {
+        return Ok(KeywordOutcome::default());
     }
-    let Some(k) = keywords.classify(&sms.text) else {
-        return Ok(0);
+    let settings = tx.opt_out_settings(account)?.unwrap_or_default();
+    let Some(k) = keywords.classify_for(&sms.text, &settings.help_keywords) else {
+        return Ok(KeywordOutcome::default());
     };
+    let kind = k.kind();
+    // The list first: an opt-out ends what still waits for the number, the reply must not.
+    let webhooks = change_list(tx, k, account, phone, sms, now)?;
+    let replied = reply_to_keyword(tx, &settings, kind, account, phone, sms, now)?;
+    Ok(KeywordOutcome { webhooks, replied })
+}
+
+/// What keyword `k` does to the list; returns the webhook deliveries queued.
+fn change_list(
+    tx: &mut dyn Tx,
+    k: Keyword,
+    account: &str,
+    phone: &str,
+    sms: &IncomingSms,
+    now: Millis,
+) -> Result<usize> {
     let mut queued = 0;
     let (changed, event, keyword) = match k {
         Keyword::OptOut(keyword) => {
@@ -63,6 +95,7 @@ pub(crate) fn apply_keyword(
             Event::ContactOptedIn,
             keyword,
         ),
+        Keyword::Help(_) => return Ok(0),
     };
     if !changed {
         return Ok(0);
@@ -82,7 +115,8 @@ pub(crate) fn apply_keyword(
     Ok(queued + enqueue_event(tx, account, event, &data, now)?)
 }
 
-/// Ends the account's recipients to `number` that still wait for a SIM: a number that
+/// Ends the account's recipients to `number` that still wait for a SIM (but those of a
+/// message with a `suppression_override`, which go out anyway): a number that
 /// opts out gets nothing more, also from messages created before. Recipients already at a
 /// phone are left to it (stopping them would take a `cancel` the phone may not honour).
 /// Returns the webhook deliveries queued.
@@ -116,7 +150,9 @@ fn suppress_waiting(tx: &mut dyn Tx, account: &str, number: &str, now: Millis) -
 }
 
 /// Ends the suppressed recipients of messages just inserted (`mseqs[i]` is `inserts[i]`'s):
-/// one lookup per account of the batch. Returns the messages that had any.
+/// one lookup per account of the batch. A message with a `suppression_override` keeps its
+/// recipients and records the override, and whether a recipient was listed. Returns the
+/// messages that had any listed recipient or an override (their views changed).
 pub(crate) fn suppress_new(
     tx: &mut dyn Tx,
     inserts: &[MessageInsert<'_>],
@@ -140,11 +176,16 @@ pub(crate) fn suppress_new(
         }
     }
     let mut touched = HashSet::new();
-    if listed.is_empty() {
-        return Ok(touched);
-    }
     for (i, &mseq) in inserts.iter().zip(mseqs) {
         let account = i.message.account_id.as_str();
+        if let Some(kind) = i.message.suppression_override {
+            let overrode = listed
+                .get(account)
+                .is_some_and(|numbers| i.message.to.iter().any(|to| numbers.contains(to)));
+            tx.set_suppression_override(mseq, kind, overrode)?;
+            touched.insert(mseq);
+            continue;
+        }
         let Some(numbers) = listed.get(account) else {
             continue;
         };
@@ -201,5 +242,27 @@ impl Store {
     /// Removes a number; returns whether it was listed.
     pub fn remove_suppression(&self, account: &str, number: &str) -> Result<bool> {
         self.write(|tx| tx.delete_suppression(account, number))
+    }
+
+    /// Adds every entry (checked by the caller) in one transaction; a number already listed
+    /// (or twice in `entries`) keeps its first entry. Returns how many were added.
+    pub fn import_suppressions(&self, account: &str, entries: &[Suppression]) -> Result<usize> {
+        self.write(|tx| tx.insert_suppressions(account, entries))
+    }
+
+    /// The whole list, oldest first, from one consistent view.
+    pub fn all_suppressions(&self, account: &str) -> Result<Vec<Suppression>> {
+        const PAGE: u32 = 1000;
+        self.read(|tx| {
+            let mut all: Vec<Suppression> = Vec::new();
+            loop {
+                let page = tx.list_suppressions(account, all.last().map(|s| s.cursor), PAGE)?;
+                let full = page.len() == PAGE as usize;
+                all.extend(page);
+                if !full {
+                    return Ok(all);
+                }
+            }
+        })
     }
 }

@@ -238,7 +238,8 @@ impl CompatRows for PgTx<'_> {
             self.c.query(
                 concat!(
                     "SELECT mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-                         delivery_report, created_at, updated_at, encrypted, data_port, text
+                         delivery_report, created_at, updated_at, encrypted, data_port, text,
+                         suppression_override, overrode_suppression
                      FROM messages WHERE ",
                     message_where!(),
                     " ORDER BY mseq DESC LIMIT $6 OFFSET $7"
@@ -249,7 +250,8 @@ impl CompatRows for PgTx<'_> {
             self.c.query(
                 concat!(
                     "SELECT mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-                         delivery_report, created_at, updated_at, encrypted, data_port, text
+                         delivery_report, created_at, updated_at, encrypted, data_port, text,
+                         suppression_override, overrode_suppression
                      FROM messages WHERE ",
                     message_where!(),
                     " ORDER BY mseq ASC LIMIT $6 OFFSET $7"

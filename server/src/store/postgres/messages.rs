@@ -20,7 +20,7 @@ use crate::store::tx::{
 };
 use crate::store::{
     Assignment, InboxFilter, InboxItem, MessageFilter, MessageView, Millis, RecipientView, Result,
-    StoreError,
+    StoreError, SuppressionOverride,
 };
 
 pub(super) fn message_row(r: &Row) -> Result<MessageView> {
@@ -40,6 +40,10 @@ pub(super) fn message_row(r: &Row) -> Result<MessageView> {
         data_port: get_opt_u16(r, 12)?,
         text: get(r, 13)?,
         recipients: Vec::new(),
+        suppression_override: get::<Option<String>>(r, 14)?
+            .as_deref()
+            .and_then(SuppressionOverride::parse),
+        overrode_suppression: get(r, 15)?,
     })
 }
 
@@ -280,7 +284,8 @@ impl MessageRows for PgTx<'_> {
     fn message_by_mseq(&mut self, mseq: i64) -> Result<Option<MessageView>> {
         let row = self.c.query_opt(
             "SELECT mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-                    delivery_report, created_at, updated_at, encrypted, data_port, text
+                    delivery_report, created_at, updated_at, encrypted, data_port, text,
+                    suppression_override, overrode_suppression
              FROM messages WHERE mseq = $1",
             &[&mseq],
         )?;
@@ -290,7 +295,8 @@ impl MessageRows for PgTx<'_> {
     fn message_by_id(&mut self, account: &str, id: &str) -> Result<Option<MessageView>> {
         let row = self.c.query_opt(
             "SELECT mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-                    delivery_report, created_at, updated_at, encrypted, data_port, text
+                    delivery_report, created_at, updated_at, encrypted, data_port, text,
+                    suppression_override, overrode_suppression
              FROM messages WHERE account_id = $1 AND id = $2",
             &[&account, &id],
         )?;
@@ -301,7 +307,8 @@ impl MessageRows for PgTx<'_> {
         let state = f.state.map(MessageStatus::as_str);
         let rows = self.c.query(
             "SELECT mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-                    delivery_report, created_at, updated_at, encrypted, data_port, text
+                    delivery_report, created_at, updated_at, encrypted, data_port, text,
+                    suppression_override, overrode_suppression
              FROM messages
              WHERE account_id = $1 AND ($2::text IS NULL OR state = $2::text)
                AND ($3::bigint IS NULL OR created_at >= $3::bigint) AND mseq > $4

@@ -253,6 +253,7 @@ pub const STEPS: &[&str] = &[
     super::webhooks::STEP_WEBHOOK_CLAIMS,
     super::sweep::STEP_PHONE_PINGS,
     super::spend::LIMITS_STEP,
+    super::opt_out::STEP_OPT_OUT_REPLIES,
 ];
 
 /// The version [`migrate`] brings a database to.
@@ -293,6 +294,8 @@ pub const TABLES: &[&str] = &[
     "account_usage",
     "account_numbers",
     "account_prefixes",
+    "opt_out_settings",
+    "auto_replies",
 ];
 
 /// Key of the advisory lock held while migrating (any constant; "simrelay" in ASCII).

@@ -11,11 +11,13 @@ use crate::store::tx::{
 };
 use crate::store::{
     Assignment, InboxFilter, InboxItem, MessageFilter, MessageView, Millis, RecipientView, Result,
+    SuppressionOverride,
 };
 
 pub(super) const MESSAGE_COLUMNS: &str =
     "mseq, id, state, priority, valid_until, schedule_at, phone_id, sim,
-    delivery_report, created_at, updated_at, encrypted, data_port, text";
+    delivery_report, created_at, updated_at, encrypted, data_port, text, suppression_override,
+    overrode_suppression";
 
 pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
     Ok(MessageView {
@@ -34,6 +36,11 @@ pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
         data_port: r.get(12)?,
         text: r.get(13)?,
         recipients: Vec::new(),
+        suppression_override: r
+            .get::<_, Option<String>>(14)?
+            .as_deref()
+            .and_then(SuppressionOverride::parse),
+        overrode_suppression: r.get(15)?,
     })
 }
 

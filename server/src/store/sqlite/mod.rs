@@ -15,6 +15,7 @@ mod expiry;
 mod history;
 mod keys;
 mod messages;
+mod opt_out;
 mod phones;
 mod pools;
 mod routing;

@@ -8,7 +8,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The version [`migrate`] brings a database to.
-pub const VERSION: i64 = 13;
+pub const VERSION: i64 = 14;
 
 /// Version 1 (frozen: never edit, the migration test opens databases made by it).
 pub const V1_SQL: &str = r#"
@@ -278,6 +278,9 @@ pub fn upgrade_from(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> 
     }
     if version < 13 {
         tx.execute_batch(super::spend::LIMITS_UPGRADE)?;
+    }
+    if version < 14 {
+        tx.execute_batch(super::opt_out::V13_OPT_OUT_REPLIES)?;
     }
     Ok(())
 }

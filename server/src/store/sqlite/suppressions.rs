@@ -83,7 +83,7 @@ impl SuppressionRows for SqliteTx<'_> {
                 "SELECT r.mseq, r.idx
                  FROM recipients r INDEXED BY recipients_unrouted CROSS JOIN messages m USING (mseq)
                  WHERE r.phone_id IS NULL AND r.state = 'pending'
-                   AND m.account_id = ?1 AND r.to_number = ?2
+                   AND m.account_id = ?1 AND r.to_number = ?2 AND m.suppression_override IS NULL
                  ORDER BY r.mseq, r.idx",
             )?
             .query_map(params![account, number], |r| Ok((r.get(0)?, r.get(1)?)))?
