@@ -186,7 +186,10 @@ fn a_version_4_database_gains_the_suppression_list() {
     )
     .expect("version 4 is recorded");
     drop(PgBackend::open(&url).expect("migrates from version 4"));
-    assert_eq!(count(&mut c, "SELECT version FROM schema_version"), 5);
+    assert_eq!(
+        count(&mut c, "SELECT version FROM schema_version"),
+        schema::VERSION
+    );
     c.batch_execute(
         "INSERT INTO suppressions (account_id, number, keyword, created_at)
          VALUES ('acc', '+15550001111', 'manual', 1)",
@@ -197,5 +200,50 @@ fn a_version_4_database_gains_the_suppression_list() {
          VALUES ('acc', '+15550001111', 'stop', 2)",
     );
     assert!(dup.is_err(), "one entry per account and number");
+    assert_eq!(count(&mut c, "SELECT count(*) FROM accounts"), 1);
+}
+
+#[test]
+fn a_version_5_database_gains_the_cluster_tables_and_wake_ups() {
+    let Some(url) = scratch_url() else { return };
+    let mut c = client(&url);
+    for step in &schema::STEPS[..5] {
+        c.batch_execute(step).expect("the older steps load");
+    }
+    c.batch_execute(
+        "CREATE TABLE schema_version (version BIGINT NOT NULL);
+         INSERT INTO schema_version VALUES (5);
+         INSERT INTO accounts (id, created_at) VALUES ('acc', 1);
+         INSERT INTO phones (id, account_id, token_hash, created_at) VALUES ('ph', 'acc', 't', 1);",
+    )
+    .expect("version 5 is recorded");
+    drop(PgBackend::open(&url).expect("migrates from version 5"));
+    assert_eq!(
+        count(&mut c, "SELECT version FROM schema_version"),
+        schema::VERSION
+    );
+    for table in ["cluster_nodes", "phone_links", "route_leases"] {
+        assert_eq!(count(&mut c, &format!("SELECT count(*) FROM {table}")), 0);
+    }
+    // Frames queued for a phone are announced at commit, with the schema's name.
+    let mut l = client(&url);
+    l.batch_execute("LISTEN simrelay_wake").expect("listens");
+    c.batch_execute(
+        "INSERT INTO frames (phone_id, seq, body, created_at) VALUES ('ph', 1, '{}', 1)",
+    )
+    .expect("a frame");
+    let schema: String = c
+        .query_one("SELECT current_schema()::text", &[])
+        .expect("schema")
+        .get(0);
+    let n = {
+        use postgres::fallible_iterator::FallibleIterator;
+        l.notifications()
+            .timeout_iter(std::time::Duration::from_secs(10))
+            .next()
+            .expect("notifications read")
+            .expect("a notification within 10 s")
+    };
+    assert_eq!(n.payload(), format!("{schema} f ph"));
     assert_eq!(count(&mut c, "SELECT count(*) FROM accounts"), 1);
 }

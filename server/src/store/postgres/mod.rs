@@ -13,6 +13,7 @@
 //! prepared once per connection; the hot paths over slices are one statement over arrays
 //! (`unnest`), so a group commit of N messages costs a few round trips, not N.
 
+pub mod cluster;
 mod compat;
 pub mod conn;
 pub mod copy;
@@ -21,6 +22,7 @@ mod history;
 mod keys;
 mod listen;
 mod messages;
+pub mod notify;
 mod phones;
 mod pools;
 mod routing;

@@ -250,6 +250,7 @@ pub const STEPS: &[&str] = &[
     super::compat::STEP_3,
     super::expiry::STEP_4,
     super::suppressions::STEP_5,
+    super::cluster::CLUSTER_STEP,
 ];
 
 /// The version [`migrate`] brings a database to.
