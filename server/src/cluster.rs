@@ -174,6 +174,18 @@ impl Cluster {
         .map_err(|_| StoreError::Join)?
     }
 
+    /// The phones with a link up on a live node (what the API shows as online).
+    pub async fn linked_phones(&self) -> Result<HashSet<String>> {
+        self.blocking(|db| {
+            Ok(db
+                .online_phones(STALE_MS)?
+                .into_iter()
+                .map(|p| p.phone)
+                .collect())
+        })
+        .await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&ClusterDb) -> Result<T> + Send + 'static,

@@ -228,6 +228,20 @@ impl AppState {
             .take()
     }
 
+    /// Whether each phone is online for the API: linked to this relay, or in a cluster to
+    /// any live node. Returns a check over `phones`.
+    pub async fn online_check(&self) -> Result<impl Fn(&str) -> bool + use<>, StoreError> {
+        let linked = match &self.cluster {
+            Some(c) => Some(c.linked_phones().await?),
+            None => None,
+        };
+        let hub = self.hub.clone();
+        Ok(move |phone: &str| match &linked {
+            Some(set) => set.contains(phone),
+            None => hub.is_connected(phone),
+        })
+    }
+
     /// Wakes `inbox/wait` callers.
     pub fn inbox_changed(&self) {
         self.inbox.send_modify(|v| *v += 1);

@@ -186,6 +186,10 @@ async fn nodes_are_listed_and_frames_routed_on_one_node_reach_a_phone_linked_to_
         unreachable!()
     };
     assert_eq!(nodes, self::nodes());
+    // Node A's API shows the phone online: linked to node B.
+    let (s, phones) = ha.req("GET", "/v1/phones", KEY_A, None).await;
+    assert_eq!(s, 200, "{phones}");
+    assert_eq!(phones["items"][0]["online"], true, "{phones}");
     post(&ha, "via-a", "+15550001001").await;
     assert_eq!(next_send(&mut pb).await, (1, "via-a".to_string()));
     assert_eq!(
@@ -399,10 +403,21 @@ async fn killing_the_routing_node_hands_routing_to_the_other_within_the_lease() 
     }
     let log = da.path().join("node-a.log");
     let proc_a = chaos_support::spawn(&args, &log, "listening on").await;
-    let b = node(db.path(), &url, "b", Duration::from_secs(30)).await;
+    let b = node(db.path(), &url, "b", Duration::from_millis(500)).await;
     let hb = Http::new(&b.url);
     let (_, token) = paired_phone(&hb, &b.ws_url(), KEY_A).await;
     let (mut pb, _) = hello(&b.ws_url(), &token, 0).await;
+    // A second phone linked to node A only.
+    let a_ws = format!(
+        "{}{}",
+        proc_a
+            .ready_line
+            .trim_start_matches("listening on ")
+            .replacen("http", "ws", 1),
+        simrelay_protocol::WS_PATH
+    );
+    let (_, token2) = paired_phone(&hb, &b.ws_url(), KEY_A).await;
+    let (p2, _) = hello(&a_ws, &token2, 0).await;
     lease_to(&url, "a").await;
     // Renewed by A: a lease that runs out, as any lease does.
     eventually("A renews its lease", Duration::from_secs(10), || async {
@@ -436,7 +451,22 @@ async fn killing_the_routing_node_hands_routing_to_the_other_within_the_lease() 
         .await,
         1
     );
-    drop(pb);
+    // The phone whose only link died with node A goes offline (by node B, once its node is
+    // silent and the grace has passed); the phone linked to B stays online.
+    eventually("A's phone offline", Duration::from_secs(15), || async {
+        count(&url, "SELECT count(*) FROM phones WHERE online").await == 1
+    })
+    .await;
+    let (s, phones) = hb.req("GET", "/v1/phones", KEY_A, None).await;
+    assert_eq!(s, 200);
+    let online: Vec<bool> = phones["items"]
+        .as_array()
+        .expect("phones")
+        .iter()
+        .map(|p| p["online"] == true)
+        .collect();
+    assert_eq!(online, [true, false], "{phones}");
+    drop((pb, p2));
     b.stop().await.expect("b stops");
 }
 
