@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use simrelay_protocol::PhoneStatus;
 use tokio::sync::mpsc;
@@ -90,6 +90,10 @@ pub struct Cluster {
     /// Phones this node is giving the grace to (one grace task per phone).
     graces: Mutex<HashSet<String>>,
     wakes: Mutex<Option<mpsc::UnboundedReceiver<Wake>>>,
+    /// Leases this node holds, until when by its own clock (from before the claim began, so
+    /// never later than PostgreSQL's `until_ms`): renewed once less than half is left, so
+    /// that most passes write nothing.
+    leases: Mutex<HashMap<String, Instant>>,
 }
 
 impl Cluster {
@@ -118,6 +122,7 @@ impl Cluster {
             db: Arc::new(db),
             graces: Mutex::new(HashSet::new()),
             wakes: Mutex::new(Some(rx)),
+            leases: Mutex::default(),
         }))
     }
 
@@ -143,12 +148,11 @@ impl Cluster {
     }
 
     /// The cluster's online phones of the accounts whose routing lease this node holds (taken
-    /// or renewed now), grouped by account.
-    pub async fn routing_view(&self) -> Result<Vec<(String, Vec<OnlinePhone>)>> {
-        let db = self.db.clone();
-        let node = self.node_id.clone();
+    /// or renewed now when less than half of it is left), grouped by account.
+    pub async fn routing_view(self: &Arc<Self>) -> Result<Vec<(String, Vec<OnlinePhone>)>> {
+        let me = self.clone();
         tokio::task::spawn_blocking(move || {
-            let phones = db.online_phones(STALE_MS)?;
+            let phones = me.db.online_phones(STALE_MS)?;
             let mut by: HashMap<String, Vec<OnlinePhone>> = HashMap::new();
             for p in phones {
                 let status: PhoneStatus = p
@@ -161,17 +165,38 @@ impl Cluster {
                     status,
                 });
             }
-            let accounts: Vec<&str> = by.keys().map(String::as_str).collect();
-            let held: HashSet<String> = db
-                .claim_leases(&node, &accounts, LEASE_MS)?
-                .into_iter()
-                .collect();
+            let held = me.held_leases(by.keys().map(String::as_str).collect())?;
             let mut out: Vec<_> = by.into_iter().filter(|(a, _)| held.contains(a)).collect();
             out.sort_by(|a, b| a.0.cmp(&b.0));
             Ok(out)
         })
         .await
         .map_err(|_| StoreError::Join)?
+    }
+
+    /// Which of `accounts` this node holds the lease of, claiming or renewing them in one
+    /// statement unless every one it holds has more than half of its lease left. Blocking.
+    fn held_leases(&self, accounts: Vec<&str>) -> Result<HashSet<String>> {
+        let lease = Duration::from_millis(u64::try_from(LEASE_MS).expect("positive"));
+        let began = Instant::now();
+        {
+            let held = self.leases.lock().expect("leases lock");
+            let fresh = |a: &&str| held.get(*a).is_some_and(|u| *u > began + lease / 2);
+            if accounts.iter().all(fresh) {
+                return Ok(accounts.iter().map(|a| a.to_string()).collect());
+            }
+        }
+        let got: HashSet<String> = self
+            .db
+            .claim_leases(&self.node_id, &accounts, LEASE_MS)?
+            .into_iter()
+            .collect();
+        let mut held = self.leases.lock().expect("leases lock");
+        held.clear();
+        for a in &got {
+            held.insert(a.clone(), began + lease);
+        }
+        Ok(got)
     }
 
     /// The phones with a link up on a live node (what the API shows as online).
@@ -332,6 +357,7 @@ mod tests {
             db: Arc::new(ClusterDb::new("postgres://relay@db/simrelay").expect("url")),
             graces: Mutex::default(),
             wakes: Mutex::default(),
+            leases: Mutex::default(),
         };
         assert!(cluster(&["wss://a"]).welcome_nodes().is_empty());
         assert_eq!(
