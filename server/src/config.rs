@@ -112,6 +112,11 @@ pub struct Config {
     pub opt_in_keywords: Vec<String>,
     /// Help keywords besides the defaults (help, info); an account adds its own.
     pub help_keywords: Vec<String>,
+    /// The public `wss://` URLs of every node of a cluster on one PostgreSQL (this node's
+    /// among them); empty for a single relay. See `crate::cluster`.
+    pub cluster_nodes: Vec<String>,
+    /// This node's name in the cluster's tables; a random one at each start when absent.
+    pub node_id: Option<String>,
 }
 
 impl Config {
@@ -157,6 +162,8 @@ impl Config {
             opt_out_keywords: Vec::new(),
             opt_in_keywords: Vec::new(),
             help_keywords: Vec::new(),
+            cluster_nodes: Vec::new(),
+            node_id: None,
         }
     }
 }
@@ -206,6 +213,10 @@ pub struct FileConfig {
     pub opt_in_keywords: Option<Vec<String>>,
     /// Help keywords besides help, info.
     pub help_keywords: Option<Vec<String>>,
+    /// `["wss://a:8443", "wss://b:8443"]`: the public URLs of every node of the cluster.
+    pub cluster_nodes: Option<Vec<String>>,
+    /// This node's stable name in the cluster (default: random at each start).
+    pub node_id: Option<String>,
 }
 
 /// Flags of `simrelay serve` (each also read from its environment variable).
@@ -255,6 +266,17 @@ pub struct ServeArgs {
     /// Grace before a disconnected phone counts as offline, in milliseconds (default 30000).
     #[arg(long, env = "SIMRELAY_OFFLINE_GRACE_MS")]
     pub offline_grace_ms: Option<u64>,
+    /// Public wss:// URL of a node of the cluster (repeat for each node, this one included;
+    /// the environment variable takes them comma-separated). Needs --database.
+    #[arg(
+        long = "cluster-node",
+        env = "SIMRELAY_CLUSTER_NODES",
+        value_delimiter = ','
+    )]
+    pub cluster_nodes: Vec<String>,
+    /// This node's name in the cluster (default: random at each start).
+    #[arg(long, env = "SIMRELAY_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 /// Errors while reading the configuration.
@@ -469,6 +491,13 @@ fn merge(file: FileConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
             "compat_users needs api_key: the users belong to its account",
         ));
     }
+    c.cluster_nodes = if args.cluster_nodes.is_empty() {
+        file.cluster_nodes.unwrap_or_default()
+    } else {
+        args.cluster_nodes.clone()
+    };
+    c.node_id = args.node_id.clone().or(file.node_id);
+    crate::cluster::check_config(&c).map_err(ConfigError::Invalid)?;
     Ok(c)
 }
 

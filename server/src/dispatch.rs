@@ -1,7 +1,9 @@
 //! The routing task: wakes on new messages, phones coming and going, and freed capacity,
 //! asks the SIM router ([`crate::rack::Rack::plan`], [`crate::pool_router`]) which (phone, SIM)
 //! each waiting recipient goes to, stores the decisions as `send` frames and
-//! wakes the links of the phones that got frames. Also expires recipients that waited past
+//! wakes the links of the phones that got frames. In a cluster (`crate::cluster`) it routes
+//! only the accounts whose lease this node holds, over the cluster's online phones. Also
+//! expires recipients that waited past
 //! their `valid_until` without reaching a phone.
 
 use std::time::Duration;
@@ -119,13 +121,19 @@ pub fn route_account(
 /// One routing pass over every account with online phones; true if it may have left work.
 async fn pass(state: &AppState) -> Result<bool> {
     let mut more = false;
-    for (account, phones) in state.hub.online_by_account() {
+    // In a cluster: every node's phones, of the accounts whose lease this node holds.
+    let online = match &state.cluster {
+        Some(c) => c.routing_view().await?,
+        None => state.hub.online_by_account(),
+    };
+    for (account, phones) in online {
         let now = now_ms();
         let st = state.clone();
         let (routed, full) = state
             .db
             .call(move |s| route_account(s, &st.rack, &account, &phones, now))
             .await?;
+        // Links to these phones on other nodes are woken by the frames' `NOTIFY`.
         for phone in &routed {
             state.hub.kick(phone);
         }

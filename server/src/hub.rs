@@ -32,6 +32,7 @@ use crate::AppState;
 use crate::error::AppError;
 use crate::limits::Limits;
 use crate::store::now_ms;
+use crate::store::ops::phones::Offline;
 
 /// One registered link.
 #[derive(Debug)]
@@ -193,6 +194,13 @@ impl Hub {
         }
     }
 
+    /// Wakes every link (the cluster's wake-up listener reconnected and may have missed some).
+    pub fn kick_all(&self) {
+        for c in self.conns().values() {
+            c.kick.notify_one();
+        }
+    }
+
     /// Closes the phone's link, if it has one, without a grace (the phone was removed).
     pub fn close(&self, phone: &str) {
         if let Some(c) = self.conns().remove(phone) {
@@ -277,24 +285,54 @@ pub async fn upgrade(
     }
 }
 
-/// After the grace, marks the phone offline unless it has reconnected.
+/// After the grace, marks the phone offline unless it has reconnected. In a cluster
+/// (`crate::cluster`) the store decides under the phone's row lock: not while a link is up on
+/// a live node, and only once its last link has been gone for the grace (the task waits on
+/// for the rest when another node's link went later); one grace task per phone and node.
 pub fn start_grace(state: AppState, phone: String) {
+    if let Some(c) = &state.cluster
+        && !c.begin_grace(&phone)
+    {
+        return;
+    }
     tokio::spawn(async move {
-        tokio::time::sleep(state.config.offline_grace).await;
-        let _presence = state.hub.presence().await;
-        if state.hub.is_connected(&phone) || state.is_shutting_down() {
-            return;
-        }
-        let now = now_ms();
-        let p = phone.clone();
-        match state.db.call(move |s| s.phone_offline(&p, now)).await {
-            Ok(true) => {
-                tracing::info!(phone = %phone, "phone went offline");
-                state.route_kick.notify_one();
-                state.webhook_kick.notify_one();
+        let grace = state.config.offline_grace;
+        let cluster = state.cluster.as_ref().map(|_| {
+            let ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+            (ms, crate::cluster::STALE_MS)
+        });
+        let mut wait = grace;
+        loop {
+            tokio::time::sleep(wait).await;
+            let _presence = state.hub.presence().await;
+            if state.hub.is_connected(&phone) || state.is_shutting_down() {
+                break;
             }
-            Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "could not mark a phone offline"),
+            let now = now_ms();
+            let p = phone.clone();
+            let decided = state
+                .db
+                .call(move |s| s.phone_offline_after(&p, now, cluster))
+                .await;
+            match decided {
+                Ok(Offline::Marked) => {
+                    tracing::info!(phone = %phone, "phone went offline");
+                    state.route_kick.notify_one();
+                    state.webhook_kick.notify_one();
+                    break;
+                }
+                Ok(Offline::Wait(ms)) => {
+                    wait = Duration::from_millis(u64::try_from(ms.max(1)).unwrap_or(1));
+                }
+                Ok(Offline::NotOnline | Offline::LinkUp) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not mark a phone offline");
+                    break;
+                }
+            }
+        }
+        if let Some(c) = &state.cluster {
+            c.end_grace(&phone);
         }
     });
 }

@@ -7,6 +7,7 @@
 //! in `sims`, behind the `sims` feature (on by default); without it this crate is the relay.
 
 pub mod api;
+pub mod cluster;
 pub mod compat;
 pub mod config;
 pub mod dashboard;
@@ -86,6 +87,9 @@ pub struct Inner {
     pub compat_auth: compat::auth::AuthState,
     /// The dashboard's signed-in browsers.
     pub sessions: dashboard::session::Sessions,
+    /// This node of a cluster on one PostgreSQL (`cluster_nodes` set); `None` on a single
+    /// relay.
+    pub cluster: Option<Arc<cluster::Cluster>>,
 }
 
 impl Deref for AppState {
@@ -135,6 +139,13 @@ impl AppState {
         .map_err(|_| StoreError::Join)??
         .with_keywords(config.keywords());
         let db = Db::new(Arc::new(store));
+        let cluster = {
+            let c = config.clone();
+            tokio::task::spawn_blocking(move || cluster::Cluster::open(&c))
+                .await
+                .map_err(|_| StoreError::Join)??
+                .map(Arc::new)
+        };
         let generated_admin_key = key_bootstrap::bootstrap(&db, &config).await?;
         let route_kick = Arc::new(Notify::new());
         let committer = Committer::start(db.clone(), route_kick.clone());
@@ -161,6 +172,7 @@ impl AppState {
                 rack,
                 compat_auth: compat::auth::AuthState::default(),
                 sessions: dashboard::session::Sessions::default(),
+                cluster,
             }),
         })
     }
@@ -217,6 +229,20 @@ impl AppState {
             .lock()
             .expect("admin key lock")
             .take()
+    }
+
+    /// Whether each phone is online for the API: linked to this relay, or in a cluster to
+    /// any live node. Returns a check over `phones`.
+    pub async fn online_check(&self) -> Result<impl Fn(&str) -> bool + use<>, StoreError> {
+        let linked = match &self.cluster {
+            Some(c) => Some(c.linked_phones().await?),
+            None => None,
+        };
+        let hub = self.hub.clone();
+        Ok(move |phone: &str| match &linked {
+            Some(set) => set.contains(phone),
+            None => hub.is_connected(phone),
+        })
     }
 
     /// Wakes `inbox/wait` callers.
@@ -301,6 +327,7 @@ where
         tokio::spawn(webhooks::run(state.clone())),
         tokio::spawn(compat::ping::run(state.clone())),
         tokio::spawn(hub::resume_presence(state.clone())),
+        tokio::spawn(cluster::run(state.clone())),
     ];
     let st = state.clone();
     let result = serve_http::serve(

@@ -166,7 +166,11 @@ async fn pair(
                 &RelayFrame::Paired {
                     phone_id,
                     token,
-                    nodes: Vec::new(),
+                    nodes: state
+                        .cluster
+                        .as_ref()
+                        .map(|c| c.welcome_nodes())
+                        .unwrap_or_default(),
                 },
             )
             .await;
@@ -227,12 +231,19 @@ async fn session(
         let (p, now) = (phone.clone(), now_ms());
         // `hello.acked` above every frame written to this phone (by this process, or acked
         // before) is clamped: the frames after it were never written, and must not be deleted.
+        // In a cluster, other nodes' links wrote frames too: the clamp is every frame stored.
         let written = state.hub.written(&phone);
+        let link = state.cluster.as_ref().map(|c| (c.node_id.clone(), reg.id));
         match state
             .db
             .call(move |s| {
-                let c = s.phone_connected(&p, &status, now)?;
-                let acked = hello_acked.min(c.acked_seq.max(written));
+                let on = link.as_ref().map(|(n, id)| (n.as_str(), *id));
+                let c = s.phone_connected_on(&p, &status, now, on)?;
+                let acked = if on.is_some() {
+                    hello_acked.min(c.next_seq)
+                } else {
+                    hello_acked.min(c.acked_seq.max(written))
+                };
                 s.apply_from_phone(&p, Some(acked), &[], now)?;
                 Ok((c, acked))
             })
@@ -268,7 +279,11 @@ async fn session(
         phone_id: phone.clone(),
         acked: connected.event_seq,
         heartbeat_ms: u64::try_from(state.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
-        nodes: Vec::new(),
+        nodes: state
+            .cluster
+            .as_ref()
+            .map(|c| c.welcome_nodes())
+            .unwrap_or_default(),
     };
     if connected.came_online {
         state.webhook_kick.notify_one();
@@ -301,6 +316,17 @@ async fn session(
     }
     .await;
     if state.hub.unregister(&phone, reg_id) && !state.is_shutting_down() {
+        if let Some(c) = &state.cluster {
+            let (p, node) = (phone.clone(), c.node_id.clone());
+            if let Err(e) = state
+                .db
+                .call(move |s| s.link_closed(&p, &node, reg_id))
+                .await
+            {
+                // The node's heartbeat still marks the link live; its next start clears it.
+                tracing::warn!(error = %e, "could not record a closed link");
+            }
+        }
         start_grace(state.clone(), phone);
     }
     result
@@ -394,10 +420,13 @@ impl Link<'_> {
                 .await?;
             self.state.route_kick.notify_one();
         }
-        if let Some(a) = ack.filter(|a| *a > self.sent_upto) {
+        // A single relay clamps an ack to what this link wrote; a cluster's node to what is
+        // stored (the store does), since the phone acks frames other nodes' links wrote.
+        let clustered = self.state.cluster.is_some();
+        if let Some(a) = ack.filter(|a| *a > self.sent_upto && !clustered) {
             tracing::debug!(phone = %self.phone, acked = a, written = self.sent_upto, "ack above the frames written, clamped");
         }
-        let ack = ack.map(|a| a.min(self.sent_upto));
+        let ack = ack.map(|a| if clustered { a } else { a.min(self.sent_upto) });
         if events.is_empty() && ack.is_none() {
             return Ok(!closing);
         }
@@ -409,7 +438,11 @@ impl Link<'_> {
             .apply(self.phone.clone(), ack, events, now)
             .await?;
         self.events_stored = self.events_stored.max(applied.event_seq);
-        if let Some(a) = ack {
+        if let Some(a) = applied.acked {
+            if clustered {
+                // Frames up to the ack are gone from the store, whoever wrote them.
+                self.sent_upto = self.sent_upto.max(a);
+            }
             self.acked = self.acked.max(a.min(self.sent_upto));
             self.update_in_flight();
         }

@@ -327,3 +327,52 @@ fn the_version_before_them_gains_the_opt_out_settings() {
     );
     assert!(dup.is_err(), "one reply per account, number, kind and day");
 }
+
+#[test]
+fn the_version_before_them_gains_the_cluster_tables_and_wake_ups() {
+    let Some(url) = scratch_url() else { return };
+    let at = schema::STEPS
+        .iter()
+        .position(|s| *s == simrelay_server::store::postgres::CLUSTER_STEP)
+        .expect("the cluster step is one of the steps");
+    let mut c = client(&url);
+    for step in &schema::STEPS[..at] {
+        c.batch_execute(step).expect("the older steps load");
+    }
+    c.batch_execute(&format!(
+        "CREATE TABLE schema_version (version BIGINT NOT NULL);
+         INSERT INTO schema_version VALUES ({at});
+         INSERT INTO accounts (id, created_at) VALUES ('acc', 1);
+         INSERT INTO phones (id, account_id, token_hash, created_at) VALUES ('ph', 'acc', 't', 1);"
+    ))
+    .expect("the older version is recorded");
+    drop(PgBackend::open(&url).expect("migrates from the version before"));
+    assert_eq!(
+        count(&mut c, "SELECT version FROM schema_version"),
+        schema::VERSION
+    );
+    for table in ["cluster_nodes", "phone_links", "route_leases"] {
+        assert_eq!(count(&mut c, &format!("SELECT count(*) FROM {table}")), 0);
+    }
+    // Frames queued for a phone are announced at commit, with the schema's name.
+    let mut l = client(&url);
+    l.batch_execute("LISTEN simrelay_wake").expect("listens");
+    c.batch_execute(
+        "INSERT INTO frames (phone_id, seq, body, created_at) VALUES ('ph', 1, '{}', 1)",
+    )
+    .expect("a frame");
+    let schema: String = c
+        .query_one("SELECT current_schema()::text", &[])
+        .expect("schema")
+        .get(0);
+    let n = {
+        use postgres::fallible_iterator::FallibleIterator;
+        l.notifications()
+            .timeout_iter(std::time::Duration::from_secs(10))
+            .next()
+            .expect("notifications read")
+            .expect("a notification within 10 s")
+    };
+    assert_eq!(n.payload(), format!("{schema} f ph"));
+    assert_eq!(count(&mut c, "SELECT count(*) FROM accounts"), 1);
+}

@@ -47,8 +47,9 @@ pub async fn list(
     Account(account): Account,
 ) -> Result<Json<Page<views::Phone>>, AppError> {
     let rows = state.db.call(move |s| s.list_phones(&account)).await?;
+    let is_online = state.online_check().await?;
     Ok(Json(Page::all(rows.into_iter().map(|p| {
-        let online = state.hub.is_connected(&p.id);
+        let online = is_online(&p.id);
         views::Phone::new(p, online)
     }))))
 }

@@ -254,10 +254,11 @@ async fn figures(
             ))
         })
         .await?;
+    let is_online = state.online_check().await?;
     let phones: Vec<_> = phones
         .into_iter()
         .map(|p| {
-            let online = state.hub.is_connected(&p.id);
+            let online = is_online(&p.id);
             (p.id, online, p.status.map(|s| s.sims).unwrap_or_default())
         })
         .collect();

@@ -70,6 +70,17 @@ pub struct PhoneState {
     pub removed: bool,
 }
 
+/// A phone's links across a cluster of nodes (`crate::cluster`), as the offline decision
+/// reads them. A single relay keeps no link rows: the default says "none".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkPresence {
+    /// Links up on live nodes.
+    pub live: u32,
+    /// How long ago the last of its other links went (down, or its node silent); `None`
+    /// without any link row.
+    pub gone_for_ms: Option<i64>,
+}
+
 /// A recipient held by a phone (routed to it and still in its queue).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldRow {
@@ -393,6 +404,24 @@ pub trait PhoneRows {
     /// Ids of the account's phones that are not removed.
     fn account_phones(&mut self, account: &str) -> Result<Vec<String>>;
     fn phone_state(&mut self, phone: &str) -> Result<Option<PhoneState>>;
+    /// [`PhoneRows::phone_state`], locking the phone's row until the transaction ends (the
+    /// nodes of a cluster apply a phone's events, presence and acks one at a time).
+    fn phone_state_locked(&mut self, phone: &str) -> Result<Option<PhoneState>> {
+        self.phone_state(phone)
+    }
+    /// Records link `link` of node `node` to the phone as up (a cluster's presence; a single
+    /// relay keeps no link rows).
+    fn link_up(&mut self, _phone: &str, _node: &str, _link: u64) -> Result<()> {
+        Ok(())
+    }
+    /// Records that link `link` of node `node` to the phone went down.
+    fn link_down(&mut self, _phone: &str, _node: &str, _link: u64) -> Result<()> {
+        Ok(())
+    }
+    /// The phone's links on every node; a node silent for `stale_ms` has none up.
+    fn link_presence(&mut self, _phone: &str, _stale_ms: i64) -> Result<LinkPresence> {
+        Ok(LinkPresence::default())
+    }
     /// Stores the phone's status and `last_seen`, and its presence when `online` is given.
     fn set_phone_status(
         &mut self,

@@ -241,6 +241,8 @@ pub struct Connected {
     pub event_seq: u64,
     /// Highest relay frame seq the phone acknowledged.
     pub acked_seq: u64,
+    /// Highest relay frame seq allocated (every frame the phone can have been written).
+    pub next_seq: u64,
     /// The phone was marked offline before (so `phone.online` was queued).
     pub came_online: bool,
 }
@@ -250,6 +252,8 @@ pub struct Connected {
 pub struct Applied {
     /// Highest phone event seq stored: the cumulative ack to send.
     pub event_seq: u64,
+    /// The phone's ack as applied: clamped to the highest frame seq stored for it.
+    pub acked: Option<u64>,
     /// Highest `cancel` frame seq queued by this batch or, when the batch resent events already
     /// stored, the highest one the phone has not acknowledged: the link writes up to it
     /// before the ack.

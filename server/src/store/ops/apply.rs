@@ -32,7 +32,11 @@ pub(crate) fn apply_from_phone(
     events: &[(u64, Event)],
     now: Millis,
 ) -> Result<Applied> {
-    let p = tx.phone_state(phone)?.ok_or(StoreError::Missing("phone"))?;
+    // Locked: nodes of a cluster that got the same events on two links apply them one after
+    // the other, the second finding them stored.
+    let p = tx
+        .phone_state_locked(phone)?
+        .ok_or(StoreError::Missing("phone"))?;
     let account = p.account_id;
     let mut event_seq = p.event_seq;
     let mut out = Applied::default();
@@ -40,6 +44,7 @@ pub(crate) fn apply_from_phone(
     if let Some(a) = acked {
         tx.ack_frames(phone, a)?;
     }
+    out.acked = acked;
     let mut cancels: Cancels<'_> = Vec::new();
     let mut resent = false;
     for (seq, event) in events {

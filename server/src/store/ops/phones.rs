@@ -10,6 +10,19 @@ use crate::domain::webhooks::{Event, PhoneData, SimData};
 use crate::store::tx::StateWrite;
 use crate::store::{Connected, Millis, PhoneAuth, PhoneRow, Removal, Result, Store, StoreError};
 
+/// What [`Store::phone_offline_after`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offline {
+    /// Marked offline now (`phone.offline` queued, recipients handed back).
+    Marked,
+    /// It was not online (another node, or an earlier grace, marked it).
+    NotOnline,
+    /// A link is up on some node.
+    LinkUp,
+    /// Its last link went less than the grace ago: ask again in this many ms.
+    Wait(i64),
+}
+
 fn phone_data(phone: &str) -> PhoneData {
     PhoneData {
         phone: phone.to_string(),
@@ -62,11 +75,26 @@ impl Store {
         status: &PhoneStatus,
         now: Millis,
     ) -> Result<Connected> {
+        self.phone_connected_on(phone, status, now, None)
+    }
+
+    /// [`Self::phone_connected`] through link `(node, link id)` of a cluster's node, recorded
+    /// as up in the same transaction.
+    pub fn phone_connected_on(
+        &self,
+        phone: &str,
+        status: &PhoneStatus,
+        now: Millis,
+        link: Option<(&str, u64)>,
+    ) -> Result<Connected> {
         self.write(|tx| {
             let p = tx
-                .phone_state(phone)?
+                .phone_state_locked(phone)?
                 .filter(|p| !p.removed)
                 .ok_or(StoreError::Missing("phone"))?;
+            if let Some((node, id)) = link {
+                tx.link_up(phone, node, id)?;
+            }
             tx.set_phone_status(phone, status, Some(true), now)?;
             if !p.online {
                 enqueue_event(
@@ -80,6 +108,7 @@ impl Store {
             Ok(Connected {
                 event_seq: p.event_seq,
                 acked_seq: p.acked_seq,
+                next_seq: p.next_seq,
                 came_online: !p.online,
             })
         })
@@ -92,10 +121,36 @@ impl Store {
     /// Marks the phone offline, queues `phone.offline` and hands back to the router what
     /// `crate::domain::phone_gone::offline_hands_back` says. Returns whether it was online.
     pub fn phone_offline(&self, phone: &str, now: Millis) -> Result<bool> {
+        Ok(self.phone_offline_after(phone, now, None)? == Offline::Marked)
+    }
+
+    /// Records that link `link` of node `node` to the phone went down (a cluster's presence).
+    pub fn link_closed(&self, phone: &str, node: &str, link: u64) -> Result<()> {
+        self.write(|tx| tx.link_down(phone, node, link))
+    }
+
+    /// [`Self::phone_offline`] for a cluster: with `grace = Some((grace_ms, stale_ms))` the
+    /// phone stays online while a link is up on a node heard within `stale_ms`, and until its
+    /// last link has been gone for `grace_ms` ([`Offline::Wait`] says how much longer).
+    pub fn phone_offline_after(
+        &self,
+        phone: &str,
+        now: Millis,
+        grace: Option<(i64, i64)>,
+    ) -> Result<Offline> {
         self.write(|tx| {
-            let Some(p) = tx.phone_state(phone)?.filter(|p| p.online) else {
-                return Ok(false);
+            let Some(p) = tx.phone_state_locked(phone)?.filter(|p| p.online) else {
+                return Ok(Offline::NotOnline);
             };
+            if let Some((grace_ms, stale_ms)) = grace {
+                let links = tx.link_presence(phone, stale_ms)?;
+                if links.live > 0 {
+                    return Ok(Offline::LinkUp);
+                }
+                if let Some(gone) = links.gone_for_ms.filter(|g| *g < grace_ms) {
+                    return Ok(Offline::Wait(grace_ms - gone));
+                }
+            }
             tx.set_phone_online(phone, false)?;
             enqueue_event(
                 tx,
@@ -112,7 +167,7 @@ impl Store {
                 .collect();
             tracing::debug!(phone, back = ?back, "offline: handed back");
             tx.release_recipients(&back, now)?;
-            Ok(true)
+            Ok(Offline::Marked)
         })
     }
 

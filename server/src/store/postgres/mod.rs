@@ -13,6 +13,7 @@
 //! prepared once per connection; the hot paths over slices are one statement over arrays
 //! (`unnest`), so a group commit of N messages costs a few round trips, not N.
 
+pub mod cluster;
 mod compat;
 pub mod conn;
 pub mod copy;
@@ -21,6 +22,7 @@ mod history;
 mod keys;
 mod listen;
 mod messages;
+pub mod notify;
 mod opt_out;
 mod phones;
 mod pools;
@@ -38,6 +40,7 @@ use ::postgres::types::FromSql;
 use super::tx::{Backend, Tx};
 use super::{Counts, Result, StoreError};
 use crate::domain::{DeliveryState, MessageStatus, RecipientStatus};
+pub use cluster::CLUSTER_STEP;
 use conn::{Conn, Connections};
 pub use opt_out::STEP_OPT_OUT_REPLIES;
 pub use spend::LIMITS_STEP;

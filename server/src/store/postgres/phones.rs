@@ -9,7 +9,7 @@ use simrelay_protocol::PhoneStatus;
 
 use super::messages::recipient_row;
 use super::{PgTx, big, big_seq, get, get_u32, get_u64};
-use crate::store::tx::{FrameInsert, HeldRow, PhoneRows, PhoneState};
+use crate::store::tx::{FrameInsert, HeldRow, LinkPresence, PhoneRows, PhoneState};
 use crate::store::{Millis, PhoneAuth, PhoneRow, Result, StoreError};
 
 impl PhoneRows for PgTx<'_> {
@@ -144,6 +144,39 @@ impl PhoneRows for PgTx<'_> {
                 })
             })
             .transpose()
+    }
+
+    fn phone_state_locked(&mut self, phone: &str) -> Result<Option<PhoneState>> {
+        self.c
+            .query_opt(
+                "SELECT account_id, online, event_seq, acked_seq, next_seq,
+                        removed_at IS NOT NULL
+                 FROM phones WHERE id = $1 FOR UPDATE",
+                &[&phone],
+            )?
+            .map(|r| {
+                Ok(PhoneState {
+                    account_id: get(&r, 0)?,
+                    online: get(&r, 1)?,
+                    event_seq: get_u64(&r, 2)?,
+                    acked_seq: get_u64(&r, 3)?,
+                    next_seq: get_u64(&r, 4)?,
+                    removed: get(&r, 5)?,
+                })
+            })
+            .transpose()
+    }
+
+    fn link_up(&mut self, phone: &str, node: &str, link: u64) -> Result<()> {
+        self.cluster_link_up(phone, node, link)
+    }
+
+    fn link_down(&mut self, phone: &str, node: &str, link: u64) -> Result<()> {
+        self.cluster_link_down(phone, node, link)
+    }
+
+    fn link_presence(&mut self, phone: &str, stale_ms: i64) -> Result<LinkPresence> {
+        self.cluster_link_presence(phone, stale_ms)
     }
 
     fn set_phone_status(

@@ -254,6 +254,7 @@ pub const STEPS: &[&str] = &[
     super::sweep::STEP_PHONE_PINGS,
     super::spend::LIMITS_STEP,
     super::opt_out::STEP_OPT_OUT_REPLIES,
+    super::cluster::CLUSTER_STEP,
 ];
 
 /// The version [`migrate`] brings a database to.
