@@ -526,6 +526,21 @@ pub fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
 mod tests {
     use super::*;
 
+    /// The README's three-node example is a valid configuration of a cluster node.
+    #[test]
+    fn the_cluster_example_file_is_valid() {
+        let file =
+            parse_file(include_str!("../../docs/examples/cluster-node.toml")).expect("valid toml");
+        let c = merge(file, &ServeArgs::default()).expect("a valid cluster node");
+        assert_eq!(c.cluster_nodes.len(), 3);
+        assert_eq!(c.node_id.as_deref(), Some("relay-a"));
+        assert!(c.database_url.is_some());
+        assert_eq!(
+            c.public_url.as_deref(),
+            Some("wss://relay-a.example.com:8443")
+        );
+    }
+
     #[test]
     fn flags_override_file_and_defaults_fill_the_rest() {
         let file = parse_file(
