@@ -11,7 +11,8 @@
 //!   lock, after its last link has been gone for the grace (`crate::hub::start_grace`);
 //! - gives the grace to phones marked online with no live link anywhere (their node died);
 //! - routes an account only while it holds the account's lease in `route_leases`
-//!   ([`LEASE_MS`], renewed by every routing pass, at least once a second), reading the
+//!   ([`LEASE_MS`], renewed by a routing pass once less than half is left; a node of a
+//!   cluster makes a pass at least every [`LEASE_TICK`]), reading the
 //!   cluster's online phones from the store (`crate::dispatch`);
 //! - is woken by the other nodes through PostgreSQL's `NOTIFY` (`store::postgres::notify`):
 //!   frames queued for a phone wake the links to it, new messages and new links wake the
@@ -37,8 +38,15 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A node not heard for this long is dead.
 pub const STALE_MS: i64 = 5_000;
 /// How long a routing lease lasts without renewal (a dead node's accounts are taken over
-/// after at most this).
-pub const LEASE_MS: i64 = 5_000;
+/// after at most this, plus one [`LEASE_TICK`]). Short, so that a phone linked to the
+/// survivor gets new work within about 2 s of a node's death; a lapse of a live node's lease
+/// (a stalled pass) costs a hand-over and nothing else, since claiming a recipient stays
+/// conditional in the store.
+pub const LEASE_MS: i64 = 1_500;
+/// How often a node of a cluster makes a routing pass without a wake-up: well inside half a
+/// lease, so that a live node renews its leases in time and a dead node's are taken soon
+/// after they end.
+pub const LEASE_TICK: Duration = Duration::from_millis(250);
 /// Link rows gone, and nodes silent, for longer than this are forgotten.
 const KEEP_MS: i64 = 3_600_000;
 /// How often they are pruned.

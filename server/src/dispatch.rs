@@ -28,6 +28,11 @@ pub async fn run(state: AppState) {
     // An interval, not a fresh sleep per loop: expiry runs even while kicks keep coming.
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A node of a cluster also passes every `LEASE_TICK`: its leases are renewed in time and
+    // a dead node's accounts are taken soon after their leases end.
+    let clustered = state.cluster.is_some();
+    let mut lease_tick = tokio::time::interval(crate::cluster::LEASE_TICK);
+    lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         loop {
             match pass(&state).await {
@@ -54,6 +59,7 @@ pub async fn run(state: AppState) {
                     Err(e) => tracing::error!(error = %e, "expiry pass failed"),
                 }
             }
+            _ = lease_tick.tick(), if clustered => {}
             _ = crate::stopped(&mut shutdown) => return,
         }
     }

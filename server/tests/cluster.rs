@@ -439,9 +439,14 @@ async fn killing_the_routing_node_hands_routing_to_the_other_within_the_lease() 
     let took = killed.elapsed();
     assert_eq!((seq, id.as_str()), (2, "after"));
     eprintln!("routing taken over {took:?} after the kill");
+    // The lease passes to B within `LEASE_MS`; but p2, linked to A only, counts as online
+    // until A's heartbeat is stale, so B may hand "after" to p2 first and route it again when
+    // p2 goes offline (its grace after that). A phone linked to both nodes gets new work
+    // within the lease: `cluster_phones`.
+    let bound = simrelay_server::cluster::LEASE_MS.max(simrelay_server::cluster::STALE_MS) + 3_000;
     assert!(
-        took < Duration::from_millis(5_000 + 3_000),
-        "within the lease (and a routing tick): {took:?}"
+        took < Duration::from_millis(bound as u64),
+        "within the lease or the staleness of A (and a routing tick): {took:?}"
     );
     assert_eq!(
         count(
