@@ -133,15 +133,7 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                let mime = v.split(';').next().unwrap_or("").trim();
-                mime.eq_ignore_ascii_case("application/json")
-            });
-        if !is_json {
+        if !content_type_is(&req, "application/json") {
             return Err(AppError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -179,6 +171,17 @@ where
         })?;
         decode_json(&bytes).map(ApiJson)
     }
+}
+
+/// Whether the request's `Content-Type` is `mime` (parameters such as `charset` aside).
+pub fn content_type_is(req: &Request, mime: &str) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let given = v.split(';').next().unwrap_or("").trim();
+            given.eq_ignore_ascii_case(mime)
+        })
 }
 
 /// Decodes a JSON request body into `T`; a failure is a 400 that names the rule or field at

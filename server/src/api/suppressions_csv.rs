@@ -187,15 +187,7 @@ impl<S: Send + Sync> FromRequest<S> for CsvBody {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
-        let is_csv = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                let mime = v.split(';').next().unwrap_or("").trim();
-                mime.eq_ignore_ascii_case("text/csv")
-            });
-        if !is_csv {
+        if !crate::error::content_type_is(&req, "text/csv") {
             return Err(AppError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
