@@ -249,6 +249,56 @@ async fn a_cap_reached_mid_batch_refuses_the_rest_and_other_accounts_send() {
     srv.stop().await.expect("stops");
 }
 
+/// A suppressed recipient counts nothing, unless its message overrides the list (it goes
+/// out, so it counts): the cap is checked with the parts that will be sent.
+#[tokio::test]
+async fn an_override_counts_its_listed_recipients_against_the_cap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server(dir.path(), |c| c.admin_key = Some(ADMIN.into())).await;
+    let http = Http::new(&srv.url);
+    let a = account_id(&http, KEY_A).await;
+    set_limits(&http, &a, json!({"daily_parts": 1, "pumping": null})).await;
+    let (s, v) = http
+        .req(
+            "PUT",
+            "/v1/account/opt-out",
+            KEY_A,
+            Some(json!({"allow_override": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = http
+        .req(
+            "POST",
+            "/v1/suppressions",
+            KEY_A,
+            Some(json!({"number": "+15550009001"})),
+        )
+        .await;
+    assert!(s == 200 || s == 201, "{s} {v}");
+    // Suppressed: counts nothing.
+    accepted(&http, KEY_A, "s1", &["+15550009001"]).await;
+    let (_, v) = http.req("GET", "/v1/account", KEY_A, None).await;
+    assert_eq!(usage(&v, "daily")["used"], 0, "{v}");
+    // Overridden: goes out and counts; the cap is then full, for overrides too.
+    let transactional = |id: &str| json!({"id": id, "to": ["+15550009001"], "text": "code 1234", "transactional": true});
+    let (s, v) = http
+        .req("POST", "/v1/messages", KEY_A, Some(transactional("t1")))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let (_, v) = http.req("GET", "/v1/account", KEY_A, None).await;
+    assert_eq!(usage(&v, "daily")["used"], 1, "{v}");
+    let (s, v) = http
+        .req("POST", "/v1/messages", KEY_A, Some(transactional("t2")))
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (429, Some("limit_reached")),
+        "{v}"
+    );
+    srv.stop().await.expect("stops");
+}
+
 #[tokio::test]
 async fn concurrent_submits_never_cross_a_cap() {
     let dir = tempfile::tempdir().expect("tempdir");

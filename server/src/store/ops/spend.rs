@@ -109,12 +109,16 @@ impl Guard {
         if !capped {
             return Ok(None);
         }
-        // Suppressed recipients do not count: the same lookup `suppress_new` makes.
-        let numbers: Vec<&str> = m.to.iter().map(String::as_str).collect();
-        let listed: HashSet<String> = tx
-            .suppressed_among(&m.account_id, &numbers)?
-            .into_iter()
-            .collect();
+        // Suppressed recipients do not count: the same lookup `suppress_new` makes. A message
+        // with a `suppression_override` sends to listed numbers too, so all of them count.
+        let listed: HashSet<String> = if m.suppression_override.is_some() {
+            HashSet::new()
+        } else {
+            let numbers: Vec<&str> = m.to.iter().map(String::as_str).collect();
+            tx.suppressed_among(&m.account_id, &numbers)?
+                .into_iter()
+                .collect()
+        };
         let counted =
             m.to.iter()
                 .map(String::as_str)
