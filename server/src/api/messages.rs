@@ -251,18 +251,6 @@ pub async fn create(
     ApiJson(req): ApiJson<SendRequest>,
 ) -> Result<Response, AppError> {
     let m = validate(&account, &req, now_ms())?;
-    if m.suppression_override.is_some() {
-        let acc = account.clone();
-        let settings = state.db.call(move |s| s.opt_out_settings(&acc)).await?;
-        if !settings.allow_override {
-            return Err(AppError::new(
-                StatusCode::FORBIDDEN,
-                "override_not_allowed",
-                "transactional needs the account's opt-out setting allow_override \
-                 (PUT /v1/account/opt-out)",
-            ));
-        }
-    }
     if let Some(sim) = req.sim {
         let acc = account.clone();
         let phones = state.db.call(move |s| s.list_phones(&acc)).await?;
@@ -285,6 +273,12 @@ pub async fn create(
         CreateOutcome::UnknownPool => Err(AppError::bad_request(
             "unknown_pool",
             "pool is not one of this account's pools",
+        )),
+        CreateOutcome::OverrideNotAllowed => Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "override_not_allowed",
+            "transactional needs the account's opt-out setting allow_override \
+             (PUT /v1/account/opt-out)",
         )),
         o @ (CreateOutcome::LimitReached { .. } | CreateOutcome::DestinationNotAllowed { .. }) => {
             Err(super::limits::refusal(&state, &o).expect("a limit's refusal"))

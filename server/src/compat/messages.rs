@@ -359,6 +359,11 @@ pub async fn send(
             "deviceId is not one of your devices",
         )),
         CreateOutcome::UnknownPool => Err(CompatError::bad_request("unknown pool")),
+        // The compatible API never asks for an override; kept for completeness.
+        CreateOutcome::OverrideNotAllowed => Err(CompatError::new(
+            StatusCode::FORBIDDEN,
+            "an override of the suppression list is not allowed for this account",
+        )),
         o @ (CreateOutcome::LimitReached { .. } | CreateOutcome::DestinationNotAllowed { .. }) => {
             let e = crate::api::limits::refusal(&state, &o).expect("a limit's refusal");
             Err(CompatError::new(e.status, e.message))

@@ -99,6 +99,9 @@ pub enum CreateOutcome {
     DestinationNotAllowed {
         idx: u32,
     },
+    /// `transactional` on a message of an account whose opt-out settings do not have
+    /// `allow_override` (checked in the create transaction): nothing was stored.
+    OverrideNotAllowed,
 }
 
 /// A message as the API shows it.

@@ -6,7 +6,7 @@ use crate::domain::{MessageStatus, RecipientStatus};
 use crate::store::tx::{MessageInsert, Tx};
 use crate::store::{
     BatchOutcome, CreateOutcome, MessageView, NewMessage, PhoneBatch, RecipientView, Result, Store,
-    StoreError,
+    StoreError, SuppressionOverride,
 };
 
 /// What happens to one message of a batch.
@@ -55,6 +55,12 @@ pub(crate) fn create_messages(tx: &mut dyn Tx, batch: &[NewMessage]) -> Result<V
             && !tx.pool_exists(&m.account_id, pool)?
         {
             Slot::Done(CreateOutcome::UnknownPool)
+        } else if m.suppression_override == Some(SuppressionOverride::Transactional)
+            && !tx
+                .opt_out_settings(&m.account_id)?
+                .is_some_and(|s| s.allow_override)
+        {
+            Slot::Done(CreateOutcome::OverrideNotAllowed)
         } else if let Some(refused) = guard.admit(tx, m, parts_of(m))? {
             Slot::Done(refused)
         } else {
