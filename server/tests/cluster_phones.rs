@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chaos_support::{Proc, Proxy, read_ledgers, spawn, start_phones};
+use chaos_support::{Proc, Proxy, pg_node, read_ledgers, start_phones};
 use common::{Http, KEY_A};
 use serde_json::json;
 use simrelay_server::store::postgres::scratch;
@@ -72,40 +72,13 @@ where
 
 /// Node `id` of the cluster `nodes` on the database `url`.
 async fn node(dir: &Path, url: &str, id: &str, nodes: &[String]) -> (Proc, SocketAddr) {
-    std::fs::create_dir_all(dir).expect("node dir");
-    let file = dir.join("relay.toml");
     let list = nodes
         .iter()
         .map(|n| format!("\"{n}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    std::fs::write(
-        &file,
-        format!(
-            "listen = \"127.0.0.1:0\"\n\
-             data = \"{data}\"\n\
-             database_url = \"{url}\"\n\
-             api_key = \"{KEY_A}\"\n\
-             heartbeat_ms = 500\n\
-             offline_grace_ms = 2000\n\
-             node_id = \"{id}\"\n\
-             cluster_nodes = [{list}]\n",
-            data = dir.join("data").display(),
-        ),
-    )
-    .expect("config written");
-    let args = vec![
-        "serve".to_string(),
-        "--config".to_string(),
-        file.display().to_string(),
-    ];
-    let p = spawn(&args, &dir.join("relay.log"), "listening on").await;
-    let addr = p
-        .ready_line
-        .trim_start_matches("listening on http://")
-        .parse()
-        .expect("the relay prints its address");
-    (p, addr)
+    let extra = format!("node_id = \"{id}\"\ncluster_nodes = [{list}]\n");
+    pg_node(dir, url, KEY_A, &extra).await
 }
 
 async fn post(http: &Http, id: &str, to: &str) {

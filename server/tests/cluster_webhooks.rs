@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use chaos_support::{Proc, spawn};
+use chaos_support::{Proc, pg_node};
 use common::{Http, KEY_A, RawPhone, paired_phone, update};
 use serde_json::{Value, json};
 use simrelay_protocol::{PhoneFrame, RecipientState, RelayFrame};
@@ -138,36 +138,12 @@ impl Receiver {
 
 /// A relay process on `url`'s database, serving on 127.0.0.1:0 with its data in `dir`.
 async fn node(dir: &Path, url: &str, webhook_timeout_ms: u64) -> (Proc, SocketAddr) {
-    std::fs::create_dir_all(dir).expect("node dir");
-    let file = dir.join("relay.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "listen = \"127.0.0.1:0\"\n\
-             data = \"{data}\"\n\
-             database_url = \"{url}\"\n\
-             api_key = \"{KEY_A}\"\n\
-             heartbeat_ms = 500\n\
-             offline_grace_ms = 2000\n\
-             webhook_timeout_ms = {webhook_timeout_ms}\n\
-             webhook_backoff_ms = 200\n\
-             webhook_allow_cidrs = [\"127.0.0.1/32\"]\n",
-            data = dir.join("data").display(),
-        ),
-    )
-    .expect("config written");
-    let args = vec![
-        "serve".to_string(),
-        "--config".to_string(),
-        file.display().to_string(),
-    ];
-    let p = spawn(&args, &dir.join("relay.log"), "listening on").await;
-    let addr = p
-        .ready_line
-        .trim_start_matches("listening on http://")
-        .parse()
-        .expect("the relay prints its address");
-    (p, addr)
+    let extra = format!(
+        "webhook_timeout_ms = {webhook_timeout_ms}\n\
+         webhook_backoff_ms = 200\n\
+         webhook_allow_cidrs = [\"127.0.0.1/32\"]\n"
+    );
+    pg_node(dir, url, KEY_A, &extra).await
 }
 
 async fn register(http: &Http, url: &str) -> String {

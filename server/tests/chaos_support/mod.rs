@@ -214,6 +214,40 @@ pub async fn start_relay(data: &Path, key: &str, log: &Path) -> (Proc, SocketAdd
     (p, addr)
 }
 
+/// `simrelay serve` on 127.0.0.1:0 over the PostgreSQL `url`, with the key `key`, heartbeats
+/// of 500 ms, an offline grace of 2 s and the configuration lines `extra` (TOML) besides;
+/// its data and log in `dir`. Returns the process and its address.
+pub async fn pg_node(dir: &Path, url: &str, key: &str, extra: &str) -> (Proc, SocketAddr) {
+    std::fs::create_dir_all(dir).expect("node dir");
+    let file = dir.join("relay.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:0\"\n\
+             data = \"{data}\"\n\
+             database_url = \"{url}\"\n\
+             api_key = \"{key}\"\n\
+             heartbeat_ms = 500\n\
+             offline_grace_ms = 2000\n\
+             {extra}",
+            data = dir.join("data").display(),
+        ),
+    )
+    .expect("config written");
+    let args = vec![
+        "serve".to_string(),
+        "--config".to_string(),
+        file.display().to_string(),
+    ];
+    let p = spawn(&args, &dir.join("relay.log"), "listening on").await;
+    let addr = p
+        .ready_line
+        .trim_start_matches("listening on http://")
+        .parse()
+        .expect("the relay prints its address");
+    (p, addr)
+}
+
 /// `simrelay sim-phones` with `count` phones linked through `relay` (the proxy).
 pub async fn start_phones(
     relay: SocketAddr,
