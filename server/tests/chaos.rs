@@ -11,39 +11,17 @@
 
 mod chaos_support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use chaos_support::verdict::{check, env_or, message, phone_index, relay_messages, verify_ledgers};
 use chaos_support::{Proxy, phone_states, read_ledgers, start_phones, start_relay};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+
 use tokio::sync::watch;
 
 const KEY: &str = "chaos-key-0123456789abcdef";
-const FINAL: [&str; 5] = ["delivered", "failed", "expired", "cancelled", "unknown"];
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The message the test sends as number `i`: some long (2 parts), some to two numbers.
-fn message(i: usize) -> Value {
-    let text = if i.is_multiple_of(5) {
-        format!("chaos {i} {}", "long ".repeat(34))
-    } else {
-        format!("chaos {i}")
-    };
-    let mut to = vec![format!("+1555{:07}", i)];
-    if i.is_multiple_of(7) {
-        to.push(format!("+1666{:07}", i));
-    }
-    json!({"id": format!("c-{i}"), "to": to, "text": text})
-}
-
 /// Posts message `i` until the relay answers 2xx (the same id is the idempotency key, so a
 /// retry after a kill mid-request never makes a second message).
 async fn submit(client: &reqwest::Client, relay: &mut watch::Receiver<String>, i: usize) {
@@ -73,105 +51,12 @@ async fn submit(client: &reqwest::Client, relay: &mut watch::Receiver<String>, i
     }
 }
 
-/// Every message as the relay lists it.
-async fn relay_messages(client: &reqwest::Client, base: &str) -> Option<Vec<Value>> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("{base}/v1/messages?limit=500");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let page: Value = client
-            .get(url)
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        out.extend(page["items"].as_array()?.iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return Some(out),
-        }
-    }
-}
-
-/// Phone id -> index of the simulated phone (by its name `sim-phone-<i>`).
-async fn phone_index(client: &reqwest::Client, base: &str) -> HashMap<String, usize> {
-    let phones: Value = client
-        .get(format!("{base}/v1/phones"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .expect("phones listed")
-        .json()
-        .await
-        .expect("phones json");
-    phones["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter_map(|p| {
-            let i = p["name"]
-                .as_str()?
-                .strip_prefix("sim-phone-")?
-                .parse()
-                .ok()?;
-            Some((p["id"].as_str()?.to_string(), i))
-        })
-        .collect()
-}
-
 #[derive(Default, Debug)]
 struct Faults {
     relay_kills: u32,
     phone_kills: u32,
     cuts: u32,
     stalls: u32,
-}
-
-/// What is wrong with the end state (empty when everything holds).
-fn check(
-    messages: &[Value],
-    n: usize,
-    phones: &HashMap<String, usize>,
-    phone_dbs: &[BTreeMap<(String, u32), String>],
-) -> Vec<String> {
-    let mut problems = Vec::new();
-    if messages.len() != n {
-        problems.push(format!("relay holds {} messages, sent {n}", messages.len()));
-    }
-    for m in messages {
-        let id = m["id"].as_str().unwrap_or("?");
-        for r in m["recipients"].as_array().into_iter().flatten() {
-            let state = r["state"].as_str().unwrap_or("?");
-            let idx = r["idx"].as_u64().unwrap_or(0) as u32;
-            if !FINAL.contains(&state) {
-                problems.push(format!("{id}/{idx} is {state}"));
-                continue;
-            }
-            let Some(owner) = r["phone"].as_str() else {
-                if state != "expired" && state != "cancelled" {
-                    problems.push(format!("{id}/{idx} is {state} without a phone"));
-                }
-                continue;
-            };
-            let Some(&p) = phones.get(owner) else {
-                problems.push(format!("{id}/{idx} owned by an unknown phone"));
-                continue;
-            };
-            match phone_dbs[p].get(&(id.to_string(), idx)) {
-                Some(s) if s == state => {}
-                other => problems.push(format!(
-                    "{id}/{idx}: relay says {state}, phone {p} says {other:?}"
-                )),
-            }
-        }
-    }
-    problems
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,9 +146,11 @@ async fn nothing_lost_nothing_twice_under_kills_cuts_and_stalls() {
     let deadline = Instant::now() + Duration::from_secs(90 + n as u64 / 50);
     let mut phones_by_id = HashMap::new();
     let (messages, dbs) = loop {
-        let messages = relay_messages(&client, &base).await.unwrap_or_default();
+        let messages = relay_messages(&client, &base, KEY)
+            .await
+            .unwrap_or_default();
         if phones_by_id.len() < m {
-            phones_by_id = phone_index(&client, &base).await;
+            phones_by_id = phone_index(&client, &base, KEY).await;
         }
         let dbs: Vec<_> = (0..m).map(|i| phone_states(&phones_dir, i)).collect();
         let problems = check(&messages, n, &phones_by_id, &dbs);
@@ -281,68 +168,16 @@ async fn nothing_lost_nothing_twice_under_kills_cuts_and_stalls() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
 
-    // No part twice; every transmission by the recipient's owner; delivered ones fully on
-    // air; expired and cancelled ones never on air.
-    let ledgers = read_ledgers(&phones_dir, m);
-    let mut on_air: HashMap<(String, u32), u32> = HashMap::new();
-    for ((id, idx, part), tx) in &ledgers {
-        let total: u32 = tx.iter().map(|(_, t)| t).sum();
-        assert_eq!(
-            total, 1,
-            "{id}/{idx} part {part} transmitted {total} times: {tx:?}"
-        );
-        *on_air.entry((id.clone(), *idx)).or_default() += 1;
-    }
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut unknown_on_air = 0;
-    let mut recipients = 0;
-    let mut parts_on_air = 0;
-    for msg in &messages {
-        let id = msg["id"].as_str().expect("id");
-        for r in msg["recipients"].as_array().expect("recipients") {
-            recipients += 1;
-            let idx = r["idx"].as_u64().expect("idx") as u32;
-            let state = r["state"].as_str().expect("state");
-            *counts.entry(state).or_default() += 1;
-            let owner = r["phone"]
-                .as_str()
-                .and_then(|p| phones_by_id.get(p))
-                .copied();
-            let sent = on_air.get(&(id.to_string(), idx)).copied().unwrap_or(0);
-            parts_on_air += u64::from(sent);
-            for part in 0..sent {
-                if let Some(tx) = ledgers.get(&(id.to_string(), idx, part)) {
-                    assert_eq!(Some(tx[0].0), owner, "{id}/{idx} sent by a non-owner");
-                }
-            }
-            match state {
-                "delivered" => assert_eq!(
-                    u64::from(sent),
-                    r["parts"].as_u64().expect("parts"),
-                    "{id}/{idx} delivered: parts on air"
-                ),
-                "unknown" if sent > 0 => unknown_on_air += 1,
-                "expired" | "cancelled" => assert_eq!(sent, 0, "{id}/{idx} {state} but sent"),
-                _ => {}
-            }
-        }
-    }
-    // The run cancels nothing: a `cancelled` recipient is a cancel meant for another copy.
-    assert!(
-        !counts.contains_key("cancelled"),
-        "cancelled recipients though none was cancelled: {counts:?}"
-    );
-    let total_tx: u32 = ledgers.values().flatten().map(|(_, t)| t).sum();
-    assert_eq!(
-        u64::from(total_tx),
-        parts_on_air,
-        "ledger parts outside any message"
-    );
+    let tally = verify_ledgers(&messages, &phones_by_id, &read_ledgers(&phones_dir, m));
     assert_eq!(dbs.len(), m);
     println!(
-        "chaos summary: messages={n} recipients={recipients} phones={m} states={counts:?} \
-         unknown_with_parts_on_air={unknown_on_air} parts_transmitted={total_tx} duplicates=0 \
+        "chaos summary: messages={n} recipients={} phones={m} states={:?} \
+         unknown_with_parts_on_air={} parts_transmitted={} duplicates=0 \
          lost=0 relay_kills={} phone_kills={} cuts={} stalls={} submitted_in={:.1}s total={:.1}s",
+        tally.recipients,
+        tally.states,
+        tally.unknown_on_air,
+        tally.parts_transmitted,
         faults.relay_kills,
         faults.phone_kills,
         faults.cuts,

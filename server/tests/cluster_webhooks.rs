@@ -13,12 +13,13 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
+use chaos_support::private_pg::PrivatePg;
 use chaos_support::{Proc, pg_node};
 use common::{Http, KEY_A, RawPhone, paired_phone, update};
 use serde_json::{Value, json};
@@ -305,51 +306,6 @@ async fn a_killed_node_loses_its_claims_to_the_other_after_the_lease() {
     b.terminate().await;
 }
 
-/// Runs `scripts/postgres.sh cmd` on the private cluster in `dir`; its stdout.
-fn pg_script(dir: &Path, cmd: &str) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg(cmd)
-        .env("SIMRELAY_PG_DIR", dir)
-        .output()
-        .expect("postgres.sh runs");
-    assert!(
-        out.status.success(),
-        "postgres.sh {cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string()
-}
-
-/// [`pg_script`] off the async runtime.
-async fn pg(dir: &Path, cmd: &'static str) -> String {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || pg_script(&dir, cmd))
-        .await
-        .expect("postgres.sh thread")
-}
-
-/// A private PostgreSQL cluster in its own directory, stopped when dropped (also when the
-/// test fails).
-struct PrivatePg {
-    dir: PathBuf,
-}
-
-impl Drop for PrivatePg {
-    fn drop(&mut self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres.sh");
-        let _ = std::process::Command::new("bash")
-            .arg(script)
-            .arg("stop")
-            .env("SIMRELAY_PG_DIR", &self.dir)
-            .output();
-    }
-}
-
 async fn next_send(phone: &mut RawPhone) -> Option<String> {
     loop {
         match phone.recv().await? {
@@ -370,17 +326,7 @@ async fn a_node_lives_through_a_postgres_restart() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    // The cluster's owner (`postgres` when the tests run as root) must reach its directory.
-    #[cfg(unix)]
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let pg_dir = PrivatePg {
-        dir: tmp.path().join("pg"),
-    };
-    let url = pg(&pg_dir.dir, "start").await;
+    let (pg_dir, url) = PrivatePg::start(tmp.path()).await;
     let rx = Receiver::start().await;
     let (mut relay, addr) = node(&tmp.path().join("node"), &url, 2_000).await;
     let http = Http::new(&format!("http://{addr}"));
@@ -404,7 +350,7 @@ async fn a_node_lives_through_a_postgres_restart() {
     assert_eq!(s, 202, "{v}");
     assert_eq!(next_send(&mut phone).await.as_deref(), Some("before"));
 
-    pg(&pg_dir.dir, "kill").await;
+    pg_dir.run("kill").await;
     let (s, v) = send("during").await;
     assert_eq!(s, 503, "{v}");
     assert_eq!(v["error"]["code"], "store_unavailable", "{v}");
@@ -416,7 +362,7 @@ async fn a_node_lives_through_a_postgres_restart() {
         "the relay lives"
     );
 
-    let back = pg(&pg_dir.dir, "start").await;
+    let back = pg_dir.run("start").await;
     assert_eq!(back, url, "the same port again");
     // The first requests after the restart may still meet broken connections: each gets a
     // clear 503 at most, never a 500, and the pool recovers by itself.

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod private_pg;
+pub mod verdict;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -277,9 +280,12 @@ pub async fn start_phones(
     spawn(&args, log, "sim-phones ready").await
 }
 
-/// Parts each phone's radio transmitted: (message, idx, part) -> [(phone, times)].
-pub fn read_ledgers(dir: &Path, count: usize) -> BTreeMap<(String, u32, u32), Vec<(usize, u32)>> {
-    let mut out: BTreeMap<(String, u32, u32), Vec<(usize, u32)>> = BTreeMap::new();
+/// What the radios transmitted: (message, idx, part) -> [(phone, times)].
+pub type Ledgers = BTreeMap<(String, u32, u32), Vec<(usize, u32)>>;
+
+/// Parts each phone's radio transmitted, from every phone's ledger file.
+pub fn read_ledgers(dir: &Path, count: usize) -> Ledgers {
+    let mut out = Ledgers::new();
     for i in 0..count {
         let Ok(text) =
             std::fs::read_to_string(simrelay_server::sims::sim_phones::ledger_path(dir, i))
