@@ -80,11 +80,31 @@ pub fn check_config(c: &Config) -> std::result::Result<(), &'static str> {
         if host.is_none_or(|h| h.is_empty() || h.contains(char::is_whitespace)) {
             return Err("cluster_nodes: every entry is a wss:// (or ws://) URL with a host");
         }
-        if !seen.insert(url.trim_end_matches('/').to_ascii_lowercase()) {
+        if !seen.insert(node_key(url)) {
             return Err("cluster_nodes: a node is listed twice");
         }
     }
+    // This node's own address for phones must be one they are told to dial, or a phone
+    // paired here would never be handed this node again (and keep a link to no one here).
+    if let Some(public) = &c.public_url
+        && !seen.contains(&node_key(public))
+    {
+        return Err("public_url is not one of cluster_nodes: list this node's own URL there");
+    }
     Ok(())
+}
+
+/// A node URL as compared: lower case, no trailing `/`, `http(s)://` read as `ws(s)://` (the
+/// same address for the link).
+fn node_key(url: &str) -> String {
+    let url = url.trim_end_matches('/').to_ascii_lowercase();
+    if let Some(rest) = url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        url
+    }
 }
 
 /// This node of a cluster.
@@ -333,6 +353,13 @@ mod tests {
         assert_eq!(c.node_id.as_deref(), Some("node-7"));
         let c = resolve(DB, ServeArgs::default()).expect("valid");
         assert!(c.cluster_nodes.is_empty(), "a single relay by default");
+        // The node's public URL is one of the list, whatever its case, slash or scheme.
+        for public in ["wss://A:8443/", "https://a:8443"] {
+            let file = format!(
+                "{DB}cluster_nodes = [\"wss://a:8443\", \"wss://b:8443\"]\npublic_url = \"{public}\"\n"
+            );
+            resolve(&file, ServeArgs::default()).expect(public);
+        }
     }
 
     #[test]
@@ -347,6 +374,10 @@ mod tests {
             (
                 format!("{DB}cluster_nodes = [\"wss://a:1\", \"wss://A:1/\"]\n"),
                 "listed twice",
+            ),
+            (
+                format!("{DB}cluster_nodes = [\"wss://a:1\"]\npublic_url = \"wss://b:1\"\n"),
+                "public_url is not one of cluster_nodes",
             ),
             (format!("{DB}node_id = \"a b\"\n"), "node_id"),
             (format!("{DB}node_id = \"\"\n"), "node_id"),
