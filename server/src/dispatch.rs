@@ -6,7 +6,8 @@
 //! expires recipients that waited past
 //! their `valid_until` without reaching a phone.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::AppState;
 use crate::hub::OnlinePhone;
@@ -22,6 +23,30 @@ const TICK: Duration = Duration::from_secs(1);
 /// Wait after a wake-up before routing, so that a burst of wake-ups makes one pass.
 const COALESCE: Duration = Duration::from_millis(2);
 
+/// Routing passes since start and their wall time (`/metrics`: the mean pass time is their
+/// ratio over any window).
+#[derive(Debug, Default)]
+pub struct PassStats {
+    passes: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl PassStats {
+    fn record(&self, took: Duration) {
+        self.passes.fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// (passes, seconds spent in them).
+    pub fn totals(&self) -> (u64, f64) {
+        (
+            self.passes.load(Ordering::Relaxed),
+            self.micros.load(Ordering::Relaxed) as f64 / 1e6,
+        )
+    }
+}
+
 /// Runs until shutdown.
 pub async fn run(state: AppState) {
     let mut shutdown = state.shutdown.subscribe();
@@ -35,7 +60,10 @@ pub async fn run(state: AppState) {
     lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         loop {
-            match pass(&state).await {
+            let started = Instant::now();
+            let result = pass(&state).await;
+            state.passes.record(started.elapsed());
+            match result {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(e) => {

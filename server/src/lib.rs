@@ -90,6 +90,8 @@ pub struct Inner {
     /// This node of a cluster on one PostgreSQL (`cluster_nodes` set); `None` on a single
     /// relay.
     pub cluster: Option<Arc<cluster::Cluster>>,
+    /// Routing passes run by this process, and their time.
+    pub passes: dispatch::PassStats,
 }
 
 impl Deref for AppState {
@@ -173,6 +175,7 @@ impl AppState {
                 compat_auth: compat::auth::AuthState::default(),
                 sessions: dashboard::session::Sessions::default(),
                 cluster,
+                passes: dispatch::PassStats::default(),
             }),
         })
     }

@@ -173,6 +173,12 @@ async fn totals(state: &AppState, out: &mut String) -> Result<(), AppError> {
     for (name, help, v) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
+    let (passes, secs) = state.passes.totals();
+    let _ = writeln!(
+        out,
+        "# HELP simrelay_routing_passes_total Routing passes this process ran since start.\n# TYPE simrelay_routing_passes_total counter\nsimrelay_routing_passes_total {passes}\n\
+         # HELP simrelay_routing_pass_seconds_total Wall time of those passes.\n# TYPE simrelay_routing_pass_seconds_total counter\nsimrelay_routing_pass_seconds_total {secs:.6}"
+    );
     let limits = state.hub.limits();
     let _ = writeln!(
         out,

@@ -430,6 +430,51 @@ async fn metrics_need_a_key_and_each_account_sees_its_own_phones() {
     assert!(text.contains(&phone_a) && text.contains(&phone_b), "{text}");
     assert!(text.contains("simrelay_phones_online 2"), "{text}");
 
+    // Routing passes are counted with their time (relay-wide figures only): a message
+    // posted is routed by a new pass.
+    let passes = |text: &str| -> (u64, f64) {
+        let figure = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+        };
+        (
+            figure("simrelay_routing_passes_total") as u64,
+            figure("simrelay_routing_pass_seconds_total"),
+        )
+    };
+    let before = passes(&text);
+    let (st, _) = http
+        .req(
+            "POST",
+            "/v1/messages",
+            KEY_A,
+            Some(serde_json::json!({"to": ["+15550001111"], "text": "routed"})),
+        )
+        .await;
+    assert_eq!(st, 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, text) = metrics(&http, &s.url, Some(&admin)).await;
+        let now = passes(&text);
+        if now.0 > before.0 {
+            assert!(
+                now.1 > before.1,
+                "their time grows too: {before:?} -> {now:?}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no pass after a post");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        !metrics(&http, &s.url, Some(KEY_A))
+            .await
+            .1
+            .contains("simrelay_routing_passes_total"),
+        "an account's key sees no relay-wide figure"
+    );
+
     // A key without the phones scope gets no metrics.
     let (_, read_only) = new_key(&http, KEY_A, &["read"]).await;
     let (st, _) = metrics(&http, &s.url, Some(&read_only)).await;
