@@ -8,6 +8,7 @@
 //! cargo bench -p simrelay-server --bench load -- conns [--count 10000] [--secs 60]
 //! cargo bench -p simrelay-server --bench load -- soak [--rate 300] [--secs 150] [--phones 20]
 //! cargo bench -p simrelay-server --bench load -- floor [--secs 5] [--rounds 3]
+//! cargo bench -p simrelay-server --bench load -- nodes [--nodes 1,2,3] [--rounds 2] [--secs 10] [--phones 100] [--messages 20000]
 //! cargo bench -p simrelay-server --bench load -- kannel --url=URL --pids=P,P [--secs] [--concurrency]
 //! cargo bench -p simrelay-server --bench load -- kannel-e2e --url=URL --pids=P,P --smsc-pid P [--messages]
 //! ```
@@ -30,6 +31,8 @@
 //! * e2e: `simrelay sim-phones` with N phones at zero radio latency; messages/s from the first
 //!   POST until every message is `delivered`, and the CPU time per message of the relay and
 //!   of the phones' process.
+//! * nodes: the relay as a cluster of 1, 2 and 3 nodes on one PostgreSQL (`load/nodes.rs`):
+//!   accept and e2e with the load spread over the nodes, CPU per message of each node.
 //! * floor: one client against the disk's fdatasync rate, a minimal durable HTTP accept
 //!   (`load/floor.rs`) and the relay, alternated: how near one client can come to the disk.
 //! * conns: N raw WebSocket phones (paired through the API) that say hello and heartbeat;
@@ -48,6 +51,8 @@ use std::time::{Duration, Instant};
 mod floor;
 #[path = "load/kannel.rs"]
 mod kannel;
+#[path = "load/nodes.rs"]
+mod nodes;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -443,10 +448,15 @@ type Request =
 /// Sends requests 0..`messages` from 64 clients (a connection each), each until it is taken
 /// (a refusal is said and sent again; a failed connection is opened again).
 async fn post_all(url: &str, messages: u64, request: Request) {
+    post_all_on(&[url.to_string()], messages, request).await;
+}
+
+/// [`post_all`] with the clients spread over `urls` in turn (the nodes of a cluster).
+async fn post_all_on(urls: &[String], messages: u64, request: Request) {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let (url, next, request) = (url.to_string(), next.clone(), request.clone());
+    for i in 0..64 {
+        let (url, next, request) = (urls[i % urls.len()].clone(), next.clone(), request.clone());
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(&url).await;
             loop {
@@ -475,17 +485,23 @@ async fn post_all(url: &str, messages: u64, request: Request) {
 /// handling and routing, answered 401 without touching the store). Returns the answers per
 /// second.
 async fn closed_loop(url: &str, secs: u64, concurrency: u64, load: Load) -> f64 {
+    closed_loop_on(&[url.to_string()], secs, concurrency, load).await
+}
+
+/// [`closed_loop`] with the clients spread over `urls` in turn (the nodes of a cluster).
+async fn closed_loop_on(urls: &[String], secs: u64, concurrency: u64, load: Load) -> f64 {
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let mut conns = Vec::new();
-    for _ in 0..concurrency {
-        conns.push(Conn::open(url).await);
+    for i in 0..concurrency as usize {
+        let url = urls[i % urls.len()].clone();
+        conns.push((Conn::open(&url).await, url));
     }
     let end = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for mut conn in conns {
-        let (url, next, errors) = (url.to_string(), next.clone(), errors.clone());
+    for (mut conn, url) in conns {
+        let (next, errors) = (next.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while Instant::now() < end {
@@ -861,7 +877,7 @@ fn main() {
     else {
         // `cargo bench` without a mode (e.g. every bench of the crate): nothing to do.
         println!(
-            "load: pass a mode: accept, rate, e2e, floor, conns, soak or kannel (see scripts/load.sh)"
+            "load: pass a mode: accept, rate, e2e, floor, nodes, conns, soak or kannel (see scripts/load.sh)"
         );
         return;
     };
@@ -906,6 +922,10 @@ fn main() {
         if mode == "floor" {
             let (secs, rounds) = (arg(&args, "--secs", 5), arg(&args, "--rounds", 3));
             floor::run(dir.path(), secs, rounds).await;
+            return;
+        }
+        if mode == "nodes" {
+            nodes::run(dir.path(), &nodes::Args::parse(&args)).await;
             return;
         }
         let hb = Duration::from_millis(arg(&args, "--heartbeat-ms", 15_000));
