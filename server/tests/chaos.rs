@@ -14,7 +14,9 @@ mod chaos_support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use chaos_support::verdict::{check, env_or, message, phone_index, relay_messages, verify_ledgers};
+use chaos_support::verdict::{
+    check, env_or, message, phone_index, post_once, relay_messages, verify_ledgers,
+};
 use chaos_support::{Proxy, phone_states, read_ledgers, start_phones, start_relay};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -29,18 +31,8 @@ async fn submit(client: &reqwest::Client, relay: &mut watch::Receiver<String>, i
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let base = relay.borrow_and_update().clone();
-        let res = client
-            .post(format!("{base}/v1/messages"))
-            .bearer_auth(KEY)
-            .json(&body)
-            .send()
-            .await;
-        match res {
-            Ok(r) if r.status().is_success() => return,
-            Ok(r) if r.status().is_client_error() => {
-                panic!("message {i} refused: {}", r.status())
-            }
-            _ => {}
+        if post_once(client, &base, KEY, &body, i).await {
+            return;
         }
         assert!(
             Instant::now() < deadline,

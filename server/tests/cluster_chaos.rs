@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chaos_support::private_pg::PrivatePg;
-use chaos_support::verdict::{check, env_or, message, phone_index, relay_messages, verify_ledgers};
+use chaos_support::verdict::{
+    check, env_or, message, phone_index, post_once, relay_messages, verify_ledgers,
+};
 use chaos_support::{Proc, Proxy, pg_node, phone_states, read_ledgers, start_phones};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -54,18 +56,8 @@ async fn submit(client: &reqwest::Client, bases: &Bases, i: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
     for attempt in 0.. {
         let base = bases.lock().expect("bases")[(i + attempt) % NODES].clone();
-        let res = client
-            .post(format!("{base}/v1/messages"))
-            .bearer_auth(KEY)
-            .json(&body)
-            .send()
-            .await;
-        match res {
-            Ok(r) if r.status().is_success() => return,
-            Ok(r) if r.status().is_client_error() => {
-                panic!("message {i} refused: {}", r.status())
-            }
-            _ => {}
+        if post_once(client, &base, KEY, &body, i).await {
+            return;
         }
         assert!(
             Instant::now() < deadline,

@@ -32,6 +32,28 @@ pub fn message(i: usize) -> Value {
     json!({"id": format!("c-{i}"), "to": to, "text": text})
 }
 
+/// Posts message `i` (`body`) to the relay at `base` once: true when it answered 2xx, false
+/// when it failed or answered 5xx (to be sent again, same id); a 4xx fails the test.
+pub async fn post_once(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    body: &Value,
+    i: usize,
+) -> bool {
+    let res = client
+        .post(format!("{base}/v1/messages"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await;
+    match res {
+        Ok(r) if r.status().is_success() => true,
+        Ok(r) if r.status().is_client_error() => panic!("message {i} refused: {}", r.status()),
+        _ => false,
+    }
+}
+
 /// Every message as the relay at `base` lists it; `None` when a request fails.
 pub async fn relay_messages(client: &reqwest::Client, base: &str, key: &str) -> Option<Vec<Value>> {
     let mut out = Vec::new();
