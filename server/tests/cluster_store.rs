@@ -283,6 +283,8 @@ fn a_phone_linked_to_two_relays_is_pinged_once_per_interval() {
     sql(
         &url,
         "INSERT INTO accounts (id, created_at) VALUES ('acc', 1);
+         INSERT INTO phones (id, account_id, token_hash, created_at)
+             VALUES ('phone-1', 'acc', 'h1', 1);
          INSERT INTO webhooks (id, account_id, url, events, secret, created_at)
              VALUES ('wh', 'acc', 'http://127.0.0.1:9/h', 'system:ping', 's', 1);",
     );
@@ -322,4 +324,12 @@ fn a_phone_linked_to_two_relays_is_pinged_once_per_interval() {
         ),
         2
     );
+    // Removing the phone removes its last ping too (no row left behind for ever).
+    assert_eq!(count(&url, "SELECT count(*) FROM phone_pings"), 1);
+    let store = Store::open_postgres(&url).expect("opens");
+    store
+        .remove_phone("acc", "phone-1", 2_000_000)
+        .expect("removes")
+        .expect("the phone was there");
+    assert_eq!(count(&url, "SELECT count(*) FROM phone_pings"), 0);
 }

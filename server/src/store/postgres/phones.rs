@@ -277,6 +277,8 @@ impl PhoneRows for PgTx<'_> {
         )?;
         self.c
             .execute("DELETE FROM frames WHERE phone_id = $1", &[&phone])?;
+        self.c
+            .execute("DELETE FROM phone_pings WHERE phone_id = $1", &[&phone])?;
         self.c.execute(
             "DELETE FROM pool_members WHERE account_id = $1 AND phone_id = $2",
             &[&account, &phone],

@@ -22,7 +22,7 @@ use super::get;
 use crate::store::{Millis, Result};
 
 /// When each phone was last pinged (`system:ping`), by whichever relay (a step of
-/// `schema::STEPS`). Rows of removed phones stay (one small row each) and do no harm.
+/// `schema::STEPS`). A phone's row goes with the phone (`remove_phone_row`).
 pub const STEP_PHONE_PINGS: &str = r#"
 CREATE TABLE phone_pings (
     phone_id TEXT PRIMARY KEY,
