@@ -71,6 +71,11 @@ pub struct SimPhonesArgs {
     /// incoming SMS through the API. E.g. `+1555019`.
     #[arg(long)]
     pub echo_prefix: Option<String>,
+    /// Links each phone keeps at most, one per relay node of a cluster (set at pairing; a
+    /// resumed phone keeps its own).
+    #[arg(long, default_value_t = simrelay_core::phone::DEFAULT_MAX_LINKS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(simrelay_core::phone::MAX_LINKS_LIMIT)))]
+    pub max_links: u32,
 }
 
 fn passphrase(s: &str) -> Result<Passphrase, String> {
@@ -258,7 +263,7 @@ async fn pair_phone(
                     pin_sha256: args.pin_sha256.clone(),
                     // A cluster's nodes: the phone's core dials every one.
                     nodes: paired.nodes,
-                    ..LinkConfig::default()
+                    max_links: args.max_links,
                 });
             }
             // A refused code stays refused; a given code cannot be replaced.
@@ -397,5 +402,26 @@ mod tests {
         assert_eq!(config.passphrase, Some(Passphrase::new("hunter2")));
         assert!(!format!("{:?}", cli.args).contains("hunter2"));
         assert!(Cli::try_parse_from(base.iter().chain(&["--passphrase", ""])).is_err());
+    }
+
+    #[test]
+    fn max_links_defaults_to_the_engines_and_is_bounded() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: SimPhonesArgs,
+        }
+        let base = ["sim-phones", "--relay", "http://127.0.0.1:9", "--data", "d"];
+        let cli = Cli::try_parse_from(base).expect("parses");
+        assert_eq!(cli.args.max_links, simrelay_core::phone::DEFAULT_MAX_LINKS);
+        let cli = Cli::try_parse_from(base.iter().chain(&["--max-links", "2"])).expect("parses");
+        assert_eq!(cli.args.max_links, 2);
+        for bad in ["0", "17", "x"] {
+            assert!(
+                Cli::try_parse_from(base.iter().chain(&["--max-links", bad])).is_err(),
+                "{bad}"
+            );
+        }
     }
 }
