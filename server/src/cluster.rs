@@ -239,6 +239,18 @@ impl Cluster {
         .await
     }
 
+    /// Phones with a link up on a live node, of `account` or of every account (`/metrics`).
+    pub async fn online_count(&self, account: Option<String>) -> Result<usize> {
+        self.blocking(move |db| {
+            let phones = db.online_phones(STALE_MS)?;
+            Ok(phones
+                .iter()
+                .filter(|p| account.as_ref().is_none_or(|a| *a == p.account))
+                .count())
+        })
+        .await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&ClusterDb) -> Result<T> + Send + 'static,

@@ -116,12 +116,15 @@ async fn render(state: &AppState, scope: &MetricsScope) -> Result<Response, AppE
             None
         }
         MetricsScope::Account(account) => {
-            let online = state
-                .hub
-                .online_by_account()
-                .into_iter()
-                .find(|(a, _)| a == account)
-                .map_or(0, |(_, p)| p.len());
+            let online = match &state.cluster {
+                Some(cluster) => cluster.online_count(Some(account.clone())).await?,
+                None => state
+                    .hub
+                    .online_by_account()
+                    .into_iter()
+                    .find(|(a, _)| a == account)
+                    .map_or(0, |(_, p)| p.len()),
+            };
             let name = "simrelay_phones_online";
             let _ = writeln!(
                 out,
@@ -143,10 +146,21 @@ async fn totals(state: &AppState, out: &mut String) -> Result<(), AppError> {
     for (st, n) in &c.messages_by_state {
         let _ = writeln!(out, "simrelay_messages{{state=\"{st}\"}} {n}");
     }
+    // On a cluster, a phone is online while any node holds a link to it (the store's view);
+    // this node's own links are `simrelay_node_links`.
+    let online = match &state.cluster {
+        Some(cluster) => cluster.online_count(None).await?,
+        None => state.hub.connected_count(),
+    };
     let gauges = [
         (
             "simrelay_phones_online",
-            "Phones with a live link.",
+            "Phones with a live link (to any node of a cluster).",
+            online as i64,
+        ),
+        (
+            "simrelay_node_links",
+            "Phone links this relay process holds.",
             state.hub.connected_count() as i64,
         ),
         (

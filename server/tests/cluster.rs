@@ -47,8 +47,24 @@ async fn node(dir: &std::path::Path, url: &str, id: &str, grace: Duration) -> Se
         c.cluster_nodes = nodes();
         c.node_id = Some(id);
         c.offline_grace = grace;
+        c.metrics_token = Some(METRICS_TOKEN.into());
     })
     .await
+}
+
+const METRICS_TOKEN: &str = "metrics-token-of-the-cluster-tests-0123456789";
+
+/// `/metrics` of a node, with the metrics token or `key`.
+async fn metrics(http: &Http, base: &str, key: Option<&str>) -> String {
+    let res = http
+        .client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(key.unwrap_or(METRICS_TOKEN))
+        .send()
+        .await
+        .expect("metrics answer");
+    assert_eq!(res.status().as_u16(), 200);
+    res.text().await.expect("text")
 }
 
 /// Two nodes `a` and `b` on one fresh schema; the schema's URL.
@@ -190,6 +206,17 @@ async fn nodes_are_listed_and_frames_routed_on_one_node_reach_a_phone_linked_to_
     let (s, phones) = ha.req("GET", "/v1/phones", KEY_A, None).await;
     assert_eq!(s, 200, "{phones}");
     assert_eq!(phones["items"][0]["online"], true, "{phones}");
+    // And so do both nodes' metrics; the link itself is B's.
+    for (node, links) in [(&a, 0), (&b, 1)] {
+        let text = metrics(&ha, &node.url, None).await;
+        assert!(text.contains("\nsimrelay_phones_online 1\n"), "{text}");
+        assert!(
+            text.contains(&format!("\nsimrelay_node_links {links}\n")),
+            "{text}"
+        );
+        let text = metrics(&ha, &node.url, Some(KEY_A)).await;
+        assert!(text.contains("\nsimrelay_phones_online 1\n"), "{text}");
+    }
     post(&ha, "via-a", "+15550001001").await;
     assert_eq!(next_send(&mut pb).await, (1, "via-a".to_string()));
     assert_eq!(
