@@ -226,6 +226,7 @@ pub extern "system" fn Java_dev_simrelay_app_NativeCore_nativePair<'local>(
     url: JString<'local>,
     code: JString<'local>,
     pin_sha256: JString<'local>,
+    max_links: jint,
 ) -> JString<'local> {
     run(&mut env, |env| {
         let core = handle::get(handle)?;
@@ -235,7 +236,8 @@ pub extern "system" fn Java_dev_simrelay_app_NativeCore_nativePair<'local>(
             return Err(JniError::bad("code is empty"));
         }
         let pin = opt_string_arg(env, &pin_sha256, "pinSha256")?;
-        let phone_id = core.pair(&relay_url(&url), &code, pin.as_deref())?;
+        let max_links = handle::max_links_arg(max_links)?;
+        let phone_id = core.pair(&relay_url(&url), &code, pin.as_deref(), max_links)?;
         new_string(env, &phone_id)
     })
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use simrelay_core::link::{self, Paired};
-use simrelay_core::phone::{LinkConfig, Phone, PhoneConfig, PhoneHandle};
+use simrelay_core::phone::{
+    DEFAULT_MAX_LINKS, LinkConfig, MAX_LINKS_LIMIT, Phone, PhoneConfig, PhoneHandle,
+};
 use simrelay_core::{CommandQueue, EngineConfig};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
@@ -62,6 +64,18 @@ impl CreateConfig {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join(DB_FILE)
+    }
+}
+
+/// `nativePair`'s `maxLinks`: 0 is the core's default ([`DEFAULT_MAX_LINKS`]), else 1 to
+/// [`MAX_LINKS_LIMIT`] links to a cluster's nodes.
+pub fn max_links_arg(max_links: i32) -> Result<u32, JniError> {
+    match u32::try_from(max_links) {
+        Ok(0) => Ok(DEFAULT_MAX_LINKS),
+        Ok(n) if n <= MAX_LINKS_LIMIT => Ok(n),
+        _ => Err(JniError::bad(format!(
+            "maxLinks must be 0 (the default, {DEFAULT_MAX_LINKS}) or 1 to {MAX_LINKS_LIMIT}"
+        ))),
     }
 }
 
@@ -132,6 +146,7 @@ impl Core {
         url: &str,
         code: &str,
         pin_sha256: Option<&str>,
+        max_links: u32,
     ) -> Result<String, JniError> {
         let mut closing = self.closing.subscribe();
         let paired: Paired = self.rt.block_on(async {
@@ -150,7 +165,7 @@ impl Core {
             pin_sha256: pin_sha256.map(str::to_string),
             // A cluster's nodes: the core dials them all (docs/protocol.md).
             nodes: paired.nodes,
-            ..LinkConfig::default()
+            max_links,
         })?;
         Ok(paired.phone_id)
     }
@@ -246,6 +261,17 @@ mod tests {
     fn config(dir: &std::path::Path) -> CreateConfig {
         CreateConfig::parse(&serde_json::json!({ "data_dir": dir }).to_string())
             .expect("valid config")
+    }
+
+    #[test]
+    fn max_links_is_zero_for_the_default_or_one_to_the_limit() {
+        assert_eq!(max_links_arg(0).unwrap(), DEFAULT_MAX_LINKS);
+        assert_eq!(max_links_arg(1).unwrap(), 1);
+        assert_eq!(max_links_arg(16).unwrap(), MAX_LINKS_LIMIT);
+        for bad in [-1, 17, i32::MIN, i32::MAX] {
+            let e = max_links_arg(bad).unwrap_err();
+            assert!(matches!(e, JniError::BadArgument(_)), "{bad}: {e:?}");
+        }
     }
 
     #[test]

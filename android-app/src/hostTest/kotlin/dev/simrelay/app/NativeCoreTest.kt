@@ -101,10 +101,14 @@ class NativeCoreTest {
                 callRaw("nativeOnDelivered", h, "m", 0, 1, 0, null, "3gpp")
             }
             assertThrows(IllegalArgumentException::class.java) { callRaw("nativeOnSent", h, null, 0, 1, 0, 1, -1, -1) }
-            assertThrows(IllegalArgumentException::class.java) { callRaw("nativePair", h, null, "CODE", null) }
-            assertThrows(IllegalArgumentException::class.java) { NativeCore.nativePair(h, "http://127.0.0.1:1", "CODE", null) }
-            assertThrows(IllegalArgumentException::class.java) { NativeCore.nativePair(h, "ws://127.0.0.1:1", " ", null) }
-            assertThrows(IllegalArgumentException::class.java) { NativeCore.nativePair(h, "wss://127.0.0.1:1", "CODE", "abc") }
+            assertThrows(IllegalArgumentException::class.java) { callRaw("nativePair", h, null, "CODE", null, 0) }
+            assertThrows(IllegalArgumentException::class.java) { NativeCore.nativePair(h, "http://127.0.0.1:1", "CODE", null, 0) }
+            assertThrows(IllegalArgumentException::class.java) { NativeCore.nativePair(h, "ws://127.0.0.1:1", " ", null, 0) }
+            assertThrows(IllegalArgumentException::class.java) { NativeCore.nativePair(h, "wss://127.0.0.1:1", "CODE", "abc", 0) }
+            for (bad in listOf(-1, 17)) {
+                val e = assertThrows(IllegalArgumentException::class.java) { NativeCore.nativePair(h, "ws://127.0.0.1:1", "CODE", null, bad) }
+                assertTrue(e.message!!.contains("maxLinks"), e.message)
+            }
             val status = JSONObject(NativeCore.nativeStatus(h))
             assertEquals("unpaired", status.getString("link"))
             assertEquals(0, status.getInt("queue_depth"))

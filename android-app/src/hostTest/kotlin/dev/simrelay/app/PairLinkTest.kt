@@ -31,6 +31,15 @@ class PairLinkTest {
         assertEquals("ws://10.0.2.2:8080", PairLink.parse("SIMRELAY://pair/?url=ws%3A%2F%2F10.0.2.2%3A8080&code=X")!!.url)
         assertEquals(pin, PairLink.parse("simrelay://pair?url=http://r&code=X&pin=${pin.uppercase()}")!!.pin, "pin lowercased")
         assertNull(PairLink.parse("simrelay://pair?url=http://r&code=X&pin=")!!.pin, "empty pin: none")
+        assertNull(link.links, "no links: the core's default")
+    }
+
+    @Test
+    fun `links sets the most links to a cluster's nodes`() {
+        assertEquals(2, PairLink.parse("simrelay://pair?url=wss://r&code=X&links=2")!!.links)
+        assertEquals(1, PairLink.parse("simrelay://pair?links=1&url=wss://r&code=X")!!.links)
+        assertEquals(16, PairLink.parse("simrelay://pair?url=wss://r&code=X&links=16")!!.links)
+        assertNull(PairLink.parse("simrelay://pair?url=wss://r&code=X&links=")!!.links, "empty: the default")
     }
 
     @Test
@@ -47,6 +56,10 @@ class PairLinkTest {
             "simrelay://pair?url=wss://r&code=X&pin=abc" to "the certificate pin must be 64 hex digits",
             "simrelay://pair?url=wss://r&code=X&pin=${"g".repeat(64)}" to "the certificate pin must be 64 hex digits",
             "simrelay://pair?url=wss://r&code=X&pin=${pin}00" to "the certificate pin must be 64 hex digits",
+            "simrelay://pair?url=wss://r&code=X&links=0" to "links must be a number from 1 to 16",
+            "simrelay://pair?url=wss://r&code=X&links=17" to "links must be a number from 1 to 16",
+            "simrelay://pair?url=wss://r&code=X&links=two" to "links must be a number from 1 to 16",
+            "simrelay://pair?url=wss://r&code=X&links=-3" to "links must be a number from 1 to 16",
         )
         for ((link, reason) in bad) {
             assertNull(PairLink.parse(link), link)

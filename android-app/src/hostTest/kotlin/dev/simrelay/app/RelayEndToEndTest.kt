@@ -42,7 +42,7 @@ class RelayEndToEndTest {
         try {
             val (status, pairing) = relay.post("/v1/pairing-codes", JSONObject())
             assertEquals(201, status, pairing.toString())
-            val phoneId = NativeCore.nativePair(h, relay.wsUrl, pairing.getString("code"), relay.fingerprint)
+            val phoneId = NativeCore.nativePair(h, relay.wsUrl, pairing.getString("code"), relay.fingerprint, 0)
             assertTrue(phoneId.isNotEmpty())
             // Paired but no worker yet: the link waits (see the test of the paused core below).
             assertEquals("paused", JSONObject(NativeCore.nativeStatus(h)).getString("link"))
@@ -131,7 +131,7 @@ class RelayEndToEndTest {
             val h = NativeCore.nativeCreate(config(dir.resolve("phone")))
             try {
                 val (_, pairing) = relay.post("/v1/pairing-codes", JSONObject())
-                val phoneId = NativeCore.nativePair(h, relay.wsUrl, pairing.getString("code"), relay.fingerprint)
+                val phoneId = NativeCore.nativePair(h, relay.wsUrl, pairing.getString("code"), relay.fingerprint, 0)
                 NativeCore.nativeSetSims(h, SimEntry.toJson(listOf(SimEntry(1, 0, "Host SIM"))))
                 // A receiver's core: records an incoming SMS, never goes online.
                 NativeCore.nativeOnIncoming(h, 1, "BANK", "recorded while paused 771", 0)
@@ -173,11 +173,11 @@ class RelayEndToEndTest {
             try {
                 val (_, pairing) = relay.post("/v1/pairing-codes", JSONObject())
                 val code = pairing.getString("code")
-                assertThrows(RuntimeException::class.java) { NativeCore.nativePair(h, relay.wsUrl, code, "0".repeat(64)) }
-                assertThrows(RuntimeException::class.java) { NativeCore.nativePair(h, relay.wsUrl, code, null) }
+                assertThrows(RuntimeException::class.java) { NativeCore.nativePair(h, relay.wsUrl, code, "0".repeat(64), 0) }
+                assertThrows(RuntimeException::class.java) { NativeCore.nativePair(h, relay.wsUrl, code, null, 0) }
                 assertEquals("unpaired", JSONObject(NativeCore.nativeStatus(h)).getString("link"), "a refused pairing stores nothing")
                 // The TLS handshake failed before the code was sent, so it is still good.
-                NativeCore.nativePair(h, relay.wsUrl, code, relay.fingerprint)
+                NativeCore.nativePair(h, relay.wsUrl, code, relay.fingerprint, 2)
                 NativeCore.nativeSetWorker(h, true)
                 awaitLink(h, "online")
             } finally {

@@ -40,6 +40,8 @@ class MainActivity : Activity() {
     private lateinit var code: EditText
     private lateinit var pin: EditText
     private lateinit var linkNote: TextView
+    /** `links` of the last pairing link filled in (null: the core's default). */
+    private var linkCount: Int? = null
     private val refresh = object : Runnable {
         override fun run() {
             showStatus()
@@ -137,6 +139,7 @@ class MainActivity : Activity() {
             url.setText(parsed.url)
             code.setText(parsed.code)
             pin.setText(parsed.pin ?: "")
+            linkCount = parsed.links
             "Pairing link for ${parsed.url}: check the address and code, then tap Pair."
         } catch (e: IllegalArgumentException) {
             "Not a valid pairing link: ${e.message}."
@@ -242,7 +245,7 @@ class MainActivity : Activity() {
         }
         status.text = "Pairing…"
         Thread({
-            val result = Pairing.pair(this, relay, oneTime, fingerprint)
+            val result = Pairing.pair(this, relay, oneTime, fingerprint, linkCount ?: 0)
             ui.post {
                 Toast.makeText(this, result.message, Toast.LENGTH_LONG).show()
                 // The service starts only once the relay accepted the code.
@@ -297,8 +300,9 @@ object Pairing {
     class Result(val phoneId: String?, val message: String)
 
     /** Blocking (up to 30 s): never on the main thread. */
-    fun pair(context: android.content.Context, relay: String, code: String, pin: String?): Result = try {
-        val phoneId = CoreHolder.with(context) { h -> NativeCore.nativePair(h, relay, code, pin) }
+    /** [maxLinks]: 0 for the core's default, else 1 to 16 links to a cluster's nodes. */
+    fun pair(context: android.content.Context, relay: String, code: String, pin: String?, maxLinks: Int = 0): Result = try {
+        val phoneId = CoreHolder.with(context) { h -> NativeCore.nativePair(h, relay, code, pin, maxLinks) }
         AppState.paired(context, phoneId, relay)
         Result(phoneId, "Paired as $phoneId")
     } catch (e: RuntimeException) {

@@ -91,8 +91,9 @@ object NativeCore {
     /**
      * Pairs with a relay (`ws://` or `wss://` URL, one-time code, optional SHA-256 pin of a
      * self-signed certificate) and stores the link; it runs once a worker is attached
-     * ([nativeSetWorker]). Blocks up to 30 s: never call it
-     * on the main thread. Returns the phone id the relay assigned.
+     * ([nativeSetWorker]). [maxLinks]: the most links to a cluster's nodes, 1 to 16, or 0 for
+     * the core's default (3); a single relay is one link whatever it says. Blocks up to 30 s:
+     * never call it on the main thread. Returns the phone id the relay assigned.
      */
-    @JvmStatic external fun nativePair(handle: Long, url: String, code: String, pinSha256: String?): String
+    @JvmStatic external fun nativePair(handle: Long, url: String, code: String, pinSha256: String?, maxLinks: Int): String
 }
