@@ -138,6 +138,17 @@ async function main() {
     await page.waitForFunction(() => document.querySelector("#pair-qr").naturalWidth > 0);
     check(true, "the QR code image loaded");
     await shot(page, "pair");
+    // Links per phone: a bad number makes no code; a good one goes into the link.
+    await page.fill("#pair-links", "17");
+    await page.click("#new-code");
+    await page.locator("#pair-out .error").waitFor();
+    check((await page.textContent("#pair-out")).includes("from 1 to 16") && !(await page.$("#pair-code")),
+      "17 links per phone is refused and makes no code");
+    await page.fill("#pair-links", "2");
+    await page.click("#new-code");
+    await page.locator("#pair-link").waitFor();
+    check(new URL((await page.textContent("#pair-link")).replace("simrelay://", "http://x/")).searchParams.get("links") === "2",
+      "the pairing link carries links=2");
     start(["sim-phones", "--relay", url, "--count", "1", "--data", path.join(dir, "phones"),
       "--pairing-code", code, "--latency-ms", "200", "--report-delay-ms", "300", "--echo-prefix", ECHO], "sim-phones");
 

@@ -232,22 +232,32 @@ async function removePhone(p) {
   try { await api("DELETE", "/v1/phones/" + encodeURIComponent(p.id)); } catch (e) { alert(e.message); }
 }
 
-function pairLink(c) {
+// The app's pairing link; `links` (1-16, the most links to a cluster's nodes) only when set.
+function pairLink(c, links) {
   const q = new URLSearchParams({ url: c.link_url, code: c.code });
   if (c.tls_fingerprint) q.set("pin", c.tls_fingerprint);
+  if (links) q.set("links", links);
   return "simrelay://pair?" + q;
 }
+
+const MAX_LINKS = 16;
 
 function pairPage(page) {
   page.append(el("h1", { text: "Pair a phone" }),
     el("p", {}, "Make a one-time code, then scan the QR code with the phone's camera (it opens the " +
       "simrelay app with everything filled in), or type the relay URL and the code in the app."));
   const out = el("div", { id: "pair-out" });
+  const links = el("input", { id: "pair-links", type: "number", min: 1, max: MAX_LINKS, placeholder: "3" });
   const make = async () => {
     put(out);
+    const n = links.value.trim();
+    if (n && !(/^[0-9]+$/.test(n) && Number(n) >= 1 && Number(n) <= MAX_LINKS)) {
+      out.append(errorBox({ message: `links per phone must be a number from 1 to ${MAX_LINKS}`, code: "invalid_links" }));
+      return;
+    }
     try {
       const c = await api("POST", "/v1/pairing-codes", {});
-      const link = pairLink(c);
+      const link = pairLink(c, n && String(Number(n)));
       const img = el("img", { id: "pair-qr", alt: "QR code of the pairing link", width: 240, height: 240 });
       const blob = await api("POST", "/ui/qr", { text: link }, "blob");
       img.src = URL.createObjectURL(blob);
@@ -261,7 +271,9 @@ function pairPage(page) {
         el("p", { class: "muted" }, "Link: ", el("span", { class: "mono", id: "pair-link", text: link }))));
     } catch (e) { out.append(errorBox(e)); }
   };
-  page.append(el("button", { id: "new-code", onclick: make }, "New pairing code"), out);
+  page.append(el("p", {}, el("label", { for: "pair-links" }, "Links per phone to the cluster's relay nodes " +
+      "(several nodes only; empty: the app's default of 3) "), links),
+    el("button", { id: "new-code", onclick: make }, "New pairing code"), out);
 }
 
 const STATES = ["", "pending", "cancelling", "queued", "sending", "sent", "delivered", "failed",
