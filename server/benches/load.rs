@@ -915,7 +915,7 @@ fn main() {
                 .rev()
                 .find(|a| !a.starts_with('-'))
                 .expect("dir");
-            floor::serve(Path::new(dir)).await;
+            floor::serve(Path::new(dir), args.iter().any(|a| a == "--inline")).await;
             return;
         }
         let dir = tempfile::tempdir().expect("tempdir");
