@@ -229,6 +229,72 @@ fn v13_database_gains_the_opt_out_settings() -> Result<(), Box<dyn std::error::E
     Ok(())
 }
 
+/// What takes a database of the current version back to version 14: `account_usage` with a
+/// rowid and `recipients_phone` over every recipient.
+const UNDO_V15: &str = "
+    CREATE TABLE account_usage_v14 (account_id TEXT NOT NULL, counter TEXT NOT NULL,
+        parts INTEGER NOT NULL, reached_at INTEGER, PRIMARY KEY (account_id, counter));
+    INSERT INTO account_usage_v14 SELECT * FROM account_usage;
+    DROP TABLE account_usage;
+    ALTER TABLE account_usage_v14 RENAME TO account_usage;
+    DROP INDEX recipients_phone;
+    CREATE INDEX recipients_phone ON recipients(phone_id, state);";
+
+/// A version-14 database keeps its usage counts in the WITHOUT ROWID table, and its phones'
+/// recipients are still found by the (now partial) index.
+#[test]
+fn v14_database_writes_fewer_pages_per_create() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("relay.sqlite");
+    drop(Store::open_sqlite(&path)?);
+    {
+        let c = Connection::open(&path)?;
+        c.execute_batch(&format!(
+            "{UNDO_V15} PRAGMA user_version = 14;
+             INSERT INTO accounts (id, created_at) VALUES ('acc', 1);
+             INSERT INTO account_usage VALUES ('acc', 'day:2026-12-06', 7, NULL),
+                                              ('acc', 'month:2026-12', 9, 5);"
+        ))?;
+    }
+    drop(Store::open_sqlite(&path)?);
+    let c = Connection::open(&path)?;
+    let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    assert_eq!(v, VERSION);
+    let rows: Vec<(String, i64, Option<i64>)> = c
+        .prepare("SELECT counter, parts, reached_at FROM account_usage ORDER BY counter")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    assert_eq!(
+        rows,
+        vec![
+            ("day:2026-12-06".to_string(), 7, None),
+            ("month:2026-12".to_string(), 9, Some(5))
+        ]
+    );
+    let sql = |name: &str| -> rusqlite::Result<String> {
+        c.query_row(
+            "SELECT sql FROM sqlite_master WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+    };
+    assert!(sql("account_usage")?.contains("WITHOUT ROWID"));
+    assert!(sql("recipients_phone")?.contains("WHERE phone_id IS NOT NULL"));
+    // A phone's recipients are still looked up through the index, not by a scan.
+    let plan: Vec<String> = c
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM recipients
+             WHERE phone_id = ?1 AND state IN ('queued', 'sending')",
+        )?
+        .query_map(["p"], |r| r.get(3))?
+        .collect::<rusqlite::Result<_>>()?;
+    assert!(
+        plan.iter().any(|d| d.contains("recipients_phone")),
+        "{plan:?}"
+    );
+    Ok(())
+}
+
 #[test]
 fn a_newer_schema_is_refused() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
