@@ -265,11 +265,11 @@ mod tests {
 
     #[test]
     fn max_links_is_zero_for_the_default_or_one_to_the_limit() {
-        assert_eq!(max_links_arg(0).unwrap(), DEFAULT_MAX_LINKS);
-        assert_eq!(max_links_arg(1).unwrap(), 1);
-        assert_eq!(max_links_arg(16).unwrap(), MAX_LINKS_LIMIT);
+        assert_eq!(max_links_arg(0).expect("0"), DEFAULT_MAX_LINKS);
+        assert_eq!(max_links_arg(1).expect("1"), 1);
+        assert_eq!(max_links_arg(16).expect("16"), MAX_LINKS_LIMIT);
         for bad in [-1, 17, i32::MIN, i32::MAX] {
-            let e = max_links_arg(bad).unwrap_err();
+            let e = max_links_arg(bad).expect_err("out of range");
             assert!(matches!(e, JniError::BadArgument(_)), "{bad}: {e:?}");
         }
     }
