@@ -1,5 +1,5 @@
 //! The `floor` mode (issue 16, item 1): what one client can get from a durable HTTP accept on
-//! this machine, with nothing of the relay in the way. Three figures from one run, alternated:
+//! this machine, with nothing of the relay in the way. These figures, from one run, alternated:
 //!
 //! * the disk: one writer, 512-byte `pwrite` + `fdatasync` in a loop (what one SQLite WAL
 //!   commit costs at the least), and the same with twelve 4 KiB pages per sync (about what
