@@ -11,7 +11,11 @@
 //!   on the blocking pool before answering 202 (the least a durable accept over HTTP can do
 //!   without blocking the async workers); and the same with the write and `fdatasync` done
 //!   on the async worker itself (`--inline`: no hand-off between threads at all);
-//! * the relay: `simrelay serve` on SQLite, the same request.
+//! * the relay: `simrelay serve` on SQLite, the same request;
+//! * with no disk: the store alone, the inline floor server and a second relay with their
+//!   files on `/dev/shm` (a tmpfs, where `fdatasync` costs nothing), when this machine has
+//!   it. What is left of one request there is HTTP, SQLite's CPU and the relay's own work and
+//!   hand-offs, with the disk's noise taken out.
 //!
 //! Each through the same closed loop of one client (`closed_loop`), so the floor's share of the
 //! disk rate is the most a relay could reach, and the relay's share of the floor is what its
@@ -149,6 +153,21 @@ pub async fn run(dir: &Path, secs: u64, rounds: u64) {
     )
     .await;
     let inline_url = line.trim_start_matches("listening on ").to_string();
+    // The same relay on a tmpfs, if there is one: `tempdir_in` fails where there is none.
+    let shm = tempfile::tempdir_in("/dev/shm").ok();
+    let mut no_disk = None;
+    if let Some(shm) = &shm {
+        let (relay, relay_url) = relay(shm.path(), 15_000, None).await;
+        let floor_dir = shm.path().join("floor-inline");
+        std::fs::create_dir_all(&floor_dir).expect("floor dir");
+        let (floor, line) = spawn_exe(
+            &["floor-server", "--inline", &floor_dir.display().to_string()],
+            &dir.join("floor-shm.log"),
+        )
+        .await;
+        let floor_url = line.trim_start_matches("listening on ").to_string();
+        no_disk = Some((relay, relay_url, floor, floor_url));
+    }
     for round in 1..=rounds {
         let disk = disk_rate(dir, 2.0, 1, 512);
         let pages = disk_rate(dir, 2.0, 12, 4096);
@@ -170,5 +189,20 @@ pub async fn run(dir: &Path, secs: u64, rounds: u64) {
             ours / floor.max(1.0),
             ours / alone.max(1.0)
         );
+        if let (Some(shm), Some((_, relay_url, _, floor_url))) = (&shm, &no_disk) {
+            let d = shm.path().to_path_buf();
+            let alone = tokio::task::spawn_blocking(move || store_rate(&d, 2.0))
+                .await
+                .expect("store alone on tmpfs");
+            let floor = closed_loop(floor_url, secs, 1, Load::Accept).await;
+            let ours = closed_loop(relay_url, secs, 1, Load::Accept).await;
+            println!(
+                "floor round {round}, no disk (/dev/shm): store alone {alone:.0} commits/s; \
+                 inline floor server {floor:.0}/s; relay {ours:.0}/s = {:.2} of the floor, \
+                 {:.2} of the store alone",
+                ours / floor.max(1.0),
+                ours / alone.max(1.0)
+            );
+        }
     }
 }
