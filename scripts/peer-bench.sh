@@ -11,6 +11,7 @@
 #   scripts/peer-bench.sh                 # 2 rounds of 10 s per client count, E2E=20000
 #   ROUNDS=3 SECS=20 E2E=10000 scripts/peer-bench.sh
 #   PARTS=e2e scripts/peer-bench.sh        # only one of the two parts (accept, e2e)
+#   PARTS=accept CLIENTS=1 scripts/peer-bench.sh   # the accept part at these client counts
 #
 # What an accept means differs: simrelay answers 202 after the message is committed
 # (SQLite, fsync'd WAL); Kannel answers 202 once bearerbox queued it (its spool file is
@@ -25,6 +26,7 @@ ROUNDS=${ROUNDS:-2}
 SECS=${SECS:-10}
 E2E=${E2E:-20000}
 PARTS=${PARTS:-accept e2e}
+CLIENTS=${CLIENTS:-1 16 64}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 FAKESMSC=/usr/lib/kannel/test/fakesmsc
 
@@ -108,13 +110,14 @@ ratio() { python3 -c 'import sys; a, b = map(float, sys.argv[1:]); print(f"{a / 
 # The first number after `key` in file $2 (e.g. `relay 0.12 ms`, `= 1500/s`).
 num() { sed -n "s/.*$1 \([0-9.]*\).*/\1/p" "$2" | head -1; }
 part accept && for round in $(seq 1 "$ROUNDS"); do
-  for c in 1 16 64; do
+  for c in $CLIENTS; do
     echo "== round $round, $c clients"
     cargo bench -q -p simrelay-server --bench load -- accept --secs "$SECS" --concurrency "$c" \
       | grep -E '^accept' | tee "$dir/ours"
     cargo bench -q -p simrelay-server --bench load -- kannel --url="http://127.0.0.1:$http" \
       --pids="$bearer,$smsbox" --secs "$SECS" --concurrency "$c" | tee "$dir/theirs"
-    echo "ratio simrelay/Kannel: accepted/s $(ratio "$(num 'accept:' "$dir/ours")" \
+    # `= N/s` is on each side's first line (the accepted rate; `accept: N answered` is a count).
+    echo "ratio simrelay/Kannel: accepted/s $(ratio "$(num '=' "$dir/ours")" \
       "$(num '=' "$dir/theirs")"), CPU per accepted message $(ratio "$(num relay "$dir/ours")" \
       "$(num 'bearerbox+smsbox' "$dir/theirs")")"
   done
