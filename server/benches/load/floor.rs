@@ -157,16 +157,16 @@ pub async fn run(dir: &Path, secs: u64, rounds: u64) {
     let shm = tempfile::tempdir_in("/dev/shm").ok();
     let mut no_disk = None;
     if let Some(shm) = &shm {
-        let (relay, relay_url) = relay(shm.path(), 15_000, None).await;
+        let (relay_child, relay_url) = relay(shm.path(), 15_000, None).await;
         let floor_dir = shm.path().join("floor-inline");
         std::fs::create_dir_all(&floor_dir).expect("floor dir");
-        let (floor, line) = spawn_exe(
+        let (floor_child, line) = spawn_exe(
             &["floor-server", "--inline", &floor_dir.display().to_string()],
             &dir.join("floor-shm.log"),
         )
         .await;
         let floor_url = line.trim_start_matches("listening on ").to_string();
-        no_disk = Some((relay, relay_url, floor, floor_url));
+        no_disk = Some((relay_child, relay_url, floor_child, floor_url));
     }
     for round in 1..=rounds {
         let disk = disk_rate(dir, 2.0, 1, 512);
