@@ -34,7 +34,8 @@
 //! * nodes: the relay as a cluster of 1, 2 and 3 nodes on one PostgreSQL (`load/nodes.rs`):
 //!   accept and e2e with the load spread over the nodes, CPU per message of each node.
 //! * floor: one client against the disk's fdatasync rate, a minimal durable HTTP accept
-//!   (`load/floor.rs`) and the relay, alternated: how near one client can come to the disk.
+//!   (`load/floor.rs`) and the relay, alternated: how near one client can come to the disk;
+//!   and the same on `/dev/shm`, where it exists, to see the relay's own cost with no disk.
 //! * conns: N raw WebSocket phones (paired through the API) that say hello and heartbeat;
 //!   the relay's RSS per connection and its CPU while they only heartbeat.
 //! * soak: a steady rate through simulated phones; every 10 s the relay's RSS (heap and
