@@ -153,10 +153,13 @@ pub async fn run(dir: &Path, secs: u64, rounds: u64) {
     )
     .await;
     let inline_url = line.trim_start_matches("listening on ").to_string();
-    // The same relay on a tmpfs, if there is one: `tempdir_in` fails where there is none.
-    let shm = tempfile::tempdir_in("/dev/shm").ok();
+    // The same on a tmpfs, if there is one (`tempdir_in` fails where there is none), and only
+    // on SQLite: with `LOAD_DATABASE_URL` the relay's store is PostgreSQL's disk either way.
+    // The tuple holds the processes before the directory, so they are killed before it goes.
     let mut no_disk = None;
-    if let Some(shm) = &shm {
+    if std::env::var_os("LOAD_DATABASE_URL").is_none()
+        && let Ok(shm) = tempfile::tempdir_in("/dev/shm")
+    {
         let (relay_child, relay_url) = relay(shm.path(), 15_000, None).await;
         let floor_dir = shm.path().join("floor-inline");
         std::fs::create_dir_all(&floor_dir).expect("floor dir");
@@ -166,7 +169,7 @@ pub async fn run(dir: &Path, secs: u64, rounds: u64) {
         )
         .await;
         let floor_url = line.trim_start_matches("listening on ").to_string();
-        no_disk = Some((relay_child, relay_url, floor_child, floor_url));
+        no_disk = Some((relay_child, floor_child, relay_url, floor_url, shm));
     }
     for round in 1..=rounds {
         let disk = disk_rate(dir, 2.0, 1, 512);
@@ -189,7 +192,7 @@ pub async fn run(dir: &Path, secs: u64, rounds: u64) {
             ours / floor.max(1.0),
             ours / alone.max(1.0)
         );
-        if let (Some(shm), Some((_, relay_url, _, floor_url))) = (&shm, &no_disk) {
+        if let Some((_, _, relay_url, floor_url, shm)) = &no_disk {
             let d = shm.path().to_path_buf();
             let alone = tokio::task::spawn_blocking(move || store_rate(&d, 2.0))
                 .await
